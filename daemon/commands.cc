@@ -1,0 +1,39 @@
+#include "daemon/commands.h"
+
+#include <cstdio>
+#include <string_view>
+
+#include "daemon/version.h"
+
+namespace kvmock {
+namespace {
+
+constexpr const char* kUsage =
+    "usage:\n"
+    "  kvmockd run --config FILE [--set KEY=VALUE ...]\n"
+    "  kvmockd replay --config FILE --trace FILE --report OUT.json\n"
+    "  kvmockd decode [--block-size N] [--worker-id ID] [--hex] < PAYLOAD\n"
+    "  kvmockd check-config --config FILE\n"
+    "  kvmockd --version | --help\n";
+
+}  // namespace
+
+int run_command_line(int argc, char** argv) {
+  if (argc < 2) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  const std::string_view command = argv[1];
+  if (command == "--version" || command == "version") {
+    std::printf("kvmockd %s\n", kVersion);
+    return 0;
+  }
+  if (command == "--help" || command == "-h" || command == "help") {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  std::fprintf(stderr, "kvmockd: unknown command '%s'\n%s", argv[1], kUsage);
+  return 2;
+}
+
+}  // namespace kvmock

@@ -1,0 +1,9 @@
+// The command line (DESIGN.md "Command line and config"): parses the subcommand and
+// dispatches. Returns the process exit status.
+#pragma once
+
+namespace kvmock {
+
+int run_command_line(int argc, char** argv);
+
+}  // namespace kvmock

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The one list of system packages kvmock needs, by Debian 12 (bookworm) name.
+# Used by README.md, .ci/run and the Dockerfile. Idempotent and non-interactive.
+#
+#   deploy/install-deps.sh            build + test dependencies (default)
+#   deploy/install-deps.sh --runtime  only the shared libraries kvmockd links at run time
+set -euo pipefail
+
+build_packages=(
+  build-essential cmake ninja-build pkg-config git ca-certificates
+  # libraries kvmockd is built on
+  libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libnats-dev libboost-dev
+  libyaml-cpp-dev libxxhash-dev nlohmann-json3-dev libssl-dev
+  # tests, benchmarks, fuzzing, formatting
+  googletest libgtest-dev libgmock-dev libbenchmark-dev nats-server
+  clang-14 libclang-rt-14-dev clang-format clang-tidy python3 curl
+)
+runtime_packages=(
+  libzmq5 libnats3.4 libyaml-cpp0.7 libxxhash0 libssl3 ca-certificates curl
+)
+
+packages=("${build_packages[@]}")
+if [[ "${1:-}" == "--runtime" ]]; then
+  packages=("${runtime_packages[@]}")
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if (( ${#missing[@]} == 0 )); then
+  echo "install-deps: all ${#packages[@]} packages already installed"
+  exit 0
+fi
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+echo "install-deps: installing ${missing[*]}"
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
