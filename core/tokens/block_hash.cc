@@ -102,7 +102,8 @@ uint64_t hash_mm_identifier(std::string_view identifier) {
   if (identifier.size() == 64 &&
       std::all_of(identifier.begin(), identifier.end(), [](char c) { return hex_value(c) >= 0; })) {
     uint64_t value = 0;
-    for (size_t i = 0; i < 16; ++i) value = (value << 4) | static_cast<uint64_t>(hex_value(identifier[i]));
+    for (size_t i = 0; i < 16; ++i)
+      value = (value << 4) | static_cast<uint64_t>(hex_value(identifier[i]));
     return value;
   }
   return xxh3_64(identifier, 0);

@@ -63,9 +63,7 @@ TEST(BlockHash, CacheSaltSaltsTheSeedWithSeedOne) {
   EXPECT_EQ(tokens_hash(tokens, block_hash_seed({}, "tenant-a")), 17009624042690211646ull);
 }
 
-TEST(BlockHash, EmptySaltsAreAbsent) {
-  EXPECT_EQ(block_hash_seed("", ""), kBlockHashSeed);
-}
+TEST(BlockHash, EmptySaltsAreAbsent) { EXPECT_EQ(block_hash_seed("", ""), kBlockHashSeed); }
 
 TEST(BlockHash, MultimodalHashesJoinTheBlockTheyOverlap) {
   const std::vector<TokenId> tokens{0, 1, 2, 3};
