@@ -1,0 +1,241 @@
+#include "transport/metrics/metrics_registry.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <stdexcept>
+
+namespace kvmock {
+namespace {
+
+void append_double(std::string& out, double v) {
+  if (std::isnan(v)) {
+    out += "NaN";
+  } else if (std::isinf(v)) {
+    out += v > 0 ? "+Inf" : "-Inf";
+  } else {
+    char buffer[32];
+    const auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, v);
+    out.append(buffer, ec == std::errc() ? end : buffer);
+  }
+}
+
+void append_escaped(std::string& out, std::string_view text, bool quote_too) {
+  for (char c : text) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (quote_too && c == '"') {
+      out += "\\\"";
+    } else {
+      out += c;
+    }
+  }
+}
+
+void append_labels(std::string& out, const MetricLabels& labels, const char* extra_key = nullptr,
+                   const std::string& extra_value = {}) {
+  if (labels.empty() && !extra_key) return;
+  out += '{';
+  bool first = true;
+  for (const auto& [key, value] : labels) {
+    if (!first) out += ',';
+    first = false;
+    out += key;
+    out += "=\"";
+    append_escaped(out, value, true);
+    out += '"';
+  }
+  if (extra_key) {
+    if (!first) out += ',';
+    out += extra_key;
+    out += "=\"";
+    out += extra_value;
+    out += '"';
+  }
+  out += '}';
+}
+
+const char* type_name(MetricsRegistry::Type type) {
+  switch (type) {
+    case MetricsRegistry::Type::kCounter:
+      return "counter";
+    case MetricsRegistry::Type::kGauge:
+      return "gauge";
+    case MetricsRegistry::Type::kHistogram:
+      return "histogram";
+  }
+  return "untyped";
+}
+
+}  // namespace
+
+void Gauge::add(double delta) {
+  double current = value_.load(std::memory_order_relaxed);
+  while (!value_.compare_exchange_weak(current, current + delta, std::memory_order_relaxed)) {
+  }
+}
+
+Histogram::Histogram(std::vector<double> upper_bounds)
+    : bounds_(std::move(upper_bounds)),
+      buckets_(std::make_unique<std::atomic<uint64_t>[]>(bounds_.size() + 1)) {
+  std::sort(bounds_.begin(), bounds_.end());
+}
+
+void Histogram::observe(double value) {
+  const size_t index = static_cast<size_t>(
+      std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin());
+  buckets_[index].fetch_add(1, std::memory_order_relaxed);
+  count_.fetch_add(1, std::memory_order_relaxed);
+  double current = sum_.load(std::memory_order_relaxed);
+  while (!sum_.compare_exchange_weak(current, current + value, std::memory_order_relaxed)) {
+  }
+}
+
+std::vector<uint64_t> Histogram::cumulative_counts() const {
+  std::vector<uint64_t> counts(bounds_.size() + 1);
+  uint64_t running = 0;
+  for (size_t i = 0; i <= bounds_.size(); ++i) {
+    running += buckets_[i].load(std::memory_order_relaxed);
+    counts[i] = running;
+  }
+  return counts;
+}
+
+double Histogram::quantile_upper_bound(double q) const {
+  const auto counts = cumulative_counts();
+  const uint64_t total = counts.back();
+  if (total == 0) return 0;
+  const double target = q * static_cast<double>(total);
+  for (size_t i = 0; i < bounds_.size(); ++i) {
+    if (static_cast<double>(counts[i]) >= target) return bounds_[i];
+  }
+  return std::numeric_limits<double>::infinity();
+}
+
+std::vector<double> latency_buckets_seconds() {
+  return {0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1,
+          0.25,   0.5,     0.75,   1.0,   2.5,   5.0,   7.5,  10.0, 20.0, 40.0, 60.0};
+}
+
+MetricsRegistry::Family& MetricsRegistry::family(const std::string& name, const std::string& help,
+                                                 Type type) {
+  auto [it, inserted] = families_.try_emplace(name, Family{type, help, {}});
+  if (!inserted && it->second.type != type) {
+    throw std::logic_error("metric " + name + " registered with two types");
+  }
+  return it->second;
+}
+
+MetricsRegistry::Series* MetricsRegistry::find(Family& family, const MetricLabels& labels) {
+  for (Series& s : family.series) {
+    if (s.labels == labels) return &s;
+  }
+  return nullptr;
+}
+
+Counter& MetricsRegistry::counter(const std::string& name, const std::string& help,
+                                  MetricLabels labels) {
+  std::lock_guard lock(mutex_);
+  Family& f = family(name, help, Type::kCounter);
+  if (Series* s = find(f, labels)) return *s->counter;
+  Counter& c = counters_.emplace_back();
+  f.series.push_back(Series{std::move(labels), &c, nullptr, nullptr, {}});
+  return c;
+}
+
+Gauge& MetricsRegistry::gauge(const std::string& name, const std::string& help,
+                              MetricLabels labels) {
+  std::lock_guard lock(mutex_);
+  Family& f = family(name, help, Type::kGauge);
+  if (Series* s = find(f, labels); s && s->gauge) return *s->gauge;
+  Gauge& g = gauges_.emplace_back();
+  f.series.push_back(Series{std::move(labels), nullptr, &g, nullptr, {}});
+  return g;
+}
+
+Histogram& MetricsRegistry::histogram(const std::string& name, const std::string& help,
+                                      MetricLabels labels, std::vector<double> upper_bounds) {
+  std::lock_guard lock(mutex_);
+  Family& f = family(name, help, Type::kHistogram);
+  if (Series* s = find(f, labels)) return *s->histogram;
+  Histogram& h = histograms_.emplace_back(std::move(upper_bounds));
+  f.series.push_back(Series{std::move(labels), nullptr, nullptr, &h, {}});
+  return h;
+}
+
+void MetricsRegistry::gauge_callback(const std::string& name, const std::string& help,
+                                     MetricLabels labels, std::function<double()> read) {
+  std::lock_guard lock(mutex_);
+  Family& f = family(name, help, Type::kGauge);
+  if (Series* s = find(f, labels)) {
+    s->read = std::move(read);
+    return;
+  }
+  f.series.push_back(Series{std::move(labels), nullptr, nullptr, nullptr, std::move(read)});
+}
+
+std::string MetricsRegistry::render() const {
+  std::lock_guard lock(mutex_);
+  std::string out;
+  out.reserve(4096);
+  for (const auto& [name, f] : families_) {
+    out += "# HELP ";
+    out += name;
+    out += ' ';
+    append_escaped(out, f.help, false);
+    out += "\n# TYPE ";
+    out += name;
+    out += ' ';
+    out += type_name(f.type);
+    out += '\n';
+    for (const Series& s : f.series) {
+      if (s.histogram) {
+        const auto counts = s.histogram->cumulative_counts();
+        const auto& bounds = s.histogram->upper_bounds();
+        for (size_t i = 0; i <= bounds.size(); ++i) {
+          std::string le;
+          if (i == bounds.size()) {
+            le = "+Inf";
+          } else {
+            append_double(le, bounds[i]);
+          }
+          out += name;
+          out += "_bucket";
+          append_labels(out, s.labels, "le", le);
+          out += ' ';
+          out += std::to_string(counts[i]);
+          out += '\n';
+        }
+        out += name;
+        out += "_sum";
+        append_labels(out, s.labels);
+        out += ' ';
+        append_double(out, s.histogram->sum());
+        out += '\n';
+        out += name;
+        out += "_count";
+        append_labels(out, s.labels);
+        out += ' ';
+        out += std::to_string(counts.back());
+        out += '\n';
+        continue;
+      }
+      out += name;
+      append_labels(out, s.labels);
+      out += ' ';
+      if (s.counter) {
+        out += std::to_string(s.counter->value());
+      } else if (s.gauge) {
+        append_double(out, s.gauge->value());
+      } else if (s.read) {
+        append_double(out, s.read());
+      }
+      out += '\n';
+    }
+  }
+  return out;
+}
+
+}  // namespace kvmock

@@ -1,0 +1,105 @@
+// Prometheus metrics: counters, gauges and histograms registered once by name + labels
+// and updated lock-free from any thread; render() produces the text exposition format
+// (version 0.0.4) that /metrics serves.
+//
+// Registration takes a lock and returns a reference that stays valid for the registry's
+// lifetime, so hot paths keep the reference and only touch an atomic.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace kvmock {
+
+using MetricLabels = std::vector<std::pair<std::string, std::string>>;
+
+class Counter {
+ public:
+  void inc(uint64_t n = 1) { value_.fetch_add(n, std::memory_order_relaxed); }
+  uint64_t value() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> value_{0};
+};
+
+class Gauge {
+ public:
+  void set(double v) { value_.store(v, std::memory_order_relaxed); }
+  void add(double delta);
+  double value() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<double> value_{0};
+};
+
+class Histogram {
+ public:
+  explicit Histogram(std::vector<double> upper_bounds);
+  void observe(double value);
+  // Snapshot for rendering and tests: cumulative counts per bound, then +Inf.
+  std::vector<uint64_t> cumulative_counts() const;
+  uint64_t count() const { return count_.load(std::memory_order_relaxed); }
+  double sum() const { return sum_.load(std::memory_order_relaxed); }
+  const std::vector<double>& upper_bounds() const { return bounds_; }
+  // The smallest bucket bound below which at least `q` of observations fall (an upper
+  // estimate of the quantile, as Prometheus' histogram_quantile would interpolate).
+  double quantile_upper_bound(double q) const;
+
+ private:
+  std::vector<double> bounds_;
+  std::unique_ptr<std::atomic<uint64_t>[]> buckets_;  // non-cumulative, bounds_.size() + 1
+  std::atomic<uint64_t> count_{0};
+  std::atomic<double> sum_{0};
+};
+
+// Bucket bounds used by latency histograms, in seconds: 100 µs .. 60 s.
+std::vector<double> latency_buckets_seconds();
+
+class MetricsRegistry {
+ public:
+  enum class Type { kCounter, kGauge, kHistogram };
+
+  Counter& counter(const std::string& name, const std::string& help, MetricLabels labels = {});
+  Gauge& gauge(const std::string& name, const std::string& help, MetricLabels labels = {});
+  Histogram& histogram(const std::string& name, const std::string& help, MetricLabels labels,
+                       std::vector<double> upper_bounds);
+
+  // A gauge whose value is read at render time (queue depths, connection state).
+  void gauge_callback(const std::string& name, const std::string& help, MetricLabels labels,
+                      std::function<double()> read);
+
+  std::string render() const;
+
+ private:
+  struct Series {
+    MetricLabels labels;
+    Counter* counter = nullptr;
+    Gauge* gauge = nullptr;
+    Histogram* histogram = nullptr;
+    std::function<double()> read;
+  };
+  struct Family {
+    Type type;
+    std::string help;
+    std::vector<Series> series;
+  };
+
+  Family& family(const std::string& name, const std::string& help, Type type);
+  Series* find(Family& family, const MetricLabels& labels);
+
+  mutable std::mutex mutex_;
+  std::map<std::string, Family> families_;
+  std::deque<Counter> counters_;
+  std::deque<Gauge> gauges_;
+  std::deque<Histogram> histograms_;
+};
+
+}  // namespace kvmock
