@@ -1,0 +1,40 @@
+// A real nats-server for integration tests: loopback only, an ephemeral port, JetStream
+// in a temporary directory. Stop and start again to simulate an outage; the port and the
+// store directory survive a restart so JetStream state does too.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <string>
+
+namespace kvmock::testing {
+
+class NatsServer {
+ public:
+  NatsServer();  // picks a free port and a fresh store dir; does not start
+  ~NatsServer();
+  NatsServer(const NatsServer&) = delete;
+  NatsServer& operator=(const NatsServer&) = delete;
+
+  // Starts the server and waits (bounded) until it accepts connections.
+  bool start(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  void stop();
+  bool running() const { return pid_ > 0; }
+
+  int port() const { return port_; }
+  std::string url() const;
+
+ private:
+  int port_;
+  std::string store_dir_;
+  pid_t pid_ = -1;
+};
+
+// A TCP port on 127.0.0.1 that was free a moment ago.
+int free_loopback_port();
+
+// True when nats-server is installed (integration tests fail loudly when it is not).
+bool nats_server_available();
+
+}  // namespace kvmock::testing

@@ -1,0 +1,96 @@
+#include "tests/support/subprocess.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace kvmock::testing {
+namespace {
+
+void close_fd(int& fd) {
+  if (fd >= 0) ::close(fd);
+  fd = -1;
+}
+
+}  // namespace
+
+ProcessResult run_process(const std::vector<std::string>& argv, const std::string& input,
+                          std::chrono::milliseconds deadline) {
+  ProcessResult result;
+  int in[2], out[2], err[2];
+  if (::pipe(in) != 0 || ::pipe(out) != 0 || ::pipe(err) != 0) return result;
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(in[0], 0);
+    ::dup2(out[1], 1);
+    ::dup2(err[1], 2);
+    for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1]}) ::close(fd);
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  ::close(in[0]);
+  ::close(out[1]);
+  ::close(err[1]);
+  int write_fd = in[1], out_fd = out[0], err_fd = err[0];
+  ::fcntl(write_fd, F_SETFL, O_NONBLOCK);
+  size_t written = 0;
+  if (input.empty()) close_fd(write_fd);
+
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  char buffer[65536];
+  while (out_fd >= 0 || err_fd >= 0) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        until - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      result.timed_out = true;
+      ::kill(pid, SIGKILL);
+      break;
+    }
+    pollfd fds[3] = {{out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}, {write_fd, POLLOUT, 0}};
+    if (::poll(fds, 3, static_cast<int>(left.count())) < 0) break;
+    for (int i = 0; i < 2; ++i) {
+      int& fd = i == 0 ? out_fd : err_fd;
+      if (fd >= 0 && (fds[i].revents & (POLLIN | POLLHUP | POLLERR))) {
+        const ssize_t n = ::read(fd, buffer, sizeof buffer);
+        if (n <= 0) {
+          close_fd(fd);
+        } else {
+          (i == 0 ? result.out : result.err).append(buffer, static_cast<size_t>(n));
+        }
+      }
+    }
+    if (write_fd >= 0 && (fds[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
+      const ssize_t n = ::write(write_fd, input.data() + written, input.size() - written);
+      if (n > 0) written += static_cast<size_t>(n);
+      if (n < 0 || written == input.size()) close_fd(write_fd);
+    }
+  }
+  close_fd(write_fd);
+  close_fd(out_fd);
+  close_fd(err_fd);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (!result.timed_out && WIFEXITED(status)) result.exit_status = WEXITSTATUS(status);
+  return result;
+}
+
+std::string kvmockd_path() { return KVMOCK_BINARY; }
+
+std::string read_test_data(const std::string& name) {
+  std::ifstream file(std::string(KVMOCK_TEST_DATA_DIR) + "/" + name, std::ios::binary);
+  if (!file) throw std::runtime_error("missing test data file " + name);
+  std::ostringstream content;
+  content << file.rdbuf();
+  return content.str();
+}
+
+}  // namespace kvmock::testing

@@ -1,0 +1,60 @@
+#include "transport/metrics/metrics_registry.h"
+
+#include <gtest/gtest.h>
+
+namespace kvmock {
+namespace {
+
+TEST(MetricsRegistry, CountersWithTheSameNameAndLabelsAreOneSeries) {
+  MetricsRegistry registry;
+  Counter& a = registry.counter("kvmock_frames_total", "Frames.", {{"relay", "r1"}});
+  Counter& b = registry.counter("kvmock_frames_total", "Frames.", {{"relay", "r1"}});
+  Counter& c = registry.counter("kvmock_frames_total", "Frames.", {{"relay", "r2"}});
+  a.inc();
+  b.inc(2);
+  c.inc();
+  EXPECT_EQ(&a, &b);
+  EXPECT_EQ(a.value(), 3u);
+  const std::string text = registry.render();
+  EXPECT_NE(text.find("# HELP kvmock_frames_total Frames.\n# TYPE kvmock_frames_total counter\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("kvmock_frames_total{relay=\"r1\"} 3\n"), std::string::npos);
+  EXPECT_NE(text.find("kvmock_frames_total{relay=\"r2\"} 1\n"), std::string::npos);
+  // HELP/TYPE appear once per family.
+  EXPECT_EQ(text.find("# TYPE kvmock_frames_total"), text.rfind("# TYPE kvmock_frames_total"));
+}
+
+TEST(MetricsRegistry, LabelValuesAreEscaped) {
+  MetricsRegistry registry;
+  registry.gauge("g", "A gauge.", {{"path", "a\"b\\c\nd"}}).set(1.5);
+  EXPECT_NE(registry.render().find("g{path=\"a\\\"b\\\\c\\nd\"} 1.5\n"), std::string::npos);
+}
+
+TEST(MetricsRegistry, HistogramBucketsAreCumulativeWithInfSumAndCount) {
+  MetricsRegistry registry;
+  Histogram& h = registry.histogram("lat_seconds", "Latency.", {}, {0.001, 0.01, 0.1});
+  h.observe(0.0005);
+  h.observe(0.005);
+  h.observe(0.005);
+  h.observe(5);
+  EXPECT_EQ(h.cumulative_counts(), (std::vector<uint64_t>{1, 3, 3, 4}));
+  const std::string text = registry.render();
+  EXPECT_NE(text.find("lat_seconds_bucket{le=\"0.001\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("lat_seconds_bucket{le=\"0.01\"} 3\n"), std::string::npos);
+  EXPECT_NE(text.find("lat_seconds_bucket{le=\"+Inf\"} 4\n"), std::string::npos);
+  EXPECT_NE(text.find("lat_seconds_count 4\n"), std::string::npos);
+  EXPECT_NE(text.find("lat_seconds_sum 5.0105\n"), std::string::npos);
+  EXPECT_EQ(h.quantile_upper_bound(0.5), 0.01);
+}
+
+TEST(MetricsRegistry, CallbackGaugesAreReadAtRenderTime) {
+  MetricsRegistry registry;
+  double depth = 3;
+  registry.gauge_callback("depth", "Depth.", {}, [&depth] { return depth; });
+  EXPECT_NE(registry.render().find("depth 3\n"), std::string::npos);
+  depth = 7;
+  EXPECT_NE(registry.render().find("depth 7\n"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace kvmock
