@@ -1,0 +1,92 @@
+// The one thread that moves messages from the Outbox to NATS, in order.
+//
+// Core mode publishes while connected and holds everything while not. JetStream mode
+// makes sure the stream exists (created or updated to the configured subjects, max age
+// and replicas), publishes windows of messages asynchronously, waits for every
+// acknowledgement, and re-sends unacknowledged ones with their stable Nats-Msg-Id, so the
+// server's duplicate window turns a retry of a stored message into a no-op: every event
+// is stored exactly once. Re-sends keep the original order of the window.
+#pragma once
+
+#include <nats/nats.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include "transport/nats/nats_client.h"
+#include "transport/nats/outbox.h"
+
+namespace kvmock {
+
+struct JetStreamOptions {
+  std::string stream;                 // e.g. namespace-dynamo-component-backend-kv-events
+  std::vector<std::string> subjects;  // e.g. {stream + ".*"}
+  int64_t max_age_s = 3600;
+  int replicas = 1;
+};
+
+struct NatsPublisherOptions {
+  bool jetstream = false;
+  JetStreamOptions stream;
+  size_t window = 512;            // JetStream: messages in flight per round
+  int64_t ack_timeout_ms = 3000;  // JetStream: wait for a window's acks
+};
+
+class NatsPublisher {
+ public:
+  NatsPublisher(NatsClient& client, Outbox& outbox, NatsPublisherOptions options);
+  ~NatsPublisher();
+  NatsPublisher(const NatsPublisher&) = delete;
+  NatsPublisher& operator=(const NatsPublisher&) = delete;
+
+  void start();
+  // Stops taking new work, tries to send what is queued until `deadline`, then joins.
+  // Returns the number of messages still unsent (0 means everything was delivered).
+  size_t stop(std::chrono::steady_clock::time_point deadline);
+
+  // True once JetStream mode has its stream (always true in core mode).
+  bool stream_ready() const { return stream_ready_.load(std::memory_order_acquire); }
+
+  uint64_t published() const { return published_.load(std::memory_order_relaxed); }
+  uint64_t acked() const { return acked_.load(std::memory_order_relaxed); }
+  uint64_t retries() const { return retries_.load(std::memory_order_relaxed); }
+  uint64_t errors() const { return errors_.load(std::memory_order_relaxed); }
+  // Messages taken from the outbox but not yet delivered (JetStream window in flight).
+  size_t in_flight() const { return in_flight_.load(std::memory_order_relaxed); }
+  std::string last_error() const;
+
+ private:
+  void run();
+  bool draining_past_deadline() const;
+  bool ensure_stream();
+  // Sends `batch` on core NATS; unsent messages go back to the outbox front.
+  void send_core(std::vector<OutboundMessage>& batch);
+  // Sends `batch` on JetStream until every message is acked (or the stop deadline).
+  void send_jetstream(std::vector<OutboundMessage>& batch);
+  void record_error(std::string message);
+  static void on_async_error(jsCtx* js, jsPubAckErr* pae, void* self);
+
+  NatsClient& client_;
+  Outbox& outbox_;
+  const NatsPublisherOptions options_;
+  jsCtx* js_ = nullptr;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int64_t> deadline_ns_{0};
+  std::atomic<bool> stream_ready_{false};
+  std::atomic<uint64_t> published_{0};
+  std::atomic<uint64_t> acked_{0};
+  std::atomic<uint64_t> retries_{0};
+  std::atomic<uint64_t> errors_{0};
+  std::atomic<size_t> in_flight_{0};
+  mutable std::mutex mutex_;  // guards failed_ids_ and last_error_
+  std::unordered_set<std::string> failed_ids_;
+  std::string last_error_;
+};
+
+}  // namespace kvmock
