@@ -72,8 +72,11 @@ struct EngineBatch {
   double ts = 0.0;  // engine wall clock, epoch seconds
   std::vector<EngineEvent> events;
   std::optional<int64_t> dp_rank;  // nil on single-rank engines
-  // Encoding of the first event (the encoder writes every event this way).
+  // Encoding of the first decoded event (the encoder writes every event this way).
   EngineEventEncoding encoding = EngineEventEncoding::kMap;
+  // How the decoder saw block hashes: kBytes32 if any was a bin, else kInt64 if any was
+  // a negative int, else kUint64. Re-encoding with it reproduces the engine's form.
+  EngineHashEncoding hash_encoding = EngineHashEncoding::kUint64;
   // Events whose tag was not recognised; skipped, for forward compatibility.
   uint32_t unknown_events = 0;
   bool operator==(const EngineBatch&) const = default;
