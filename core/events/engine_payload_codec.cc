@@ -1,6 +1,7 @@
 #include "core/events/engine_payload_codec.h"
 
 #include <algorithm>
+#include <bit>
 #include <limits>
 #include <msgpack.hpp>
 #include <string>
@@ -542,7 +543,8 @@ class PayloadDecoder {
 
   bool decode_positional_event() {
     uint32_t n = 0;
-    (void)r_.read_array(n);  // the caller peeked an array; the length was checked
+    const MsgpackStatus header = r_.read_array(n);
+    if (header != MsgpackStatus::kOk) return fail_status(header, Field{"event"}, "bad_event", "");
     if (n == 0) return fail("bad_event", "empty array, expected a tag first");
     std::string_view tag;
     const MsgpackStatus s = r_.read_str(tag);
@@ -613,7 +615,8 @@ class PayloadDecoder {
   bool decode_map_event() {
     const size_t map_start = r_.offset();
     uint32_t n = 0;
-    (void)r_.read_map(n);  // the caller peeked a map; the length was checked
+    const MsgpackStatus header = r_.read_map(n);
+    if (header != MsgpackStatus::kOk) return fail_status(header, Field{"event"}, "bad_event", "");
     const size_t body_start = r_.offset();
     // msgspec writes "type" first, but key order is not part of the contract.
     std::string_view tag;
@@ -781,7 +784,7 @@ class PayloadEncoder {
 
   void batch(const EngineBatch& b) {
     pk_.pack_array(3);
-    pk_.pack_double(b.ts);
+    float64(b.ts);
     pk_.pack_array(static_cast<uint32_t>(b.events.size()));
     for (const EngineEvent& ev : b.events) {
       std::visit([this](const auto& e) { event(e); }, ev);
@@ -795,6 +798,16 @@ class PayloadEncoder {
 
  private:
   bool map_mode() const { return options_.encoding == EngineEventEncoding::kMap; }
+
+  // Always 0xcb: msgpack::packer::pack_double writes integral values as ints, which
+  // msgspec never does.
+  void float64(double v) {
+    const uint64_t bits = std::bit_cast<uint64_t>(v);
+    uint8_t buf[9];
+    buf[0] = 0xcb;
+    for (int i = 0; i < 8; ++i) buf[1 + i] = static_cast<uint8_t>(bits >> (56 - 8 * i));
+    out_.insert(out_.end(), buf, buf + 9);
+  }
 
   void str(std::string_view s) {
     pk_.pack_str(static_cast<uint32_t>(s.size()));
