@@ -48,8 +48,9 @@ struct EngineBlockStored {
   std::optional<std::string> kv_cache_spec_kind;
   std::optional<int64_t> kv_cache_spec_sliding_window;
   std::optional<std::string> cache_salt;  // SGLang: metadata.cache_salt or map key
-  // Positional encoding only: how many fields followed the tag on the wire (0 when the
-  // event was not decoded from a positional array).
+  // Positional encoding only: how many fields followed the tag on the wire, capped at
+  // the 11 slots the codec knows (0 when the event was not decoded from a positional
+  // array). The positional encoder writes at least this many.
   uint8_t positional_fields = 0;
   bool operator==(const EngineBlockStored&) const = default;
 };
@@ -58,7 +59,7 @@ struct EngineBlockRemoved {
   std::vector<uint64_t> block_hashes;
   std::optional<std::string> medium;
   std::optional<int64_t> group_idx;
-  uint8_t positional_fields = 0;
+  uint8_t positional_fields = 0;  // as for EngineBlockStored, capped at 3
   bool operator==(const EngineBlockRemoved&) const = default;
 };
 

@@ -6,9 +6,11 @@
 //   batch   [ts, events] or [ts, events, dp_rank, ...]; ts a float or an int; extra
 //           trailing elements ignored.
 //   events  tagged arrays ["BlockStored", ...] (every field era of §1.6, from the
-//           5-field original to the 11-field cache-spec era; fields beyond the known
-//           slots ignored) or tagged maps {"type": "BlockStored", ...} (any key order;
-//           unknown keys such as locality, ownership, session_id ignored).
+//           5-field original to the 11-field cache-spec era; BlockStored needs at least
+//           block_hashes, parent_block_hash, token_ids, block_size, BlockRemoved at least
+//           block_hashes; fields beyond the known slots ignored) or tagged maps {"type":
+//           "BlockStored", ...} (any key order; unknown keys such as locality, ownership,
+//           session_id ignored).
 //   hashes  uint64, negative int64 (the same 64 bits read as unsigned), or bin (the
 //           last 8 bytes big-endian; shorter bins left-padded with zeros).
 //   SGLang  positional slot 7 may be `{"cache_salt": s}` instead of lora_name; map
@@ -58,7 +60,8 @@ namespace kvmock {
 inline constexpr int kEnginePayloadMaxDepth = 32;
 
 // Decodes one payload. Never throws; never reads outside `payload`; memory used is
-// bounded by a small multiple of payload.size() whatever the headers claim.
+// bounded by a constant multiple of payload.size() whatever the headers claim (nothing
+// is allocated from a claimed length before the bytes for it are known to exist).
 Result<EngineBatch> decode_engine_payload(std::span<const uint8_t> payload);
 
 struct EngineEncodeOptions {
