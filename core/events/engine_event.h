@@ -48,8 +48,9 @@ struct EngineBlockStored {
   std::optional<std::string> kv_cache_spec_kind;
   std::optional<int64_t> kv_cache_spec_sliding_window;
   std::optional<std::string> cache_salt;  // SGLang: metadata.cache_salt or map key
-  // Positional encoding only: how many fields followed the tag on the wire (0 when the
-  // event was not decoded from a positional array).
+  // Positional encoding only: how many fields followed the tag on the wire, capped at
+  // the 11 slots the codec knows (0 when the event was not decoded from a positional
+  // array). The positional encoder writes at least this many.
   uint8_t positional_fields = 0;
   bool operator==(const EngineBlockStored&) const = default;
 };
@@ -58,7 +59,7 @@ struct EngineBlockRemoved {
   std::vector<uint64_t> block_hashes;
   std::optional<std::string> medium;
   std::optional<int64_t> group_idx;
-  uint8_t positional_fields = 0;
+  uint8_t positional_fields = 0;  // as for EngineBlockStored, capped at 3
   bool operator==(const EngineBlockRemoved&) const = default;
 };
 
@@ -72,8 +73,11 @@ struct EngineBatch {
   double ts = 0.0;  // engine wall clock, epoch seconds
   std::vector<EngineEvent> events;
   std::optional<int64_t> dp_rank;  // nil on single-rank engines
-  // Encoding of the first event (the encoder writes every event this way).
+  // Encoding of the first decoded event (the encoder writes every event this way).
   EngineEventEncoding encoding = EngineEventEncoding::kMap;
+  // How the decoder saw block hashes: kBytes32 if any was a bin, else kInt64 if any was
+  // a negative int, else kUint64. Re-encoding with it reproduces the engine's form.
+  EngineHashEncoding hash_encoding = EngineHashEncoding::kUint64;
   // Events whose tag was not recognised; skipped, for forward compatibility.
   uint32_t unknown_events = 0;
   bool operator==(const EngineBatch&) const = default;

@@ -1,0 +1,115 @@
+#include "core/events/msgpack_reader.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+namespace kvmock {
+namespace {
+
+std::vector<uint8_t> bytes(std::initializer_list<int> list) {
+  std::vector<uint8_t> v;
+  for (int b : list) v.push_back(static_cast<uint8_t>(b));
+  return v;
+}
+
+TEST(MsgpackReader, ReadsEveryIntegerWidth) {
+  struct Case {
+    std::vector<uint8_t> in;
+    uint64_t bits;
+    bool negative;
+  };
+  const Case cases[] = {
+      {bytes({0x05}), 5, false},
+      {bytes({0xe0}), static_cast<uint64_t>(-32), true},
+      {bytes({0xcc, 0xff}), 255, false},
+      {bytes({0xcd, 0x01, 0x00}), 256, false},
+      {bytes({0xce, 0xff, 0xff, 0xff, 0xff}), 0xffffffffull, false},
+      {bytes({0xcf, 0x80, 0, 0, 0, 0, 0, 0, 1}), 0x8000000000000001ull, false},
+      {bytes({0xd0, 0x80}), static_cast<uint64_t>(-128), true},
+      {bytes({0xd1, 0xff, 0x7f}), static_cast<uint64_t>(-129), true},
+      {bytes({0xd2, 0xc5, 0x21, 0x97, 0x4f}), static_cast<uint64_t>(-987654321), true},
+      {bytes({0xd3, 0, 0, 0, 0, 0, 0, 0, 7}), 7, false},
+  };
+  for (const auto& c : cases) {
+    MsgpackReader r(c.in);
+    MsgpackInt v;
+    ASSERT_EQ(r.read_int(v), MsgpackStatus::kOk);
+    EXPECT_EQ(v.bits, c.bits);
+    EXPECT_EQ(v.negative, c.negative);
+    EXPECT_TRUE(r.at_end());
+  }
+}
+
+TEST(MsgpackReader, WrongTypeConsumesNothing) {
+  const auto in = bytes({0xa1, 'x'});
+  MsgpackReader r(in);
+  MsgpackInt v;
+  EXPECT_EQ(r.read_int(v), MsgpackStatus::kWrongType);
+  EXPECT_EQ(r.offset(), 0u);
+  std::string_view s;
+  ASSERT_EQ(r.read_str(s), MsgpackStatus::kOk);
+  EXPECT_EQ(s, "x");
+}
+
+TEST(MsgpackReader, LengthClaimsBeyondTheInputAreTruncated) {
+  const auto arr = bytes({0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0});
+  uint32_t n = 0;
+  EXPECT_EQ(MsgpackReader(arr).read_array(n), MsgpackStatus::kTruncated);
+  const auto map = bytes({0x82, 0xc0, 0xc0, 0xc0});  // 2 pairs need 4 bytes, 3 remain
+  EXPECT_EQ(MsgpackReader(map).read_map(n), MsgpackStatus::kTruncated);
+  const auto str = bytes({0xdb, 0xff, 0xff, 0xff, 0xff, 'a'});
+  std::string_view s;
+  EXPECT_EQ(MsgpackReader(str).read_str(s), MsgpackStatus::kTruncated);
+  const auto bin = bytes({0xc5, 0x00});
+  std::span<const uint8_t> b;
+  EXPECT_EQ(MsgpackReader(bin).read_bin(b), MsgpackStatus::kTruncated);
+}
+
+TEST(MsgpackReader, SkipConsumesOneWholeValueOfAnyType) {
+  // [nil, true, 1.5f, 2.5, "ab", bin "c", fixext1, ext8, {1: [-1]}] then a trailing 0x07.
+  const auto in = bytes({0x99, 0xc0, 0xc3, 0xca, 0x3f, 0xc0, 0,   0,    0xcb, 0x40, 4,    0,
+                         0,    0,    0,    0,    0,    0xa2, 'a', 'b',  0xc4, 1,    'c',  0xd4,
+                         1,    2,    0xc7, 2,    5,    9,    9,   0x81, 0x01, 0x91, 0xff, 0x07});
+  MsgpackReader r(in);
+  ASSERT_EQ(r.skip(4), MsgpackStatus::kOk);
+  EXPECT_EQ(r.remaining(), 1u);
+}
+
+TEST(MsgpackReader, SkipFailureLeavesTheOffsetUnchanged) {
+  const auto in = bytes({0x92, 0x01, 0xa5, 'a'});
+  MsgpackReader r(in);
+  EXPECT_EQ(r.skip(8), MsgpackStatus::kTruncated);
+  EXPECT_EQ(r.offset(), 0u);
+  const auto bad = bytes({0x92, 0x01, 0xc1});
+  EXPECT_EQ(MsgpackReader(bad).skip(8), MsgpackStatus::kInvalid);
+}
+
+TEST(MsgpackReader, SkipCountsNestingLevels) {
+  std::vector<uint8_t> in(5, 0x91);
+  in.push_back(0xc0);
+  EXPECT_EQ(MsgpackReader(in).skip(5), MsgpackStatus::kOk);
+  EXPECT_EQ(MsgpackReader(in).skip(4), MsgpackStatus::kTooDeep);
+  const auto scalar = bytes({0x01});
+  EXPECT_EQ(MsgpackReader(scalar).skip(0), MsgpackStatus::kOk);
+  std::vector<uint8_t> hostile(100000, 0x91);
+  EXPECT_EQ(MsgpackReader(hostile).skip(32), MsgpackStatus::kTooDeep);
+}
+
+TEST(MsgpackReader, PeekNamesTheNextType) {
+  MsgpackType t{};
+  const auto f = bytes({0xcb});
+  ASSERT_EQ(MsgpackReader(f).peek(t), MsgpackStatus::kOk);
+  EXPECT_EQ(t, MsgpackType::kFloat);
+  const auto m = bytes({0xde});
+  ASSERT_EQ(MsgpackReader(m).peek(t), MsgpackStatus::kOk);
+  EXPECT_EQ(t, MsgpackType::kMap);
+  EXPECT_EQ(MsgpackReader(std::span<const uint8_t>()).peek(t), MsgpackStatus::kTruncated);
+  const auto c1 = bytes({0xc1});
+  EXPECT_EQ(MsgpackReader(c1).peek(t), MsgpackStatus::kInvalid);
+}
+
+}  // namespace
+}  // namespace kvmock
