@@ -210,5 +210,72 @@ TEST(EngineScenario, CancellingHalfWayFreesEveryBlock) {
   EXPECT_FALSE(engine.has_work());
 }
 
+TEST(EngineScenario, RandomOperationsKeepThePoolAndEventStreamConsistent) {
+  for (uint32_t seed = 1; seed <= 20; ++seed) {
+    std::mt19937 rng(seed);
+    EngineArgs args;
+    args.block_size = 1 + rng() % 8;
+    args.num_gpu_blocks = 4 + rng() % 40;
+    args.max_num_seqs = 1 + rng() % 8;
+    args.max_num_batched_tokens = 1 + rng() % 64;
+    args.enable_prefix_caching = rng() % 4 != 0;
+    args.enable_chunked_prefill = rng() % 3 != 0;
+    args.preemption_mode = rng() % 2 ? PreemptionMode::kLifo : PreemptionMode::kFifo;
+    args.max_model_len = rng() % 3 == 0 ? 40 : 0;
+    EngineCore engine(args, seed, 0, std::make_unique<PolynomialTiming>());
+    RouterChecker checker;
+    std::map<RequestId, uint32_t> expected;  // accepted id -> output length
+    std::map<RequestId, uint32_t> emitted;
+    std::map<RequestId, int> finishes;
+    std::map<RequestId, FinishReason> reasons;
+    auto collect = [&](const PassOutput& pass) {
+      for (const auto& e : pass.events) checker.apply(e);
+      for (const auto& o : pass.outputs) {
+        emitted[o.id] += static_cast<uint32_t>(o.tokens.size());
+        if (o.finished) {
+          ++finishes[o.id];
+          reasons[o.id] = o.finish_reason;
+        }
+      }
+    };
+    double now = 0;
+    RequestId next_id = 0;
+    for (int op = 0; op < 400; ++op) {
+      const uint32_t kind = rng() % 10;
+      if (kind < 3) {
+        Request r;
+        r.id = next_id++;
+        r.prompt.resize(rng() % 48);
+        for (auto& t : r.prompt) t = rng() % 4;  // tiny vocabulary: many shared blocks
+        r.max_tokens = rng() % 12;
+        if (engine.add_request(r).ok()) expected[r.id] = r.max_tokens;
+      } else if (kind == 3 && next_id > 0) {
+        const RequestId id = rng() % next_id;
+        (void)engine.cancel(id);
+      } else {
+        const PassOutput pass = engine.step(now);
+        now = pass.end_ms;
+        collect(pass);
+        EXPECT_LE(pass.metrics.active_blocks, args.num_gpu_blocks);
+      }
+    }
+    for (int i = 0; i < 100000 && engine.has_work(); ++i) {
+      const PassOutput pass = engine.step(now);
+      now = pass.end_ms;
+      collect(pass);
+    }
+    ASSERT_FALSE(engine.has_work()) << "seed " << seed;
+    EXPECT_EQ(engine.active_decode_blocks(), 0u) << "seed " << seed;
+    EXPECT_TRUE(checker.errors().empty()) << "seed " << seed << ": " << checker.errors().front();
+    for (const auto& [id, max_tokens] : expected) {
+      EXPECT_EQ(finishes[id], 1) << "seed " << seed << " request " << id;
+      EXPECT_LE(emitted[id], max_tokens) << "seed " << seed << " request " << id;
+      if (reasons[id] == FinishReason::kLength && args.max_model_len == 0) {
+        EXPECT_EQ(emitted[id], max_tokens) << "seed " << seed << " request " << id;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace kvmock
