@@ -13,6 +13,9 @@
 //   }
 //
 // Core is time-free: `now_ms` comes from the caller and the engine never reads a clock.
+// With dp_size > 1 the driver builds one EngineCore per rank (each has its own pool,
+// scheduler and event stream). args.seed drives output-token synthesis and, without
+// prefix caching, block identities, so a run is reproducible from its inputs.
 // Not thread-safe; the owner serializes calls.
 #pragma once
 

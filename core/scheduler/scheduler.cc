@@ -65,10 +65,11 @@ bool Scheduler::cancel(RequestId id) {
   auto it = requests_.find(id);
   if (it == requests_.end()) return false;
   RequestState* r = it->second.get();
-  if (r->status == RequestStatus::kRunning) {
-    running_.erase(std::find(running_.begin(), running_.end(), r));
-  } else {
-    waiting_.erase(std::find(waiting_.begin(), waiting_.end(), r));
+  if (auto pos = std::find(running_.begin(), running_.end(), r); pos != running_.end()) {
+    running_.erase(pos);
+  }
+  if (auto pos = std::find(waiting_.begin(), waiting_.end(), r); pos != waiting_.end()) {
+    waiting_.erase(pos);
   }
   pool_.release(r->blocks);
   RequestOutput out;

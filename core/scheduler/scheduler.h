@@ -22,7 +22,8 @@
 // computes its last token, so later requests of the same pass can hit it.
 // Without prefix caching blocks get random identities and no events are produced.
 //
-// Time-free: the pass reports BatchStats and the engine prices it.
+// max_num_seqs 0 and max_num_batched_tokens 0 mean unlimited. Time-free: the pass
+// reports BatchStats and the engine prices it.
 #pragma once
 
 #include <cstdint>
