@@ -42,13 +42,6 @@ TEST(TimingModel, PassWithoutDecodeHasNoDecodeFloor) {
   EXPECT_EQ(modeled_pass(model, s, 1).decode_ms, 0.0);
 }
 
-TEST(TimingModel, FixedModelReturnsZeroForEmptyBatches) {
-  FixedTiming model(12, 6);
-  EXPECT_EQ(model.prefill_ms(BatchStats{}), 0.0);
-  EXPECT_EQ(model.decode_ms(BatchStats{}), 0.0);
-  EXPECT_EQ(model.prefill_ms(both()), 12.0);
-}
-
 TEST(TimingModel, FactoryBuildsTheSelectedModel) {
   TimingArgs args;
   args.model = TimingModelKind::kFixed;
