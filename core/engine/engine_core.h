@@ -1,0 +1,95 @@
+// One simulated inference engine (one worker, one dp rank): the scheduler, its G1
+// block pool and a timing model. The live driver and offline replay both drive it the
+// same way:
+//
+//   EngineCore engine(args, worker_id, dp_rank, std::move(timing));
+//   engine.add_request(request);              // any time between passes
+//   while (engine.has_work()) {
+//     PassOutput pass = engine.step(now_ms);  // decides the pass instantly
+//     publish(pass.events);                   // vLLM makes KV visible at pass start
+//     wait until pass.end_ms (wall clock) or advance a virtual clock to it;
+//     deliver(pass.outputs);                  // tokens are stamped at pass end
+//     now_ms = pass.end_ms;
+//   }
+//
+// Core is time-free: `now_ms` comes from the caller and the engine never reads a clock.
+// With dp_size > 1 the driver builds one EngineCore per rank (each has its own pool,
+// scheduler and event stream). args.seed drives output-token synthesis and, without
+// prefix caching, block identities, so a run is reproducible from its inputs.
+// Not thread-safe; the owner serializes calls.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/common/result.h"
+#include "core/engine/engine_args.h"
+#include "core/engine/pass_output.h"
+#include "core/engine/request.h"
+#include "core/events/router_event.h"
+#include "core/scheduler/scheduler.h"
+#include "core/timing/timing_model.h"
+
+namespace kvmock {
+
+struct PassOutput {
+  double start_ms = 0;  // the now_ms given to step()
+  // start_ms + (prefill + decode) / speedup_ratio; equals start_ms when speedup is 0 or
+  // the pass did no model work.
+  double end_ms = 0;
+  double prefill_ms = 0;  // modeled, after speedup
+  double decode_ms = 0;   // modeled, after speedup
+  // KV events of the pass in order: worker/dp_rank set, storage tier device,
+  // event_id 0 (the publishing pipeline numbers them). Empty without prefix caching.
+  std::vector<RouterEvent> events;
+  std::vector<RequestOutput> outputs;
+  EngineMetrics metrics;  // as of the end of the pass
+  ForwardPassMetrics fpm;
+};
+
+class EngineCore {
+ public:
+  // `timing` must not be null (see make_timing_model). args.block_size 0 is treated
+  // as 1; config validation is expected to reject it first.
+  EngineCore(const EngineArgs& args, WorkerId worker_id, DpRank dp_rank,
+             std::unique_ptr<TimingModel> timing);
+
+  EngineCore(const EngineCore&) = delete;
+  EngineCore& operator=(const EngineCore&) = delete;
+
+  // Queues a request; it is considered from the next step(). Returns true, or an Error
+  // with one of the reasons listed at Scheduler::add ("duplicate_request_id",
+  // "empty_prompt", "prompt_too_long", "exceeds_kv_capacity", "exceeds_batch_budget").
+  Result<bool> add_request(Request request);
+
+  // Drops a waiting or running request and frees its KV. The next step() reports it
+  // finished with FinishReason::kCancelled. False when the id is not live.
+  bool cancel(RequestId id);
+
+  // Runs one pass that starts at `now_ms` (caller's clock, monotonic).
+  PassOutput step(double now_ms);
+
+  // True while a request is live or an output is not yet reported. When false, step()
+  // would do nothing; the driver may sleep until the next add_request().
+  bool has_work() const { return scheduler_.has_work(); }
+
+  // Load for ActiveLoad: both are G1 blocks that cannot be evicted (held by requests,
+  // pinned or being computed), Dynamo's "active blocks".
+  uint64_t active_decode_blocks() const { return scheduler_.pool().num_active(); }
+  uint64_t kv_used_blocks() const { return scheduler_.pool().num_active(); }
+
+  EngineMetrics metrics() const { return scheduler_.metrics(); }
+  WorkerId worker_id() const { return worker_id_; }
+  DpRank dp_rank() const { return dp_rank_; }
+  const EngineArgs& args() const { return args_; }
+
+ private:
+  EngineArgs args_;
+  WorkerId worker_id_;
+  DpRank dp_rank_;
+  std::unique_ptr<TimingModel> timing_;
+  Scheduler scheduler_;
+};
+
+}  // namespace kvmock

@@ -1,0 +1,73 @@
+// What one engine pass reports: per-request outputs, KV events, load metrics and the
+// forward-pass metrics of reference/dynamo-mocker.md §10.2. Plain values.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "core/engine/request.h"
+#include "core/events/router_event.h"
+
+namespace kvmock {
+
+enum class FinishReason : uint8_t {
+  kNone,       // still running
+  kLength,     // reached its output length (or max_model_len)
+  kCancelled,  // cancel() was called
+  kError,      // can never run; see RequestOutput::error
+};
+
+// Wire name of a finish reason: "length", "cancelled", "error" ("" for kNone).
+std::string_view finish_reason_name(FinishReason reason);
+
+// One request's news from one pass. A live request appears at most once per pass;
+// cancellations made since the previous pass come first.
+struct RequestOutput {
+  RequestId id = 0;
+  std::vector<TokenId> tokens;  // emitted this pass (at most one today)
+  bool admitted = false;        // first admitted to running in this pass
+  bool first_token = false;     // tokens[0] is the request's first output token
+  bool finished = false;
+  FinishReason finish_reason = FinishReason::kNone;
+  std::string_view error;      // kError only: a stable reason literal
+  uint32_t cached_tokens = 0;  // prompt tokens served from the prefix cache at first admission
+  uint32_t num_generated = 0;  // output tokens so far, including this pass
+};
+
+// Engine load, as of the end of the pass (MockerMetrics / ActiveLoad).
+struct EngineMetrics {
+  uint64_t active_blocks = 0;  // G1 blocks that cannot be evicted (referenced, pinned, private)
+  uint64_t total_blocks = 0;
+  double gpu_cache_usage = 0;  // active / total, in [0, 1]
+  uint32_t running_requests = 0;
+  uint32_t waiting_requests = 0;
+  uint64_t preemptions_total = 0;
+  uint64_t prefix_cache_queries_tokens = 0;  // cumulative: sequence tokens looked up at admission
+  uint64_t prefix_cache_hits_tokens = 0;     // cumulative: of those, served from cache
+};
+
+// Per-pass forward-pass metrics (Dynamo ForwardPassMetrics). Variances are population
+// variances.
+struct ForwardPassMetrics {
+  // Scheduled prefill: requests that computed prompt tokens in this pass.
+  uint32_t num_prefill_requests = 0;
+  uint64_t sum_prefill_tokens = 0;     // prompt tokens computed this pass
+  double var_prefill_length = 0;       // over full prompt lengths
+  uint64_t sum_prefill_kv_tokens = 0;  // prompt tokens already in KV before the pass
+  // Scheduled decode: requests emitting a token in this pass.
+  uint32_t num_decode_requests = 0;
+  uint64_t sum_decode_kv_tokens = 0;  // sequence lengths
+  double var_decode_kv_tokens = 0;
+  // Queued at the end of the pass: fresh waiting requests (prefill) and preempted
+  // ones (decode, prompt + generated).
+  uint32_t num_queued_prefill = 0;
+  uint64_t sum_queued_prefill_tokens = 0;
+  double var_queued_prefill_length = 0;
+  uint32_t num_queued_decode = 0;
+  uint64_t sum_queued_decode_kv_tokens = 0;
+  double var_queued_decode_kv_tokens = 0;
+  double wall_time_secs = 0;  // modeled pass duration
+};
+
+}  // namespace kvmock

@@ -1,0 +1,61 @@
+#include "core/engine/request.h"
+
+#include <array>
+#include <span>
+
+namespace kvmock {
+namespace {
+
+void put_le(uint8_t* out, uint64_t value, int bytes) {
+  for (int i = 0; i < bytes; ++i) out[i] = static_cast<uint8_t>(value >> (8 * i));
+}
+
+}  // namespace
+
+TokenId synthesize_output_token(uint64_t seed, RequestId id, uint32_t position) {
+  std::array<uint8_t, 20> bytes{};
+  put_le(bytes.data(), seed, 8);
+  put_le(bytes.data() + 8, id, 8);
+  put_le(bytes.data() + 16, position, 4);
+  return static_cast<TokenId>(1000 + xxh3_64(std::span<const uint8_t>(bytes), 0) % 31000);
+}
+
+RequestState::RequestState(Request request)
+    : request_(std::move(request)),
+      max_output_(request_.planned_output.empty()
+                      ? request_.max_tokens
+                      : static_cast<uint32_t>(request_.planned_output.size())),
+      tokens_(request_.prompt),
+      hash_seed_(block_hash_seed(request_.lora_name, request_.cache_salt)) {}
+
+bool RequestState::generation_complete(uint32_t max_model_len) const {
+  return num_generated() >= max_output_ || (max_model_len > 0 && len() >= max_model_len);
+}
+
+TokenId RequestState::append_output(uint64_t seed) {
+  const uint32_t position = num_generated();
+  const TokenId token = position < request_.planned_output.size()
+                            ? request_.planned_output[position]
+                            : synthesize_output_token(seed, request_.id, position);
+  tokens_.push_back(token);
+  return token;
+}
+
+void RequestState::update_hashes(uint32_t block_size, std::mt19937_64* random_ids) {
+  if (block_size == 0) return;
+  const size_t full = tokens_.size() / block_size;
+  while (seq_hashes_.size() < full) {
+    const size_t i = seq_hashes_.size();
+    if (random_ids != nullptr) {
+      content_hashes_.push_back((*random_ids)());
+      seq_hashes_.push_back((*random_ids)());
+      continue;
+    }
+    const uint64_t content = tokens_hash(
+        std::span<const TokenId>(tokens_).subspan(i * block_size, block_size), hash_seed_);
+    content_hashes_.push_back(content);
+    seq_hashes_.push_back(i == 0 ? content : next_sequence_hash(seq_hashes_[i - 1], content));
+  }
+}
+
+}  // namespace kvmock

@@ -1,0 +1,122 @@
+// The vLLM-style continuous-batching scheduler of one engine (one dp rank), after
+// Dynamo's E2 core (reference/dynamo-mocker.md §6.2) and DESIGN.md "Simulation".
+//
+// One pass:
+//  1. Running requests, in admission order, take the token budget
+//     (max_num_batched_tokens) first. A request that cannot get KV preempts a victim
+//     (LIFO: newest running; FIFO: oldest): the victim's blocks are released leaf
+//     first, its progress is reset (generated tokens are kept and recomputed), it goes
+//     to the front of waiting, and tokens it was given in this pass are refunded.
+//  2. Unless this pass preempted, waiting requests are admitted in strict FIFO order
+//     while fewer than max_num_seqs run. Admission needs
+//       blocks(whole sequence) - active cached prefix blocks <= capacity - active blocks,
+//     and a fully cached sequence still recomputes its last block. A request whose
+//     whole sequence exceeds the pool is finished with error "exceeds_kv_capacity".
+//  3. Every running request whose known tokens are all computed emits one token at
+//     the end of the pass (so a request whose prefill ends here emits its first token
+//     here). The new token's KV is allocated when it is scheduled in the next pass.
+//     A request that reaches its output length (or max_model_len) finishes and
+//     releases its blocks; a request with output length 0 finishes without a token.
+//
+// A full block becomes cached and visible (Stored) in the pass whose decision
+// computes its last token, so later requests of the same pass can hit it.
+// Without prefix caching blocks get random identities and no events are produced.
+//
+// max_num_seqs 0 and max_num_batched_tokens 0 mean unlimited. Time-free: the pass
+// reports BatchStats and the engine prices it.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <random>
+#include <unordered_map>
+#include <vector>
+
+#include "core/common/result.h"
+#include "core/engine/engine_args.h"
+#include "core/engine/pass_output.h"
+#include "core/engine/request.h"
+#include "core/kv/block_pool.h"
+#include "core/timing/timing_model.h"
+
+namespace kvmock {
+
+// Everything one pass decided.
+struct SchedulerPass {
+  BatchStats batch;
+  std::vector<RequestOutput> outputs;
+  std::vector<KvEventData> events;  // in the order the pool made them
+  ForwardPassMetrics fpm;           // wall_time_secs left 0
+};
+
+class Scheduler {
+ public:
+  explicit Scheduler(const EngineArgs& args);
+
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Queues `request` at the back of waiting. Errors (reason):
+  //   "duplicate_request_id"  a live request has this id
+  //   "empty_prompt"
+  //   "prompt_too_long"       prompt >= max_model_len (when set)
+  //   "exceeds_kv_capacity"   the prompt alone needs more blocks than the pool has
+  //   "exceeds_batch_budget"  chunked prefill is off and the prompt exceeds the budget
+  Result<bool> add(Request request);
+
+  // Removes a live request and frees its blocks; the next pass reports it finished
+  // with FinishReason::kCancelled. Returns false for an unknown id.
+  bool cancel(RequestId id);
+
+  // Runs one scheduling pass.
+  SchedulerPass run_pass();
+
+  // True while a request is live or an output is waiting to be reported.
+  bool has_work() const { return !requests_.empty() || !pending_outputs_.empty(); }
+
+  const BlockPool& pool() const { return pool_; }
+  BlockPool& pool() { return pool_; }
+  uint32_t num_running() const { return static_cast<uint32_t>(running_.size()); }
+  uint32_t num_waiting() const { return static_cast<uint32_t>(waiting_.size()); }
+  EngineMetrics metrics() const;
+
+ private:
+  enum class Outcome : uint8_t { kScheduled, kSkipped, kBlocked, kCurrentPreempted };
+
+  // Work given to one request in the current pass (for refunds on preemption).
+  struct Scheduled {
+    RequestState* request;
+    uint32_t tokens;
+    uint32_t prompt_tokens;  // prompt tokens computed
+    uint32_t prompt_before;  // prompt tokens already in KV
+  };
+
+  // Gives `r` up to `*budget` tokens. From the running phase it may preempt; `cursor`
+  // is the running-phase index, adjusted when a victim before it leaves.
+  Outcome schedule(RequestState* r, bool from_waiting, uint64_t* budget, size_t* cursor);
+  void preempt(RequestState* victim, uint64_t* budget, size_t* cursor);
+  void admit_waiting(uint64_t* budget, SchedulerPass* pass);
+  void emit_ready_tokens(SchedulerPass* pass);
+  void fill_prefill_stats(SchedulerPass* pass) const;
+  void fill_queue_stats(SchedulerPass* pass) const;
+  void finish(RequestState* r, FinishReason reason, std::string_view error, SchedulerPass* pass);
+  RequestOutput& output_for(RequestState* r, SchedulerPass* pass);
+  std::mt19937_64* random_ids() { return args_.enable_prefix_caching ? nullptr : &rng_; }
+
+  EngineArgs args_;  // block_size >= 1
+  BlockPool pool_;
+  std::mt19937_64 rng_;  // block identities without prefix caching
+  std::unordered_map<RequestId, std::unique_ptr<RequestState>> requests_;
+  std::deque<RequestState*> waiting_;
+  std::vector<RequestState*> running_;                  // admission order
+  std::vector<RequestOutput> pending_outputs_;          // cancellations not yet reported
+  std::vector<Scheduled> scheduled_;                    // this pass
+  std::unordered_map<RequestId, size_t> output_index_;  // this pass: id -> outputs index
+  bool preempted_this_pass_ = false;
+  uint64_t preemptions_total_ = 0;
+  uint64_t cache_queries_tokens_ = 0;
+  uint64_t cache_hits_tokens_ = 0;
+};
+
+}  // namespace kvmock
