@@ -3,44 +3,10 @@
 #include <algorithm>
 #include <deque>
 #include <string>
-#include <unordered_set>
+
+#include "core/events/store_checks.h"
 
 namespace kvmock {
-
-namespace {
-
-// splitmix64 finalizer: block and token hashes are already uniform, but the child key mixes
-// a small node index in, and test inputs use small integers.
-uint64_t mix64(uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ull;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebull;
-  x ^= x >> 31;
-  return x;
-}
-
-// Events up to this many blocks check for repeated hashes pairwise; longer ones use a set.
-constexpr size_t kPairwiseRepeatCheckLimit = 32;
-
-bool has_repeated_hash(const std::vector<StoredBlock>& blocks) {
-  if (blocks.size() <= kPairwiseRepeatCheckLimit) {
-    for (size_t i = 1; i < blocks.size(); ++i) {
-      for (size_t j = 0; j < i; ++j) {
-        if (blocks[i].block_hash == blocks[j].block_hash) return true;
-      }
-    }
-    return false;
-  }
-  std::unordered_set<BlockHash> seen;
-  seen.reserve(blocks.size());
-  for (const StoredBlock& block : blocks) {
-    if (!seen.insert(block.block_hash).second) return true;
-  }
-  return false;
-}
-
-}  // namespace
 
 uint32_t OverlapScores::score(WorkerRank owner) const {
   auto it = std::lower_bound(scores.begin(), scores.end(), owner,
@@ -48,12 +14,14 @@ uint32_t OverlapScores::score(WorkerRank owner) const {
   return it != scores.end() && it->first == owner ? it->second : 0;
 }
 
+// FlatHashMap mixes the result again; these only need to combine the fields injectively
+// enough that distinct keys rarely collide.
 size_t RadixTree::ChildKeyHash::operator()(const ChildKey& key) const {
-  return mix64(key.tokens_hash ^ (uint64_t{key.parent} * 0x9e3779b97f4a7c15ull));
+  return key.tokens_hash ^ (uint64_t{key.parent} * 0x9e3779b97f4a7c15ull);
 }
 
 size_t RadixTree::WorkerRankHash::operator()(const WorkerRank& key) const {
-  return mix64(key.worker_id ^ (uint64_t{key.dp_rank} << 48) ^ uint64_t{key.dp_rank});
+  return mix64(key.worker_id) ^ key.dp_rank;
 }
 
 RadixTree::RadixTree(size_t expected_blocks) {
@@ -64,8 +32,8 @@ RadixTree::RadixTree(size_t expected_blocks) {
 }
 
 uint32_t RadixTree::find_owner(WorkerRank owner) const {
-  auto it = owner_index_.find(owner);
-  return it == owner_index_.end() ? kNil : it->second;
+  const uint32_t* slot = owner_index_.find(owner);
+  return slot == nullptr ? kNil : *slot;
 }
 
 uint32_t RadixTree::get_or_create_owner(WorkerRank owner) {
@@ -81,7 +49,7 @@ uint32_t RadixTree::get_or_create_owner(WorkerRank owner) {
   owners_[slot].id = owner;
   owners_[slot].live = true;
   owners_[slot].blocks.clear();
-  owner_index_.emplace(owner, slot);
+  owner_index_.try_emplace(owner, slot);
   return slot;
 }
 
@@ -89,18 +57,15 @@ void RadixTree::release_owner(uint32_t owner) {
   OwnerState& state = owners_[owner];
   owner_index_.erase(state.id);
   state.live = false;
-  // Keep the buckets of a small map for reuse; give back memory of a large one.
-  if (state.blocks.bucket_count() > 1024) {
-    std::unordered_map<BlockHash, uint32_t>().swap(state.blocks);
-  } else {
-    state.blocks.clear();
-  }
+  // The table keeps its capacity: the slot is reused by the next owner, typically the same
+  // worker coming back after a Cleared with as many blocks as before.
+  state.blocks.clear();
   free_owners_.push_back(owner);
 }
 
 uint32_t RadixTree::child_of(uint32_t parent, uint64_t tokens_hash) const {
-  auto it = children_.find(ChildKey{parent, tokens_hash});
-  return it == children_.end() ? kNil : it->second;
+  const uint32_t* child = children_.find(ChildKey{parent, tokens_hash});
+  return child == nullptr ? kNil : *child;
 }
 
 uint32_t RadixTree::create_child(uint32_t parent, uint64_t tokens_hash) {
@@ -122,7 +87,7 @@ uint32_t RadixTree::create_child(uint32_t parent, uint64_t tokens_hash) {
   node.owners.clear();
   if (node.next_sibling != kNil) nodes_[node.next_sibling].prev_sibling = index;
   nodes_[parent].first_child = index;
-  children_.emplace(ChildKey{parent, tokens_hash}, index);
+  children_.try_emplace(ChildKey{parent, tokens_hash}, index);
   ++live_nodes_;
   return index;
 }
@@ -156,7 +121,8 @@ uint32_t RadixTree::free_subtree(uint32_t top) {
   if (head.next_sibling != kNil) nodes_[head.next_sibling].prev_sibling = head.prev_sibling;
 
   uint32_t dropped = 0;
-  std::vector<uint32_t> stack{top};
+  std::vector<uint32_t>& stack = free_stack_;
+  stack.assign(1, top);
   while (!stack.empty()) {
     const uint32_t index = stack.back();
     stack.pop_back();
@@ -180,7 +146,8 @@ uint32_t RadixTree::free_subtree(uint32_t top) {
 
 uint32_t RadixTree::prune_descendants(uint32_t start, uint32_t owner) {
   uint32_t dropped = 0;
-  std::vector<uint32_t> stack;
+  std::vector<uint32_t>& stack = prune_stack_;
+  stack.clear();
   for (uint32_t child = nodes_[start].first_child; child != kNil;
        child = nodes_[child].next_sibling) {
     stack.push_back(child);
@@ -232,15 +199,11 @@ Result<ApplyOutcome> RadixTree::apply(const RouterEvent& event) {
 }
 
 Result<ApplyOutcome> RadixTree::apply_stored(WorkerRank owner_id, const StoreData& store) {
-  if (store.parent_hash) {
-    for (const StoredBlock& block : store.blocks) {
-      if (block.block_hash == *store.parent_hash) {
-        return make_error("invalid_block_sequence",
-                          "block " + std::to_string(block.block_hash) + " is its own parent");
-      }
-    }
+  if (stores_own_parent(store)) {
+    return make_error("invalid_block_sequence",
+                      "block " + std::to_string(*store.parent_hash) + " is its own parent");
   }
-  if (has_repeated_hash(store.blocks)) {
+  if (has_repeated_block_hash(store)) {
     return make_error("invalid_block_sequence", "a block hash repeats within one Stored event");
   }
 
@@ -251,12 +214,12 @@ Result<ApplyOutcome> RadixTree::apply_stored(WorkerRank owner_id, const StoreDat
       return make_error("parent_not_found", "parent " + std::to_string(*store.parent_hash) +
                                                 " unknown: owner holds no blocks");
     }
-    auto it = owners_[owner].blocks.find(*store.parent_hash);
-    if (it == owners_[owner].blocks.end()) {
+    const uint32_t* parent = owners_[owner].blocks.find(*store.parent_hash);
+    if (parent == nullptr) {
       return make_error("parent_not_found",
                         "parent " + std::to_string(*store.parent_hash) + " unknown for owner");
     }
-    start = it->second;
+    start = *parent;
   }
 
   // Validate before touching anything so a rejected event leaves no trace. `at` is the node
@@ -266,8 +229,8 @@ Result<ApplyOutcome> RadixTree::apply_stored(WorkerRank owner_id, const StoreDat
     uint32_t at = start;
     for (const StoredBlock& block : store.blocks) {
       const uint32_t existing_child = at == kNil ? kNil : child_of(at, block.tokens_hash);
-      auto it = held.find(block.block_hash);
-      if (it != held.end() && it->second != existing_child) {
+      const uint32_t* held_at = held.find(block.block_hash);
+      if (held_at != nullptr && *held_at != existing_child) {
         return make_error("block_hash_conflict",
                           "block " + std::to_string(block.block_hash) +
                               " is already held under another parent or tokens_hash");
@@ -283,8 +246,7 @@ Result<ApplyOutcome> RadixTree::apply_stored(WorkerRank owner_id, const StoreDat
   for (const StoredBlock& block : store.blocks) {
     uint32_t child = child_of(at, block.tokens_hash);
     if (child == kNil) child = create_child(at, block.tokens_hash);
-    auto [it, inserted] = owners_[owner].blocks.try_emplace(block.block_hash, child);
-    if (inserted) {
+    if (owners_[owner].blocks.try_emplace(block.block_hash, child).second) {
       nodes_[child].owners.push_back(OwnerEntry{owner, block.block_hash});
       ++outcome.added;
     } else {
@@ -304,13 +266,13 @@ ApplyOutcome RadixTree::apply_removed(WorkerRank owner_id, const RemoveData& rem
   }
   for (BlockHash hash : remove.block_hashes) {
     auto& held = owners_[owner].blocks;
-    auto it = held.find(hash);
-    if (it == held.end()) {
+    const uint32_t* held_at = held.find(hash);
+    if (held_at == nullptr) {
       ++outcome.unknown;
       continue;
     }
-    const uint32_t node = it->second;
-    held.erase(it);
+    const uint32_t node = *held_at;
+    held.erase(hash);
     erase_entry(node, owner, hash);
     ++outcome.removed;
     if (holds(node, owner)) continue;  // still held under another block hash
@@ -326,10 +288,10 @@ ApplyOutcome RadixTree::clear(WorkerRank owner_id) {
   const uint32_t owner = find_owner(owner_id);
   if (owner == kNil) return outcome;
   std::vector<uint32_t> emptied;
-  for (const auto& [hash, node] : owners_[owner].blocks) {
+  owners_[owner].blocks.for_each([&](BlockHash hash, uint32_t node) {
     erase_entry(node, owner, hash);
     if (nodes_[node].owners.empty()) emptied.push_back(node);
-  }
+  });
   outcome.cleared = static_cast<uint32_t>(owners_[owner].blocks.size());
   owners_[owner].blocks.clear();
   // Entries are gone, so free_subtree finds none to drop; a node already freed as part of
@@ -343,9 +305,9 @@ ApplyOutcome RadixTree::clear(WorkerRank owner_id) {
 
 size_t RadixTree::remove_worker(WorkerId worker_id) {
   std::vector<WorkerRank> ranks;
-  for (const auto& [id, slot] : owner_index_) {
+  owner_index_.for_each([&](const WorkerRank& id, uint32_t) {
     if (id.worker_id == worker_id) ranks.push_back(id);
-  }
+  });
   size_t dropped = 0;
   for (WorkerRank rank : ranks) dropped += clear(rank).cleared;
   return dropped;
@@ -400,9 +362,9 @@ size_t RadixTree::block_count(WorkerRank owner) const {
 
 std::vector<WorkerRank> RadixTree::owners() const {
   std::vector<WorkerRank> result;
-  for (const auto& [id, slot] : owner_index_) {
+  owner_index_.for_each([&](const WorkerRank& id, uint32_t slot) {
     if (!owners_[slot].blocks.empty()) result.push_back(id);
-  }
+  });
   std::sort(result.begin(), result.end());
   return result;
 }
@@ -473,7 +435,7 @@ std::vector<CanonicalBlock> RadixTree::canonical_blocks(WorkerRank owner_id) con
   const uint32_t owner = find_owner(owner_id);
   if (owner == kNil) return result;
   result.reserve(owners_[owner].blocks.size());
-  for (const auto& [hash, node] : owners_[owner].blocks) {
+  owners_[owner].blocks.for_each([&](BlockHash hash, uint32_t node) {
     CanonicalBlock block{hash, nodes_[node].tokens_hash, std::nullopt};
     const uint32_t parent = nodes_[node].parent;
     if (parent != kRoot) {
@@ -484,7 +446,7 @@ std::vector<CanonicalBlock> RadixTree::canonical_blocks(WorkerRank owner_id) con
       }
     }
     result.push_back(block);
-  }
+  });
   std::sort(result.begin(), result.end());
   return result;
 }

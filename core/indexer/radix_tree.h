@@ -19,10 +19,10 @@
 #include <cstdint>
 #include <optional>
 #include <span>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "core/common/flat_hash_map.h"
 #include "core/common/result.h"
 #include "core/events/router_event.h"
 
@@ -125,8 +125,8 @@ class RadixTree {
   static constexpr uint32_t kRoot = 0;
 
   struct OwnerEntry {
-    uint32_t owner;
-    BlockHash block_hash;
+    uint32_t owner = 0;
+    BlockHash block_hash = 0;
   };
   struct Node {
     uint64_t tokens_hash = 0;
@@ -142,8 +142,8 @@ class RadixTree {
     std::vector<OwnerEntry> owners;
   };
   struct ChildKey {
-    uint32_t parent;
-    uint64_t tokens_hash;
+    uint32_t parent = 0;
+    uint64_t tokens_hash = 0;
     bool operator==(const ChildKey&) const = default;
   };
   struct ChildKeyHash {
@@ -155,7 +155,7 @@ class RadixTree {
   struct OwnerState {
     WorkerRank id;
     bool live = false;
-    std::unordered_map<BlockHash, uint32_t> blocks;  // block_hash -> node
+    FlatHashMap<BlockHash, uint32_t> blocks;  // block_hash -> node
   };
 
   uint32_t find_owner(WorkerRank owner) const;
@@ -173,10 +173,13 @@ class RadixTree {
   std::vector<Node> nodes_;  // nodes_[kRoot] is the root; it holds no owners
   std::vector<uint32_t> free_nodes_;
   size_t live_nodes_ = 0;
-  std::unordered_map<ChildKey, uint32_t, ChildKeyHash> children_;
+  FlatHashMap<ChildKey, uint32_t, ChildKeyHash> children_;
   std::vector<OwnerState> owners_;
   std::vector<uint32_t> free_owners_;
-  std::unordered_map<WorkerRank, uint32_t, WorkerRankHash> owner_index_;
+  FlatHashMap<WorkerRank, uint32_t, WorkerRankHash> owner_index_;
+  // Reused traversal stacks (two: pruning frees subtrees while it walks).
+  std::vector<uint32_t> prune_stack_;
+  std::vector<uint32_t> free_stack_;
 };
 
 }  // namespace kvmock

@@ -1,50 +1,26 @@
 #include "core/pipeline/event_dedup.h"
 
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
+#include "core/events/store_checks.h"
+
 namespace kvmock {
-
-namespace {
-
-bool has_repeated_hash(const std::vector<StoredBlock>& blocks) {
-  if (blocks.size() <= 32) {
-    for (size_t i = 1; i < blocks.size(); ++i) {
-      for (size_t j = 0; j < i; ++j) {
-        if (blocks[i].block_hash == blocks[j].block_hash) return true;
-      }
-    }
-    return false;
-  }
-  std::unordered_set<BlockHash> seen;
-  seen.reserve(blocks.size());
-  for (const StoredBlock& block : blocks) {
-    if (!seen.insert(block.block_hash).second) return true;
-  }
-  return false;
-}
-
-}  // namespace
 
 uint32_t EventDedup::refcount(BlockHash hash, StorageTier tier) const {
   const auto& map = counts_[static_cast<size_t>(tier) % kTiers];
-  auto it = map.find(hash);
-  return it == map.end() ? 0 : it->second;
+  const uint32_t* count = map.find(hash);
+  return count == nullptr ? 0 : *count;
 }
 
 std::optional<RouterEvent> EventDedup::filter(RouterEvent event) {
   KvEventData& data = event.event.data;
   if (auto* store = std::get_if<StoreData>(&data)) {
-    if (store->parent_hash) {
-      for (const StoredBlock& block : store->blocks) {
-        if (block.block_hash == *store->parent_hash) {
-          ++counters_.stores_dropped_self_parent;
-          return std::nullopt;
-        }
-      }
+    if (stores_own_parent(*store)) {
+      ++counters_.stores_dropped_self_parent;
+      return std::nullopt;
     }
-    if (has_repeated_hash(store->blocks)) {
+    if (has_repeated_block_hash(*store)) {
       ++counters_.stores_dropped_repeated_hash;
       return std::nullopt;
     }
@@ -57,11 +33,11 @@ std::optional<RouterEvent> EventDedup::filter(RouterEvent event) {
     std::vector<BlockHash>& hashes = remove->block_hashes;
     size_t kept = 0;
     for (BlockHash hash : hashes) {
-      auto it = map.find(hash);
+      uint32_t* count = map.find(hash);
       bool last_copy = true;  // unknown hashes pass: the router decides what they mean
-      if (it != map.end()) {
-        last_copy = --it->second == 0;
-        if (last_copy) map.erase(it);
+      if (count != nullptr) {
+        last_copy = --*count == 0;
+        if (last_copy) map.erase(hash);
       }
       if (last_copy) {
         hashes[kept++] = hash;

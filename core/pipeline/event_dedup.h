@@ -17,8 +17,8 @@
 #include <array>
 #include <cstdint>
 #include <optional>
-#include <unordered_map>
 
+#include "core/common/flat_hash_map.h"
 #include "core/events/router_event.h"
 
 namespace kvmock {
@@ -43,13 +43,13 @@ class EventDedup {
  private:
   static constexpr size_t kTiers = 4;  // StorageTier values
 
-  std::unordered_map<BlockHash, uint32_t>& counts(StorageTier tier) {
+  FlatHashMap<BlockHash, uint32_t>& counts(StorageTier tier) {
     return counts_[static_cast<size_t>(tier) % kTiers];
   }
 
   // A host copy and a device copy of a block are different copies: removing one must not
   // be hidden by the other.
-  std::array<std::unordered_map<BlockHash, uint32_t>, kTiers> counts_;
+  std::array<FlatHashMap<BlockHash, uint32_t>, kTiers> counts_;
   EventDedupCounters counters_;
 };
 
