@@ -10,7 +10,6 @@
 // Keys are hashed with the Hash functor and then mixed, so identity hashes are fine.
 #pragma once
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -41,14 +40,13 @@ class FlatHashMap {
   // Removes every element; keeps the capacity for reuse.
   void clear() {
     if (size_ == 0) return;
-    std::fill(used_.begin(), used_.end(), uint8_t{0});
+    for (Slot& slot : slots_) slot.used = 0;
     size_ = 0;
   }
 
   // Removes every element and frees the table.
   void release() {
     std::vector<Slot>().swap(slots_);
-    std::vector<uint8_t>().swap(used_);
     size_ = 0;
     mask_ = 0;
   }
@@ -77,11 +75,11 @@ class FlatHashMap {
       rehash(slots_.empty() ? 8 : slots_.size() * 2);
     }
     size_t index = home(key);
-    while (used_[index]) {
+    while (slots_[index].used) {
       if (slots_[index].key == key) return {&slots_[index].value, false};
       index = (index + 1) & mask_;
     }
-    used_[index] = 1;
+    slots_[index].used = 1;
     slots_[index].key = key;
     slots_[index].value = std::move(value);
     ++size_;
@@ -98,7 +96,7 @@ class FlatHashMap {
     // Backward shift: pull later members of the probe run into the hole when the hole
     // lies on their path from their home slot.
     size_t next = (hole + 1) & mask_;
-    while (used_[next]) {
+    while (slots_[next].used) {
       const size_t want = home(slots_[next].key);
       const bool stays = hole <= next ? (hole < want && want <= next)  // want in (hole, next]
                                       : (hole < want || want <= next);
@@ -108,7 +106,7 @@ class FlatHashMap {
       }
       next = (next + 1) & mask_;
     }
-    used_[hole] = 0;
+    slots_[hole].used = 0;
     --size_;
     return true;
   }
@@ -117,14 +115,17 @@ class FlatHashMap {
   template <typename Fn>
   void for_each(Fn&& fn) const {
     for (size_t i = 0; i < slots_.size(); ++i) {
-      if (used_[i]) fn(slots_[i].key, slots_[i].value);
+      if (slots_[i].used) fn(slots_[i].key, slots_[i].value);
     }
   }
 
  private:
+  // The occupancy flag lives in the slot (in what would be padding for the usual key and
+  // value types) so a probe touches one cache line, not two.
   struct Slot {
     Key key{};
     Value value{};
+    uint8_t used = 0;
   };
   static constexpr size_t kNotFound = SIZE_MAX;
   // Grow beyond 3/4 full: linear probing degrades quickly past that.
@@ -136,7 +137,7 @@ class FlatHashMap {
   size_t locate(const Key& key) const {
     if (size_ == 0) return kNotFound;
     size_t index = home(key);
-    while (used_[index]) {
+    while (slots_[index].used) {
       if (slots_[index].key == key) return index;
       index = (index + 1) & mask_;
     }
@@ -145,23 +146,19 @@ class FlatHashMap {
 
   void rehash(size_t new_capacity) {
     std::vector<Slot> old_slots(new_capacity);
-    std::vector<uint8_t> old_used(new_capacity, 0);
     old_slots.swap(slots_);
-    old_used.swap(used_);
     mask_ = new_capacity - 1;
     size_ = 0;
     for (size_t i = 0; i < old_slots.size(); ++i) {
-      if (!old_used[i]) continue;
+      if (!old_slots[i].used) continue;
       size_t index = home(old_slots[i].key);
-      while (used_[index]) index = (index + 1) & mask_;
-      used_[index] = 1;
+      while (slots_[index].used) index = (index + 1) & mask_;
       slots_[index] = std::move(old_slots[i]);
       ++size_;
     }
   }
 
   std::vector<Slot> slots_;
-  std::vector<uint8_t> used_;
   size_t size_ = 0;
   size_t mask_ = 0;
 };
