@@ -11,6 +11,12 @@
 // node's parent. Stores keep it by refusing unknown parents; removals keep it by pruning
 // the owner from the removed block's descendants. A node nobody holds is freed at once.
 //
+// Where this departs from Dynamo's single-threaded tree, it is to keep the invariant (and
+// so tree dumps) exact: Dynamo leaves a removed block's descendants in the owner's lookup,
+// here they are pruned; Dynamo re-links a block_hash stored again under another parent,
+// here that event is refused ("block_hash_conflict"). Well-behaved publishers never see
+// either. mm_extra_info is not kept (routers match on tokens_hash only).
+//
 // Not thread-safe: one tree belongs to one strand.
 #pragma once
 
