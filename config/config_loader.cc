@@ -294,8 +294,7 @@ void Loader::set_one(std::string_view key_text, std::string_view value, const Or
     if (index.value > config_.relays.size()) {
       diag_.add(&origin, path, "unknown_key",
                 "index out of range: there are " + std::to_string(config_.relays.size()) +
-                    " relays (relays[" + std::to_string(config_.relays.size()) +
-                    "] adds one)");
+                    " relays (relays[" + std::to_string(config_.relays.size()) + "] adds one)");
       return;
     }
     const std::string item = relay_path(index.value);

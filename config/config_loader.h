@@ -17,9 +17,9 @@
 namespace kvmock {
 
 struct ConfigSource {
-  std::string path;                          // YAML file; empty: defaults only
-  std::vector<std::string> sets;             // "KEY=VALUE", applied in order, last wins
-  std::map<std::string, std::string> env;    // the process environment (others ignored)
+  std::string path;                        // YAML file; empty: defaults only
+  std::vector<std::string> sets;           // "KEY=VALUE", applied in order, last wins
+  std::map<std::string, std::string> env;  // the process environment (others ignored)
 };
 
 // Reads `source.path` and calls parse_config. Error reason "io" when the file is unreadable.

@@ -27,8 +27,7 @@ void check_g2_tuning_needs_g2(const Config& c, Diagnostics& diag) {
   const G2Args defaults;
   auto report = [&](const char* key, const std::string& value) {
     diag.add_for_key(key, "inconsistent",
-                     "is set to " + value +
-                         " but G2 is off (workers.engine.g2.num_blocks is 0)");
+                     "is set to " + value + " but G2 is off (workers.engine.g2.num_blocks is 0)");
   };
   if (g2.bandwidth_g1_to_g2_gbps != defaults.bandwidth_g1_to_g2_gbps) {
     report("workers.engine.g2.bandwidth_g1_to_g2_gbps", format_double(g2.bandwidth_g1_to_g2_gbps));
@@ -55,8 +54,7 @@ void check_unchunked_budget_holds_a_block(const Config& c, Diagnostics& diag) {
   if (!e.enable_chunked_prefill && e.max_num_batched_tokens < e.block_size) {
     diag.add_for_key("workers.engine.max_num_batched_tokens", "inconsistent",
                      std::to_string(e.max_num_batched_tokens) +
-                         " is less than workers.engine.block_size " +
-                         std::to_string(e.block_size) +
+                         " is less than workers.engine.block_size " + std::to_string(e.block_size) +
                          " with chunked prefill off: not even one block could be prefilled");
   }
 }
@@ -106,9 +104,8 @@ void check_relay_ids_outside_worker_range(const Config& c, Diagnostics& diag) {
     if (id >= first && id <= last) {
       diag.add_for_key("relays[" + std::to_string(i) + "].worker_id", "inconsistent",
                        std::to_string(id) + " is a mock worker's id (workers.worker_id_base " +
-                           std::to_string(first) + " and workers.count " +
-                           std::to_string(w.count) + " use " + std::to_string(first) + ".." +
-                           std::to_string(last) + ")");
+                           std::to_string(first) + " and workers.count " + std::to_string(w.count) +
+                           " use " + std::to_string(first) + ".." + std::to_string(last) + ")");
     }
   }
 }
@@ -134,13 +131,13 @@ std::vector<PortRange> listening_ports(const Config& c) {
   const WorkersConfig& w = c.workers;
   if (w.count == 0) return ranges;
   if (w.http_base_port != 0) {
-    ranges.push_back(
-        {"workers.http_base_port", w.http_base_port, w.count, std::to_string(w.count) + " workers"});
+    ranges.push_back({"workers.http_base_port", w.http_base_port, w.count,
+                      std::to_string(w.count) + " workers"});
   }
   if (w.zmq_events.enabled) {
     const uint64_t sockets = uint64_t{w.count} * w.engine.dp_size;
-    const std::string what = std::to_string(w.count) + " workers x " +
-                             std::to_string(w.engine.dp_size) + " dp ranks";
+    const std::string what =
+        std::to_string(w.count) + " workers x " + std::to_string(w.engine.dp_size) + " dp ranks";
     ranges.push_back({"workers.zmq_events.base_port", w.zmq_events.base_port, sockets, what});
     if (w.zmq_events.replay_base_port != 0) {
       ranges.push_back(
@@ -155,8 +152,7 @@ void check_ports_disjoint(const Config& c, Diagnostics& diag) {
   std::vector<PortRange> fitting;
   for (const auto& r : ranges) {
     if (r.last() > kMaxPort) {
-      diag.add_for_key(r.key, "inconsistent",
-                       r.describe() + " run past 65535 (" + r.what + ")");
+      diag.add_for_key(r.key, "inconsistent", r.describe() + " run past 65535 (" + r.what + ")");
     } else {
       fitting.push_back(r);
     }
@@ -171,7 +167,8 @@ void check_ports_disjoint(const Config& c, Diagnostics& diag) {
       const PortRange& blamed = blame_a ? a : b;
       const PortRange& other = blame_a ? b : a;
       diag.add_for_key(blamed.key, "inconsistent",
-                       blamed.describe() + (blamed.size == 1 ? " overlaps " : " overlap ") + other.key + " " + other.describe());
+                       blamed.describe() + (blamed.size == 1 ? " overlaps " : " overlap ") +
+                           other.key + " " + other.describe());
     }
   }
 }

@@ -22,8 +22,7 @@ Result<HostPort> parse_host_port(std::string_view text) {
   const ParsedUnsigned port = parse_unsigned(text.substr(colon + 1));
   if (port.status != UnsignedParse::kOk || port.value > 65535 ||
       text.substr(colon + 1).find_first_of("+-") != std::string_view::npos) {
-    return make_error("bad_address",
-                      "port must be between 0 and 65535, got " + std::string(text));
+    return make_error("bad_address", "port must be between 0 and 65535, got " + std::string(text));
   }
   return HostPort{std::string(host), static_cast<uint16_t>(port.value)};
 }
@@ -55,8 +54,8 @@ std::string check_nats_urls(std::string_view text) {
     const std::string_view scheme = url.substr(0, scheme_end);
     if (scheme_end == std::string_view::npos || (scheme != "nats" && scheme != "tls") ||
         url.size() == scheme_end + 3 || url.find(' ') != std::string_view::npos) {
-      return "must be a comma-separated list of nats://host:port URLs, got \"" +
-             std::string(text) + "\"";
+      return "must be a comma-separated list of nats://host:port URLs, got \"" + std::string(text) +
+             "\"";
     }
     if (comma == std::string_view::npos) return {};
     rest.remove_prefix(comma + 1);

@@ -50,7 +50,7 @@ struct Keys {
   template <typename Ref>
   static KeySpec<Root> boolean(std::string path, Ref ref, std::string doc) {
     KeySpec<Root> key = spec(std::move(path), ValueKind::kBool, "bool", "`true`, `false`",
-                      "true or false", std::move(doc));
+                             "true or false", std::move(doc));
     key.assign = [ref](Root& root, std::string_view text) -> std::optional<Error> {
       const auto value = parse_bool(text);
       if (!value) return make_error("bad_type", "must be true or false, got " + std::string(text));
@@ -71,12 +71,12 @@ struct Keys {
     max = std::min<uint64_t>(max, std::numeric_limits<T>::max());
     // Narrow members (ports) show their limit; wide ones are "unbounded" at their limit.
     const bool bounded = max != std::numeric_limits<T>::max() || sizeof(T) < 4;
-    std::string allowed = bounded     ? std::to_string(min) + ".." + std::to_string(max)
+    std::string allowed = bounded   ? std::to_string(min) + ".." + std::to_string(max)
                           : min > 0 ? ">= " + std::to_string(min)
                                     : "any";
-    KeySpec<Root> key = spec(std::move(path), ValueKind::kUnsigned,
-                      "uint" + std::to_string(8 * sizeof(T)), std::move(allowed),
-                      "an integer", std::move(doc));
+    KeySpec<Root> key =
+        spec(std::move(path), ValueKind::kUnsigned, "uint" + std::to_string(8 * sizeof(T)),
+             std::move(allowed), "an integer", std::move(doc));
     key.assign = [ref, min, max, bounded](Root& root,
                                           std::string_view text) -> std::optional<Error> {
       const ParsedUnsigned parsed = parse_unsigned(text);
@@ -86,10 +86,10 @@ struct Keys {
       const bool below = parsed.status == UnsignedParse::kNegative || parsed.value < min;
       const bool above = parsed.status == UnsignedParse::kTooBig || parsed.value > max;
       if (below || above) {
-        std::string expected = bounded ? "must be between " + std::to_string(min) + " and " +
-                                             std::to_string(max)
-                               : below ? "must be at least " + std::to_string(min)
-                                       : "must be at most " + std::to_string(max);
+        std::string expected =
+            bounded ? "must be between " + std::to_string(min) + " and " + std::to_string(max)
+            : below ? "must be at least " + std::to_string(min)
+                    : "must be at most " + std::to_string(max);
         return make_error("out_of_range", expected + ", got " + std::string(text));
       }
       ref(root) = static_cast<T>(parsed.value);
@@ -102,14 +102,14 @@ struct Keys {
 
   // A finite number in [min, max], or in (min, max] when `exclusive_min`.
   template <typename Ref>
-  static KeySpec<Root> number(std::string path, Ref ref, double min, double max,
-                              bool exclusive_min, std::string doc) {
+  static KeySpec<Root> number(std::string path, Ref ref, double min, double max, bool exclusive_min,
+                              std::string doc) {
     const bool bounded = max != kNoMaxDouble;
     std::string allowed = bounded         ? format_double(min) + ".." + format_double(max)
                           : exclusive_min ? "> " + format_double(min)
                                           : ">= " + format_double(min);
     KeySpec<Root> key = spec(std::move(path), ValueKind::kDouble, "number", std::move(allowed),
-                      "a number", std::move(doc));
+                             "a number", std::move(doc));
     key.assign = [ref, min, max, exclusive_min, bounded](
                      Root& root, std::string_view text) -> std::optional<Error> {
       const auto value = parse_double(text);
@@ -117,8 +117,8 @@ struct Keys {
       const bool below = exclusive_min ? *value <= min : *value < min;
       if (below || *value > max) {
         const std::string shown_min = std::string(format_double(min));
-        std::string expected = bounded ? "must be between " + shown_min + " and " +
-                                             format_double(max)
+        std::string expected = bounded
+                                   ? "must be between " + shown_min + " and " + format_double(max)
                                : exclusive_min ? "must be greater than " + shown_min
                                                : "must be at least " + shown_min;
         return make_error("out_of_range", expected + ", got " + std::string(text));
@@ -136,7 +136,7 @@ struct Keys {
   static KeySpec<Root> string(std::string path, Ref ref, std::string allowed, Validator check,
                               std::string doc) {
     KeySpec<Root> key = spec(std::move(path), ValueKind::kString, "string", std::move(allowed),
-                      "a string", std::move(doc));
+                             "a string", std::move(doc));
     key.assign = [ref, check](Root& root, std::string_view text) -> std::optional<Error> {
       if (check != nullptr) {
         std::string problem = check(text);
@@ -168,9 +168,8 @@ struct Keys {
       spelled += (spelled.empty() ? "" : " | ") + name;
     }
     KeySpec<Root> key = spec(std::move(path), ValueKind::kEnum, "enum", std::move(allowed),
-                      "one of " + spelled, std::move(doc));
-    key.assign = [ref, names, spelled](Root& root,
-                                       std::string_view text) -> std::optional<Error> {
+                             "one of " + spelled, std::move(doc));
+    key.assign = [ref, names, spelled](Root& root, std::string_view text) -> std::optional<Error> {
       for (const auto& [name, value] : names) {
         if (name == text) {
           ref(root) = value;

@@ -20,7 +20,7 @@ enum class ValueKind : uint8_t { kBool, kUnsigned, kDouble, kString, kEnum };
 // One scalar key stored in a `Root` (Config, or RelayConfig for the items of `relays`).
 template <typename Root>
 struct KeySpec {
-  std::string path;         // dotted path relative to Root: "workers.engine.block_size"
+  std::string path;  // dotted path relative to Root: "workers.engine.block_size"
   ValueKind kind = ValueKind::kString;
   std::string type_name;    // for the reference: "uint32", "number", "enum", ...
   std::string allowed;      // for the reference: "1..1024", "`lifo`, `fifo`", ...

@@ -80,8 +80,7 @@ TEST(ConfigWriter, ReferenceHasOneRowPerKeyIncludingRelayKeys) {
   EXPECT_NE(table.find("| `nats.event_plane` | enum | `nats` | `nats`, `jetstream` | "),
             std::string::npos);
   EXPECT_NE(table.find("| `relays[].endpoint` | string | required | "), std::string::npos);
-  EXPECT_NE(table.find("| `relays[].block_size` | uint32 | `16` | 1..1024 | "),
-            std::string::npos);
+  EXPECT_NE(table.find("| `relays[].block_size` | uint32 | `16` | 1..1024 | "), std::string::npos);
 }
 
 // config/README.md embeds the generated table; this keeps the document from rotting.

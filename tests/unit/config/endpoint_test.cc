@@ -17,8 +17,8 @@ TEST(Endpoint, HostPortSplitsAtTheLastColon) {
 }
 
 TEST(Endpoint, HostPortRejectsMissingPartsAndBadPorts) {
-  for (const char* bad : {"", "host", ":80", "host:", "host:65536", "host:-1", "host:+1", "::1:80",
-                          "host:http"}) {
+  for (const char* bad :
+       {"", "host", ":80", "host:", "host:65536", "host:-1", "host:+1", "::1:80", "host:http"}) {
     EXPECT_FALSE(parse_host_port(bad).ok()) << bad;
   }
 }

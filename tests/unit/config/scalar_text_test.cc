@@ -52,9 +52,8 @@ TEST(ScalarText, FormattedDoublesParseBackExactly) {
 }
 
 TEST(ScalarText, QuotedStringsReadBackUnchangedByYamlCpp) {
-  const std::vector<std::string> texts{"",           "plain",    "a\"b\\c",
-                                       "x\ny\tz",     "\x01\x7f", "# not a comment: {}",
-                                       "\xc3\xa9\xe2\x82\xac"};
+  const std::vector<std::string> texts{
+      "", "plain", "a\"b\\c", "x\ny\tz", "\x01\x7f", "# not a comment: {}", "\xc3\xa9\xe2\x82\xac"};
   for (const std::string& text : texts) {
     const YAML::Node node = YAML::Load("k: " + yaml_quote(text));
     EXPECT_EQ(node["k"].Scalar(), text) << yaml_quote(text);
