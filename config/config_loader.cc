@@ -5,6 +5,7 @@
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdangling-pointer"
 #endif
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
@@ -82,6 +83,10 @@ void Loader::load_yaml(std::string_view text) {
   std::vector<YAML::Node> docs;
   try {
     docs = YAML::LoadAll(std::string(text));
+  } catch (const YAML::DeepRecursion&) {
+    // yaml-cpp 0.7 gives this one the message "bad file" and an unreliable mark.
+    diag_.add_in_file(0, "yaml_syntax", "invalid YAML: nested too deeply");
+    return;
   } catch (const YAML::Exception& e) {
     diag_.add_in_file(e.mark.line + 1, "yaml_syntax", "invalid YAML: " + e.msg);
     return;
@@ -236,6 +241,7 @@ std::string Loader::unknown_key_message(std::string_view path) const {
     candidates = child_names(config_keys(), prefix);
     if (prefix.empty()) candidates.emplace_back(kRelaysKey);
   }
+  if (name == "<<") return "unknown key (YAML merge keys are not supported)";
   const std::string hint = closest_name(name, candidates);
   return hint.empty() ? "unknown key" : "unknown key (did you mean " + hint + "?)";
 }

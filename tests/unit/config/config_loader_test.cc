@@ -757,6 +757,25 @@ TEST(ConfigLoader, BinaryGarbageIsRejectedWithoutThrowing) {
   EXPECT_FALSE(config.ok());
 }
 
+TEST(ConfigLoader, DeeplyNestedYamlIsRejectedWithoutExhaustingTheStack) {
+  const Result<Config> config = parse("a: " + std::string(100000, '['));
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.error().message, "config.yaml: invalid YAML: nested too deeply");
+}
+
+TEST(ConfigLoader, SelfReferencingAliasesTerminate) {
+  const Result<Config> config = parse("workers: &w\n  engine: *w\n");
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.error().message, "config.yaml:2: workers.engine.engine: unknown key");
+}
+
+TEST(ConfigLoader, MergeKeysAreReportedAsUnsupported) {
+  const Result<Config> config = parse("workers:\n  <<: { count: 2 }\n");
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.error().message,
+            "config.yaml:2: workers.<<: unknown key (YAML merge keys are not supported)");
+}
+
 TEST(ConfigLoader, AnchorsAndAliasesAreResolved) {
   const Config c = parse_ok("workers:\n  count: &n 2\n  engine:\n    dp_size: *n\n");
   EXPECT_EQ(c.workers.count, 2u);

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include "config/config_loader.h"
@@ -47,6 +49,39 @@ TEST(ConfigExamples, JetStreamLoads) {
 TEST(ConfigExamples, G2Loads) {
   const Config c = load_example("g2.yaml");
   EXPECT_TRUE(c.workers.engine.g2.enabled());
+}
+
+// Truncated and corrupted variants of real files: the loader must return, and every failure
+// must carry a located message (no exception, no crash, no empty error).
+TEST(ConfigExamples, MutatedExamplesNeverCrashAndAlwaysExplain) {
+  const char* names[] = {"single-worker.yaml", "workers-64.yaml", "relay-only.yaml",
+                         "jetstream.yaml", "g2.yaml"};
+  using namespace std::string_literals;
+  const std::string noise = ":-[{\"'\n\t#&*!|>%@`\\\x00\xff"s;
+  size_t failures = 0;
+  for (const char* name : names) {
+    std::ifstream in(std::string(KVMOCK_TEST_DATA_DIR) + "/../../config/examples/" + name);
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    const std::string text = buffer.str();
+    ASSERT_FALSE(text.empty()) << name;
+    std::vector<std::string> variants;
+    for (size_t n = 0; n < text.size(); n += 7) variants.push_back(text.substr(0, n));
+    for (size_t i = 0; i < text.size(); i += 5) {
+      std::string changed = text;
+      changed[i] = noise[i % noise.size()];
+      variants.push_back(std::move(changed));
+    }
+    for (const std::string& variant : variants) {
+      const Result<Config> config = parse_config(variant, "config.yaml", {}, {});
+      if (!config.ok()) {
+        ++failures;
+        ASSERT_TRUE(config.error().message.starts_with("config.yaml")) << config.error().message;
+        ASSERT_FALSE(config.error().reason.empty());
+      }
+    }
+  }
+  EXPECT_GT(failures, 0u);  // the mutations did reach the error paths
 }
 
 }  // namespace
