@@ -1,15 +1,7 @@
 #include "config/config_loader.h"
 
-// GCC 12 flags yaml-cpp 0.7's own node accessors (a false positive inside impl.h).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdangling-pointer"
-#endif
 #include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 
 #include <cerrno>
 #include <cstdio>
@@ -121,8 +113,9 @@ bool Loader::first_in_file(const std::string& path, int line) {
 
 void Loader::walk_section(const YAML::Node& map, const std::string& prefix) {
   for (auto it = map.begin(); it != map.end(); ++it) {
-    const YAML::Node& key_node = it->first;
-    const YAML::Node& value = it->second;
+    // Copies: `it->` yields a proxy that dies at the end of the expression.
+    const YAML::Node key_node = it->first;
+    const YAML::Node value = it->second;
     const int line = line_of(key_node);
     if (!key_node.IsScalar()) {
       diag_.add_in_file(line, "bad_key", "keys must be plain names, got " + describe(key_node));
@@ -170,19 +163,21 @@ void Loader::walk_relays(const YAML::Node& node) {
 void Loader::walk_relay(const YAML::Node& map, size_t index) {
   const std::string prefix = relay_path(index);
   for (auto it = map.begin(); it != map.end(); ++it) {
-    const int line = line_of(it->first);
-    if (!it->first.IsScalar()) {
-      diag_.add_in_file(line, "bad_key", "keys must be plain names, got " + describe(it->first));
+    const YAML::Node key_node = it->first;
+    const YAML::Node value = it->second;
+    const int line = line_of(key_node);
+    if (!key_node.IsScalar()) {
+      diag_.add_in_file(line, "bad_key", "keys must be plain names, got " + describe(key_node));
       continue;
     }
-    const std::string& name = it->first.Scalar();
+    const std::string name = key_node.Scalar();
     const std::string path = prefix + "." + name;
     const auto* key = find_key(relay_keys(), name);
     if (key == nullptr) {
       const Origin here{Origin::Kind::kFile, line, {}};
       diag_.add(&here, path, "unknown_key", unknown_key_message(path));
     } else if (first_in_file(path, line)) {
-      assign_node(*key, config_.relays[index], path, it->second, line);
+      assign_node(*key, config_.relays[index], path, value, line);
     }
   }
 }
