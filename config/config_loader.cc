@@ -170,7 +170,7 @@ void Loader::walk_relay(const YAML::Node& map, size_t index) {
       diag_.add_in_file(line, "bad_key", "keys must be plain names, got " + describe(key_node));
       continue;
     }
-    const std::string name = key_node.Scalar();
+    const std::string& name = key_node.Scalar();
     const std::string path = prefix + "." + name;
     const auto* key = find_key(relay_keys(), name);
     if (key == nullptr) {

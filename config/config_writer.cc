@@ -21,7 +21,7 @@ std::vector<std::string_view> split_path(std::string_view path) {
 
 template <typename Root>
 std::string yaml_value(const KeySpec<Root>& key, const Root& root, Secrets secrets) {
-  const std::string text = key.render(root);
+  std::string text = key.render(root);
   if (key.kind != ValueKind::kString) return text;
   if (key.secret && secrets == Secrets::kRedact && !text.empty()) return "\"<redacted>\"";
   return yaml_quote(text);
