@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <string_view>
 
+#include "daemon/check_config_command.h"
 #include "daemon/version.h"
 
 namespace kvmock {
@@ -32,6 +33,7 @@ int run_command_line(int argc, char** argv) {
     std::fputs(kUsage, stdout);
     return 0;
   }
+  if (command == "check-config") return run_check_config_command(argc - 1, argv + 1);
   std::fprintf(stderr, "kvmockd: unknown command '%s'\n%s", argv[1], kUsage);
   return 2;
 }
