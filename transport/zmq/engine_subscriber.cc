@@ -178,8 +178,10 @@ void EngineSubscriber::accept(uint64_t seq, std::span<const uint8_t> payload) {
       log(kLogRestart, "engine restart on " + endpoint_ + " (dp rank " + std::to_string(rank) +
                            "): seq " + std::to_string(last_seq_) + " -> " + std::to_string(seq));
       sink_.on_restart(rank);
+      // The new run's first batches may have gone out before we saw it: recover them too.
+      if (seq > 0) heal_gap(0, seq);
     } else if (seq > last_seq_ + 1) {
-      heal_gap(seq);
+      heal_gap(last_seq_ + 1, seq);
     }
   }
   have_seq_ = true;
@@ -188,16 +190,16 @@ void EngineSubscriber::accept(uint64_t seq, std::span<const uint8_t> payload) {
   sink_.on_batch(rank, seq, payload, false);
 }
 
-void EngineSubscriber::heal_gap(uint64_t gap_seq) {
+void EngineSubscriber::heal_gap(uint64_t first_seq, uint64_t gap_seq) {
   bump(counters_.gaps);
-  const uint64_t wanted = gap_seq - last_seq_ - 1;
+  const uint64_t wanted = gap_seq - first_seq;
   uint64_t recovered = 0;
   std::string why = "no replay endpoint";
   if (!replay_endpoint_.empty()) {
     bump(counters_.replays_requested);
     ReplayRequest request;
     request.endpoint = replay_endpoint_;
-    request.start_seq = last_seq_ + 1;
+    request.start_seq = first_seq;
     request.stop_before_seq = gap_seq;
     request.timeout_ms = options_.replay_timeout_ms;
     request.max_batches = std::min<uint64_t>(options_.max_replay_batches, wanted);
@@ -211,10 +213,11 @@ void EngineSubscriber::heal_gap(uint64_t gap_seq) {
       std::stable_sort(
           batches.begin(), batches.end(),
           [](const ReplayedBatch& a, const ReplayedBatch& b) { return a.seq < b.seq; });
+      uint64_t next = first_seq;
       for (const ReplayedBatch& batch : batches) {
-        if (batch.seq <= last_seq_ || batch.seq >= gap_seq) continue;
+        if (batch.seq < next || batch.seq >= gap_seq) continue;
         if (options_.wait_for_room) options_.wait_for_room();
-        last_seq_ = batch.seq;
+        next = batch.seq + 1;
         ++recovered;
         bump(counters_.replayed_batches);
         sink_.on_batch(options_.dp_rank, batch.seq, batch.payload, true);

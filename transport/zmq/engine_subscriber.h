@@ -33,8 +33,9 @@ struct EngineStreamSink {
   // true for batches recovered from the replay socket after a gap.
   virtual void on_batch(uint32_t dp_rank, uint64_t seq, std::span<const uint8_t> payload,
                         bool replayed) = 0;
-  // The engine restarted (its seq went backwards): state derived from earlier batches is
-  // stale. Called before the first batch of the new run.
+  // The engine restarted (its seq went back, or repeated 0): state derived from earlier
+  // batches is stale. Called before the first batch of the new run; if that run's first
+  // seen seq is above 0, its earlier batches are recovered from replay like any gap.
   virtual void on_restart(uint32_t dp_rank) = 0;
 };
 
@@ -54,7 +55,7 @@ struct EngineSubscriberCounters {
   std::atomic<uint64_t> frames{0};    // ZMQ frames received on the SUB socket
   std::atomic<uint64_t> batches{0};   // live batches delivered to the sink
   std::array<std::atomic<uint64_t>, kSubscriberDropReasons> dropped{};
-  std::atomic<uint64_t> gaps{0};  // seq jumps forward detected
+  std::atomic<uint64_t> gaps{0};  // seq jumps forward, incl. a restart first seen above 0
   std::atomic<uint64_t> replays_requested{0};
   std::atomic<uint64_t> replayed_batches{0};  // recovered batches delivered to the sink
   std::atomic<uint64_t> missing_batches{0};   // seqs skipped and not recovered
@@ -116,8 +117,9 @@ class EngineSubscriber {
   void open_socket();
   void handle_message(std::vector<zmq::message_t>& frames);
   void accept(uint64_t seq, std::span<const uint8_t> payload);
-  // Recovers (last_seq_, gap_seq) from the replay socket and delivers it.
-  void heal_gap(uint64_t gap_seq);
+  // Recovers [first_seq, gap_seq) from the replay socket and delivers it in order; counts
+  // what it could not recover as missing.
+  void heal_gap(uint64_t first_seq, uint64_t gap_seq);
   void on_receive_error(const char* what);
   void log(int kind, const std::string& message);
   void sleep_unless_stopped(int ms);

@@ -258,6 +258,46 @@ TEST(EngineSubscriberTest, SeqGoingBackToZeroReportsOneRestartBeforeTheNewRun) {
   EXPECT_EQ(subscriber->counters().gaps, 0u);
 }
 
+TEST(EngineSubscriberTest, RestartFirstSeenAboveZeroRecoversTheNewRunsFirstBatches) {
+  zmq::context_t context;
+  EnginePublisherOptions ring_options;  // the restarted engine's replay socket
+  ring_options.bind_host = "127.0.0.1";
+  ring_options.replay_port = 0;
+  auto ring = EnginePublisher::start(context, ring_options);
+  ASSERT_TRUE(ring.ok()) << ring.error().message;
+  for (uint64_t seq = 0; seq <= 3; ++seq) {
+    ASSERT_TRUE((*ring)->publish(payload_for(100 + seq)).ok());
+  }
+  ASSERT_TRUE(wait_until([&] { return (*ring)->counters().published == 4; }));
+
+  RawEngine engine(context);
+  RecordingSink sink;
+  EngineSubscriberOptions options;
+  options.endpoint = engine.endpoint();
+  options.replay_endpoint = (*ring)->replay_endpoint();
+  options.log = [](std::string_view) {};
+  auto subscriber = start_subscriber(context, options, sink);
+  ASSERT_TRUE(engine.wait_for_subscriber());
+  for (uint64_t seq = 5; seq <= 8; ++seq) engine.send_batch(seq, payload_for(seq));
+  engine.send_batch(2, payload_for(102));  // the new run, its 0 and 1 missed
+  engine.send_batch(3, payload_for(103));
+  ASSERT_TRUE(sink.wait_for_batches(8));
+  subscriber->stop();
+
+  const auto calls = sink.calls();
+  ASSERT_EQ(calls.size(), 9u);
+  EXPECT_TRUE(calls[4].restart);
+  for (uint64_t seq = 0; seq <= 3; ++seq) {
+    const auto& call = calls[5 + seq];
+    EXPECT_EQ(call.seq, seq);
+    EXPECT_EQ(call.payload, payload_for(100 + seq));
+    EXPECT_EQ(call.replayed, seq < 2) << "seq " << seq;
+  }
+  EXPECT_EQ(subscriber->counters().restarts, 1u);
+  EXPECT_EQ(subscriber->counters().replayed_batches, 2u);
+  EXPECT_EQ(subscriber->counters().missing_batches, 0u);
+}
+
 TEST(EngineSubscriberTest, RepeatedSeqIsDroppedAsDuplicate) {
   zmq::context_t context;
   RawEngine engine(context);
