@@ -169,6 +169,7 @@ void KvEventPipeline::enqueue(Channel& ch, std::vector<RouterEvent>& numbered) {
       std::string json;
       encode_router_event_json(event, options_.field_set, json);
       message.data.assign(json.begin(), json.end());
+      message.durable = true;
       message.msg_id = std::to_string(ch.publisher_id) + "-" + std::to_string(event.event.event_id);
     } else {
       EventEnvelope envelope;

@@ -18,7 +18,10 @@ namespace kvmock {
 struct OutboundMessage {
   std::string subject;
   std::vector<uint8_t> data;
-  std::string msg_id;  // JetStream de-duplication id (Nats-Msg-Id); empty for core NATS
+  // Durable messages go to JetStream (acknowledged, de-duplicated by msg_id); the rest
+  // (load metrics) are plain core publishes even when the event plane is JetStream.
+  bool durable = false;
+  std::string msg_id;  // JetStream de-duplication id (Nats-Msg-Id)
   std::chrono::steady_clock::time_point enqueued_at{};
 };
 
