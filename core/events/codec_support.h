@@ -17,6 +17,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -122,8 +123,8 @@ Result<uint64_t> read_u64(const N& n, const Path& path) {
       return path_error("bad_value", path, "expected unsigned integer, got a negative number");
     case Kind::kFloat: {
       const double d = node_float(n);
-      // nlohmann turns integers past 2^64-1 into doubles; name that case precisely.
-      if (d >= 18446744073709551616.0) {
+      // nlohmann turns JSON integers past 2^64-1 into doubles; name that case precisely.
+      if (std::is_same_v<N, JsonNode> && d >= 18446744073709551616.0) {
         return path_error("bad_value", path, "expected unsigned integer, got one above 2^64-1");
       }
       return path_error("bad_type", path, "expected unsigned integer, got float");

@@ -187,6 +187,8 @@ std::vector<Malformed> malformed_inputs() {
        "bad_value"},
       {"float block_hash", Decoder::kRouterMsgpack,
        golden_hex_with("cf7ee2cbedc694ab46", "cb3ff0000000000000"), "bad_type"},
+      {"float block_hash above 2^64", Decoder::kRouterMsgpack,
+       golden_hex_with("cf7ee2cbedc694ab46", "cb46293e5939a08cea"), "bad_type"},
       {"worker_id as string", Decoder::kRouterMsgpack, golden_hex_with("696407", "6964a137"),
        "bad_type"},
       {"residency_domain nil", Decoder::kRouterMsgpack, golden_hex_with("a6776f726b6572", "c0"),
