@@ -110,8 +110,7 @@ Result<bool> Driver::init() {
       followers_[*r.after].push_back(i);
     } else if (!closed) {
       if (!std::isfinite(r.arrival_ms) || r.arrival_ms < 0) {
-        return bad_workload("request " + std::to_string(i) +
-                            ": arrival must be finite and >= 0");
+        return bad_workload("request " + std::to_string(i) + ": arrival must be finite and >= 0");
       }
       arrivals_.push_back(i);
     }

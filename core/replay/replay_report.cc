@@ -82,7 +82,8 @@ ReplaySummary summarize_replay(const std::vector<RequestRecord>& records,
     s.cached_tokens += r.cached_tokens;
     if (r.finish_ms) e2e.push_back(*r.finish_ms - r.arrival_ms);
     if (r.first_token_ms) ttft.push_back(*r.first_token_ms - r.arrival_ms);
-    if (r.first_token_ms && r.second_token_ms) ttst.push_back(*r.second_token_ms - *r.first_token_ms);
+    if (r.first_token_ms && r.second_token_ms)
+      ttst.push_back(*r.second_token_ms - *r.first_token_ms);
     if (r.first_token_ms && r.output_tokens >= 2) {
       tpot.push_back((r.last_token_ms - *r.first_token_ms) / (r.output_tokens - 1));
     }
@@ -90,9 +91,9 @@ ReplaySummary summarize_replay(const std::vector<RequestRecord>& records,
   s.requests_per_s = per_second(static_cast<double>(s.completed), duration_ms);
   s.input_tokens_per_s = per_second(static_cast<double>(s.input_tokens), duration_ms);
   s.output_tokens_per_s = per_second(static_cast<double>(s.output_tokens), duration_ms);
-  s.prefix_cache_reuse_ratio =
-      s.input_tokens > 0 ? static_cast<double>(s.cached_tokens) / static_cast<double>(s.input_tokens)
-                         : 0.0;
+  s.prefix_cache_reuse_ratio = s.input_tokens > 0 ? static_cast<double>(s.cached_tokens) /
+                                                        static_cast<double>(s.input_tokens)
+                                                  : 0.0;
   s.ttft_ms = summarize(std::move(ttft));
   s.ttst_ms = summarize(std::move(ttst));
   s.tpot_ms = summarize(std::move(tpot));

@@ -61,8 +61,8 @@ struct ReplaySummary {
   std::string placement;
   uint64_t requests = 0;
   uint64_t completed = 0;
-  uint64_t failed = 0;  // rejected by an engine or left incomplete
-  double duration_ms = 0;  // simulated: from 0 to the last event
+  uint64_t failed = 0;         // rejected by an engine or left incomplete
+  double duration_ms = 0;      // simulated: from 0 to the last event
   uint64_t input_tokens = 0;   // completed requests
   uint64_t output_tokens = 0;  // completed requests
   uint64_t cached_tokens = 0;  // completed requests

@@ -171,7 +171,8 @@ Result<std::vector<WorkloadRequest>> parse_mooncake_trace(std::string_view text,
       if (it != last_turn.end()) previous = it->second;
     }
     if (!previous) {
-      if (line.delay) return line_error(line_no, "delay", "is not allowed on a session's first turn");
+      if (line.delay)
+        return line_error(line_no, "delay", "is not allowed on a session's first turn");
       if (!line.timestamp) return line_error(line_no, "timestamp", "is missing");
     } else {
       request.after = *previous;

@@ -34,7 +34,7 @@ inline constexpr uint32_t kMaxTraceBlockSize = 1u << 20;
 
 struct TraceOptions {
   uint32_t trace_block_size = kDefaultTraceBlockSize;  // in [1, kMaxTraceBlockSize]
-  double arrival_speedup = 1.0;  // divides timestamps and delays; must be > 0
+  double arrival_speedup = 1.0;                        // divides timestamps and delays; must be > 0
 };
 
 // Parses a whole trace. Blank lines are skipped. Requests come back in line order, with

@@ -14,9 +14,7 @@ constexpr uint64_t kArrivalStream = 0x617272697661ull;
 constexpr uint64_t kPrefixDomain = 0xD00D000000000000ull;
 constexpr uint64_t kUniqueDomain = 0x0000F00D00000000ull;
 
-Error bad_synthetic(std::string message) {
-  return make_error("bad_synthetic", std::move(message));
-}
+Error bad_synthetic(std::string message) { return make_error("bad_synthetic", std::move(message)); }
 
 bool valid_length(const LengthSpec& length) {
   return std::isfinite(length.mean) && std::isfinite(length.stddev) && length.mean >= 1 &&
