@@ -31,6 +31,9 @@ struct Worker {
   bool stalled = false;
   double pass_end_ms = 0;
   std::vector<RequestOutput> outputs;  // delivered at pass_end_ms
+  // Requests given to this worker and not finished. Breaks load ties that blocks cannot:
+  // requests queued in the same instant hold no blocks yet.
+  uint64_t in_flight = 0;
 };
 
 // A session's later turn waiting for its release time. Ordered by (time, index).
@@ -144,10 +147,11 @@ uint32_t Driver::choose_worker(const std::vector<TokenId>& prompt) {
   const OverlapScores scores = tree_.find_matches(hashes);
   uint32_t best = 0;
   uint32_t best_overlap = 0;
-  uint64_t best_load = std::numeric_limits<uint64_t>::max();
+  std::pair<uint64_t, uint64_t> best_load;
   for (uint32_t w = 0; w < n; ++w) {
     const uint32_t overlap = scores.score(WorkerRank{w, 0});
-    const uint64_t load = workers_[w].engine->active_decode_blocks();
+    const std::pair<uint64_t, uint64_t> load{workers_[w].engine->active_decode_blocks(),
+                                             workers_[w].in_flight};
     if (w == 0 || overlap > best_overlap || (overlap == best_overlap && load < best_load)) {
       best = w;
       best_overlap = overlap;
@@ -165,6 +169,7 @@ void Driver::dispatch(size_t index, double now_ms) {
   record.dispatched = true;
   record.arrival_ms = now_ms;
   ++in_flight_;
+  ++workers_[w].in_flight;
   max_in_flight_ = std::max(max_in_flight_, in_flight_);
 
   Request request;
@@ -185,6 +190,7 @@ void Driver::finish(size_t index, double at_ms) {
   RequestRecord& record = records_[index];
   record.finish_ms = at_ms;
   --in_flight_;
+  --workers_[record.worker].in_flight;
   ++finished_;
   for (size_t follower : followers_[index]) {
     releases_.push(Release{at_ms + workload_[follower].delay_ms, follower});

@@ -16,7 +16,9 @@
 // Placement: round_robin cycles through workers in dispatch order; kv_aware picks the
 // worker whose cached blocks cover the longest prefix of the prompt (a RadixTree fed by
 // the workers' own events, hashed at the engine block size), ties broken by the lowest
-// active_decode_blocks, then the lowest worker index.
+// active_decode_blocks, then the fewest unfinished requests given to the worker (requests
+// queued in the same instant hold no blocks yet, so a burst would otherwise all land on
+// one worker), then the lowest worker index.
 #pragma once
 
 #include <cstdint>
