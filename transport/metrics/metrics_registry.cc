@@ -168,8 +168,18 @@ Histogram& MetricsRegistry::histogram(const std::string& name, const std::string
 
 void MetricsRegistry::gauge_callback(const std::string& name, const std::string& help,
                                      MetricLabels labels, std::function<double()> read) {
+  add_callback(name, help, Type::kGauge, std::move(labels), std::move(read));
+}
+
+void MetricsRegistry::counter_callback(const std::string& name, const std::string& help,
+                                       MetricLabels labels, std::function<double()> read) {
+  add_callback(name, help, Type::kCounter, std::move(labels), std::move(read));
+}
+
+void MetricsRegistry::add_callback(const std::string& name, const std::string& help, Type type,
+                                   MetricLabels labels, std::function<double()> read) {
   std::lock_guard lock(mutex_);
-  Family& f = family(name, help, Type::kGauge);
+  Family& f = family(name, help, type);
   if (Series* s = find(f, labels)) {
     s->read = std::move(read);
     return;
@@ -177,11 +187,28 @@ void MetricsRegistry::gauge_callback(const std::string& name, const std::string&
   f.series.push_back(Series{std::move(labels), nullptr, nullptr, nullptr, std::move(read)});
 }
 
-std::string MetricsRegistry::render() const {
+std::string MetricsRegistry::render() const { return render_filtered(nullptr); }
+
+std::string MetricsRegistry::render_matching(const std::string& key,
+                                             const std::string& value) const {
+  const std::pair<std::string, std::string> filter{key, value};
+  return render_filtered(&filter);
+}
+
+std::string MetricsRegistry::render_filtered(
+    const std::pair<std::string, std::string>* filter) const {
+  auto selected = [filter](const Series& s) {
+    if (!filter) return true;
+    for (const auto& label : s.labels) {
+      if (label == *filter) return true;
+    }
+    return false;
+  };
   std::lock_guard lock(mutex_);
   std::string out;
   out.reserve(4096);
   for (const auto& [name, f] : families_) {
+    if (filter && std::none_of(f.series.begin(), f.series.end(), selected)) continue;
     out += "# HELP ";
     out += name;
     out += ' ';
@@ -192,6 +219,7 @@ std::string MetricsRegistry::render() const {
     out += type_name(f.type);
     out += '\n';
     for (const Series& s : f.series) {
+      if (!selected(s)) continue;
       if (s.histogram) {
         const auto counts = s.histogram->cumulative_counts();
         const auto& bounds = s.histogram->upper_bounds();

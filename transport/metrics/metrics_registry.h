@@ -75,8 +75,13 @@ class MetricsRegistry {
   // A gauge whose value is read at render time (queue depths, connection state).
   void gauge_callback(const std::string& name, const std::string& help, MetricLabels labels,
                       std::function<double()> read);
+  // A counter kept elsewhere (an atomic owned by a component), read at render time.
+  void counter_callback(const std::string& name, const std::string& help, MetricLabels labels,
+                        std::function<double()> read);
 
   std::string render() const;
+  // Only the series carrying label `key`=`value` (a worker's own /metrics).
+  std::string render_matching(const std::string& key, const std::string& value) const;
 
  private:
   struct Series {
@@ -93,6 +98,9 @@ class MetricsRegistry {
   };
 
   Family& family(const std::string& name, const std::string& help, Type type);
+  std::string render_filtered(const std::pair<std::string, std::string>* filter) const;
+  void add_callback(const std::string& name, const std::string& help, Type type,
+                    MetricLabels labels, std::function<double()> read);
   Series* find(Family& family, const MetricLabels& labels);
 
   mutable std::mutex mutex_;

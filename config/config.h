@@ -1,0 +1,143 @@
+// The typed configuration of kvmockd (DESIGN.md "Command line and config").
+//
+// Plain data. The member initializers below ARE the defaults: the key table in
+// config/schema.cc reads them from a default-constructed Config, so a default is written
+// exactly once (EngineArgs' defaults live in core/engine/engine_args.h for the same
+// reason). Ranges, enum spellings and docs live in the key table; config/README.md is
+// generated from it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/engine/engine_args.h"
+
+namespace kvmock {
+
+enum class EventPlane : uint8_t { kNats, kJetStream };
+enum class LogLevel : uint8_t { kDebug, kInfo, kWarn, kError };
+enum class LogFormat : uint8_t { kText, kJson };
+// How mock workers encode their own vLLM-format ZMQ events.
+enum class ZmqEncoding : uint8_t { kMap, kPositional };
+enum class HashEncoding : uint8_t { kUint64, kInt64, kBytes32 };
+
+struct NatsTlsConfig {
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+};
+
+// Optional RouterEvent fields that only newer routers understand.
+struct NatsFieldSet {
+  bool residency_domain = false;
+  bool start_position = false;
+};
+
+struct NatsConfig {
+  std::string url = "nats://127.0.0.1:4222";  // may be a comma-separated list
+  EventPlane event_plane = EventPlane::kNats;
+  std::string namespace_ = "dynamo";  // key `nats.namespace` (a C++ keyword)
+  std::string component = "backend";
+  std::string kv_subject = "kv_events";
+  uint32_t outbox_capacity = 100000;
+  std::string user;
+  std::string password;
+  std::string token;
+  std::string nkey_seed_file;
+  std::string credentials_file;
+  NatsTlsConfig tls;
+  uint64_t stream_max_age_s = 3600;
+  uint32_t stream_replicas = 1;
+  NatsFieldSet field_set;
+};
+
+struct AdminConfig {
+  std::string listen = "127.0.0.1:9090";  // "host:port"; empty: no admin server
+};
+
+struct IndexerConfig {
+  uint32_t buffer_size = 1024;
+};
+
+struct LoadMetricsConfig {
+  uint32_t debounce_ms = 1;
+  uint32_t heartbeat_s = 10;  // 0: no heartbeat
+};
+
+struct PipelineConfig {
+  uint32_t batching_timeout_ms = 0;  // 0: every event is published on its own
+};
+
+struct LogConfig {
+  LogLevel level = LogLevel::kInfo;
+  LogFormat format = LogFormat::kText;
+};
+
+struct ShutdownConfig {
+  uint32_t grace_s = 5;
+  uint32_t flush_deadline_s = 5;
+};
+
+// vLLM-format ZMQ publishers of the mock workers. Worker i, dp rank r publishes on
+// base_port + i * dp_size + r (replay ROUTER likewise from replay_base_port).
+struct ZmqEventsConfig {
+  bool enabled = false;
+  std::string bind_host = "127.0.0.1";
+  uint16_t base_port = 5557;
+  uint16_t replay_base_port = 5657;  // 0: no replay socket
+  ZmqEncoding encoding = ZmqEncoding::kMap;
+  HashEncoding hash_encoding = HashEncoding::kUint64;
+  std::string topic;
+};
+
+// The built-in load driver (demo traffic without an external client).
+struct LoadDriverConfig {
+  bool enabled = false;
+  double requests_per_s = 2.0;  // per worker
+  uint32_t input_tokens = 1000;
+  uint32_t output_tokens = 100;
+  double shared_prefix_ratio = 0.5;
+  uint32_t prefix_groups = 8;
+  uint64_t seed = 0;
+};
+
+struct WorkersConfig {
+  uint32_t count = 4;
+  uint64_t worker_id_base = 1000;  // worker i has id worker_id_base + i
+  uint16_t http_base_port = 8100;  // worker i serves HTTP on base + i; 0: no HTTP
+  EngineArgs engine;
+  ZmqEventsConfig zmq_events;
+  LoadDriverConfig load;
+};
+
+// A real engine whose ZMQ KV events are relayed. `endpoint` and `worker_id` are required.
+struct RelayConfig {
+  std::string endpoint;
+  std::string replay_endpoint;  // empty: no replay on reconnect
+  std::string topic;
+  uint64_t worker_id = 0;
+  uint32_t block_size = 16;
+  uint32_t dp_size = 1;
+  uint32_t replay_timeout_ms = 2000;
+
+  bool operator==(const RelayConfig&) const = default;
+};
+
+struct Config {
+  NatsConfig nats;
+  AdminConfig admin;
+  IndexerConfig indexer;
+  LoadMetricsConfig load_metrics;
+  PipelineConfig pipeline;
+  LogConfig log;
+  ShutdownConfig shutdown;
+  WorkersConfig workers;
+  std::vector<RelayConfig> relays;
+};
+
+// Key-by-key equality over every declared key (EngineArgs has no operator==, so this
+// walks the key table rather than comparing members by hand).
+bool operator==(const Config& a, const Config& b);
+
+}  // namespace kvmock

@@ -1,0 +1,69 @@
+#include "config/endpoint.h"
+
+#include "config/scalar_text.h"
+
+namespace kvmock {
+
+Result<HostPort> parse_host_port(std::string_view text) {
+  const size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos) {
+    return make_error("bad_address", "must be host:port, got " + std::string(text));
+  }
+  std::string_view host = text.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string_view::npos) {
+    return make_error("bad_address",
+                      "must be host:port (IPv6 hosts in brackets), got " + std::string(text));
+  }
+  if (host.empty()) {
+    return make_error("bad_address", "must be host:port, got " + std::string(text));
+  }
+  const ParsedUnsigned port = parse_unsigned(text.substr(colon + 1));
+  if (port.status != UnsignedParse::kOk || port.value > 65535 ||
+      text.substr(colon + 1).find_first_of("+-") != std::string_view::npos) {
+    return make_error("bad_address", "port must be between 0 and 65535, got " + std::string(text));
+  }
+  return HostPort{std::string(host), static_cast<uint16_t>(port.value)};
+}
+
+std::string check_listen_address(std::string_view text) {
+  if (text.empty()) return {};
+  auto parsed = parse_host_port(text);
+  return parsed.ok() ? std::string() : parsed.error().message;
+}
+
+std::string check_zmq_endpoint(std::string_view text) {
+  const std::string expected =
+      "must be tcp://host:port or ipc://path, got \"" + std::string(text) + "\"";
+  if (text.starts_with("ipc://")) return text.size() > 6 ? std::string() : expected;
+  if (!text.starts_with("tcp://")) return expected;
+  return parse_host_port(text.substr(6)).ok() ? std::string() : expected;
+}
+
+std::string check_optional_zmq_endpoint(std::string_view text) {
+  return text.empty() ? std::string() : check_zmq_endpoint(text);
+}
+
+std::string check_nats_urls(std::string_view text) {
+  std::string_view rest = text;
+  while (true) {
+    const size_t comma = rest.find(',');
+    const std::string_view url = rest.substr(0, comma);
+    const size_t scheme_end = url.find("://");
+    const std::string_view scheme = url.substr(0, scheme_end);
+    if (scheme_end == std::string_view::npos || (scheme != "nats" && scheme != "tls") ||
+        url.size() == scheme_end + 3 || url.find(' ') != std::string_view::npos) {
+      return "must be a comma-separated list of nats://host:port URLs, got \"" + std::string(text) +
+             "\"";
+    }
+    if (comma == std::string_view::npos) return {};
+    rest.remove_prefix(comma + 1);
+  }
+}
+
+std::string check_not_empty(std::string_view text) {
+  return text.empty() ? "must not be empty" : std::string();
+}
+
+}  // namespace kvmock

@@ -1,0 +1,37 @@
+// Address syntax used by config keys: "host:port" listen addresses, ZMQ endpoints and
+// NATS server lists. The validators return an empty string when `text` is acceptable,
+// else the message tail for "KEY: <message>".
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/common/result.h"
+
+namespace kvmock {
+
+struct HostPort {
+  std::string host;  // without brackets for IPv6 ("::1")
+  uint16_t port = 0;
+};
+
+// "host:port" or "[v6addr]:port"; host non-empty, port 0..65535.
+Result<HostPort> parse_host_port(std::string_view text);
+
+// Empty (feature off) or a valid "host:port".
+std::string check_listen_address(std::string_view text);
+
+// "tcp://host:port" or "ipc://path".
+std::string check_zmq_endpoint(std::string_view text);
+
+// Empty, or a valid ZMQ endpoint.
+std::string check_optional_zmq_endpoint(std::string_view text);
+
+// Comma-separated "nats://..." or "tls://..." URLs, each with a host.
+std::string check_nats_urls(std::string_view text);
+
+// Any non-empty text.
+std::string check_not_empty(std::string_view text);
+
+}  // namespace kvmock

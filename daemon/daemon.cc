@@ -1,0 +1,174 @@
+#include "daemon/daemon.h"
+
+#include <signal.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "config/config_loader.h"
+#include "core/events/subjects.h"
+#include "daemon/engine_relay.h"
+#include "daemon/worker_fleet.h"
+#include "transport/log/logger.h"
+
+namespace kvmock {
+namespace {
+
+constexpr int kIoThreads = 2;
+
+NatsClientOptions nats_options(const NatsConfig& nats) {
+  NatsClientOptions options;
+  options.urls = split_nats_urls(nats.url);
+  options.user = nats.user;
+  options.password = nats.password;
+  options.token = nats.token;
+  options.nkey_seed_file = nats.nkey_seed_file;
+  options.credentials_file = nats.credentials_file;
+  options.tls_ca_file = nats.tls.ca_file;
+  options.tls_cert_file = nats.tls.cert_file;
+  options.tls_key_file = nats.tls.key_file;
+  return options;
+}
+
+KvEventPipelineOptions pipeline_options(const Config& config) {
+  KvEventPipelineOptions options;
+  options.ns = config.nats.namespace_;
+  options.component = config.nats.component;
+  options.kv_subject = config.nats.kv_subject;
+  options.jetstream = config.nats.event_plane == EventPlane::kJetStream;
+  options.field_set.residency_domain = config.nats.field_set.residency_domain;
+  options.field_set.start_position = config.nats.field_set.start_position;
+  options.indexer_buffer_size = config.indexer.buffer_size;
+  options.batching_timeout_ms = config.pipeline.batching_timeout_ms;
+  options.debounce_ms = config.load_metrics.debounce_ms;
+  options.heartbeat_ms = uint64_t{config.load_metrics.heartbeat_s} * 1000;
+  return options;
+}
+
+NatsPublisherOptions publisher_options(const Config& config) {
+  NatsPublisherOptions options;
+  options.jetstream = config.nats.event_plane == EventPlane::kJetStream;
+  options.stream.stream = jetstream_stream_name(config.nats.namespace_, config.nats.component);
+  options.stream.subjects = {options.stream.stream + ".*"};
+  options.stream.max_age_s = static_cast<int64_t>(config.nats.stream_max_age_s);
+  options.stream.replicas = static_cast<int>(config.nats.stream_replicas);
+  return options;
+}
+
+}  // namespace
+
+Daemon::Daemon(Config config)
+    : config_(std::move(config)), outbox_(config_.nats.outbox_capacity), zmq_(1) {}
+
+Daemon::~Daemon() {
+  if (work_) shutdown();
+}
+
+Result<bool> Daemon::start() {
+  auto nats = NatsClient::connect(nats_options(config_.nats));
+  if (!nats) return nats.error();
+  nats_ = std::move(*nats);
+  nats_->on_state_change([](NatsState state) {
+    if (state == NatsState::kConnected) {
+      log_info("nats", "connected");
+    } else if (state == NatsState::kReconnecting) {
+      log_warn("nats", "disconnected; events wait in the outbox while reconnecting");
+    }
+  });
+  publisher_ = std::make_unique<NatsPublisher>(*nats_, outbox_, publisher_options(config_));
+  pipeline_ =
+      std::make_unique<KvEventPipeline>(*nats_, outbox_, pipeline_options(config_), metrics_);
+  register_metrics();
+  publisher_->start();
+  pipeline_->start();
+
+  work_.emplace(io_.get_executor());
+  for (int i = 0; i < kIoThreads; ++i) io_threads_.emplace_back([this] { io_.run(); });
+
+  if (!config_.admin.listen.empty()) {
+    auto address = parse_listen_address(config_.admin.listen);
+    if (!address) return address.error();
+    admin_server_ = std::make_unique<HttpServer>(
+        io_, [this](std::shared_ptr<HttpExchange> exchange) { admin_.handle(exchange); });
+    auto port = admin_server_->listen(address->first, address->second);
+    if (!port) return port.error();
+    log_info("admin",
+             "serving /metrics /health /ready on " + address->first + ":" + std::to_string(*port));
+  }
+  admin_.add_readiness_check({"nats", [this](std::string& reason) {
+                                if (nats_->connected()) return true;
+                                reason = nats_state_name(nats_->state());
+                                return false;
+                              }});
+  admin_.add_readiness_check({"jetstream", [this](std::string& reason) {
+                                if (publisher_->stream_ready()) return true;
+                                reason = "stream not created yet: " + publisher_->last_error();
+                                return false;
+                              }});
+
+  for (const RelayConfig& relay_config : config_.relays) {
+    auto relay = std::make_unique<EngineRelay>(relay_config, zmq_, *pipeline_, outbox_, metrics_);
+    auto started = relay->start();
+    if (!started) return started.error();
+    relays_.push_back(std::move(relay));
+  }
+  if (config_.workers.count > 0) {
+    workers_ = std::make_unique<WorkerFleet>(config_, io_, *pipeline_, *nats_, zmq_, metrics_);
+    auto started = workers_->start();
+    if (!started) return started.error();
+  }
+  return true;
+}
+
+int Daemon::shutdown() {
+  if (!work_) return 0;
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(config_.shutdown.flush_deadline_s);
+  admin_.set_shutting_down();
+  log_info("daemon", "shutting down: intake stopped, flushing events");
+  for (auto& relay : relays_) relay->stop();
+  if (workers_) workers_->stop(std::chrono::seconds(config_.shutdown.grace_s));
+  pipeline_->stop();
+  const size_t unsent = publisher_->stop(
+      std::max(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(100)));
+  if (admin_server_) admin_server_->stop();
+  work_.reset();
+  io_.stop();
+  for (std::thread& t : io_threads_) t.join();
+  io_threads_.clear();
+  if (workers_) workers_.reset();
+  relays_.clear();
+  nats_->close();
+  if (unsent > 0) {
+    log_error("daemon", std::to_string(unsent) +
+                            " events could not be delivered to NATS before the " +
+                            std::to_string(config_.shutdown.flush_deadline_s) + " s deadline");
+    return 1;
+  }
+  log_info("daemon", "stopped; every event was delivered");
+  return 0;
+}
+
+void Daemon::register_metrics() {
+  metrics_.gauge_callback("kvmock_nats_connected", "1 while connected to NATS.", {},
+                          [this] { return nats_->connected() ? 1.0 : 0.0; });
+  metrics_.counter_callback("kvmock_nats_reconnects_total", "Reconnections to NATS.", {},
+                            [this] { return static_cast<double>(nats_->reconnects()); });
+  metrics_.gauge_callback("kvmock_outbox_depth", "Events waiting for NATS.", {}, [this] {
+    return static_cast<double>(outbox_.size() + publisher_->in_flight());
+  });
+  metrics_.gauge_callback("kvmock_outbox_capacity", "Outbox capacity (nats.outbox_capacity).", {},
+                          [this] { return static_cast<double>(outbox_.capacity()); });
+  metrics_.gauge_callback("kvmock_outbox_oldest_age_seconds", "Age of the oldest waiting event.",
+                          {}, [this] { return outbox_.oldest_age_seconds(); });
+  metrics_.counter_callback("kvmock_nats_published_total", "Messages handed to NATS.", {},
+                            [this] { return static_cast<double>(publisher_->published()); });
+  metrics_.counter_callback("kvmock_jetstream_acked_total", "JetStream publishes acknowledged.", {},
+                            [this] { return static_cast<double>(publisher_->acked()); });
+  metrics_.counter_callback("kvmock_jetstream_retries_total", "JetStream publishes re-sent.", {},
+                            [this] { return static_cast<double>(publisher_->retries()); });
+  metrics_.counter_callback("kvmock_nats_publish_errors_total", "Failed publish attempts.", {},
+                            [this] { return static_cast<double>(publisher_->errors()); });
+}
+
+}  // namespace kvmock

@@ -1,0 +1,67 @@
+// The composition root: the one place that knows how the parts are wired. It builds the
+// NATS connection, outbox, publisher and pipeline, the relays, the admin server (and,
+// when configured, the mock workers), runs until a signal, and shuts down in order:
+// readiness off, intake stopped, in-flight work finished or cancelled, outbox flushed
+// within the deadline.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <memory>
+#include <thread>
+#include <vector>
+#include <zmq.hpp>
+
+#include "config/config.h"
+#include "transport/http/admin_endpoints.h"
+#include "transport/http/http_server.h"
+#include "transport/metrics/metrics_registry.h"
+#include "transport/nats/kv_event_pipeline.h"
+#include "transport/nats/nats_client.h"
+#include "transport/nats/nats_publisher.h"
+#include "transport/nats/outbox.h"
+
+namespace kvmock {
+
+class EngineRelay;
+class WorkerFleet;
+
+class Daemon {
+ public:
+  explicit Daemon(Config config);
+  ~Daemon();
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
+  // Starts every component. Error (the daemon exits 2) on a bad endpoint or a port that
+  // cannot be bound.
+  Result<bool> start();
+  // Orderly shutdown; returns the process exit status (0 when everything was flushed).
+  int shutdown();
+
+  MetricsRegistry& metrics() { return metrics_; }
+  KvEventPipeline& pipeline() { return *pipeline_; }
+  uint16_t admin_port() const { return admin_server_ ? admin_server_->port() : 0; }
+
+ private:
+  void register_metrics();
+
+  Config config_;
+  MetricsRegistry metrics_;
+  boost::asio::io_context io_;
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
+  std::vector<std::thread> io_threads_;
+  std::unique_ptr<NatsClient> nats_;
+  Outbox outbox_;
+  std::unique_ptr<NatsPublisher> publisher_;
+  std::unique_ptr<KvEventPipeline> pipeline_;
+  zmq::context_t zmq_;
+  std::vector<std::unique_ptr<EngineRelay>> relays_;
+  std::unique_ptr<WorkerFleet> workers_;
+  AdminEndpoints admin_{metrics_};
+  std::unique_ptr<HttpServer> admin_server_;
+};
+
+// `kvmockd run --config FILE [--set KEY=VALUE ...] [--log-format text|json] [--log-level L]`
+int run_run_command(int argc, char** argv);
+
+}  // namespace kvmock

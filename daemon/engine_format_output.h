@@ -1,0 +1,48 @@
+// `workers.zmq_events`: one engine's KV events in vLLM's own ZMQ wire format (PUB +
+// replay ROUTER), one batch per pass, so engine-reading routers and kvmock's own relay
+// can consume mock workers like real engines.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <zmq.hpp>
+
+#include "config/config.h"
+#include "core/events/engine_event_builder.h"
+#include "core/events/engine_payload_codec.h"
+#include "daemon/engine_actor.h"
+#include "transport/zmq/engine_publisher.h"
+
+namespace kvmock {
+
+class EngineFormatOutput : public EngineObserver {
+ public:
+  // Binds the PUB socket at bind_host:`port` and the replay ROUTER at `replay_port` (0: no
+  // replay socket).
+  static Result<std::unique_ptr<EngineFormatOutput>> start(zmq::context_t& context,
+                                                           const ZmqEventsConfig& config,
+                                                           uint32_t block_size, DpRank rank,
+                                                           uint16_t port, uint16_t replay_port);
+
+  void on_request(RequestId id, const GenerationRequest& request) override;
+  void on_tokens(RequestId id, const std::vector<TokenId>& tokens) override;
+  void on_request_done(RequestId id) override;
+  void on_pass_events(const std::vector<RouterEvent>& events) override;
+
+  void stop();
+  std::string endpoint() const { return publisher_->endpoint(); }
+  std::string replay_endpoint() const { return publisher_->replay_endpoint(); }
+  const EnginePublisherCounters& counters() const { return publisher_->counters(); }
+  uint64_t untraced_stores() const { return builder_.untraced_stores(); }
+
+ private:
+  EngineFormatOutput(std::unique_ptr<EnginePublisher> publisher, EngineEventBuilderOptions options,
+                     EngineHashEncoding hashes, DpRank rank);
+
+  std::unique_ptr<EnginePublisher> publisher_;
+  EngineEventBuilder builder_;  // touched only on the engine's strand
+  const EngineEncodeOptions encode_options_;
+  const DpRank rank_;
+};
+
+}  // namespace kvmock

@@ -1,0 +1,133 @@
+#include "daemon/mock_worker.h"
+
+namespace kvmock {
+namespace {
+
+// Requests a single engine holds waiting before new ones get 429.
+constexpr size_t kMaxWaitingPerEngine = 4096;
+
+// Request ids are unique per worker: the high bits name the rank that serves them.
+constexpr int kRankShift = 56;
+
+}  // namespace
+
+MockWorker::MockWorker(boost::asio::io_context& io, const Config& config, uint32_t index,
+                       const std::string& profile_text, KvEventPipeline& pipeline,
+                       MetricsRegistry& metrics, Histogram* pass_lateness,
+                       EngineActor::Clock::time_point epoch)
+    : worker_id_(config.workers.worker_id_base + index),
+      model_name_(kMockModelName),
+      max_model_len_(config.workers.engine.max_model_len),
+      metrics_(metrics) {
+  const MetricLabels labels{{"model_name", model_name_}, {"worker_id", std::to_string(worker_id_)}};
+  EngineActorHistograms histograms;
+  histograms.time_to_first_token = &metrics.histogram(
+      "vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", labels,
+      latency_buckets_seconds());
+  histograms.inter_token_latency = &metrics.histogram(
+      "vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", labels,
+      latency_buckets_seconds());
+  histograms.e2e_latency = &metrics.histogram("vllm:e2e_request_latency_seconds",
+                                              "Histogram of end to end request latency in seconds.",
+                                              labels, latency_buckets_seconds());
+  histograms.pass_lateness = pass_lateness;
+  const EngineArgs& args = config.workers.engine;
+  for (DpRank rank = 0; rank < std::max<uint32_t>(1, args.dp_size); ++rank) {
+    auto timing = make_timing_model(args.timing, profile_text);
+    engines_.push_back(std::make_unique<EngineActor>(
+        io, args, worker_id_, rank, timing ? std::move(*timing) : nullptr, pipeline, histograms,
+        epoch, kMaxWaitingPerEngine));
+  }
+  register_metrics(metrics);
+}
+
+Result<uint64_t> MockWorker::submit(GenerationRequest request, GenerationCallbacks callbacks) {
+  if (!ready()) return make_error("not_ready", "worker is shutting down");
+  if (request.prompt.empty()) return make_error("bad_request", "the prompt is empty");
+  if (max_model_len_ > 0 && request.prompt.size() + request.max_tokens > max_model_len_) {
+    return make_error("prompt_too_long",
+                      "prompt (" + std::to_string(request.prompt.size()) +
+                          " tokens) plus max_tokens (" + std::to_string(request.max_tokens) +
+                          ") exceeds max_model_len " + std::to_string(max_model_len_));
+  }
+  DpRank rank = request.dp_rank;
+  if (rank >= engines_.size()) {
+    return make_error("bad_request", "dp_rank " + std::to_string(rank) + " out of range (dp_size " +
+                                         std::to_string(engines_.size()) + ")");
+  }
+  if (engines_.size() > 1 && request.dp_rank == 0) {
+    rank = next_rank_.fetch_add(1) % static_cast<uint32_t>(engines_.size());
+  }
+  EngineActor& engine = *engines_[rank];
+  if (engine.stats().waiting.load() >= kMaxWaitingPerEngine) {
+    return make_error("queue_full", "the waiting queue is full (" +
+                                        std::to_string(kMaxWaitingPerEngine) + " requests)");
+  }
+  const uint64_t id = (uint64_t{rank} << kRankShift) | next_request_.fetch_add(1);
+  engine.submit(id, std::move(request), std::move(callbacks));
+  return id;
+}
+
+void MockWorker::cancel(uint64_t request_id) {
+  const size_t rank = request_id >> kRankShift;
+  if (rank < engines_.size()) engines_[rank]->cancel(request_id);
+}
+
+void MockWorker::cancel_all() {
+  for (auto& engine : engines_) engine->cancel_all();
+}
+
+uint64_t MockWorker::in_flight() const {
+  uint64_t total = 0;
+  for (const auto& engine : engines_) total += engine->stats().in_flight.load();
+  return total;
+}
+
+std::string MockWorker::render_metrics() const {
+  return metrics_.render_matching("worker_id", std::to_string(worker_id_));
+}
+
+void MockWorker::register_metrics(MetricsRegistry& metrics) {
+  const MetricLabels labels{{"model_name", model_name_}, {"worker_id", std::to_string(worker_id_)}};
+  auto sum = [this](auto read) {
+    return [this, read] {
+      double total = 0;
+      for (const auto& engine : engines_) total += static_cast<double>(read(engine->stats()));
+      return total;
+    };
+  };
+  metrics.gauge_callback("vllm:num_requests_running",
+                         "Number of requests in model execution batches.", labels,
+                         sum([](const EngineActorStats& s) { return s.running.load(); }));
+  metrics.gauge_callback("vllm:num_requests_waiting", "Number of requests waiting to be processed.",
+                         labels, sum([](const EngineActorStats& s) { return s.waiting.load(); }));
+  metrics.gauge_callback("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.",
+                         labels, [this] {
+                           double active = 0, total = 0;
+                           for (const auto& e : engines_) {
+                             active += static_cast<double>(e->stats().active_blocks.load());
+                             total += static_cast<double>(e->stats().total_blocks.load());
+                           }
+                           return total > 0 ? active / total : 0.0;
+                         });
+  metrics.counter_callback(
+      "vllm:prefix_cache_queries_total", "Prefix cache queries, in tokens.", labels,
+      sum([](const EngineActorStats& s) { return s.prefix_queries_tokens.load(); }));
+  metrics.counter_callback(
+      "vllm:prefix_cache_hits_total", "Prefix cache hits, in tokens.", labels,
+      sum([](const EngineActorStats& s) { return s.prefix_hits_tokens.load(); }));
+  metrics.counter_callback("vllm:num_preemptions_total", "Cumulative number of preemptions.",
+                           labels,
+                           sum([](const EngineActorStats& s) { return s.preemptions.load(); }));
+  metrics.counter_callback("vllm:prompt_tokens_total", "Number of prefill tokens processed.",
+                           labels,
+                           sum([](const EngineActorStats& s) { return s.prompt_tokens.load(); }));
+  metrics.counter_callback(
+      "vllm:generation_tokens_total", "Number of generation tokens processed.", labels,
+      sum([](const EngineActorStats& s) { return s.generation_tokens.load(); }));
+  metrics.counter_callback(
+      "vllm:request_success_total", "Count of finished requests.", labels,
+      sum([](const EngineActorStats& s) { return s.requests_finished.load(); }));
+}
+
+}  // namespace kvmock

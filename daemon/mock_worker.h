@@ -1,0 +1,54 @@
+// One fake inference worker: `dp_size` simulated engines (EngineActor) behind one worker
+// id, serving the WorkerBackend interface the HTTP and NATS intakes use. Requests are
+// routed to a dp rank by the request (NATS routing.dp_rank) or round-robin.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "daemon/engine_actor.h"
+#include "transport/http/worker_backend.h"
+
+namespace kvmock {
+
+class MockWorker : public WorkerBackend {
+ public:
+  // `profile_text` is the timing profile file's contents (timing.model profile); the
+  // caller has checked that make_timing_model accepts it.
+  MockWorker(boost::asio::io_context& io, const Config& config, uint32_t index,
+             const std::string& profile_text, KvEventPipeline& pipeline, MetricsRegistry& metrics,
+             Histogram* pass_lateness, EngineActor::Clock::time_point epoch);
+
+  Result<uint64_t> submit(GenerationRequest request, GenerationCallbacks callbacks) override;
+  void cancel(uint64_t request_id) override;
+  bool ready() const override { return ready_.load(); }
+  uint64_t worker_id() const override { return worker_id_; }
+  const std::string& model_name() const override { return model_name_; }
+  std::string render_metrics() const override;
+
+  void set_ready(bool ready) { ready_ = ready; }
+  void cancel_all();
+  uint64_t in_flight() const;
+  EngineActor& engine(DpRank rank) { return *engines_.at(rank); }
+  size_t dp_size() const { return engines_.size(); }
+
+ private:
+  void register_metrics(MetricsRegistry& metrics);
+
+  const uint64_t worker_id_;
+  const std::string model_name_;
+  const uint32_t max_model_len_;
+  MetricsRegistry& metrics_;
+  std::vector<std::unique_ptr<EngineActor>> engines_;
+  std::atomic<uint64_t> next_request_{1};
+  std::atomic<uint32_t> next_rank_{0};
+  std::atomic<bool> ready_{true};
+};
+
+// The model name every mock worker reports (OpenAI `model`, vLLM `model_name` label).
+inline constexpr const char* kMockModelName = "kvmock-model";
+
+}  // namespace kvmock

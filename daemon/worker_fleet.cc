@@ -1,0 +1,112 @@
+#include "daemon/worker_fleet.h"
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "daemon/engine_format_output.h"
+#include "transport/log/logger.h"
+#include "transport/nats/generate_intake.h"
+
+namespace kvmock {
+namespace {
+
+Result<std::string> read_profile(const TimingArgs& timing) {
+  if (timing.model != TimingModelKind::kProfile) return std::string();
+  std::ifstream file(timing.profile_path);
+  if (!file) {
+    return make_error(
+        "config", "workers.engine.timing.profile_path: cannot read '" + timing.profile_path + "'");
+  }
+  std::ostringstream text;
+  text << file.rdbuf();
+  return text.str();
+}
+
+}  // namespace
+
+WorkerFleet::WorkerFleet(const Config& config, boost::asio::io_context& io,
+                         KvEventPipeline& pipeline, NatsClient& nats, zmq::context_t& zmq,
+                         MetricsRegistry& metrics)
+    : config_(config), io_(io), pipeline_(pipeline), nats_(nats), zmq_(zmq), metrics_(metrics) {}
+
+WorkerFleet::~WorkerFleet() { stop(std::chrono::seconds(0)); }
+
+Result<bool> WorkerFleet::start() {
+  auto profile = read_profile(config_.workers.engine.timing);
+  if (!profile) return profile.error();
+  auto timing = make_timing_model(config_.workers.engine.timing, *profile);
+  if (!timing) {
+    return make_error("config", "workers.engine.timing: " + timing.error().message);
+  }
+  Histogram& lateness =
+      metrics_.histogram("kvmock_worker_pass_lateness_seconds",
+                         "How late a simulated pass ended against its modeled end (wall clock).",
+                         {}, {0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 1.0});
+  const auto epoch = EngineActor::Clock::now();
+  const WorkersConfig& workers = config_.workers;
+  const uint32_t dp_size = std::max<uint32_t>(1, workers.engine.dp_size);
+  nats_intake_ = std::make_unique<NatsGenerateIntake>(nats_, config_.nats.namespace_,
+                                                      config_.nats.component, metrics_);
+  for (uint32_t i = 0; i < workers.count; ++i) {
+    auto worker = std::make_unique<MockWorker>(io_, config_, i, *profile, pipeline_, metrics_,
+                                               &lateness, epoch);
+    if (workers.zmq_events.enabled) {
+      for (DpRank rank = 0; rank < dp_size; ++rank) {
+        const uint32_t offset = i * dp_size + rank;
+        const auto port = static_cast<uint16_t>(workers.zmq_events.base_port + offset);
+        const auto replay_port =
+            static_cast<uint16_t>(workers.zmq_events.replay_base_port + offset);
+        auto output = EngineFormatOutput::start(zmq_, workers.zmq_events, workers.engine.block_size,
+                                                rank, port, replay_port);
+        if (!output) {
+          return make_error(output.error().reason, "worker " + std::to_string(worker->worker_id()) +
+                                                       " ZMQ events: " + output.error().message);
+        }
+        worker->engine(rank).set_observer(output->get());
+        zmq_outputs_.push_back(std::move(*output));
+      }
+    }
+    auto served = nats_intake_->serve(*worker);
+    if (!served) return served.error();
+    workers_.push_back(std::move(worker));
+  }
+  log_info("workers", std::to_string(workers_.size()) + " mock workers (ids " +
+                          std::to_string(workers.worker_id_base) + ".." +
+                          std::to_string(workers.worker_id_base + workers.count - 1) +
+                          ", dp_size " + std::to_string(dp_size) + ", block_size " +
+                          std::to_string(workers.engine.block_size) + ")");
+  return true;
+}
+
+uint16_t WorkerFleet::http_port(size_t index) const {
+  return index < http_servers_.size() ? http_servers_[index]->port() : 0;
+}
+
+void WorkerFleet::stop(std::chrono::seconds grace) {
+  if (stopped_) return;
+  stopped_ = true;
+  for (auto& worker : workers_) worker->set_ready(false);
+  if (nats_intake_) nats_intake_->stop();
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  auto in_flight = [this] {
+    uint64_t total = 0;
+    for (auto& worker : workers_) total += worker->in_flight();
+    return total;
+  };
+  while (in_flight() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (const uint64_t left = in_flight(); left > 0) {
+    log_warn("workers", "grace period over: cancelling " + std::to_string(left) + " requests");
+    for (auto& worker : workers_) worker->cancel_all();
+    const auto cancel_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    while (in_flight() > 0 && std::chrono::steady_clock::now() < cancel_deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+  for (auto& server : http_servers_) server->stop();
+  for (auto& output : zmq_outputs_) output->stop();
+}
+
+}  // namespace kvmock

@@ -1,0 +1,54 @@
+// All mock workers of the process (`workers:` in the config) and their intakes: the
+// OpenAI HTTP port of each worker, the NATS `generate` subject of each worker, and the
+// optional vLLM-format ZMQ event output.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <memory>
+#include <vector>
+#include <zmq.hpp>
+
+#include "config/config.h"
+#include "daemon/mock_worker.h"
+#include "transport/http/http_server.h"
+#include "transport/nats/kv_event_pipeline.h"
+#include "transport/nats/nats_client.h"
+
+namespace kvmock {
+
+class NatsGenerateIntake;
+class EngineFormatOutput;
+
+class WorkerFleet {
+ public:
+  WorkerFleet(const Config& config, boost::asio::io_context& io, KvEventPipeline& pipeline,
+              NatsClient& nats, zmq::context_t& zmq, MetricsRegistry& metrics);
+  ~WorkerFleet();
+
+  // Builds the workers and opens their intakes. Error on an unreadable timing profile or a
+  // port that cannot be bound.
+  Result<bool> start();
+  // Intake off (new requests get 503, NATS intake unsubscribed); waits up to `grace` for
+  // in-flight requests, then cancels the rest and closes the ports.
+  void stop(std::chrono::seconds grace);
+
+  size_t size() const { return workers_.size(); }
+  MockWorker& worker(size_t index) { return *workers_.at(index); }
+  uint16_t http_port(size_t index) const;
+
+ private:
+  const Config& config_;
+  boost::asio::io_context& io_;
+  KvEventPipeline& pipeline_;
+  NatsClient& nats_;
+  zmq::context_t& zmq_;
+  MetricsRegistry& metrics_;
+  std::vector<std::unique_ptr<MockWorker>> workers_;
+  std::vector<std::unique_ptr<HttpServer>> http_servers_;
+  std::unique_ptr<NatsGenerateIntake> nats_intake_;
+  std::vector<std::unique_ptr<EngineFormatOutput>> zmq_outputs_;
+  bool stopped_ = false;
+};
+
+}  // namespace kvmock

@@ -1,0 +1,56 @@
+// What the HTTP (OpenAI) and NATS intakes need from a mock worker. The worker driver
+// implements it; the intakes know nothing about scheduling.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/common/result.h"
+#include "core/tokens/block_hash.h"
+
+namespace kvmock {
+
+struct GenerationRequest {
+  std::vector<TokenId> prompt;
+  uint32_t max_tokens = 16;
+  uint32_t dp_rank = 0;  // which engine of the worker (NATS intake: routing.dp_rank)
+  std::string lora_name;
+  std::string cache_salt;
+};
+
+struct GenerationFinish {
+  std::string finish_reason;  // "length", "cancelled", "error"
+  std::string error;          // set when finish_reason == "error"
+  uint32_t prompt_tokens = 0;
+  uint32_t completion_tokens = 0;
+  uint32_t cached_tokens = 0;  // prompt tokens served from the prefix cache
+};
+
+// Callbacks run on the worker's thread and must not block. on_tokens is called with the
+// tokens of each pass as they are produced (one per pass for decode); on_finish exactly
+// once, last.
+struct GenerationCallbacks {
+  std::function<void(const std::vector<TokenId>& tokens)> on_tokens;
+  std::function<void(const GenerationFinish& finish)> on_finish;
+};
+
+class WorkerBackend {
+ public:
+  virtual ~WorkerBackend() = default;
+
+  // Queues a request. Errors (reason → HTTP status): "not_ready" 503, "queue_full" 429,
+  // "prompt_too_long" 400, "bad_request" 400.
+  virtual Result<uint64_t> submit(GenerationRequest request, GenerationCallbacks callbacks) = 0;
+  // Cancels a queued or running request and frees its blocks; on_finish("cancelled")
+  // follows unless the request already finished. Safe from any thread.
+  virtual void cancel(uint64_t request_id) = 0;
+  virtual bool ready() const = 0;
+  virtual uint64_t worker_id() const = 0;
+  virtual const std::string& model_name() const = 0;
+  // The worker's vLLM-named Prometheus metrics (text format), as a vLLM pod serves them.
+  virtual std::string render_metrics() const = 0;
+};
+
+}  // namespace kvmock

@@ -1,0 +1,171 @@
+#include "transport/nats/generate_intake.h"
+
+#include <nlohmann/json.hpp>
+
+#include "core/events/subjects.h"
+#include "transport/log/logger.h"
+
+namespace kvmock {
+namespace {
+
+using nlohmann::json;
+
+Result<uint32_t> read_u32(const json& object, const char* key, const char* path,
+                          uint32_t fallback) {
+  auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return fallback;
+  if (!it->is_number_unsigned() || it->get<uint64_t>() > UINT32_MAX) {
+    return make_error("bad_request", std::string(path) + ": expected an unsigned 32-bit integer");
+  }
+  return static_cast<uint32_t>(it->get<uint64_t>());
+}
+
+std::string read_string(const json& object, const char* key) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+void send(NatsClient& client, const std::string& reply, const json& message) {
+  const std::string text = message.dump();
+  (void)client.publish_reply(reply.c_str(),
+                             std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+}
+
+json engine_output(const std::vector<TokenId>& tokens) {
+  return json{{"token_ids", tokens},      {"tokens", nullptr},    {"text", nullptr},
+              {"cum_log_probs", nullptr}, {"log_probs", nullptr}, {"finish_reason", nullptr}};
+}
+
+}  // namespace
+
+struct NatsGenerateIntake::Route {
+  NatsGenerateIntake* intake;
+  WorkerBackend* worker;
+  natsSubscription* subscription = nullptr;
+};
+
+Result<GenerationRequest> parse_preprocessed_request(std::string_view text) {
+  const json body = json::parse(text, nullptr, false);
+  if (body.is_discarded()) return make_error("bad_request", "body is not valid JSON");
+  if (!body.is_object()) return make_error("bad_request", "body must be a JSON object");
+  GenerationRequest request;
+  auto tokens = body.find("token_ids");
+  if (tokens == body.end() || !tokens->is_array()) {
+    return make_error("bad_request", "token_ids: required array of token ids");
+  }
+  request.prompt.reserve(tokens->size());
+  for (size_t i = 0; i < tokens->size(); ++i) {
+    const json& t = (*tokens)[i];
+    if (!t.is_number_unsigned() || t.get<uint64_t>() > UINT32_MAX) {
+      return make_error("bad_request", "token_ids[" + std::to_string(i) + "]: expected uint32");
+    }
+    request.prompt.push_back(static_cast<TokenId>(t.get<uint64_t>()));
+  }
+  if (request.prompt.empty()) return make_error("bad_request", "token_ids: empty prompt");
+  static const json kEmpty = json::object();
+  auto stop = body.find("stop_conditions");
+  const json& stop_conditions = stop != body.end() && stop->is_object() ? *stop : kEmpty;
+  auto max_tokens = read_u32(stop_conditions, "max_tokens", "stop_conditions.max_tokens", 16);
+  if (!max_tokens) return max_tokens.error();
+  request.max_tokens = *max_tokens;
+  auto routing_it = body.find("routing");
+  const json& routing = routing_it != body.end() && routing_it->is_object() ? *routing_it : kEmpty;
+  auto rank = read_u32(routing, "dp_rank", "routing.dp_rank", 0);
+  if (!rank) return rank.error();
+  request.dp_rank = *rank;
+  request.lora_name = read_string(routing, "lora_name");
+  request.cache_salt = read_string(routing, "cache_salt");
+  return request;
+}
+
+NatsGenerateIntake::NatsGenerateIntake(NatsClient& client, std::string ns, std::string component,
+                                       MetricsRegistry& metrics)
+    : client_(client), ns_(std::move(ns)), component_(std::move(component)) {
+  accepted_ = &metrics.counter("kvmock_nats_generate_requests_total",
+                               "Requests received on the NATS generate subjects.",
+                               {{"result", "accepted"}});
+  rejected_ = &metrics.counter("kvmock_nats_generate_requests_total",
+                               "Requests received on the NATS generate subjects.",
+                               {{"result", "rejected"}});
+}
+
+NatsGenerateIntake::~NatsGenerateIntake() { stop(); }
+
+std::string NatsGenerateIntake::subject(std::string_view ns, std::string_view component,
+                                        uint64_t worker_id) {
+  return "namespace." + encode_subject_token(ns) + ".component." + encode_subject_token(component) +
+         ".generate." + std::to_string(worker_id);
+}
+
+Result<bool> NatsGenerateIntake::serve(WorkerBackend& worker) {
+  auto route = std::make_unique<Route>(Route{this, &worker, nullptr});
+  const std::string name = subject(ns_, component_, worker.worker_id());
+  const natsStatus s =
+      natsConnection_Subscribe(&route->subscription, client_.connection(), name.c_str(),
+                               &NatsGenerateIntake::on_message, route.get());
+  if (s != NATS_OK) return nats_error("subscribing " + name, s);
+  routes_.push_back(std::move(route));
+  return true;
+}
+
+void NatsGenerateIntake::stop() {
+  for (auto& route : routes_) {
+    if (route->subscription) {
+      natsSubscription_Unsubscribe(route->subscription);
+      natsSubscription_Destroy(route->subscription);
+      route->subscription = nullptr;
+    }
+  }
+}
+
+void NatsGenerateIntake::on_message(natsConnection*, natsSubscription*, natsMsg* msg,
+                                    void* closure) {
+  auto* route = static_cast<Route*>(closure);
+  route->intake->handle(*route->worker, msg);
+  natsMsg_Destroy(msg);
+}
+
+void NatsGenerateIntake::handle(WorkerBackend& worker, natsMsg* msg) {
+  const char* reply_subject = natsMsg_GetReply(msg);
+  if (!reply_subject || !*reply_subject) {
+    rejected_->inc();
+    Logger::instance().log_limited(LogSeverity::kWarn, "generate-no-reply", "nats-intake",
+                                   "generate request without a reply subject ignored");
+    return;
+  }
+  const std::string reply = reply_subject;
+  auto request = parse_preprocessed_request(
+      std::string_view(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg))));
+  auto fail = [&](const std::string& message) {
+    rejected_->inc();
+    json last = engine_output({});
+    last["finish_reason"] = json{{"error", message}};
+    send(client_, reply, last);
+  };
+  if (!request) return fail(request.error().message);
+  NatsClient& client = client_;
+  GenerationCallbacks callbacks;
+  callbacks.on_tokens = [&client, reply](const std::vector<TokenId>& tokens) {
+    send(client, reply, engine_output(tokens));
+  };
+  callbacks.on_finish = [&client, reply](const GenerationFinish& finish) {
+    json last = engine_output({});
+    if (finish.finish_reason == "error") {
+      last["finish_reason"] = json{{"error", finish.error}};
+    } else {
+      last["finish_reason"] = finish.finish_reason;
+    }
+    last["completion_usage"] = {
+        {"prompt_tokens", finish.prompt_tokens},
+        {"completion_tokens", finish.completion_tokens},
+        {"total_tokens", finish.prompt_tokens + finish.completion_tokens},
+        {"prompt_tokens_details", {{"cached_tokens", finish.cached_tokens}}}};
+    send(client, reply, last);
+  };
+  auto submitted = worker.submit(std::move(*request), std::move(callbacks));
+  if (!submitted)
+    return fail(std::string(submitted.error().reason) + ": " + submitted.error().message);
+  accepted_->inc();
+}
+
+}  // namespace kvmock

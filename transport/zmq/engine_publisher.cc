@@ -1,0 +1,270 @@
+#include "transport/zmq/engine_publisher.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <zmq_addon.hpp>
+
+#include "transport/zmq/seq_frame.h"
+#include "transport/zmq/zmq_endpoint.h"
+
+namespace kvmock {
+namespace {
+
+constexpr int kIdlePollMs = 100;   // bounds stop() latency; publish() wakes the thread anyway
+constexpr int kBlockedPollMs = 1;  // retry interval while a replay client's pipe is full
+constexpr size_t kRequestsPerTurn = 100;
+constexpr size_t kRepliesPerTurn = 1000;  // live batches get a turn at least this often
+constexpr size_t kMaxReplayClients = 64;  // clients with queued replies at once
+constexpr int kPubLingerMs = 100;         // lets the last live batches leave on shutdown
+
+void bump(std::atomic<uint64_t>& counter) { counter.fetch_add(1, std::memory_order_relaxed); }
+
+}  // namespace
+
+// One client's replies not yet handed to ZMQ, in order. A null batch is the end marker
+// of one request; several requests from the same identity queue up behind each other.
+struct EnginePublisher::PendingReplay {
+  std::string identity;
+  std::deque<std::shared_ptr<const Batch>> items;
+};
+
+Result<std::unique_ptr<EnginePublisher>> EnginePublisher::start(zmq::context_t& context,
+                                                                EnginePublisherOptions options) {
+  if (options.max_queue == 0 || options.sndhwm < 0 || options.replay_sndhwm < 0) {
+    return make_error("bad_option", "max_queue must be > 0 and high-water marks >= 0");
+  }
+  std::unique_ptr<EnginePublisher> publisher(new EnginePublisher(context, std::move(options)));
+  Result<bool> bound = publisher->bind();
+  if (!bound) return bound.error();
+  publisher->thread_ = std::thread([p = publisher.get()] { p->run(); });
+  return publisher;
+}
+
+EnginePublisher::EnginePublisher(zmq::context_t& context, EnginePublisherOptions options)
+    : context_(context), options_(std::move(options)) {}
+
+EnginePublisher::~EnginePublisher() {
+  stop();
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+Result<bool> EnginePublisher::bind() {
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0) return make_error("bind", std::string("eventfd: ") + std::strerror(errno));
+  const std::string prefix = "tcp://" + options_.bind_host + ":";
+  std::string where = prefix + std::to_string(options_.port);
+  try {
+    pub_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::pub);
+    pub_->set(zmq::sockopt::linger, kPubLingerMs);
+    pub_->set(zmq::sockopt::sndhwm, options_.sndhwm);
+    pub_->bind(where);
+    endpoint_ = last_endpoint(*pub_);
+    if (options_.replay_port) {
+      where = prefix + std::to_string(*options_.replay_port);
+      router_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::router);
+      router_->set(zmq::sockopt::linger, 0);
+      router_->set(zmq::sockopt::sndhwm, options_.replay_sndhwm);
+      router_->set(zmq::sockopt::router_mandatory, true);
+      router_->bind(where);
+      replay_endpoint_ = last_endpoint(*router_);
+    }
+  } catch (const zmq::error_t& e) {
+    router_.reset();
+    pub_.reset();
+    return make_error("bind", "cannot bind " + where + ": " + e.what());
+  }
+  return true;
+}
+
+Result<uint64_t> EnginePublisher::publish(std::vector<uint8_t> payload) {
+  bool was_empty = false;
+  uint64_t seq = 0;
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return make_error("stopped", "publisher is stopped");
+    seq = next_seq_++;
+    if (queue_.size() >= options_.max_queue) {
+      bump(counters_.queue_full_drops);
+      return make_error("queue_full",
+                        "publisher queue full; batch " + std::to_string(seq) + " dropped");
+    }
+    was_empty = queue_.empty();
+    queue_.push_back({seq, std::move(payload)});
+  }
+  // The thread empties the queue in one swap, so only the first batch after a swap needs
+  // to wake it.
+  if (was_empty) wake();
+  return seq;
+}
+
+void EnginePublisher::wake() {
+  const uint64_t one = 1;
+  // Failure means the counter is already non-zero (EAGAIN): the thread is awake anyway.
+  [[maybe_unused]] const ssize_t n = ::write(wake_fd_, &one, sizeof one);
+}
+
+void EnginePublisher::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  if (thread_.joinable()) {
+    wake();
+    thread_.join();
+  }
+}
+
+void EnginePublisher::run() {
+  std::deque<Batch> batches;
+  int timeout_ms = kIdlePollMs;
+  for (;;) {
+    bool stopping = false;
+    {
+      std::lock_guard lock(mutex_);
+      batches.swap(queue_);
+      stopping = stopping_;
+    }
+    send_live(batches);
+    if (stopping) break;
+
+    std::array<zmq::pollitem_t, 2> items{};
+    items[0] = {nullptr, wake_fd_, ZMQ_POLLIN, 0};
+    size_t count = 1;
+    if (router_) {
+      items[1] = {router_->handle(), 0, ZMQ_POLLIN, 0};
+      count = 2;
+    }
+    try {
+      zmq::poll(items.data(), count, std::chrono::milliseconds(timeout_ms));
+    } catch (const zmq::error_t&) {
+      // EINTR: just go round again.
+    }
+    if (items[0].revents & ZMQ_POLLIN) {
+      uint64_t drained = 0;
+      [[maybe_unused]] const ssize_t n = ::read(wake_fd_, &drained, sizeof drained);
+    }
+    timeout_ms = kIdlePollMs;
+    if (router_) {
+      read_requests();
+      timeout_ms = send_replies() ? kBlockedPollMs : kIdlePollMs;
+      if (timeout_ms == kIdlePollMs && !pending_.empty()) timeout_ms = 0;  // budget ran out
+    }
+  }
+  pending_.clear();
+  router_.reset();
+  pub_.reset();
+}
+
+void EnginePublisher::send_live(std::deque<Batch>& batches) {
+  const zmq::const_buffer topic = zmq::buffer(options_.topic);
+  for (Batch& batch : batches) {
+    const auto seq = encode_seq_frame(batch.seq);
+    std::array<zmq::const_buffer, 3> frames = {topic, zmq::buffer(seq), zmq::buffer(batch.payload)};
+    try {
+      // A PUB socket never blocks: beyond SNDHWM ZMQ drops for that subscriber.
+      (void)zmq::send_multipart(*pub_, frames, zmq::send_flags::dontwait);
+      bump(counters_.published);
+    } catch (const zmq::error_t&) {
+      continue;  // as in vLLM, a failed send is not buffered: subscribers see a gap
+    }
+    if (options_.buffer_steps == 0) continue;
+    ring_.push_back(std::make_shared<const Batch>(std::move(batch)));
+    if (ring_.size() > options_.buffer_steps) ring_.pop_front();
+  }
+  batches.clear();
+}
+
+void EnginePublisher::read_requests() {
+  std::vector<zmq::message_t> frames;
+  for (size_t i = 0; i < kRequestsPerTurn; ++i) {
+    frames.clear();
+    try {
+      if (!zmq::recv_multipart(*router_, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
+        return;
+      }
+    } catch (const zmq::error_t&) {
+      return;
+    }
+    // [identity, "", start] from DEALER/REQ, or [identity, start] from a bare DEALER.
+    const bool delimited = frames.size() == 3 && frames[1].size() == 0;
+    const bool bare = frames.size() == 2;
+    const std::optional<uint64_t> start =
+        delimited || bare ? decode_seq_frame({frames.back().data<uint8_t>(), frames.back().size()})
+                          : std::nullopt;
+    if (!start) {
+      bump(counters_.replay_bad_requests);
+      continue;
+    }
+    bump(counters_.replay_requests);
+    std::string identity = frames[0].to_string();
+    auto it = std::find_if(pending_.begin(), pending_.end(),
+                           [&](const auto& p) { return p->identity == identity; });
+    if (it == pending_.end()) {
+      if (pending_.size() >= kMaxReplayClients) {
+        bump(counters_.replay_requests_rejected);
+        continue;
+      }
+      pending_.push_back(std::make_unique<PendingReplay>());
+      pending_.back()->identity = std::move(identity);
+      it = pending_.end() - 1;
+    }
+    // Snapshot now: the ring keeps moving while the replies wait.
+    auto first = std::lower_bound(ring_.begin(), ring_.end(), *start,
+                                  [](const auto& batch, uint64_t seq) { return batch->seq < seq; });
+    (*it)->items.insert((*it)->items.end(), first, ring_.end());
+    (*it)->items.push_back(nullptr);
+  }
+}
+
+bool EnginePublisher::send_replies() {
+  static constexpr std::array<uint8_t, 0> kEmpty{};
+  const auto end_seq = encode_seq_frame(kReplayEndSeq);
+  bool blocked = false;
+  size_t budget = kRepliesPerTurn;
+  for (auto it = pending_.begin(); it != pending_.end() && budget > 0;) {
+    PendingReplay& client = **it;
+    bool drop = false;
+    while (!client.items.empty() && budget > 0) {
+      const std::shared_ptr<const Batch>& batch = client.items.front();
+      const auto seq = batch ? encode_seq_frame(batch->seq) : end_seq;
+      try {
+        // Only the identity frame can fail: once ZMQ accepts it, the rest of the message
+        // goes into the same pipe regardless of the high-water mark.
+        if (!router_->send(zmq::buffer(client.identity),
+                           zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+          bump(counters_.replay_send_blocked);
+          blocked = true;
+          break;
+        }
+        router_->send(zmq::buffer(kEmpty), zmq::send_flags::sndmore);
+        if (options_.replay_topic_frame) {
+          router_->send(batch ? zmq::buffer(options_.topic) : zmq::buffer(kEmpty),
+                        zmq::send_flags::sndmore);
+        }
+        router_->send(zmq::buffer(seq), zmq::send_flags::sndmore);
+        router_->send(batch ? zmq::buffer(batch->payload) : zmq::buffer(kEmpty),
+                      zmq::send_flags::none);
+      } catch (const zmq::error_t&) {
+        drop = true;  // EHOSTUNREACH: the client went away
+        break;
+      }
+      bump(batch ? counters_.replay_batches_sent : counters_.replay_ends_sent);
+      client.items.pop_front();
+      --budget;
+    }
+    if (drop) bump(counters_.replay_clients_dropped);
+    if (drop || client.items.empty()) {
+      it = pending_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return blocked;
+}
+
+}  // namespace kvmock

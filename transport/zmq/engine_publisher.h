@@ -1,0 +1,127 @@
+// Publishes KV-event batches in vLLM's own ZMQ wire format, so routers that read engines
+// directly (llm-d, AIBrix, SGLang router, Dynamo's relay, kvmock's own subscriber) can
+// follow a mock worker (reference/engines-and-peers.md §1.2–§1.5):
+//   live:   PUB, [topic, seq (u64 BE, from 0, +1 per batch), payload]
+//   replay: ROUTER; a request [identity, "", start_seq] (DEALER or REQ) or
+//           [identity, start_seq] gets every buffered batch with seq >= start_seq as
+//           [identity, "", topic, seq, payload] (or without the topic frame, the layout
+//           before vLLM #45177 and SGLang's), then the end marker with seq ff×8 and an
+//           empty payload.
+//
+// Thread model: publish() may be called from any thread. ZMQ sockets are not thread-safe,
+// so both sockets live on one internal thread fed by a mutex-guarded queue and woken by an
+// eventfd that zmq_poll watches with the ROUTER. A single-caller contract was the
+// alternative, but the callers are worker strands on a shared Asio pool, and a queue hop
+// costs less than proving every call site runs on one thread.
+//
+// Unlike vLLM, replies are never silently lost to a slow reader: the ROUTER is
+// ROUTER_MANDATORY with a large SNDHWM, and when a reply would block, the rest of that
+// client's replies stay queued and resume on the next loop turn. Live batches are sent
+// first on every turn, so one slow replay client never stalls live publishing. A client's
+// queue is dropped (and counted) only when it disconnects.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+#include <zmq.hpp>
+
+#include "core/common/result.h"
+
+namespace kvmock {
+
+struct EnginePublisherOptions {
+  std::string bind_host = "*";          // e.g. "*", "127.0.0.1"
+  uint16_t port = 0;                    // 0: ephemeral, see endpoint()
+  std::optional<uint16_t> replay_port;  // nullopt: no replay socket; 0: ephemeral
+  std::string topic;
+  size_t buffer_steps = 10000;     // replay ring size, in batches
+  bool replay_topic_frame = true;  // reply layout of vLLM >= #45177
+  int sndhwm = 100000;             // PUB; ZMQ drops to subscribers beyond it
+  int replay_sndhwm = 100000;      // ROUTER; beyond it replies wait in our queue
+  size_t max_queue = 100000;       // publish() calls not yet sent by the thread
+};
+
+// Monotonic counters, written by the publisher thread (and publish()), readable anywhere.
+struct EnginePublisherCounters {
+  std::atomic<uint64_t> published{0};         // batches sent on the PUB socket
+  std::atomic<uint64_t> queue_full_drops{0};  // publish() refused: the queue was full
+  std::atomic<uint64_t> replay_requests{0};
+  std::atomic<uint64_t> replay_bad_requests{0};  // wrong shape: ignored
+  std::atomic<uint64_t> replay_batches_sent{0};
+  std::atomic<uint64_t> replay_ends_sent{0};          // end markers: one per completed request
+  std::atomic<uint64_t> replay_send_blocked{0};       // EAGAIN: replies kept queued for later
+  std::atomic<uint64_t> replay_clients_dropped{0};    // disconnected before their replies went
+  std::atomic<uint64_t> replay_requests_rejected{0};  // too many clients with queued replies
+};
+
+class EnginePublisher {
+ public:
+  // Binds tcp://{bind_host}:{port} (PUB) and, if configured, tcp://{bind_host}:{replay_port}
+  // (ROUTER), then starts the thread. Errors: "bind" (address in use, bad host) and
+  // "bad_option". `context` must outlive the publisher.
+  static Result<std::unique_ptr<EnginePublisher>> start(zmq::context_t& context,
+                                                        EnginePublisherOptions options);
+  ~EnginePublisher();  // stop()s
+  EnginePublisher(const EnginePublisher&) = delete;
+  EnginePublisher& operator=(const EnginePublisher&) = delete;
+
+  // Queues one msgpack EventBatch and returns the seq it will carry. Thread-safe and
+  // non-blocking. When max_queue batches are already waiting, the batch is dropped with
+  // Error "queue_full"; its seq is still consumed so subscribers see the loss as a gap.
+  Result<uint64_t> publish(std::vector<uint8_t> payload);
+
+  // Sends every batch already queued, then closes the sockets; queued replay replies are
+  // abandoned. Returns within ~100 ms. Idempotent; publish() afterwards is "stopped".
+  void stop();
+
+  // The bound addresses (ZMQ_LAST_ENDPOINT), e.g. "tcp://127.0.0.1:40123"; the replay one
+  // is empty without a replay socket.
+  const std::string& endpoint() const { return endpoint_; }
+  const std::string& replay_endpoint() const { return replay_endpoint_; }
+  const EnginePublisherCounters& counters() const { return counters_; }
+
+ private:
+  struct Batch {
+    uint64_t seq;
+    std::vector<uint8_t> payload;
+  };
+  struct PendingReplay;  // one client's unsent replies, see .cc
+
+  EnginePublisher(zmq::context_t& context, EnginePublisherOptions options);
+  Result<bool> bind();
+  void run();
+  void send_live(std::deque<Batch>& batches);
+  void read_requests();
+  // Sends queued replies without blocking; returns true if some client is blocked.
+  bool send_replies();
+  void wake();
+
+  zmq::context_t& context_;
+  const EnginePublisherOptions options_;
+  EnginePublisherCounters counters_;
+  std::string endpoint_;
+  std::string replay_endpoint_;
+  int wake_fd_ = -1;  // eventfd: publish()/stop() → thread
+
+  std::mutex mutex_;  // guards queue_, next_seq_, stopping_
+  std::deque<Batch> queue_;
+  uint64_t next_seq_ = 0;
+  bool stopping_ = false;
+
+  // Thread-owned.
+  std::unique_ptr<zmq::socket_t> pub_;
+  std::unique_ptr<zmq::socket_t> router_;
+  std::deque<std::shared_ptr<const Batch>> ring_;  // the last buffer_steps batches sent
+  std::vector<std::unique_ptr<PendingReplay>> pending_;
+
+  std::thread thread_;
+};
+
+}  // namespace kvmock

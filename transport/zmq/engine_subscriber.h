@@ -1,0 +1,148 @@
+// Follows one real engine's KV-event stream: one SUB socket per (relay endpoint, dp rank),
+// on its own thread. Validates the 3-frame envelope, tracks the per-rank sequence number,
+// heals gaps from the engine's replay socket and detects engine restarts. The msgpack
+// payload is handed on as bytes; decoding is the caller's job (core/events).
+//
+// Wire format and replay protocol: reference/engines-and-peers.md §1.3–§1.5.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <zmq.hpp>
+
+#include "core/common/result.h"
+#include "transport/zmq/replay_client.h"
+
+namespace kvmock {
+
+// Receives what a subscriber accepts, on the subscriber's thread, in seq order.
+// Implementations must not throw and should return quickly (post to a strand or a queue);
+// a slow sink stalls the ZMQ receive for that rank, which is the intended backpressure.
+struct EngineStreamSink {
+  virtual ~EngineStreamSink() = default;
+  // One batch (the msgpack EventBatch bytes, valid only during the call). `replayed` is
+  // true for batches recovered from the replay socket after a gap.
+  virtual void on_batch(uint32_t dp_rank, uint64_t seq, std::span<const uint8_t> payload,
+                        bool replayed) = 0;
+  // The engine restarted (its seq went back, or repeated 0): state derived from earlier
+  // batches is stale. Called before the first batch of the new run; if that run's first
+  // seen seq is above 0, its earlier batches are recovered from replay like any gap.
+  virtual void on_restart(uint32_t dp_rank) = 0;
+};
+
+// Why a live message was not delivered. Each value's name is a metric label.
+enum class SubscriberDrop : uint8_t {
+  kFrameCount,  // not exactly 3 frames
+  kSeqSize,     // frame 2 is not 8 bytes
+  kDuplicate,   // seq == last seq (already delivered)
+  kCount_,
+};
+inline constexpr size_t kSubscriberDropReasons = static_cast<size_t>(SubscriberDrop::kCount_);
+std::string_view subscriber_drop_reason(SubscriberDrop reason);  // "frame_count", ...
+
+// Monotonic counters, written by the subscriber thread, readable from any thread.
+struct EngineSubscriberCounters {
+  std::atomic<uint64_t> messages{0};  // multipart messages received on the SUB socket
+  std::atomic<uint64_t> frames{0};    // ZMQ frames received on the SUB socket
+  std::atomic<uint64_t> batches{0};   // live batches delivered to the sink
+  std::array<std::atomic<uint64_t>, kSubscriberDropReasons> dropped{};
+  std::atomic<uint64_t> gaps{0};  // seq jumps forward, incl. a restart first seen above 0
+  std::atomic<uint64_t> replays_requested{0};
+  std::atomic<uint64_t> replayed_batches{0};  // recovered batches delivered to the sink
+  std::atomic<uint64_t> missing_batches{0};   // seqs skipped and not recovered
+  std::atomic<uint64_t> restarts{0};
+  std::atomic<uint64_t> receive_errors{0};
+  std::atomic<uint64_t> socket_recreations{0};
+
+  uint64_t dropped_for(SubscriberDrop reason) const {
+    return dropped[static_cast<size_t>(reason)].load(std::memory_order_relaxed);
+  }
+};
+
+struct EngineSubscriberOptions {
+  std::string endpoint;         // rank 0's PUB endpoint, e.g. "tcp://10.0.0.7:5557"
+  std::string replay_endpoint;  // rank 0's replay ROUTER; empty disables gap healing
+  uint32_t dp_rank = 0;         // both endpoints are offset by this rank (port + rank)
+  std::string topic;            // SUB prefix filter; empty receives every topic
+  int rcvhwm = 100000;
+  int replay_timeout_ms = 2000;       // bound on one replay exchange
+  size_t max_replay_batches = 10000;  // bound on the batches recovered per gap
+  // Called before each receive; may block while the downstream outbox is full. It must
+  // return once the owner begins shutting down, or stop() waits for it.
+  std::function<void()> wait_for_room;
+  // Gap, restart and error reports (rate-limited to one per second per kind). Empty:
+  // written to stderr.
+  std::function<void(std::string_view)> log;
+};
+
+// Pure backoff schedule for consecutive receive errors: 10 ms doubling per error with the
+// exponent capped at 8, never above 5000 ms. `consecutive_errors` counts from 1.
+int subscriber_backoff_ms(uint32_t consecutive_errors);
+
+class EngineSubscriber {
+ public:
+  // Validates and offsets the endpoints (errors: "bad_endpoint", "bad_port") and starts
+  // the receive thread, which connects at once (engines bind; ZMQ retries the connection
+  // in the background until the engine is up). `context` and `sink` must outlive the
+  // subscriber.
+  static Result<std::unique_ptr<EngineSubscriber>> start(zmq::context_t& context,
+                                                         EngineSubscriberOptions options,
+                                                         EngineStreamSink& sink);
+  ~EngineSubscriber();  // stop()s
+  EngineSubscriber(const EngineSubscriber&) = delete;
+  EngineSubscriber& operator=(const EngineSubscriber&) = delete;
+
+  // Stops and joins the thread; returns within about 50 ms plus any sink or
+  // wait_for_room call in progress (an in-flight replay is abandoned). Idempotent.
+  void stop();
+
+  const EngineSubscriberCounters& counters() const { return counters_; }
+  const std::string& endpoint() const { return endpoint_; }  // after the rank offset
+  const std::string& replay_endpoint() const { return replay_endpoint_; }
+
+ private:
+  EngineSubscriber(zmq::context_t& context, EngineSubscriberOptions options, EngineStreamSink& sink,
+                   std::string endpoint, std::string replay_endpoint);
+
+  void run();
+  void open_socket();
+  void handle_message(std::vector<zmq::message_t>& frames);
+  void accept(uint64_t seq, std::span<const uint8_t> payload);
+  // Recovers [first_seq, gap_seq) from the replay socket and delivers it in order; counts
+  // what it could not recover as missing.
+  void heal_gap(uint64_t first_seq, uint64_t gap_seq);
+  void on_receive_error(const char* what);
+  void log(int kind, const std::string& message);
+  void sleep_unless_stopped(int ms);
+
+  zmq::context_t& context_;
+  const EngineSubscriberOptions options_;
+  EngineStreamSink& sink_;
+  const std::string endpoint_;
+  const std::string replay_endpoint_;
+  EngineSubscriberCounters counters_;
+
+  // Receive-thread state.
+  std::unique_ptr<zmq::socket_t> socket_;
+  bool have_seq_ = false;  // false until the first message: it is accepted whatever its seq
+  uint64_t last_seq_ = 0;
+  uint32_t consecutive_errors_ = 0;
+  std::array<int64_t, 4> last_log_ms_{};  // per log kind, steady clock, for rate limiting
+  std::array<uint64_t, 4> suppressed_logs_{};
+
+  std::atomic<bool> stopping_{false};
+  std::mutex stop_mutex_;  // with stop_cv_: wakes a backoff sleep on stop()
+  std::condition_variable stop_cv_;
+  std::thread thread_;  // last: starts after every member above is initialised
+};
+
+}  // namespace kvmock
