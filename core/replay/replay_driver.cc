@@ -17,6 +17,10 @@ namespace kvmock {
 namespace {
 
 constexpr double kNever = std::numeric_limits<double>::infinity();
+// A zero-time pass can do invisible work (recomputing generated tokens after a preemption
+// with a tiny token budget), so a worker is only declared stuck after this many such
+// passes in a row. Far more than any real recompute needs, few enough to end quickly.
+constexpr uint32_t kMaxIdlePasses = 1u << 16;
 
 Error bad_options(std::string message) {
   return make_error("bad_replay_options", std::move(message));
@@ -26,9 +30,10 @@ Error bad_workload(std::string message) { return make_error("bad_workload", std:
 struct Worker {
   std::unique_ptr<EngineCore> engine;
   bool busy = false;
-  // Set after a pass that did nothing at all; cleared when a request is added. Keeps a
-  // worker that cannot progress from spinning the clock in place.
+  // Set after kMaxIdlePasses passes in a row that showed no progress; cleared when a
+  // request is added. Keeps a worker that cannot progress from spinning the clock in place.
   bool stalled = false;
+  uint32_t idle_passes = 0;
   double pass_end_ms = 0;
   std::vector<RequestOutput> outputs;  // delivered at pass_end_ms
   // Requests given to this worker and not finished. Breaks load ties that blocks cannot:
@@ -184,6 +189,7 @@ void Driver::dispatch(size_t index, double now_ms) {
     return;
   }
   workers_[w].stalled = false;
+  workers_[w].idle_passes = 0;
 }
 
 void Driver::finish(size_t index, double at_ms) {
@@ -241,7 +247,12 @@ void Driver::start_passes(double now_ms) {
       // scores that block lower, so it is not fatal to the run.
       for (const RouterEvent& event : pass.events) (void)tree_.apply(event);
     }
-    if (pass.outputs.empty() && pass.events.empty() && pass.end_ms <= now_ms) {
+    const bool visible_progress = !pass.outputs.empty() || !pass.events.empty() ||
+                                  pass.end_ms > now_ms || pass.fpm.num_prefill_requests > 0 ||
+                                  pass.fpm.num_decode_requests > 0;
+    if (visible_progress) {
+      worker.idle_passes = 0;
+    } else if (++worker.idle_passes >= kMaxIdlePasses) {
       worker.stalled = true;
       continue;
     }

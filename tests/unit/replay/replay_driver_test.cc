@@ -219,6 +219,21 @@ TEST(ReplayDriver, ZeroSpeedupRunsEverythingAtTimeZero) {
   EXPECT_EQ(result->summary.duration_ms, 0);
 }
 
+TEST(ReplayDriver, ZeroTimeChunkedPrefillWithoutEventsStillRunsToTheEnd) {
+  // Passes that only compute a prefill chunk take no time and report nothing visible
+  // (no token, no KV event without prefix caching); they must not count as stuck.
+  ReplayOptions o = options(1, Placement::kRoundRobin);
+  o.engine.speedup_ratio = 0;
+  o.engine.enable_prefix_caching = false;
+  o.engine.max_num_batched_tokens = 32;
+  std::vector<WorkloadRequest> workload = {request(0, tokens(1, 512), 3),
+                                           request(0, tokens(900, 300), 2)};
+  auto result = run_replay(workload, o);
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->summary.completed, 2u);
+  EXPECT_GT(result->passes, 512u / 32u);
+}
+
 TEST(ReplayDriver, BadOptionsAndWorkloadsAreRejectedBeforeRunning) {
   std::vector<WorkloadRequest> one = {request(0, tokens(1, 8), 1)};
   EXPECT_EQ(run_replay(one, options(0, Placement::kRoundRobin)).error().reason,
