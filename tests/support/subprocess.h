@@ -18,6 +18,28 @@ struct ProcessResult {
 ProcessResult run_process(const std::vector<std::string>& argv, const std::string& input,
                           std::chrono::milliseconds deadline = std::chrono::seconds(30));
 
+// A long-running child (a daemon under test). Its stdout and stderr go to a temporary
+// file; the destructor kills it if it is still running.
+class ChildProcess {
+ public:
+  explicit ChildProcess(const std::vector<std::string>& argv);
+  ~ChildProcess();
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  bool running();
+  void signal(int signal_number);
+  // Waits for exit up to `timeout`; returns the exit status, or -1 on timeout / signal.
+  int wait(std::chrono::milliseconds timeout);
+  std::string output() const;  // stdout and stderr so far
+
+ private:
+  int pid_ = -1;
+  int status_ = -1;
+  bool exited_ = false;
+  std::string log_path_;
+};
+
 // Absolute path of the built kvmockd binary.
 std::string kvmockd_path();
 

@@ -162,37 +162,54 @@ void KvEventPipeline::publish_cleared(WorkerId worker, DpRank rank) {
 }
 
 void KvEventPipeline::enqueue(Channel& ch, std::vector<RouterEvent>& numbered) {
+  if (numbered.empty()) return;
+  std::vector<OutboundMessage> messages;
+  messages.reserve(numbered.size());
+  const uint64_t published_at = unix_ms();
   for (const RouterEvent& event : numbered) {
-    OutboundMessage message;
+    OutboundMessage& message = messages.emplace_back();
     message.subject = events_subject_;
     if (options_.jetstream) {
       std::string json;
       encode_router_event_json(event, options_.field_set, json);
       message.data.assign(json.begin(), json.end());
+      message.durable = true;
       message.msg_id = std::to_string(ch.publisher_id) + "-" + std::to_string(event.event.event_id);
     } else {
       EventEnvelope envelope;
       envelope.publisher_id = ch.publisher_id;
       envelope.sequence = ch.envelope_sequence++;
-      envelope.published_at = unix_ms();
+      envelope.published_at = published_at;
       envelope.topic = options_.kv_subject;
       encode_router_event_msgpack(event, options_.field_set, envelope.payload);
       encode_event_envelope_msgpack(envelope, message.data);
     }
-    push_blocking(std::move(message));
-    events_queued_->inc();
+  }
+  push_all_blocking(messages);
+  events_queued_->inc(messages.size());
+}
+
+void KvEventPipeline::push_all_blocking(std::vector<OutboundMessage>& messages) {
+  // Backpressure, not loss: wait for room however long NATS stays away.
+  size_t sent = 0;
+  while (sent < messages.size()) {
+    sent += outbox_.push_all(messages, sent, kBackpressureSlice);
+    if (sent < messages.size()) note_backpressure();
   }
 }
 
+void KvEventPipeline::note_backpressure() {
+  backpressure_waits_->inc();
+  Logger::instance().log_limited(LogSeverity::kWarn, "outbox-full", "pipeline",
+                                 "outbox full (" + std::to_string(outbox_.capacity()) +
+                                     " events): slowing sources until NATS catches up",
+                                 std::chrono::seconds(5));
+}
+
 void KvEventPipeline::push_blocking(OutboundMessage message) {
-  // Backpressure, not loss: wait for room however long NATS stays away.
-  while (!outbox_.push(std::move(message), kBackpressureSlice)) {
-    backpressure_waits_->inc();
-    Logger::instance().log_limited(LogSeverity::kWarn, "outbox-full", "pipeline",
-                                   "outbox full (" + std::to_string(outbox_.capacity()) +
-                                       " events): slowing sources until NATS catches up",
-                                   std::chrono::seconds(5));
-  }
+  std::vector<OutboundMessage> one;
+  one.push_back(std::move(message));
+  push_all_blocking(one);
 }
 
 void KvEventPipeline::update_load(const ActiveLoad& load) {

@@ -87,6 +87,8 @@ class KvEventPipeline {
   void enqueue(Channel& channel, std::vector<RouterEvent>& numbered);
   void enqueue_load(const ActiveLoad& load);
   void push_blocking(OutboundMessage message);
+  void push_all_blocking(std::vector<OutboundMessage>& messages);
+  void note_backpressure();
   void subscribe_queries(WorkerId worker);
   static void on_query(natsConnection* nc, natsSubscription* sub, natsMsg* msg, void* self);
   void handle_query(natsMsg* msg);

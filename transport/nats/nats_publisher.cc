@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <random>
 
 namespace kvmock {
 namespace {
@@ -19,7 +20,10 @@ int64_t now_ns() {
 }  // namespace
 
 NatsPublisher::NatsPublisher(NatsClient& client, Outbox& outbox, NatsPublisherOptions options)
-    : client_(client), outbox_(outbox), options_(std::move(options)) {
+    : client_(client),
+      outbox_(outbox),
+      options_(std::move(options)),
+      auto_id_prefix_("kvmock-" + std::to_string(std::random_device{}()) + "-") {
   if (!options_.jetstream) stream_ready_ = true;
 }
 
@@ -87,8 +91,8 @@ bool NatsPublisher::ensure_stream() {
     jsOptions_Init(&js_options);
     js_options.Wait = 5000;
     js_options.PublishAsync.MaxPending = static_cast<int64_t>(options_.window) * 2;
-    js_options.PublishAsync.ErrHandler = &NatsPublisher::on_async_error;
-    js_options.PublishAsync.ErrHandlerClosure = this;
+    js_options.PublishAsync.AckHandler = &NatsPublisher::on_ack;
+    js_options.PublishAsync.AckHandlerClosure = this;
     s = natsConnection_JetStream(&js_, client_.connection(), &js_options);
     if (s != NATS_OK) {
       record_error(nats_error("JetStream context", s).message);
@@ -134,19 +138,31 @@ void NatsPublisher::send_core(std::vector<OutboundMessage>& batch) {
   }
 }
 
-void NatsPublisher::on_async_error(jsCtx*, jsPubAckErr* pae, void* self) {
+void NatsPublisher::on_ack(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, void* self) {
   auto* publisher = static_cast<NatsPublisher*>(self);
   const char* id = nullptr;
-  if (pae->Msg && natsMsgHeader_Get(pae->Msg, kMsgIdHeader, &id) == NATS_OK && id) {
+  if (!msg || natsMsgHeader_Get(msg, kMsgIdHeader, &id) != NATS_OK || !id) return;
+  {
     std::lock_guard lock(publisher->mutex_);
-    publisher->failed_ids_.insert(id);
-    publisher->last_error_ = std::string("JetStream publish: ") +
-                             (pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err));
+    if (ack && !error) {
+      publisher->acked_ids_.insert(id);
+    } else {
+      publisher->refused_ids_.insert(id);
+      if (error) {
+        publisher->last_error_ = std::string("JetStream publish: ") +
+                                 (error->ErrText ? error->ErrText : natsStatus_GetText(error->Err));
+      }
+    }
   }
+  publisher->verdicts_.notify_all();
 }
 
 void NatsPublisher::send_jetstream(std::vector<OutboundMessage>& batch) {
   in_flight_ = batch.size();
+  // Acknowledgements are matched by id, so every durable message needs one.
+  for (OutboundMessage& m : batch) {
+    if (m.durable && m.msg_id.empty()) m.msg_id = auto_id_prefix_ + std::to_string(next_auto_id_++);
+  }
   std::vector<size_t> pending(batch.size());
   for (size_t i = 0; i < pending.size(); ++i) pending[i] = i;
   int round = 0;
@@ -168,13 +184,23 @@ void NatsPublisher::send_jetstream(std::vector<OutboundMessage>& batch) {
       client_.wait_connected(kIdleWait.count());
       continue;
     }
+    std::vector<size_t> failed;
     {
       std::lock_guard lock(mutex_);
-      failed_ids_.clear();
+      for (size_t i : pending) refused_ids_.erase(batch[i].msg_id);
     }
-    std::vector<size_t> failed;
+    std::vector<size_t> sent;  // durable messages awaiting an ack this round
     for (size_t i : pending) {
       OutboundMessage& m = batch[i];
+      if (!m.durable) {
+        if (client_.publish(m.subject, m.data).ok()) {
+          published_.fetch_add(1, std::memory_order_relaxed);
+        } else {
+          failed.push_back(i);
+        }
+        continue;
+      }
+      sent.push_back(i);
       natsMsg* msg = nullptr;
       natsStatus s = natsMsg_Create(&msg, m.subject.c_str(), nullptr,
                                     reinterpret_cast<const char*>(m.data.data()),
@@ -191,34 +217,50 @@ void NatsPublisher::send_jetstream(std::vector<OutboundMessage>& batch) {
     jsPubOptions wait_options;
     jsPubOptions_Init(&wait_options);
     wait_options.MaxWait = options_.ack_timeout_ms;
-    if (js_PublishAsyncComplete(js_, &wait_options) != NATS_OK) {
+    const bool complete = js_PublishAsyncComplete(js_, &wait_options) == NATS_OK;
+    if (!complete) {
+      // Give up on the acks still outstanding; they are re-sent below.
       natsMsgList unacked{};
-      if (js_PublishAsyncGetPendingList(&unacked, js_) == NATS_OK) {
-        std::lock_guard lock(mutex_);
-        for (int k = 0; k < unacked.Count; ++k) {
-          const char* id = nullptr;
-          if (natsMsgHeader_Get(unacked.Msgs[k], kMsgIdHeader, &id) == NATS_OK && id) {
-            failed_ids_.insert(id);
-          }
-        }
-        natsMsgList_Destroy(&unacked);
-      }
+      if (js_PublishAsyncGetPendingList(&unacked, js_) == NATS_OK) natsMsgList_Destroy(&unacked);
     }
     {
-      std::lock_guard lock(mutex_);
-      for (size_t i : pending) {
-        if (failed_ids_.count(batch[i].msg_id)) failed.push_back(i);
+      std::unique_lock lock(mutex_);
+      if (complete) {
+        // The ack callbacks may still be running after the pending count reached zero:
+        // wait (briefly) for a verdict on every message of this round.
+        auto decided = [&] {
+          for (size_t i : sent) {
+            if (!acked_ids_.count(batch[i].msg_id) && !refused_ids_.count(batch[i].msg_id)) {
+              return false;
+            }
+          }
+          return true;
+        };
+        verdicts_.wait_for(lock, std::chrono::milliseconds(options_.ack_timeout_ms), decided);
+      }
+      for (size_t i : sent) {
+        auto it = acked_ids_.find(batch[i].msg_id);
+        if (it == acked_ids_.end()) {
+          failed.push_back(i);
+        } else {
+          acked_ids_.erase(it);
+        }
       }
     }
     std::sort(failed.begin(), failed.end());
     failed.erase(std::unique(failed.begin(), failed.end()), failed.end());
-    const size_t delivered = pending.size() - failed.size();
+    const size_t failed_durable = static_cast<size_t>(
+        std::count_if(failed.begin(), failed.end(), [&](size_t i) { return batch[i].durable; }));
+    const size_t delivered = sent.size() - std::min(sent.size(), failed_durable);
     published_.fetch_add(delivered, std::memory_order_relaxed);
     acked_.fetch_add(delivered, std::memory_order_relaxed);
     in_flight_ = failed.size();
     pending = std::move(failed);
   }
   in_flight_ = 0;
+  std::lock_guard lock(mutex_);
+  acked_ids_.clear();  // late duplicates' acks for this window are no longer needed
+  refused_ids_.clear();
 }
 
 }  // namespace kvmock

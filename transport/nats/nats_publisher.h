@@ -5,13 +5,16 @@
 // and replicas), publishes windows of messages asynchronously, waits for every
 // acknowledgement, and re-sends unacknowledged ones with their stable Nats-Msg-Id, so the
 // server's duplicate window turns a retry of a stored message into a no-op: every event
-// is stored exactly once. Re-sends keep the original order of the window.
+// is stored exactly once. A message counts as delivered only on a positive ack; anything
+// else (refusal, timeout, outage) is re-sent, keeping the original order of the window.
+// Messages not marked durable (load metrics) are core publishes in either mode.
 #pragma once
 
 #include <nats/nats.h>
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -69,7 +72,7 @@ class NatsPublisher {
   // Sends `batch` on JetStream until every message is acked (or the stop deadline).
   void send_jetstream(std::vector<OutboundMessage>& batch);
   void record_error(std::string message);
-  static void on_async_error(jsCtx* js, jsPubAckErr* pae, void* self);
+  static void on_ack(jsCtx* js, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, void* self);
 
   NatsClient& client_;
   Outbox& outbox_;
@@ -84,8 +87,14 @@ class NatsPublisher {
   std::atomic<uint64_t> retries_{0};
   std::atomic<uint64_t> errors_{0};
   std::atomic<size_t> in_flight_{0};
-  mutable std::mutex mutex_;  // guards failed_ids_ and last_error_
-  std::unordered_set<std::string> failed_ids_;
+  mutable std::mutex mutex_;  // guards acked_ids_ and last_error_
+  // Ids with a positive acknowledgement (stored, or a duplicate of a stored message). A
+  // message counts as delivered only when its id is here; everything else is re-sent.
+  std::unordered_set<std::string> acked_ids_;
+  std::unordered_set<std::string> refused_ids_;  // negative acks (re-sent)
+  std::condition_variable verdicts_;             // an ack or a refusal arrived
+  const std::string auto_id_prefix_;             // for messages queued without an id
+  uint64_t next_auto_id_ = 0;
   std::string last_error_;
 };
 

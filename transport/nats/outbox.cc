@@ -36,6 +36,30 @@ bool Outbox::push(OutboundMessage message, std::chrono::milliseconds timeout) {
   return true;
 }
 
+size_t Outbox::push_all(std::vector<OutboundMessage>& messages, size_t from,
+                        std::chrono::milliseconds timeout) {
+  size_t moved = 0;
+  const auto now = std::chrono::steady_clock::now();
+  std::unique_lock lock(mutex_);
+  for (size_t i = from; i < messages.size(); ++i) {
+    if (queue_.size() >= capacity_) {
+      waits_.fetch_add(1, std::memory_order_relaxed);
+      not_empty_.notify_one();  // let the consumer drain what is already here
+      if (!not_full_.wait_for(lock, timeout,
+                              [this] { return closed_ || queue_.size() < capacity_; }) ||
+          closed_) {
+        break;
+      }
+    }
+    messages[i].enqueued_at = now;
+    queue_.push_back(std::move(messages[i]));
+    ++moved;
+  }
+  lock.unlock();
+  if (moved > 0) not_empty_.notify_one();
+  return moved;
+}
+
 bool Outbox::wait_for_room(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mutex_);
   if (queue_.size() < capacity_) return true;

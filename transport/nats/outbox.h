@@ -18,7 +18,10 @@ namespace kvmock {
 struct OutboundMessage {
   std::string subject;
   std::vector<uint8_t> data;
-  std::string msg_id;  // JetStream de-duplication id (Nats-Msg-Id); empty for core NATS
+  // Durable messages go to JetStream (acknowledged, de-duplicated by msg_id); the rest
+  // (load metrics) are plain core publishes even when the event plane is JetStream.
+  bool durable = false;
+  std::string msg_id;  // JetStream de-duplication id (Nats-Msg-Id)
   std::chrono::steady_clock::time_point enqueued_at{};
 };
 
@@ -31,6 +34,11 @@ class Outbox {
   // Appends, first waiting up to `timeout` for room. Returns false on timeout or close;
   // the caller decides whether that is a drop (and must count it).
   bool push(OutboundMessage message, std::chrono::milliseconds timeout);
+  // Appends all of `messages` in order, waiting for room as needed (backpressure) for at
+  // most `timeout` per wait. Returns how many were appended from the front; fewer than
+  // all only on timeout or close, and the caller keeps the rest.
+  size_t push_all(std::vector<OutboundMessage>& messages, size_t from,
+                  std::chrono::milliseconds timeout);
   // Blocks while the outbox is full, up to `timeout`. Returns true when there is room.
   bool wait_for_room(std::chrono::milliseconds timeout);
 

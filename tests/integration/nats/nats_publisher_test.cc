@@ -19,6 +19,7 @@ OutboundMessage numbered(const std::string& subject, uint64_t n) {
   m.data.resize(8);
   std::memcpy(m.data.data(), &n, 8);
   m.msg_id = "test-" + std::to_string(n);
+  m.durable = true;  // ignored on the core plane
   return m;
 }
 

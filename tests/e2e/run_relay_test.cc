@@ -1,0 +1,166 @@
+// `kvmockd run` as a user runs it: a config file with one relay, a real nats-server, a
+// vLLM-format engine on ZMQ, readiness and metrics over HTTP, and SIGTERM.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <fstream>
+#include <numeric>
+#include <thread>
+
+#include "core/events/engine_payload_codec.h"
+#include "core/events/envelope_codec.h"
+#include "core/events/router_event_codec.h"
+#include "tests/support/http_client.h"
+#include "tests/support/nats_server.h"
+#include "tests/support/subprocess.h"
+#include "transport/nats/nats_client.h"
+#include "transport/zmq/engine_publisher.h"
+
+namespace kvmock {
+namespace {
+
+using testing::ChildProcess;
+using testing::http_request;
+using testing::NatsServer;
+
+std::vector<uint8_t> store_payload(uint64_t i) {
+  EngineBatch batch;
+  batch.ts = 1.0;
+  batch.dp_rank = 0;
+  auto& s = std::get<EngineBlockStored>(batch.events.emplace_back(EngineBlockStored{}));
+  s.block_hashes = {i + 1};
+  if (i > 0) s.parent_block_hash = i;
+  s.token_ids.resize(16);
+  std::iota(s.token_ids.begin(), s.token_ids.end(), static_cast<TokenId>(i * 16));
+  s.block_size = 16;
+  s.medium = "GPU";
+  return encode_engine_payload(batch, {});
+}
+
+std::string write_config(const std::string& text) {
+  char path[] = "/tmp/kvmock-config-XXXXXX";
+  const int fd = ::mkstemp(path);
+  ::close(fd);
+  std::ofstream(path) << text;
+  return path;
+}
+
+class RunRelayTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(server_.start());
+    EnginePublisherOptions options;
+    options.bind_host = "127.0.0.1";
+    engine_ = std::move(EnginePublisher::start(zmq_, options)).value();
+    admin_port_ = testing::free_loopback_port();
+    config_path_ =
+        write_config("nats:\n  url: " + server_.url() +
+                     "\nadmin:\n  listen: 127.0.0.1:" + std::to_string(admin_port_) +
+                     "\nworkers:\n  count: 0\nrelays:\n  - endpoint: " + engine_->endpoint() +
+                     "\n    worker_id: 7\n    block_size: 16\n");
+    NatsClientOptions nats_options;
+    nats_options.urls = {server_.url()};
+    client_ = std::move(NatsClient::connect(nats_options)).value();
+    ASSERT_TRUE(client_->wait_connected(5000));
+    ASSERT_EQ(natsConnection_SubscribeSync(&sub_, client_->connection(),
+                                           "namespace.dynamo.component.backend.kv_events"),
+              NATS_OK);
+    natsSubscription_SetPendingLimits(sub_, -1, -1);
+    natsConnection_Flush(client_->connection());
+  }
+  void TearDown() override {
+    natsSubscription_Destroy(sub_);
+    engine_->stop();
+    ::unlink(config_path_.c_str());
+  }
+
+  bool wait_ready(std::chrono::seconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (http_request(admin_port_, "GET", "/ready", "", std::chrono::milliseconds(500)).status ==
+          200) {
+        return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  }
+
+  std::vector<EventId> receive(size_t count) {
+    std::vector<EventId> ids;
+    for (size_t i = 0; i < count; ++i) {
+      natsMsg* msg = nullptr;
+      if (natsSubscription_NextMsg(&msg, sub_, 5000) != NATS_OK) break;
+      auto envelope = decode_event_envelope_msgpack(
+          std::span(reinterpret_cast<const uint8_t*>(natsMsg_GetData(msg)),
+                    static_cast<size_t>(natsMsg_GetDataLength(msg))));
+      natsMsg_Destroy(msg);
+      if (!envelope) break;
+      auto event = decode_router_event_msgpack(envelope->payload);
+      if (!event) break;
+      ids.push_back(event->event.event_id);
+    }
+    return ids;
+  }
+
+  NatsServer server_;
+  zmq::context_t zmq_{1};
+  std::unique_ptr<EnginePublisher> engine_;
+  std::unique_ptr<NatsClient> client_;
+  natsSubscription* sub_ = nullptr;
+  int admin_port_ = 0;
+  std::string config_path_;
+};
+
+TEST_F(RunRelayTest, RelaysEventsServesMetricsAndFlushesOnSigterm) {
+  ChildProcess daemon({testing::kvmockd_path(), "run", "--config", config_path_});
+  ASSERT_TRUE(wait_ready(std::chrono::seconds(10))) << daemon.output();
+  EXPECT_EQ(http_request(admin_port_, "GET", "/health").status, 200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // SUB joins the PUB
+
+  for (uint64_t i = 0; i < 100; ++i) ASSERT_TRUE(engine_->publish(store_payload(i)).ok());
+  const auto first = receive(100);
+  ASSERT_EQ(first.size(), 100u) << daemon.output();
+  for (size_t i = 0; i < first.size(); ++i) EXPECT_EQ(first[i], i + 1);
+
+  const auto metrics = http_request(admin_port_, "GET", "/metrics");
+  EXPECT_EQ(metrics.status, 200);
+  EXPECT_NE(metrics.body.find("kvmock_relay_batches_total{relay=\"" + engine_->endpoint() +
+                              "\",worker_id=\"7\"} 100"),
+            std::string::npos)
+      << metrics.body;
+  EXPECT_NE(metrics.body.find("kvmock_nats_connected 1"), std::string::npos);
+
+  // Events produced right before the signal still reach NATS.
+  for (uint64_t i = 100; i < 300; ++i) ASSERT_TRUE(engine_->publish(store_payload(i)).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  daemon.signal(SIGTERM);
+  EXPECT_EQ(daemon.wait(std::chrono::seconds(10)), 0) << daemon.output();
+  const auto rest = receive(200);
+  ASSERT_EQ(rest.size(), 200u);
+  EXPECT_EQ(rest.back(), 300u);
+  EXPECT_NE(daemon.output().find("every event was delivered"), std::string::npos)
+      << daemon.output();
+}
+
+TEST_F(RunRelayTest, ReadinessIsFalseWithoutNatsAndABadConfigExitsTwo) {
+  server_.stop();
+  ChildProcess daemon({testing::kvmockd_path(), "run", "--config", config_path_});
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const auto ready = http_request(admin_port_, "GET", "/ready");
+  EXPECT_EQ(ready.status, 503) << daemon.output();
+  EXPECT_NE(ready.body.find("\"check\":\"nats\""), std::string::npos) << ready.body;
+  daemon.signal(SIGINT);
+  EXPECT_EQ(daemon.wait(std::chrono::seconds(10)), 0) << daemon.output();
+
+  const std::string bad = write_config(
+      "workers:\n  count: 0\nrelays:\n  - endpoint: tcp://127.0.0.1:1\n    worker_id: 7\n    "
+      "blok_size: 16\n");
+  const auto result = testing::run_process({testing::kvmockd_path(), "run", "--config", bad}, "");
+  EXPECT_EQ(result.exit_status, 2);
+  EXPECT_NE(result.err.find("blok_size"), std::string::npos) << result.err;
+  ::unlink(bad.c_str());
+}
+
+}  // namespace
+}  // namespace kvmock

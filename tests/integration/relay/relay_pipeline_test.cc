@@ -1,0 +1,423 @@
+// The relay half of kvmockd end to end: engine ZMQ in (a real socket), router events out
+// on a real nats-server, through the same pipeline, outbox and publisher the daemon uses.
+#include <gtest/gtest.h>
+
+#include <numeric>
+#include <thread>
+
+#include "core/events/active_load_codec.h"
+#include "core/events/engine_payload_codec.h"
+#include "core/events/envelope_codec.h"
+#include "core/events/kv_query_codec.h"
+#include "core/events/router_event_codec.h"
+#include "core/events/subjects.h"
+#include "core/indexer/radix_tree.h"
+#include "daemon/engine_relay.h"
+#include "tests/support/nats_server.h"
+#include "tests/support/zmq_test_support.h"
+#include "transport/nats/kv_event_pipeline.h"
+#include "transport/nats/nats_publisher.h"
+#include "transport/zmq/engine_publisher.h"
+
+namespace kvmock {
+namespace {
+
+using testing::NatsServer;
+using testing::RawEngine;
+using testing::wait_until;
+
+constexpr uint32_t kBlockSize = 16;
+constexpr WorkerId kWorker = 42;
+
+// Block i of a long chain: hash 1000+i, parent 1000+i-1, tokens i*16 .. i*16+15.
+EngineBlockStored chain_block(uint64_t i) {
+  EngineBlockStored s;
+  s.block_hashes = {1000 + i};
+  if (i > 0) s.parent_block_hash = 1000 + i - 1;
+  s.token_ids.resize(kBlockSize);
+  std::iota(s.token_ids.begin(), s.token_ids.end(), static_cast<TokenId>(i * kBlockSize));
+  s.block_size = kBlockSize;
+  s.medium = "GPU";
+  return s;
+}
+
+std::vector<uint8_t> store_payload(uint64_t i,
+                                   EngineEventEncoding encoding = EngineEventEncoding::kMap,
+                                   EngineHashEncoding hashes = EngineHashEncoding::kUint64) {
+  EngineBatch batch;
+  batch.ts = 1760000000.0 + static_cast<double>(i);
+  batch.dp_rank = 0;
+  batch.events.emplace_back(chain_block(i));
+  return encode_engine_payload(batch, {encoding, hashes});
+}
+
+uint64_t expected_tokens_hash(uint64_t i) { return tokens_hash(chain_block(i).token_ids); }
+
+// A router-side view of the core-NATS event plane.
+class EventSubscriber {
+ public:
+  EventSubscriber(NatsClient& client, const std::string& subject) {
+    EXPECT_EQ(natsConnection_SubscribeSync(&sub_, client.connection(), subject.c_str()), NATS_OK);
+    natsSubscription_SetPendingLimits(sub_, -1, -1);
+    natsConnection_Flush(client.connection());
+  }
+  ~EventSubscriber() { natsSubscription_Destroy(sub_); }
+
+  // Next router event from an envelope; nullopt on timeout.
+  std::optional<RouterEvent> next(int64_t timeout_ms = 5000) {
+    natsMsg* msg = nullptr;
+    if (natsSubscription_NextMsg(&msg, sub_, timeout_ms) != NATS_OK) return std::nullopt;
+    const auto* data = reinterpret_cast<const uint8_t*>(natsMsg_GetData(msg));
+    auto envelope = decode_event_envelope_msgpack(
+        std::span(data, static_cast<size_t>(natsMsg_GetDataLength(msg))));
+    natsMsg_Destroy(msg);
+    EXPECT_TRUE(envelope.ok());
+    if (!envelope.ok()) return std::nullopt;
+    last_envelope_ = *envelope;
+    auto event = decode_router_event_msgpack(envelope->payload);
+    EXPECT_TRUE(event.ok()) << (event.ok() ? "" : event.error().message);
+    if (!event.ok()) return std::nullopt;
+    return *event;
+  }
+  const EventEnvelope& last_envelope() const { return last_envelope_; }
+
+ private:
+  natsSubscription* sub_ = nullptr;
+  EventEnvelope last_envelope_;
+};
+
+struct RelayRig {
+  explicit RelayRig(bool jetstream = false, uint64_t heartbeat_ms = 10000) {
+    EXPECT_TRUE(server.start());
+    NatsClientOptions nats_options;
+    nats_options.urls = {server.url()};
+    client = std::move(NatsClient::connect(nats_options)).value();
+    EXPECT_TRUE(client->wait_connected(5000));
+    NatsPublisherOptions publisher_options;
+    publisher_options.jetstream = jetstream;
+    publisher_options.stream.stream = jetstream_stream_name("dynamo", "backend");
+    publisher_options.stream.subjects = {publisher_options.stream.stream + ".*"};
+    publisher_options.ack_timeout_ms = 1000;
+    publisher = std::make_unique<NatsPublisher>(*client, outbox, publisher_options);
+    KvEventPipelineOptions options;
+    options.jetstream = jetstream;
+    options.heartbeat_ms = heartbeat_ms;
+    pipeline = std::make_unique<KvEventPipeline>(*client, outbox, options, metrics);
+    publisher->start();
+    pipeline->start();
+  }
+  ~RelayRig() {
+    if (relay) relay->stop();
+    pipeline->stop();
+    publisher->stop(std::chrono::steady_clock::now() + std::chrono::seconds(2));
+  }
+  void follow(const std::string& endpoint, const std::string& replay_endpoint = "") {
+    RelayConfig config;
+    config.endpoint = endpoint;
+    config.replay_endpoint = replay_endpoint;
+    config.worker_id = kWorker;
+    config.block_size = kBlockSize;
+    relay = std::make_unique<EngineRelay>(config, zmq, *pipeline, outbox, metrics);
+    ASSERT_TRUE(relay->start().ok());
+  }
+
+  NatsServer server;
+  std::unique_ptr<NatsClient> client;
+  MetricsRegistry metrics;
+  Outbox outbox{100000};
+  std::unique_ptr<NatsPublisher> publisher;
+  std::unique_ptr<KvEventPipeline> pipeline;
+  zmq::context_t zmq{1};
+  std::unique_ptr<EngineRelay> relay;
+};
+
+TEST(RelayPipeline, EveryEngineEncodingArrivesOnCoreNatsNumberedAndRehashed) {
+  RelayRig rig;
+  EventSubscriber router(*rig.client, kv_events_subject("dynamo", "backend", "kv_events"));
+  RawEngine engine(rig.zmq);
+  rig.follow(engine.endpoint());
+  ASSERT_TRUE(engine.wait_for_subscriber());
+  // vLLM map, vLLM positional, SGLang positional with signed hashes: one chain.
+  engine.send_batch(0, store_payload(0, EngineEventEncoding::kMap));
+  engine.send_batch(1, store_payload(1, EngineEventEncoding::kPositional));
+  engine.send_batch(2,
+                    store_payload(2, EngineEventEncoding::kPositional, EngineHashEncoding::kInt64));
+  for (uint64_t i = 0; i < 3; ++i) {
+    auto event = router.next();
+    ASSERT_TRUE(event.has_value()) << "event " << i;
+    EXPECT_EQ(event->worker_id, kWorker);
+    EXPECT_EQ(event->event.event_id, i + 1);
+    const auto& stored = std::get<StoreData>(event->event.data);
+    ASSERT_EQ(stored.blocks.size(), 1u);
+    EXPECT_EQ(stored.blocks[0].block_hash, 1000 + i);
+    EXPECT_EQ(stored.blocks[0].tokens_hash, expected_tokens_hash(i));
+    EXPECT_EQ(stored.parent_hash, i == 0 ? std::nullopt : std::optional<uint64_t>(1000 + i - 1));
+    EXPECT_EQ(router.last_envelope().sequence, i);
+    EXPECT_EQ(router.last_envelope().topic, "kv_events");
+  }
+  EXPECT_EQ(rig.pipeline->block_count(kWorker, 0), 3u);
+}
+
+TEST(RelayPipeline, JetStreamStoresTheEventsAsJsonInOrder) {
+  RelayRig rig(/*jetstream=*/true);
+  RawEngine engine(rig.zmq);
+  rig.follow(engine.endpoint());
+  ASSERT_TRUE(engine.wait_for_subscriber());
+  constexpr uint64_t kCount = 50;
+  for (uint64_t i = 0; i < kCount; ++i) engine.send_batch(i, store_payload(i));
+  ASSERT_TRUE(
+      wait_until([&] { return rig.publisher->acked() >= kCount; }, std::chrono::seconds(10)));
+
+  jsCtx* js = nullptr;
+  ASSERT_EQ(natsConnection_JetStream(&js, rig.client->connection(), nullptr), NATS_OK);
+  const std::string stream = jetstream_stream_name("dynamo", "backend");
+  for (uint64_t seq = 1; seq <= kCount; ++seq) {
+    natsMsg* msg = nullptr;
+    ASSERT_EQ(js_GetMsg(&msg, js, stream.c_str(), seq, nullptr, nullptr), NATS_OK);
+    EXPECT_EQ(std::string(natsMsg_GetSubject(msg)), stream + ".kv_events");
+    auto event = decode_router_event_json(
+        std::string_view(natsMsg_GetData(msg), natsMsg_GetDataLength(msg)));
+    natsMsg_Destroy(msg);
+    ASSERT_TRUE(event.ok());
+    EXPECT_EQ(event->event.event_id, seq);
+    EXPECT_EQ(std::get<StoreData>(event->event.data).blocks[0].tokens_hash,
+              expected_tokens_hash(seq - 1));
+  }
+  jsCtx_Destroy(js);
+}
+
+TEST(RelayPipeline, NatsOutageLosesAndDuplicatesNothingOnJetStream) {
+  RelayRig rig(/*jetstream=*/true);
+  RawEngine engine(rig.zmq);
+  rig.follow(engine.endpoint());
+  ASSERT_TRUE(engine.wait_for_subscriber());
+  constexpr uint64_t kCount = 4000;
+  std::thread sender([&] {
+    for (uint64_t i = 0; i < kCount; ++i) {
+      engine.send_batch(i, store_payload(i));
+      if (i % 200 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  rig.server.stop();
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  ASSERT_TRUE(rig.server.start());
+  sender.join();
+  ASSERT_TRUE(
+      wait_until([&] { return rig.publisher->acked() >= kCount; }, std::chrono::seconds(60)))
+      << "acked " << rig.publisher->acked() << " retries " << rig.publisher->retries()
+      << " last error: " << rig.publisher->last_error() << " outbox " << rig.outbox.size()
+      << " in flight " << rig.publisher->in_flight() << " relay decode errors "
+      << rig.relay->decode_errors();
+  ASSERT_TRUE(rig.client->wait_connected(5000));
+
+  jsCtx* js = nullptr;
+  ASSERT_EQ(natsConnection_JetStream(&js, rig.client->connection(), nullptr), NATS_OK);
+  const std::string stream = jetstream_stream_name("dynamo", "backend");
+  jsStreamInfo* info = nullptr;
+  ASSERT_EQ(js_GetStreamInfo(&info, js, stream.c_str(), nullptr, nullptr), NATS_OK);
+  EXPECT_EQ(info->State.Msgs, kCount);
+  jsStreamInfo_Destroy(info);
+  for (uint64_t seq = 1; seq <= kCount; ++seq) {
+    natsMsg* msg = nullptr;
+    ASSERT_EQ(js_GetMsg(&msg, js, stream.c_str(), seq, nullptr, nullptr), NATS_OK);
+    auto event = decode_router_event_json(
+        std::string_view(natsMsg_GetData(msg), natsMsg_GetDataLength(msg)));
+    natsMsg_Destroy(msg);
+    ASSERT_TRUE(event.ok());
+    ASSERT_EQ(event->event.event_id, seq) << "out of order or duplicated";
+  }
+  jsCtx_Destroy(js);
+}
+
+TEST(RelayPipeline, SequenceGapIsHealedFromTheEngineReplaySocket) {
+  RelayRig rig;
+  EventSubscriber router(*rig.client, kv_events_subject("dynamo", "backend", "kv_events"));
+  // The replay side: an engine-format publisher whose ring holds batches 0..15.
+  EnginePublisherOptions replay_options;
+  replay_options.bind_host = "127.0.0.1";
+  replay_options.replay_port = 0;
+  auto replay = EnginePublisher::start(rig.zmq, replay_options);
+  ASSERT_TRUE(replay.ok());
+  for (uint64_t i = 0; i < 16; ++i) ASSERT_TRUE((*replay)->publish(store_payload(i)).ok());
+  ASSERT_TRUE(wait_until([&] { return (*replay)->counters().published.load() >= 16; }));
+
+  RawEngine engine(rig.zmq);
+  rig.follow(engine.endpoint(), (*replay)->replay_endpoint());
+  ASSERT_TRUE(engine.wait_for_subscriber());
+  for (uint64_t i = 0; i < 10; ++i) engine.send_batch(i, store_payload(i));
+  engine.send_batch(15, store_payload(15));  // 10..14 never arrive live
+  for (uint64_t i = 0; i < 16; ++i) {
+    auto event = router.next();
+    ASSERT_TRUE(event.has_value()) << "event " << i;
+    EXPECT_EQ(event->event.event_id, i + 1);
+    EXPECT_EQ(std::get<StoreData>(event->event.data).blocks[0].block_hash, 1000 + i);
+  }
+  const auto counters = rig.relay->subscriber_counters();
+  EXPECT_EQ(counters[0]->gaps.load(), 1u);
+  EXPECT_EQ(counters[0]->replayed_batches.load(), 5u);
+  EXPECT_EQ(counters[0]->missing_batches.load(), 0u);
+  (*replay)->stop();
+}
+
+TEST(RelayPipeline, EngineRestartPublishesCleared) {
+  RelayRig rig;
+  EventSubscriber router(*rig.client, kv_events_subject("dynamo", "backend", "kv_events"));
+  RawEngine engine(rig.zmq);
+  rig.follow(engine.endpoint());
+  ASSERT_TRUE(engine.wait_for_subscriber());
+  for (uint64_t i = 0; i < 3; ++i) engine.send_batch(i, store_payload(i));
+  engine.send_batch(0, store_payload(0));  // the engine came back
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(router.next().has_value());
+  auto cleared = router.next();
+  ASSERT_TRUE(cleared.has_value());
+  EXPECT_TRUE(is_clear(cleared->event.data));
+  EXPECT_EQ(cleared->event.event_id, 4u);
+  auto restored = router.next();
+  ASSERT_TRUE(restored.has_value());
+  EXPECT_EQ(restored->event.event_id, 5u);
+  EXPECT_TRUE(is_store(restored->event.data));
+  EXPECT_EQ(rig.pipeline->block_count(kWorker, 0), 1u);
+}
+
+TEST(RelayPipeline, AFloodOfMalformedInputLeavesTheRelayUpAndCounted) {
+  RelayRig rig;
+  EventSubscriber router(*rig.client, kv_events_subject("dynamo", "backend", "kv_events"));
+  RawEngine engine(rig.zmq);
+  rig.follow(engine.endpoint());
+  ASSERT_TRUE(engine.wait_for_subscriber());
+  const std::vector<uint8_t> seq0(8, 0);
+  for (int i = 0; i < 500; ++i) {
+    engine.send_frames({{'t'}});                                      // one frame
+    engine.send_frames({{'t'}, seq0});                                // two frames
+    engine.send_frames({{'t'}, {1, 2, 3}, {0x90}});                   // short seq
+    engine.send_batch(static_cast<uint64_t>(i), {0x93, 0xcb, 0x41});  // truncated msgpack
+    // The test's own PUB drops past its send HWM (1000 messages): pace the flood.
+    if (i % 50 == 49) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  engine.send_batch(500, store_payload(0));
+  auto event = router.next();
+  const auto counters = rig.relay->subscriber_counters();
+  ASSERT_TRUE(event.has_value()) << "messages " << counters[0]->messages << " batches "
+                                 << counters[0]->batches << " decode errors "
+                                 << rig.relay->decode_errors();
+  EXPECT_EQ(event->event.event_id, 1u);
+  EXPECT_EQ(rig.relay->decode_errors(), 500u);
+  EXPECT_EQ(counters[0]->dropped_for(SubscriberDrop::kFrameCount), 1000u);
+  EXPECT_EQ(counters[0]->dropped_for(SubscriberDrop::kSeqSize), 500u);
+  const std::string metrics = rig.metrics.render();
+  EXPECT_NE(metrics.find("kvmock_relay_decode_errors_total{relay=\"" + engine.endpoint() +
+                         "\",worker_id=\"42\",reason=\"truncated\"} 500"),
+            std::string::npos)
+      << metrics;
+}
+
+// NATS request/reply against the worker's local indexer, the way a router recovers.
+WorkerKvQueryResponse ask(NatsClient& client, const WorkerKvQueryRequest& request) {
+  const std::string body = encode_worker_kv_query_request_json(request);
+  natsMsg* reply = nullptr;
+  const std::string subject = kv_indexer_query_subject("dynamo", request.worker_id);
+  EXPECT_EQ(natsConnection_Request(&reply, client.connection(), subject.c_str(), body.data(),
+                                   static_cast<int>(body.size()), 5000),
+            NATS_OK);
+  if (!reply) return QueryError{"no reply"};
+  auto response = decode_worker_kv_query_response_json(
+      std::string_view(natsMsg_GetData(reply), natsMsg_GetDataLength(reply)));
+  natsMsg_Destroy(reply);
+  EXPECT_TRUE(response.ok());
+  return response.ok() ? *response : WorkerKvQueryResponse{QueryError{"undecodable"}};
+}
+
+TEST(RelayPipeline, QueryEndpointAnswersEveryCaseAndRecoveryConverges) {
+  RelayRig rig;
+  EventSubscriber router(*rig.client, kv_events_subject("dynamo", "backend", "kv_events"));
+  RawEngine engine(rig.zmq);
+  rig.follow(engine.endpoint());
+  ASSERT_TRUE(engine.wait_for_subscriber());
+  for (uint64_t i = 0; i < 20; ++i) engine.send_batch(i, store_payload(i));
+  // The router sees only the first 12 events live (say it missed the rest).
+  RadixTree router_tree;
+  for (int i = 0; i < 20; ++i) {
+    auto event = router.next();
+    ASSERT_TRUE(event.has_value());
+    if (i < 12) {
+      ASSERT_TRUE(router_tree.apply(*event).ok());
+    }
+  }
+
+  auto events = ask(*rig.client, {kWorker, 0, 13, std::nullopt});
+  ASSERT_TRUE(std::holds_alternative<QueryEvents>(events));
+  const auto& range = std::get<QueryEvents>(events);
+  EXPECT_EQ(range.last_event_id, 20u);
+  ASSERT_EQ(range.events.size(), 8u);
+  EXPECT_EQ(range.events.front().event.event_id, 13u);
+  for (const RouterEvent& e : range.events) ASSERT_TRUE(router_tree.apply(e).ok());
+  RadixTree dump_tree;
+  auto dump = ask(*rig.client, {kWorker, 0, std::nullopt, std::nullopt});
+  ASSERT_TRUE(std::holds_alternative<QueryTreeDump>(dump));
+  EXPECT_EQ(std::get<QueryTreeDump>(dump).last_event_id, 20u);
+  for (const RouterEvent& e : std::get<QueryTreeDump>(dump).events)
+    ASSERT_TRUE(dump_tree.apply(e).ok());
+  const WorkerRank owner{kWorker, 0};
+  EXPECT_TRUE(router_tree.same_content(dump_tree, owner));
+  EXPECT_EQ(dump_tree.block_count(owner), 20u);
+
+  auto too_new = ask(*rig.client, {kWorker, 0, 25, std::nullopt});
+  ASSERT_TRUE(std::holds_alternative<QueryTooNew>(too_new));
+  EXPECT_EQ(std::get<QueryTooNew>(too_new), (QueryTooNew{25, 20, 20}));
+  auto invalid = ask(*rig.client, {kWorker, 0, 9, 3});
+  ASSERT_TRUE(std::holds_alternative<QueryInvalidRange>(invalid));
+  EXPECT_EQ(std::get<QueryInvalidRange>(invalid), (QueryInvalidRange{9, 3}));
+  auto unknown_rank = ask(*rig.client, {kWorker, 7, 1, std::nullopt});
+  EXPECT_TRUE(std::holds_alternative<QueryError>(unknown_rank));
+}
+
+// ActiveLoad messages on namespace.dynamo.kv_metrics.
+class LoadSubscriber {
+ public:
+  explicit LoadSubscriber(NatsClient& client) {
+    EXPECT_EQ(
+        natsConnection_SubscribeSync(&sub_, client.connection(), "namespace.dynamo.kv_metrics"),
+        NATS_OK);
+    natsConnection_Flush(client.connection());
+  }
+  ~LoadSubscriber() { natsSubscription_Destroy(sub_); }
+  std::optional<ActiveLoad> next(int64_t timeout_ms) {
+    natsMsg* msg = nullptr;
+    if (natsSubscription_NextMsg(&msg, sub_, timeout_ms) != NATS_OK) return std::nullopt;
+    auto envelope = decode_event_envelope_msgpack(
+        std::span(reinterpret_cast<const uint8_t*>(natsMsg_GetData(msg)),
+                  static_cast<size_t>(natsMsg_GetDataLength(msg))));
+    natsMsg_Destroy(msg);
+    EXPECT_TRUE(envelope.ok());
+    EXPECT_EQ(envelope->topic, "kv_metrics");
+    auto load = decode_active_load_msgpack(envelope->payload);
+    EXPECT_TRUE(load.ok());
+    return load.ok() ? std::optional<ActiveLoad>(*load) : std::nullopt;
+  }
+
+ private:
+  natsSubscription* sub_ = nullptr;
+};
+
+TEST(RelayPipeline, LoadChangesAreDebouncedAndHeartbeatsRepeatTheLastValue) {
+  RelayRig rig(/*jetstream=*/false, /*heartbeat_ms=*/400);
+  LoadSubscriber loads(*rig.client);
+  for (uint64_t v = 1; v <= 10; ++v)
+    rig.pipeline->update_load(ActiveLoad{7, 0, v, std::nullopt, v * 2});
+  auto first = loads.next(2000);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->worker_id, 7u);
+  EXPECT_EQ(first->active_decode_blocks, std::optional<uint64_t>(10));
+  EXPECT_EQ(first->kv_used_blocks, std::optional<uint64_t>(20));
+  EXPECT_EQ(first->active_prefill_tokens, std::nullopt);
+  // No change: nothing until the heartbeat, which repeats the value.
+  const auto before = std::chrono::steady_clock::now();
+  auto heartbeat = loads.next(2000);
+  ASSERT_TRUE(heartbeat.has_value());
+  EXPECT_GE(std::chrono::steady_clock::now() - before, std::chrono::milliseconds(300));
+  EXPECT_EQ(*heartbeat, *first);
+}
+
+}  // namespace
+}  // namespace kvmock
