@@ -59,7 +59,7 @@ class Driver {
   ReplayResult run();
 
  private:
-  void deliver(Worker& worker, uint32_t worker_index);
+  void deliver(Worker& worker);
   void finish(size_t index, double at_ms);
   void dispatch(size_t index, double now_ms);
   uint32_t choose_worker(const std::vector<TokenId>& prompt);
@@ -207,7 +207,7 @@ void Driver::finish(size_t index, double at_ms) {
   }
 }
 
-void Driver::deliver(Worker& worker, uint32_t /*worker_index*/) {
+void Driver::deliver(Worker& worker) {
   const double at = worker.pass_end_ms;
   for (const RequestOutput& out : worker.outputs) {
     if (out.id >= records_.size()) continue;  // not ours; cannot happen
@@ -289,8 +289,8 @@ ReplayResult Driver::run() {
   const uint64_t concurrency = options_.closed_loop_concurrency;
   double now = 0;
   while (true) {
-    for (uint32_t w = 0; w < workers_.size(); ++w) {
-      if (workers_[w].busy && workers_[w].pass_end_ms <= now) deliver(workers_[w], w);
+    for (Worker& worker : workers_) {
+      if (worker.busy && worker.pass_end_ms <= now) deliver(worker);
     }
     while (next_arrival_ < arrivals_.size() &&
            workload_[arrivals_[next_arrival_]].arrival_ms <= now) {
