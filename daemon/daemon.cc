@@ -8,6 +8,7 @@
 #include "config/config_loader.h"
 #include "core/events/subjects.h"
 #include "daemon/engine_relay.h"
+#include "daemon/load_driver.h"
 #include "daemon/worker_fleet.h"
 #include "transport/log/logger.h"
 
@@ -116,8 +117,41 @@ Result<bool> Daemon::start() {
     workers_ = std::make_unique<WorkerFleet>(config_, io_, *pipeline_, *nats_, zmq_, metrics_);
     auto started = workers_->start();
     if (!started) return started.error();
+    if (workers_->load_driver()) status_thread_ = std::thread([this] { status_loop(); });
   }
   return true;
+}
+
+void Daemon::status_loop() {
+  const auto start = std::chrono::steady_clock::now();
+  uint64_t last_events = 0;
+  std::unique_lock lock(status_mutex_);
+  while (!status_wake_.wait_for(lock, std::chrono::seconds(1), [this] { return status_stop_; })) {
+    const LoadWindow window = workers_->load_driver()->take_window();
+    auto percentile = [&window](double p) {
+      if (window.ttft_ms.empty()) return 0.0;
+      const size_t i = std::min(window.ttft_ms.size() - 1,
+                                static_cast<size_t>(p * static_cast<double>(window.ttft_ms.size())));
+      return window.ttft_ms[i];
+    };
+    const uint64_t events = pipeline_->events_queued();
+    const auto elapsed = std::chrono::duration_cast<std::chrono::seconds>(
+                             std::chrono::steady_clock::now() - start)
+                             .count();
+    char line[320];
+    std::snprintf(line, sizeof line,
+                  "[%4llds] requests %5.1f/s done, %llu in flight | TTFT p50 %6.1f ms p99 %6.1f ms | "
+                  "KV %5.1f%% | events %llu (+%llu/s) | NATS %s, outbox %zu",
+                  static_cast<long long>(elapsed), static_cast<double>(window.completed),
+                  static_cast<unsigned long long>(workers_->load_driver()->in_flight()),
+                  percentile(0.5), percentile(0.99), 100.0 * workers_->kv_usage(),
+                  static_cast<unsigned long long>(events),
+                  static_cast<unsigned long long>(events - last_events),
+                  nats_state_name(nats_->state()), outbox_.size());
+    last_events = events;
+    std::fprintf(stdout, "%s\n", line);
+    std::fflush(stdout);
+  }
 }
 
 int Daemon::shutdown() {
@@ -125,6 +159,12 @@ int Daemon::shutdown() {
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::seconds(config_.shutdown.flush_deadline_s);
   admin_.set_shutting_down();
+  {
+    std::lock_guard lock(status_mutex_);
+    status_stop_ = true;
+  }
+  status_wake_.notify_all();
+  if (status_thread_.joinable()) status_thread_.join();
   log_info("daemon", "shutting down: intake stopped, flushing events");
   for (auto& relay : relays_) relay->stop();
   if (workers_) workers_->stop(std::chrono::seconds(config_.shutdown.grace_s));

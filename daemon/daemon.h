@@ -6,6 +6,8 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
+#include <condition_variable>
+#include <mutex>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -44,6 +46,8 @@ class Daemon {
 
  private:
   void register_metrics();
+  // Prints one line per second while the built-in load driver runs (the demo).
+  void status_loop();
 
   Config config_;
   MetricsRegistry metrics_;
@@ -59,6 +63,10 @@ class Daemon {
   std::unique_ptr<WorkerFleet> workers_;
   AdminEndpoints admin_{metrics_};
   std::unique_ptr<HttpServer> admin_server_;
+  std::thread status_thread_;
+  std::mutex status_mutex_;
+  std::condition_variable status_wake_;
+  bool status_stop_ = false;
 };
 
 // `kvmockd run --config FILE [--set KEY=VALUE ...] [--log-format text|json] [--log-level L]`

@@ -33,6 +33,7 @@ class MockWorker : public WorkerBackend {
   void cancel_all();
   uint64_t in_flight() const;
   EngineActor& engine(DpRank rank) { return *engines_.at(rank); }
+  const EngineActor& engine(DpRank rank) const { return *engines_.at(rank); }
   size_t dp_size() const { return engines_.size(); }
 
  private:

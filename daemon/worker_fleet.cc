@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "daemon/engine_format_output.h"
+#include "daemon/load_driver.h"
 #include "transport/log/logger.h"
 #include "transport/nats/generate_intake.h"
 
@@ -71,6 +72,13 @@ Result<bool> WorkerFleet::start() {
     if (!served) return served.error();
     workers_.push_back(std::move(worker));
   }
+  if (workers.load.enabled) {
+    std::vector<WorkerBackend*> targets;
+    for (auto& worker : workers_) targets.push_back(worker.get());
+    load_driver_ = std::make_unique<LoadDriver>(workers.load, std::move(targets));
+    auto started = load_driver_->start();
+    if (!started) return started.error();
+  }
   log_info("workers", std::to_string(workers_.size()) + " mock workers (ids " +
                           std::to_string(workers.worker_id_base) + ".." +
                           std::to_string(workers.worker_id_base + workers.count - 1) +
@@ -83,9 +91,21 @@ uint16_t WorkerFleet::http_port(size_t index) const {
   return index < http_servers_.size() ? http_servers_[index]->port() : 0;
 }
 
+double WorkerFleet::kv_usage() const {
+  double active = 0, total = 0;
+  for (const auto& worker : workers_) {
+    for (DpRank rank = 0; rank < worker->dp_size(); ++rank) {
+      active += static_cast<double>(worker->engine(rank).stats().active_blocks.load());
+      total += static_cast<double>(worker->engine(rank).stats().total_blocks.load());
+    }
+  }
+  return total > 0 ? active / total : 0;
+}
+
 void WorkerFleet::stop(std::chrono::seconds grace) {
   if (stopped_) return;
   stopped_ = true;
+  if (load_driver_) load_driver_->stop();
   for (auto& worker : workers_) worker->set_ready(false);
   if (nats_intake_) nats_intake_->stop();
   const auto deadline = std::chrono::steady_clock::now() + grace;

@@ -19,6 +19,7 @@ namespace kvmock {
 
 class NatsGenerateIntake;
 class EngineFormatOutput;
+class LoadDriver;
 
 class WorkerFleet {
  public:
@@ -36,6 +37,10 @@ class WorkerFleet {
   size_t size() const { return workers_.size(); }
   MockWorker& worker(size_t index) { return *workers_.at(index); }
   uint16_t http_port(size_t index) const;
+  // The built-in load driver, when workers.load.enabled.
+  LoadDriver* load_driver() { return load_driver_.get(); }
+  // Mean KV-cache usage over every engine, in [0, 1].
+  double kv_usage() const;
 
  private:
   const Config& config_;
@@ -48,6 +53,7 @@ class WorkerFleet {
   std::vector<std::unique_ptr<HttpServer>> http_servers_;
   std::unique_ptr<NatsGenerateIntake> nats_intake_;
   std::vector<std::unique_ptr<EngineFormatOutput>> zmq_outputs_;
+  std::unique_ptr<LoadDriver> load_driver_;
   bool stopped_ = false;
 };
 

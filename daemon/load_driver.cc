@@ -1,0 +1,115 @@
+#include "daemon/load_driver.h"
+
+#include <algorithm>
+#include <memory>
+
+#include "core/workload/synthetic_workload.h"
+#include "transport/log/logger.h"
+
+namespace kvmock {
+namespace {
+
+SyntheticSpec spec_for(const LoadDriverConfig& config, size_t workers) {
+  SyntheticSpec spec;
+  spec.num_requests = uint64_t{1} << 62;  // until stopped
+  spec.input = {static_cast<double>(config.input_tokens), 0};
+  spec.output = {static_cast<double>(config.output_tokens), 0};
+  spec.shared_prefix_ratio = config.shared_prefix_ratio;
+  spec.num_prefix_groups = std::max<uint32_t>(1, config.prefix_groups);
+  spec.arrival.kind = ArrivalKind::kPoisson;
+  spec.arrival.rate = config.requests_per_s * static_cast<double>(workers);
+  spec.seed = config.seed;
+  return spec;
+}
+
+}  // namespace
+
+LoadDriver::LoadDriver(const LoadDriverConfig& config, std::vector<WorkerBackend*> workers)
+    : config_(config), workers_(std::move(workers)) {}
+
+LoadDriver::~LoadDriver() { stop(); }
+
+Result<bool> LoadDriver::start() {
+  if (workers_.empty()) return make_error("config", "workers.load: no workers to drive");
+  auto workload = SyntheticWorkload::create(spec_for(config_, workers_.size()));
+  if (!workload) return make_error("config", "workers.load: " + workload.error().message);
+  thread_ = std::thread([this] { run(); });
+  log_info("load", "driving " + std::to_string(workers_.size()) + " workers at " +
+                       std::to_string(config_.requests_per_s) + " requests/s each (" +
+                       std::to_string(config_.input_tokens) + " prompt, " +
+                       std::to_string(config_.output_tokens) + " output tokens)");
+  return true;
+}
+
+void LoadDriver::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+LoadWindow LoadDriver::take_window() {
+  std::lock_guard lock(mutex_);
+  LoadWindow window = std::move(window_);
+  window_ = LoadWindow{};
+  std::sort(window.ttft_ms.begin(), window.ttft_ms.end());
+  return window;
+}
+
+void LoadDriver::record_first_token(double ttft_ms) {
+  std::lock_guard lock(mutex_);
+  window_.ttft_ms.push_back(ttft_ms);
+}
+
+void LoadDriver::record_done(bool ok) {
+  in_flight_.fetch_sub(1);
+  std::lock_guard lock(mutex_);
+  if (ok) ++window_.completed;
+}
+
+void LoadDriver::run() {
+  auto workload = SyntheticWorkload::create(spec_for(config_, workers_.size()));
+  const auto start = std::chrono::steady_clock::now();
+  size_t next_worker = 0;
+  while (true) {
+    auto request = workload->next();
+    if (!request) return;
+    const auto due = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                 std::chrono::duration<double, std::milli>(request->arrival_ms));
+    {
+      std::unique_lock lock(mutex_);
+      if (wake_.wait_until(lock, due, [this] { return stopping_; })) return;
+    }
+    WorkerBackend& worker = *workers_[next_worker];
+    next_worker = (next_worker + 1) % workers_.size();
+    GenerationRequest generation;
+    generation.prompt = std::move(request->prompt);
+    generation.max_tokens = request->max_tokens;
+    const auto submitted_at = std::chrono::steady_clock::now();
+    auto first = std::make_shared<std::atomic<bool>>(false);
+    GenerationCallbacks callbacks;
+    callbacks.on_tokens = [this, submitted_at, first](const std::vector<TokenId>&) {
+      if (!first->exchange(true)) {
+        record_first_token(std::chrono::duration<double, std::milli>(
+                               std::chrono::steady_clock::now() - submitted_at)
+                               .count());
+      }
+    };
+    callbacks.on_finish = [this](const GenerationFinish& finish) {
+      record_done(finish.finish_reason == "length");
+    };
+    in_flight_.fetch_add(1);
+    auto accepted = worker.submit(std::move(generation), std::move(callbacks));
+    std::lock_guard lock(mutex_);
+    if (accepted) {
+      ++window_.submitted;
+    } else {
+      in_flight_.fetch_sub(1);
+      ++window_.rejected;
+    }
+  }
+}
+
+}  // namespace kvmock
