@@ -69,10 +69,10 @@ Result<bool> Daemon::start() {
   auto nats = NatsClient::connect(nats_options(config_.nats));
   if (!nats) return nats.error();
   nats_ = std::move(*nats);
-  nats_->on_state_change([](NatsState state) {
+  nats_->on_state_change([this](NatsState state) {
     if (state == NatsState::kConnected) {
       log_info("nats", "connected");
-    } else if (state == NatsState::kReconnecting) {
+    } else if (state == NatsState::kReconnecting && !closing_.load()) {
       log_warn("nats", "disconnected; events wait in the outbox while reconnecting");
     }
   });
@@ -178,6 +178,7 @@ int Daemon::shutdown() {
   io_threads_.clear();
   if (workers_) workers_.reset();
   relays_.clear();
+  closing_ = true;
   nats_->close();
   if (unsent > 0) {
     log_error("daemon", std::to_string(unsent) +

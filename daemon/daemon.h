@@ -6,6 +6,7 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <memory>
@@ -67,6 +68,7 @@ class Daemon {
   std::mutex status_mutex_;
   std::condition_variable status_wake_;
   bool status_stop_ = false;
+  std::atomic<bool> closing_{false};  // NATS is being closed on purpose
 };
 
 // `kvmockd run --config FILE [--set KEY=VALUE ...] [--log-format text|json] [--log-level L]`

@@ -1,6 +1,7 @@
 #include "daemon/load_driver.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <memory>
 
 #include "core/workload/synthetic_workload.h"
@@ -34,8 +35,10 @@ Result<bool> LoadDriver::start() {
   auto workload = SyntheticWorkload::create(spec_for(config_, workers_.size()));
   if (!workload) return make_error("config", "workers.load: " + workload.error().message);
   thread_ = std::thread([this] { run(); });
-  log_info("load", "driving " + std::to_string(workers_.size()) + " workers at " +
-                       std::to_string(config_.requests_per_s) + " requests/s each (" +
+  char rate[32];
+  std::snprintf(rate, sizeof rate, "%g", config_.requests_per_s);
+  log_info("load", "driving " + std::to_string(workers_.size()) + " workers at " + rate +
+                       " requests/s each (" +
                        std::to_string(config_.input_tokens) + " prompt, " +
                        std::to_string(config_.output_tokens) + " output tokens)");
   return true;
