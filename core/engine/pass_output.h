@@ -50,6 +50,7 @@ struct EngineMetrics {
   uint64_t g2_total_blocks = 0;
   uint64_t g2_used_blocks = 0;
   double g2_usage = 0;                       // used / total, in [0, 1]
+  uint64_t g2_pinned_blocks = 0;             // G2 blocks pinned by onboard transfers
   uint32_t onboarding_requests = 0;          // parked while their G2->G1 transfer runs
   uint64_t g1_held_blocks = 0;               // evicted G1 slots held until their copy ends
   uint64_t offload_transfers_in_flight = 0;  // G1->G2 link

@@ -117,6 +117,7 @@ G2Stats G2Tier::stats() const {
   G2Stats s;
   s.total_blocks = host_.capacity();
   s.used_blocks = host_.size();
+  s.pinned_blocks = host_.num_pinned();
   s.offloads_in_flight = offloads_.size();
   s.onboards_in_flight = onboards_.size();
   s.offload_queued_blocks = queue_.size();

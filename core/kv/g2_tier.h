@@ -39,6 +39,7 @@ namespace kvmock {
 struct G2Stats {
   uint64_t total_blocks = 0;
   uint64_t used_blocks = 0;
+  uint64_t pinned_blocks = 0;          // held by onboard transfers
   uint64_t offloads_in_flight = 0;     // G1->G2 transfers started, not finished
   uint64_t onboards_in_flight = 0;     // G2->G1 transfers started, not finished
   uint64_t offload_queued_blocks = 0;  // evicted blocks waiting for a transfer slot

@@ -430,6 +430,7 @@ EngineMetrics Scheduler::metrics() const {
     const G2Stats g = g2_->stats();
     m.g2_total_blocks = g.total_blocks;
     m.g2_used_blocks = g.used_blocks;
+    m.g2_pinned_blocks = g.pinned_blocks;
     m.g2_usage = g.total_blocks == 0
                      ? 0.0
                      : static_cast<double>(g.used_blocks) / static_cast<double>(g.total_blocks);
