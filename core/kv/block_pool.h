@@ -92,7 +92,8 @@ class BlockPool {
   // slots, evicting inactive copies oldest first. The inactive copies of `prefix` are
   // never evicted to make room for this same call. On success appends the prefix slots
   // then the fresh slots to `*out` and returns true. Returns false, with no side effect
-  // at all, when a prefix hash is not cached or free plus evictable slots are too few.
+  // at all, when a prefix hash is not cached or free plus evictable slots are too few
+  // (or, with an observer that holds evicted slots, as try_allocate's kWaitForOffload).
   bool allocate(std::span<const BlockHash> prefix, uint32_t fresh, std::vector<SlotId>* out);
 
   // allocate() that tells why it failed. With an observer that holds evicted slots
