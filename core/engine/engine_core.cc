@@ -18,6 +18,7 @@ Result<bool> EngineCore::add_request(Request request) { return scheduler_.add(st
 bool EngineCore::cancel(RequestId id) { return scheduler_.cancel(id); }
 
 PassOutput EngineCore::step(double now_ms) {
+  std::vector<TieredEvent> transfer_events = scheduler_.advance_transfers(now_ms);
   SchedulerPass pass = scheduler_.run_pass();
   const PassTiming timing = modeled_pass(*timing_, pass.batch, args_.speedup_ratio);
 
@@ -26,16 +27,22 @@ PassOutput EngineCore::step(double now_ms) {
   out.prefill_ms = timing.prefill_ms;
   out.decode_ms = timing.decode_ms;
   out.end_ms = now_ms + timing.total_ms();
-  out.events.reserve(pass.events.size());
-  for (KvEventData& data : pass.events) {
+  if (pass.batch.prefill_requests == 0 && pass.batch.decode_requests == 0) {
+    const std::optional<double> deadline = scheduler_.next_transfer_deadline_ms();
+    if (deadline && *deadline > out.end_ms) out.end_ms = *deadline;
+  }
+  auto append = [&](StorageTier tier, KvEventData&& data) {
     RouterEvent event;
     event.worker_id = worker_id_;
-    event.storage_tier = StorageTier::kDevice;
+    event.storage_tier = tier;
     event.event.event_id = 0;
     event.event.data = std::move(data);
     event.event.dp_rank = dp_rank_;
     out.events.push_back(std::move(event));
-  }
+  };
+  out.events.reserve(transfer_events.size() + pass.events.size());
+  for (TieredEvent& e : transfer_events) append(e.tier, std::move(e.data));
+  for (KvEventData& data : pass.events) append(StorageTier::kDevice, std::move(data));
   out.outputs = std::move(pass.outputs);
   out.metrics = scheduler_.metrics();
   out.fpm = pass.fpm;

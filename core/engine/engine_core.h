@@ -13,6 +13,9 @@
 //   }
 //
 // Core is time-free: `now_ms` comes from the caller and the engine never reads a clock.
+// With the G2 tier on (args.g2, core/kv/g2_tier.h) KV transfers progress with that
+// clock: step() first moves them to now_ms. A driver with no pass to run should wake
+// at next_transfer_deadline_ms() and step() then; has_work() stays true meanwhile.
 // With dp_size > 1 the driver builds one EngineCore per rank (each has its own pool,
 // scheduler and event stream). args.seed drives output-token synthesis and, without
 // prefix caching, block identities, so a run is reproducible from its inputs.
@@ -21,6 +24,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "core/common/result.h"
@@ -36,12 +40,16 @@ namespace kvmock {
 struct PassOutput {
   double start_ms = 0;  // the now_ms given to step()
   // start_ms + (prefill + decode) / speedup_ratio; equals start_ms when speedup is 0 or
-  // the pass did no model work.
+  // the pass did no model work. Exception (G2 only): a pass that scheduled nothing
+  // while a transfer is in flight ends at the earliest transfer deadline, so a driver
+  // that steps from end_ms to end_ms makes virtual time progress ("stall advance").
   double end_ms = 0;
   double prefill_ms = 0;  // modeled, after speedup
   double decode_ms = 0;   // modeled, after speedup
-  // KV events of the pass in order: worker/dp_rank set, storage tier device,
-  // event_id 0 (the publishing pipeline numbers them). Empty without prefix caching.
+  // KV events of the pass in order: worker/dp_rank set, event_id 0 (the publishing
+  // pipeline numbers them). Empty without prefix caching. Storage tier device, except
+  // with G2: events of transfers that finished by start_ms come first, host_pinned for
+  // G2 Stored/Removed (engine medium "CPU_PINNED") and device for onboarded blocks.
   std::vector<RouterEvent> events;
   std::vector<RequestOutput> outputs;
   EngineMetrics metrics;  // as of the end of the pass
@@ -67,12 +75,21 @@ class EngineCore {
   // finished with FinishReason::kCancelled. False when the id is not live.
   bool cancel(RequestId id);
 
-  // Runs one pass that starts at `now_ms` (caller's clock, monotonic).
+  // Finishes the G2 transfers due by `now_ms`, then runs one pass that starts at
+  // `now_ms` (caller's clock, monotonic).
   PassOutput step(double now_ms);
 
-  // True while a request is live or an output is not yet reported. When false, step()
+  // True while a request is live (including one parked for a G2 onboard), an output
+  // is not yet reported, or a G2 transfer is queued or in flight. When false, step()
   // would do nothing; the driver may sleep until the next add_request().
   bool has_work() const { return scheduler_.has_work(); }
+
+  // The earliest instant a G2 transfer in flight finishes (nullopt when none or G2 is
+  // off). Stepping at that instant finishes it, emits its events and may admit the
+  // request it was holding up.
+  std::optional<double> next_transfer_deadline_ms() const {
+    return scheduler_.next_transfer_deadline_ms();
+  }
 
   // Load for ActiveLoad: both are G1 blocks that cannot be evicted (held by requests,
   // pinned or being computed), Dynamo's "active blocks".

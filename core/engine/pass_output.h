@@ -45,6 +45,21 @@ struct EngineMetrics {
   uint64_t preemptions_total = 0;
   uint64_t prefix_cache_queries_tokens = 0;  // cumulative: sequence tokens looked up at admission
   uint64_t prefix_cache_hits_tokens = 0;     // cumulative: of those, served from cache
+                                             // (G1 hits, including blocks onboarded from G2)
+  // G2 (host) offload tier; all zero when G2 is off.
+  uint64_t g2_total_blocks = 0;
+  uint64_t g2_used_blocks = 0;
+  double g2_usage = 0;                       // used / total, in [0, 1]
+  uint64_t g2_pinned_blocks = 0;             // G2 blocks pinned by onboard transfers
+  uint32_t onboarding_requests = 0;          // parked while their G2->G1 transfer runs
+  uint64_t g1_held_blocks = 0;               // evicted G1 slots held until their copy ends
+  uint64_t offload_transfers_in_flight = 0;  // G1->G2 link
+  uint64_t onboard_transfers_in_flight = 0;  // G2->G1 link
+  uint64_t offload_queued_blocks = 0;        // evicted, waiting for a G1->G2 transfer
+  uint64_t g2_bytes_offloaded = 0;           // cumulative bytes of finished G1->G2 copies
+  uint64_t g2_bytes_onboarded = 0;           // cumulative bytes of finished G2->G1 copies
+  uint64_t g2_blocks_offloaded = 0;          // cumulative blocks newly stored in G2
+  uint64_t g2_onboard_hit_tokens = 0;        // cumulative prompt tokens onboarded from G2
 };
 
 // Per-pass forward-pass metrics (Dynamo ForwardPassMetrics). Variances are population

@@ -75,6 +75,9 @@ class RequestState {
   uint32_t num_preemptions = 0;
   uint32_t admission_cached_tokens = 0;         // prefix credit for the next first allocation
   std::optional<uint32_t> first_cached_tokens;  // credit at the first admission
+  // Set when a G2 onboard for this admission attempt finished, so the request does
+  // not onboard again before it runs; cleared by preemption.
+  bool g2_onboarded = false;
 
  private:
   Request request_;

@@ -35,18 +35,24 @@ BlockPool::PrefixMatch BlockPool::match_prefix(std::span<const BlockHash> hashes
 
 bool BlockPool::allocate(std::span<const BlockHash> prefix, uint32_t fresh,
                          std::vector<SlotId>* out) {
+  return try_allocate(prefix, fresh, out) == Allocation::kDone;
+}
+
+BlockPool::Allocation BlockPool::try_allocate(std::span<const BlockHash> prefix, uint32_t fresh,
+                                              std::vector<SlotId>* out) {
   // Count, without touching anything, the inactive prefix copies this call would
   // reactivate: they stop being evictable, so they cannot pay for the fresh slots.
   uint64_t reactivated = 0;
   std::unordered_set<BlockHash> seen;
   for (BlockHash hash : prefix) {
     SlotId id = pick_copy(hash);
-    if (id == kNil) return false;
+    if (id == kNil) return Allocation::kNoSpace;
     if (is_inactive(slots_[id]) && seen.insert(hash).second) ++reactivated;
   }
   const uint64_t evictable = num_inactive_ - reactivated;
-  if (num_free() + evictable < fresh) return false;
+  if (num_free() + evictable < fresh) return Allocation::kNoSpace;
 
+  const size_t first = out->size();
   for (BlockHash hash : prefix) {
     SlotId id = pick_copy(hash);
     Slot& slot = slots_[id];
@@ -54,15 +60,35 @@ bool BlockPool::allocate(std::span<const BlockHash> prefix, uint32_t fresh,
     ++slot.refs;
     out->push_back(id);
   }
+  // Free slots first, then one eviction per missing slot. A held eviction still pays
+  // for its slot (it becomes free when the copy ends) but cannot be used now.
   std::vector<BlockHash> removed;
+  uint64_t pending = 0;
   for (uint32_t i = 0; i < fresh; ++i) {
-    if (num_free() == 0) evict_oldest(&removed);
+    if (num_free() == 0 && !evict_oldest(&removed)) {
+      ++pending;
+      continue;
+    }
     SlotId id = take_free_slot();
     slots_[id].state = State::kPrivate;
     out->push_back(id);
   }
   if (publish_events_ && !removed.empty()) events_.push_back(RemoveData{std::move(removed)});
-  return true;
+  if (pending > 0) {
+    std::vector<SlotId> taken(out->begin() + static_cast<std::ptrdiff_t>(first), out->end());
+    out->resize(first);
+    release(taken);
+    return Allocation::kWaitForOffload;
+  }
+  return Allocation::kDone;
+}
+
+void BlockPool::release_held(BlockHash hash) {
+  auto it = held_.find(hash);
+  if (it == held_.end()) return;
+  slots_[it->second] = Slot{};
+  free_ids_.push_back(it->second);
+  held_.erase(it);
 }
 
 void BlockPool::commit(std::optional<BlockHash> parent, std::span<const CommitBlock> blocks) {
@@ -109,6 +135,7 @@ void BlockPool::drop_reference(SlotId id) {
   Slot& slot = slots_[id];
   switch (slot.state) {
     case State::kFree:
+    case State::kHeld:
       return;
     case State::kPrivate:
       slot = Slot{};
@@ -159,7 +186,7 @@ SlotId BlockPool::take_free_slot() {
   return static_cast<SlotId>(slots_.size() - 1);
 }
 
-void BlockPool::evict_oldest(std::vector<BlockHash>* removed) {
+bool BlockPool::evict_oldest(std::vector<BlockHash>* removed) {
   SlotId id = lru_head_;
   lru_unlink(id);
   Slot& slot = slots_[id];
@@ -170,10 +197,21 @@ void BlockPool::evict_oldest(std::vector<BlockHash>* removed) {
     by_hash_.erase(slot.hash);
     removed->push_back(slot.hash);
   }
-  if (observer_ != nullptr)
+  bool hold = false;
+  if (observer_ != nullptr) {
     observer_->on_evict(slot.hash, slot.tokens_hash, slot.parent, last_copy);
+    hold = observer_->hold_for_copy(slot.hash, last_copy) && held_.count(slot.hash) == 0;
+  }
+  if (hold) {
+    const BlockHash hash = slot.hash;
+    slot = Slot{};
+    slot.state = State::kHeld;
+    held_.emplace(hash, id);
+    return false;
+  }
   slot = Slot{};
   free_ids_.push_back(id);
+  return true;
 }
 
 void BlockPool::lru_push_newest(SlotId id) {

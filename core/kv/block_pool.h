@@ -37,6 +37,14 @@ class EvictionObserver {
   // `last_copy` is true when no other copy of `hash` remains (a Removed was logged).
   virtual void on_evict(BlockHash hash, uint64_t tokens_hash, std::optional<BlockHash> parent,
                         bool last_copy) = 0;
+  // Asked right after on_evict: return true to take a copy of the block out, in which
+  // case the freed slot stays held (unusable) until BlockPool::release_held(hash).
+  // At most one held slot per hash may be requested at a time.
+  virtual bool hold_for_copy(BlockHash hash, bool last_copy) {
+    (void)hash;
+    (void)last_copy;
+    return false;
+  }
 };
 
 class BlockPool {
@@ -54,6 +62,12 @@ class BlockPool {
     uint64_t tokens_hash = 0;
   };
 
+  enum class Allocation : uint8_t {
+    kDone,            // slots appended to *out
+    kNoSpace,         // too few free plus evictable slots; no side effect
+    kWaitForOffload,  // evicted enough, but some freed slots are held for a copy-out
+  };
+
   // `capacity` is in blocks; values above 2^32 - 1 are clamped.
   BlockPool(uint64_t capacity, bool publish_events);
 
@@ -65,7 +79,7 @@ class BlockPool {
   uint64_t num_free() const { return capacity_ - num_occupied(); }
   // Cached slots nobody references or pins (evictable).
   uint64_t num_inactive() const { return num_inactive_; }
-  // Slots that cannot be evicted: private, referenced or pinned.
+  // Slots that cannot be evicted: private, referenced, pinned or held.
   uint64_t num_active() const { return num_occupied() - num_inactive_; }
   // Number of cached copies of `hash` (0 when unknown).
   uint32_t copies(BlockHash hash) const;
@@ -78,8 +92,22 @@ class BlockPool {
   // slots, evicting inactive copies oldest first. The inactive copies of `prefix` are
   // never evicted to make room for this same call. On success appends the prefix slots
   // then the fresh slots to `*out` and returns true. Returns false, with no side effect
-  // at all, when a prefix hash is not cached or free plus evictable slots are too few.
+  // at all, when a prefix hash is not cached or free plus evictable slots are too few
+  // (or, with an observer that holds evicted slots, as try_allocate's kWaitForOffload).
   bool allocate(std::span<const BlockHash> prefix, uint32_t fresh, std::vector<SlotId>* out);
+
+  // allocate() that tells why it failed. With an observer that holds evicted slots
+  // (hold_for_copy) the evictions needed are made, the prefix references are rolled
+  // back, and kWaitForOffload is returned when a held slot was among them: the caller
+  // should retry once release_held() has run instead of evicting more.
+  Allocation try_allocate(std::span<const BlockHash> prefix, uint32_t fresh,
+                          std::vector<SlotId>* out);
+
+  // Frees the slot held for `hash` (see EvictionObserver::hold_for_copy). No-op when
+  // nothing is held for it.
+  void release_held(BlockHash hash);
+  // Slots held for a copy-out.
+  uint64_t num_held() const { return held_.size(); }
 
   // Turns computed private slots into cached copies (one reference each, held by the
   // caller). `blocks` must be consecutive blocks of one sequence, `parent` the hash of
@@ -105,7 +133,7 @@ class BlockPool {
 
  private:
   static constexpr SlotId kNil = UINT32_MAX;
-  enum class State : uint8_t { kFree, kPrivate, kCached };
+  enum class State : uint8_t { kFree, kPrivate, kCached, kHeld };
 
   struct Slot {
     State state = State::kFree;
@@ -125,7 +153,8 @@ class BlockPool {
   // The copy of `hash` to use: a referenced or pinned one if any, else the first.
   SlotId pick_copy(BlockHash hash) const;
   SlotId take_free_slot();
-  void evict_oldest(std::vector<BlockHash>* removed);
+  // Returns false when the evicted slot was held instead of freed.
+  bool evict_oldest(std::vector<BlockHash>* removed);
   void lru_push_newest(SlotId id);
   void lru_unlink(SlotId id);
   void drop_reference(SlotId id);
@@ -139,7 +168,8 @@ class BlockPool {
   SlotId lru_tail_ = kNil;                                      // newest inactive
   uint64_t num_inactive_ = 0;
   std::vector<KvEventData> events_;
-  EvictionObserver* observer_ = nullptr;  // not owned; may be null
+  EvictionObserver* observer_ = nullptr;        // not owned; may be null
+  std::unordered_map<BlockHash, SlotId> held_;  // slots kept for a copy-out, by hash
 };
 
 }  // namespace kvmock

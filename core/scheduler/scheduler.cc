@@ -33,7 +33,12 @@ EngineArgs sanitized(EngineArgs args) {
 Scheduler::Scheduler(const EngineArgs& args)
     : args_(sanitized(args)),
       pool_(args_.num_gpu_blocks, args_.enable_prefix_caching),
-      rng_(args_.seed) {}
+      rng_(args_.seed) {
+  // Without prefix caching blocks have random identities: nothing could be found again.
+  if (args_.g2.enabled() && args_.enable_prefix_caching) {
+    g2_ = std::make_unique<G2Tier>(args_.g2, args_.block_size, &pool_);
+  }
+}
 
 Result<bool> Scheduler::add(Request request) {
   const size_t prompt = request.prompt.size();
@@ -71,6 +76,15 @@ bool Scheduler::cancel(RequestId id) {
   if (auto pos = std::find(waiting_.begin(), waiting_.end(), r); pos != waiting_.end()) {
     waiting_.erase(pos);
   }
+  if (auto p = parked_ids_.find(id); p != parked_ids_.end()) {
+    // The transfer runs on (a DMA is not aborted); its completion finds no request.
+    auto parked = parked_.find(p->second);
+    if (parked != parked_.end()) {
+      unpark(parked->second);
+      parked_.erase(parked);
+    }
+    parked_ids_.erase(p);
+  }
   pool_.release(r->blocks);
   RequestOutput out;
   out.id = id;
@@ -103,8 +117,79 @@ SchedulerPass Scheduler::run_pass() {
   fill_prefill_stats(&pass);
   emit_ready_tokens(&pass);
   fill_queue_stats(&pass);
+  if (g2_) g2_->flush();
   pass.events = pool_.take_events();
   return pass;
+}
+
+std::vector<TieredEvent> Scheduler::advance_transfers(double now_ms) {
+  std::vector<TieredEvent> events;
+  if (!g2_) return events;
+  const std::vector<TransferId> finished = g2_->advance_to(now_ms);
+  for (KvEventData& data : g2_->take_events()) {
+    events.push_back(TieredEvent{StorageTier::kHostPinned, std::move(data)});
+  }
+  const uint32_t bs = args_.block_size;
+  std::vector<RequestState*> ready;
+  for (TransferId id : finished) {
+    auto it = parked_.find(id);
+    if (it == parked_.end()) continue;  // its request was cancelled
+    const Parked& p = it->second;
+    RequestState* r = p.request;
+    std::vector<BlockPool::CommitBlock> commits;
+    commits.reserve(p.blocks);
+    for (uint32_t i = 0; i < p.blocks; ++i) {
+      const uint32_t b = p.prefix_blocks + i;
+      commits.push_back({p.destination[i], r->sequence_hashes()[b], r->content_hashes()[b]});
+    }
+    std::optional<BlockHash> parent;
+    if (p.prefix_blocks > 0) parent = r->sequence_hashes()[p.prefix_blocks - 1];
+    pool_.commit(parent, commits);
+    onboard_hit_tokens_ += static_cast<uint64_t>(p.blocks) * bs;
+    unpark(p);  // the onboarded blocks join the G1 LRU, leaf first
+    r->g2_onboarded = true;
+    ready.push_back(r);
+    parked_ids_.erase(r->id());
+    parked_.erase(it);
+  }
+  for (auto it = ready.rbegin(); it != ready.rend(); ++it) waiting_.push_front(*it);
+  for (KvEventData& data : pool_.take_events()) {
+    events.push_back(TieredEvent{StorageTier::kDevice, std::move(data)});
+  }
+  return events;
+}
+
+std::optional<double> Scheduler::next_transfer_deadline_ms() const {
+  if (!g2_) return std::nullopt;
+  return g2_->next_deadline_ms();
+}
+
+void Scheduler::unpark(const Parked& p) {
+  RequestState* r = p.request;
+  pool_.release(p.destination);
+  for (uint32_t b = p.prefix_blocks; b-- > 0;) pool_.unpin(r->sequence_hashes()[b]);
+  g2_->finish_onboard(
+      std::span<const BlockHash>(r->sequence_hashes().data() + p.prefix_blocks, p.blocks));
+}
+
+Scheduler::Onboard Scheduler::try_onboard(RequestState* r, uint32_t prefix_blocks, uint32_t limit) {
+  if (!g2_ || r->g2_onboarded || prefix_blocks >= limit) return Onboard::kNone;
+  const std::span<const BlockHash> hashes = r->sequence_hashes();
+  const std::span<const BlockHash> rest = hashes.subspan(prefix_blocks, limit - prefix_blocks);
+  const uint32_t blocks = g2_->match(rest);
+  if (blocks == 0) return Onboard::kNone;
+
+  // Keep the G1 prefix resident while the rest arrives.
+  for (uint32_t b = 0; b < prefix_blocks; ++b) pool_.pin(hashes[b]);
+  Parked p{r, prefix_blocks, blocks, {}};
+  if (pool_.try_allocate({}, blocks, &p.destination) != BlockPool::Allocation::kDone) {
+    for (uint32_t b = prefix_blocks; b-- > 0;) pool_.unpin(hashes[b]);
+    return Onboard::kBlocked;
+  }
+  const TransferId id = g2_->start_onboard(rest.first(blocks));
+  parked_ids_[r->id()] = id;
+  parked_.emplace(id, std::move(p));
+  return Onboard::kStarted;
 }
 
 Scheduler::Outcome Scheduler::schedule(RequestState* r, bool from_waiting, uint64_t* budget,
@@ -128,7 +213,13 @@ Scheduler::Outcome Scheduler::schedule(RequestState* r, bool from_waiting, uint6
   const auto held = static_cast<uint32_t>(r->blocks.size()) + prefix_blocks;
   const uint32_t fresh = target_blocks > held ? target_blocks - held : 0;
   const std::span<const BlockHash> prefix(r->sequence_hashes().data(), prefix_blocks);
-  while (!pool_.allocate(prefix, fresh, &r->blocks)) {
+  for (;;) {
+    const BlockPool::Allocation a = pool_.try_allocate(prefix, fresh, &r->blocks);
+    if (a == BlockPool::Allocation::kDone) break;
+    // Slots are on their way back from a G1->G2 copy: wait for them, preempt nobody.
+    if (a == BlockPool::Allocation::kWaitForOffload) {
+      return from_waiting ? Outcome::kBlocked : Outcome::kSkipped;
+    }
     if (from_waiting || running_.empty()) return Outcome::kBlocked;
     RequestState* victim =
         args_.preemption_mode == PreemptionMode::kLifo ? running_.back() : running_.front();
@@ -176,6 +267,7 @@ void Scheduler::preempt(RequestState* victim, uint64_t* budget, size_t* cursor) 
   victim->num_committed_blocks = 0;
   victim->num_computed = 0;
   victim->admission_cached_tokens = 0;
+  victim->g2_onboarded = false;
   victim->status = RequestStatus::kPreempted;
   ++victim->num_preemptions;
   ++preemptions_total_;
@@ -195,15 +287,23 @@ void Scheduler::admit_waiting(uint64_t* budget, SchedulerPass* pass) {
       continue;
     }
     BlockPool::PrefixMatch match;
+    size_t limit = 0;
     if (args_.enable_prefix_caching) {
       r->update_hashes(bs, nullptr);
       // A fully cached sequence recomputes its last block to produce logits.
-      const size_t limit = std::min<size_t>((len - 1) / bs, r->sequence_hashes().size());
+      limit = std::min<size_t>((len - 1) / bs, r->sequence_hashes().size());
       match = pool_.match_prefix(std::span<const BlockHash>(r->sequence_hashes().data(), limit));
     }
     const uint64_t needed = blocks_needed - match.active_blocks;
     const uint64_t available = pool_.capacity() - pool_.num_active();
     if (needed > available) break;
+
+    const Onboard onboard = try_onboard(r, match.blocks, static_cast<uint32_t>(limit));
+    if (onboard == Onboard::kBlocked) break;
+    if (onboard == Onboard::kStarted) {
+      waiting_.pop_front();
+      continue;
+    }
 
     r->admission_cached_tokens = match.blocks * bs;
     if (schedule(r, /*from_waiting=*/true, budget, nullptr) != Outcome::kScheduled) break;
@@ -324,6 +424,24 @@ EngineMetrics Scheduler::metrics() const {
   m.preemptions_total = preemptions_total_;
   m.prefix_cache_queries_tokens = cache_queries_tokens_;
   m.prefix_cache_hits_tokens = cache_hits_tokens_;
+  m.onboarding_requests = num_onboarding();
+  m.g1_held_blocks = pool_.num_held();
+  if (g2_) {
+    const G2Stats g = g2_->stats();
+    m.g2_total_blocks = g.total_blocks;
+    m.g2_used_blocks = g.used_blocks;
+    m.g2_pinned_blocks = g.pinned_blocks;
+    m.g2_usage = g.total_blocks == 0
+                     ? 0.0
+                     : static_cast<double>(g.used_blocks) / static_cast<double>(g.total_blocks);
+    m.offload_transfers_in_flight = g.offloads_in_flight;
+    m.onboard_transfers_in_flight = g.onboards_in_flight;
+    m.offload_queued_blocks = g.offload_queued_blocks;
+    m.g2_bytes_offloaded = g.bytes_offloaded;
+    m.g2_bytes_onboarded = g.bytes_onboarded;
+    m.g2_blocks_offloaded = g.blocks_offloaded;
+  }
+  m.g2_onboard_hit_tokens = onboard_hit_tokens_;
   return m;
 }
 

@@ -24,11 +24,21 @@
 //
 // max_num_seqs 0 and max_num_batched_tokens 0 mean unlimited. Time-free: the pass
 // reports BatchStats and the engine prices it.
+//
+// G2 (args.g2.enabled() and prefix caching on; core/kv/g2_tier.h): an allocation
+// whose evictions are held for a G1->G2 copy makes the request wait (a waiting one
+// stops admission, a running one skips the pass) instead of preempting. At admission,
+// after the G1 prefix match, the contiguous continuation held in G2 is onboarded: the
+// G1 prefix is pinned, destination slots are reserved, one G2->G1 transfer starts and
+// the request is parked; when advance_transfers() sees it finish, the blocks become
+// cached in G1 (Stored on the device tier for blocks new to G1) and the request goes
+// back to the front of waiting, where they count as prefix hits.
 #pragma once
 
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <random>
 #include <unordered_map>
 #include <vector>
@@ -38,6 +48,7 @@
 #include "core/engine/pass_output.h"
 #include "core/engine/request.h"
 #include "core/kv/block_pool.h"
+#include "core/kv/g2_tier.h"
 #include "core/timing/timing_model.h"
 
 namespace kvmock {
@@ -48,6 +59,12 @@ struct SchedulerPass {
   std::vector<RequestOutput> outputs;
   std::vector<KvEventData> events;  // in the order the pool made them
   ForwardPassMetrics fpm;           // wall_time_secs left 0
+};
+
+// A KV event with the storage tier it belongs to.
+struct TieredEvent {
+  StorageTier tier = StorageTier::kDevice;
+  KvEventData data;
 };
 
 class Scheduler {
@@ -72,13 +89,27 @@ class Scheduler {
   // Runs one scheduling pass.
   SchedulerPass run_pass();
 
-  // True while a request is live or an output is waiting to be reported.
-  bool has_work() const { return !requests_.empty() || !pending_outputs_.empty(); }
+  // Moves the G2 links to `now_ms` (never backwards), finishing transfers, and returns
+  // the events that produced, in order: host_pinned Stored/Removed of finished
+  // offloads, then device Stored of finished onboards. Empty without G2.
+  std::vector<TieredEvent> advance_transfers(double now_ms);
+
+  // Earliest instant a G2 transfer in flight finishes; nullopt when none (or no G2).
+  std::optional<double> next_transfer_deadline_ms() const;
+
+  // True while a request is live (waiting, running or parked for an onboard), an
+  // output is waiting to be reported, or a G2 transfer is queued or in flight.
+  bool has_work() const {
+    return !requests_.empty() || !pending_outputs_.empty() || (g2_ && g2_->busy());
+  }
 
   const BlockPool& pool() const { return pool_; }
   BlockPool& pool() { return pool_; }
   uint32_t num_running() const { return static_cast<uint32_t>(running_.size()); }
   uint32_t num_waiting() const { return static_cast<uint32_t>(waiting_.size()); }
+  uint32_t num_onboarding() const { return static_cast<uint32_t>(parked_.size()); }
+  // Null when G2 is off.
+  const G2Tier* g2() const { return g2_.get(); }
   EngineMetrics metrics() const;
 
  private:
@@ -96,7 +127,21 @@ class Scheduler {
   // is the running-phase index, adjusted when a victim before it leaves.
   Outcome schedule(RequestState* r, bool from_waiting, uint64_t* budget, size_t* cursor);
   void preempt(RequestState* victim, uint64_t* budget, size_t* cursor);
+  // A request parked while its G2 continuation is copied into G1.
+  struct Parked {
+    RequestState* request;
+    uint32_t prefix_blocks;           // G1 prefix hit, pinned meanwhile
+    uint32_t blocks;                  // onboarded blocks, after the prefix
+    std::vector<SlotId> destination;  // reserved private G1 slots
+  };
+  enum class Onboard : uint8_t { kNone, kStarted, kBlocked };
+
   void admit_waiting(uint64_t* budget, SchedulerPass* pass);
+  // Starts onboarding r's G2 continuation after `prefix_blocks` G1 hits (of `limit`
+  // matchable blocks), if there is one.
+  Onboard try_onboard(RequestState* r, uint32_t prefix_blocks, uint32_t limit);
+  // Undoes the pins and reservation of a parked request.
+  void unpark(const Parked& p);
   void emit_ready_tokens(SchedulerPass* pass);
   void fill_prefill_stats(SchedulerPass* pass) const;
   void fill_queue_stats(SchedulerPass* pass) const;
@@ -106,6 +151,10 @@ class Scheduler {
 
   EngineArgs args_;  // block_size >= 1
   BlockPool pool_;
+  std::unique_ptr<G2Tier> g2_;                     // after pool_: observes it, so must die first
+  std::unordered_map<TransferId, Parked> parked_;  // by onboard transfer
+  std::unordered_map<RequestId, TransferId> parked_ids_;  // request -> transfer
+  uint64_t onboard_hit_tokens_ = 0;
   std::mt19937_64 rng_;  // block identities without prefix caching
   std::unordered_map<RequestId, std::unique_ptr<RequestState>> requests_;
   std::deque<RequestState*> waiting_;

@@ -38,6 +38,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   args.preemption_mode = flags & 4 ? kvmock::PreemptionMode::kFifo : kvmock::PreemptionMode::kLifo;
   args.max_model_len = flags & 8 ? in.byte() % 64 : 0;
   args.speedup_ratio = (flags >> 4) % 4;
+  if (flags & 0x40) {  // G2 tier: tiny, with slow or instant links
+    args.g2.num_blocks = 1 + args.num_gpu_blocks % 16;
+    args.g2.kv_bytes_per_token = 1000;
+    args.g2.offload_batch_size = 1 + args.max_num_seqs % 3;
+    const double gbps = flags & 0x80 ? 0.0 : 0.01;
+    args.g2.bandwidth_g1_to_g2_gbps = gbps;
+    args.g2.bandwidth_g2_to_g1_gbps = gbps;
+  }
   kvmock::EngineCore engine(args, 1, 0, std::make_unique<kvmock::PolynomialTiming>());
 
   double now = 0;
@@ -57,12 +65,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       const kvmock::PassOutput pass = engine.step(now);
       if (pass.end_ms < now) std::abort();
       if (pass.metrics.active_blocks > engine.metrics().total_blocks) std::abort();
+      if (pass.metrics.g2_used_blocks > pass.metrics.g2_total_blocks) std::abort();
+      if (auto deadline = engine.next_transfer_deadline_ms(); deadline && *deadline < now) {
+        std::abort();  // transfers due by now were finished by step(now)
+      }
       now = pass.end_ms;
     }
   }
   for (kvmock::RequestId id = 0; id <= next_id; ++id) (void)engine.cancel(id);
   for (kvmock::RequestId id = 0; id < 8; ++id) (void)engine.cancel(id);
-  (void)engine.step(now);
+  // In-flight G2 copies still hold G1 slots: let them finish.
+  for (int i = 0; i < 1000; ++i) {
+    now = engine.step(now).end_ms;
+    if (!engine.has_work()) break;
+  }
   if (engine.active_decode_blocks() != 0 || engine.has_work()) std::abort();
   return 0;
 }

@@ -274,5 +274,63 @@ TEST(BlockPool, EvictionObserverSeesEvictedBlockWithItsParent) {
   EXPECT_TRUE(observer.seen[0].last);
 }
 
+// Holds every evicted last copy, as a copy-out tier would.
+class HoldingObserver : public EvictionObserver {
+ public:
+  void on_evict(BlockHash, uint64_t, std::optional<BlockHash>, bool) override {}
+  bool hold_for_copy(BlockHash hash, bool last_copy) override {
+    if (last_copy) held.push_back(hash);
+    return last_copy;
+  }
+  std::vector<BlockHash> held;
+};
+
+TEST(BlockPool, HeldEvictionMakesAllocationWaitAndRollsBackThePrefix) {
+  BlockPool pool(3, true);
+  HoldingObserver observer;
+  pool.set_eviction_observer(&observer);
+  pool.release(store_chain(pool, {1, 2, 3}));  // LRU: 3, 2, 1
+  pool.take_events();
+  std::vector<SlotId> out{77};
+  EXPECT_EQ(pool.try_allocate(std::vector<BlockHash>{1}, 1, &out),
+            BlockPool::Allocation::kWaitForOffload);
+  EXPECT_EQ(out, std::vector<SlotId>{77});  // nothing appended, prefix ref dropped
+  EXPECT_EQ(observer.held, std::vector<BlockHash>{3});
+  EXPECT_EQ(pool.num_held(), 1u);
+  EXPECT_EQ(pool.num_inactive(), 2u);  // 1 is back in the LRU
+  EXPECT_EQ(pool.num_active(), 1u);    // the held slot
+  EXPECT_EQ(pool.copies(3), 0u);
+  // The Removed is announced when the block leaves G1, not when the slot frees.
+  auto events = pool.take_events();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(std::get<RemoveData>(events[0]).block_hashes, std::vector<BlockHash>{3});
+
+  pool.release_held(3);
+  EXPECT_EQ(pool.num_held(), 0u);
+  EXPECT_EQ(pool.try_allocate(std::vector<BlockHash>{1}, 1, &out), BlockPool::Allocation::kDone);
+  EXPECT_EQ(out.size(), 3u);
+  EXPECT_TRUE(pool.take_events().empty());
+}
+
+TEST(BlockPool, TryAllocateWithoutRoomHasNoSideEffect) {
+  BlockPool pool(2, true);
+  HoldingObserver observer;
+  pool.set_eviction_observer(&observer);
+  pool.release(store_chain(pool, {1, 2}));
+  std::vector<SlotId> out;
+  EXPECT_EQ(pool.try_allocate({}, 3, &out), BlockPool::Allocation::kNoSpace);
+  EXPECT_TRUE(out.empty());
+  EXPECT_TRUE(observer.held.empty());
+  EXPECT_EQ(pool.num_inactive(), 2u);
+  EXPECT_EQ(pool.try_allocate(std::vector<BlockHash>{9}, 0, &out), BlockPool::Allocation::kNoSpace);
+}
+
+TEST(BlockPool, ReleaseHeldOfAnUnknownHashIsHarmless) {
+  BlockPool pool(1, true);
+  pool.release_held(42);
+  EXPECT_EQ(pool.num_free(), 1u);
+  EXPECT_EQ(pool.num_held(), 0u);
+}
+
 }  // namespace
 }  // namespace kvmock
