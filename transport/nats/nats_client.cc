@@ -114,8 +114,18 @@ Result<std::unique_ptr<NatsClient>> NatsClient::connect(const NatsClientOptions&
 }
 
 NatsClient::~NatsClient() {
+  {
+    std::lock_guard lock(mutex_);
+    callback_ = nullptr;
+  }
   if (connection_) {
     natsConnection_Close(connection_);
+    // nats.c delivers connection callbacks on its own thread, after Close returns; the
+    // closed callback is the last one it queues, so once it has run nothing refers to us.
+    std::unique_lock lock(mutex_);
+    state_changed_.wait_for(lock, std::chrono::seconds(10),
+                            [this] { return closed_callback_ran_; });
+    lock.unlock();
     natsConnection_Destroy(connection_);
   }
   if (options_) natsOptions_Destroy(options_);
@@ -188,7 +198,13 @@ void NatsClient::on_connected(natsConnection*, void* self) {
 }
 
 void NatsClient::on_closed(natsConnection*, void* self) {
-  static_cast<NatsClient*>(self)->set_state(NatsState::kClosed);
+  auto* client = static_cast<NatsClient*>(self);
+  client->set_state(NatsState::kClosed);
+  // Notified under the lock: the destructor may free the condition variable as soon as
+  // it sees the flag.
+  std::lock_guard lock(client->mutex_);
+  client->closed_callback_ran_ = true;
+  client->state_changed_.notify_all();
 }
 
 int64_t NatsClient::on_reconnect_delay(natsConnection*, int attempts, void*) {

@@ -92,6 +92,7 @@ class NatsClient {
   std::mutex mutex_;
   std::condition_variable state_changed_;
   std::function<void(NatsState)> callback_;
+  bool closed_callback_ran_ = false;  // guarded by mutex_
 };
 
 Error nats_error(std::string_view what, natsStatus status);
