@@ -62,11 +62,13 @@ class Session : public std::enable_shared_from_this<Session>, public HttpExchang
               });
   }
 
-  void begin_stream(int status, std::string content_type) override {
-    net::post(stream_.get_executor(), [self = shared_from_this(), status,
-                                       content_type = std::move(content_type)]() mutable {
-      self->send_stream_header(status, std::move(content_type));
-    });
+  void begin_stream(int status, std::string content_type,
+                    std::map<std::string, std::string> headers) override {
+    net::post(stream_.get_executor(),
+              [self = shared_from_this(), status, content_type = std::move(content_type),
+               headers = std::move(headers)]() mutable {
+                self->send_stream_header(status, std::move(content_type), std::move(headers));
+              });
   }
 
   void write(std::string chunk) override {
@@ -189,7 +191,8 @@ class Session : public std::enable_shared_from_this<Session>, public HttpExchang
     net::post(stream_.get_executor(), [self = shared_from_this()] { self->read_request(); });
   }
 
-  void send_stream_header(int status, std::string content_type) {
+  void send_stream_header(int status, std::string content_type,
+                          std::map<std::string, std::string> headers) {
     if (responded_ || phase_ == Phase::kDone) return;
     responded_ = true;
     phase_ = Phase::kStreaming;
@@ -198,6 +201,7 @@ class Session : public std::enable_shared_from_this<Session>, public HttpExchang
     stream_header_->set(http::field::server, "kvmockd");
     stream_header_->set(http::field::content_type, content_type);
     stream_header_->set(http::field::cache_control, "no-cache");
+    for (auto& [name, value] : headers) stream_header_->set(name, value);
     stream_header_->keep_alive(keep_alive_);
     stream_header_->chunked(true);
     header_serializer_.emplace(*stream_header_);

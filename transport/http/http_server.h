@@ -36,7 +36,9 @@ class HttpExchange {
   virtual const HttpRequest& request() const = 0;
   virtual void respond(int status, std::string content_type, std::string body,
                        std::map<std::string, std::string> headers = {}) = 0;
-  virtual void begin_stream(int status, std::string content_type) = 0;
+  // `headers` are extra response headers, as for respond().
+  virtual void begin_stream(int status, std::string content_type,
+                            std::map<std::string, std::string> headers = {}) = 0;
   virtual void write(std::string chunk) = 0;
   virtual void finish() = 0;
   // True once the client closed the connection.

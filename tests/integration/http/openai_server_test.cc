@@ -1,0 +1,489 @@
+#include "transport/http/openai_server.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <condition_variable>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <thread>
+
+#include "core/tokenizer/mock_tokenizer.h"
+#include "tests/support/http_client.h"
+
+namespace kvmock {
+namespace {
+
+using nlohmann::json;
+using testing::http_request;
+using testing::http_stream;
+
+// Output token i of every request is kFirstOutputToken + i.
+constexpr TokenId kFirstOutputToken = 2000;
+
+// A worker that emits one token per `delay` on its own thread per request, honours
+// cancel(), and can be told to refuse or fail requests.
+class FakeBackend : public WorkerBackend {
+ public:
+  ~FakeBackend() override {
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard lock(mutex_);
+      threads.swap(threads_);
+    }
+    for (auto& t : threads) t.join();
+  }
+
+  Result<uint64_t> submit(GenerationRequest request, GenerationCallbacks callbacks) override {
+    if (!refuse_with.empty()) return make_error(refuse_with, "refused by the fake backend");
+    std::lock_guard lock(mutex_);
+    const uint64_t id = next_id_++;
+    requests_.push_back(request);
+    auto cancelled = std::make_shared<std::atomic<bool>>(false);
+    flags_[id] = cancelled;
+    threads_.emplace_back(
+        [this, request = std::move(request), callbacks = std::move(callbacks), cancelled] {
+          GenerationFinish finish;
+          finish.prompt_tokens = static_cast<uint32_t>(request.prompt.size());
+          finish.cached_tokens = cached_tokens.load();
+          for (uint32_t i = 0; i < request.max_tokens; ++i) {
+            std::this_thread::sleep_for(delay);
+            if (cancelled->load()) break;
+            if (fail_after >= 0 && i == static_cast<uint32_t>(fail_after)) {
+              finish.finish_reason = "error";
+              finish.error = "simulated failure";
+              callbacks.on_finish(finish);
+              return;
+            }
+            callbacks.on_tokens({kFirstOutputToken + i});
+            ++finish.completion_tokens;
+          }
+          finish.finish_reason = cancelled->load() ? "cancelled" : "length";
+          callbacks.on_finish(finish);
+        });
+    return id;
+  }
+
+  void cancel(uint64_t request_id) override {
+    std::lock_guard lock(mutex_);
+    cancels_.insert(request_id);
+    if (auto it = flags_.find(request_id); it != flags_.end()) *it->second = true;
+  }
+  bool ready() const override { return is_ready.load(); }
+  uint64_t worker_id() const override { return 7; }
+  const std::string& model_name() const override { return model_; }
+  std::string render_metrics() const override { return "vllm:num_requests_running 0\n"; }
+
+  std::vector<GenerationRequest> requests() const {
+    std::lock_guard lock(mutex_);
+    return requests_;
+  }
+  std::set<uint64_t> cancels() const {
+    std::lock_guard lock(mutex_);
+    return cancels_;
+  }
+
+  std::string refuse_with;  // an Error reason submit() returns; set before requests
+  std::atomic<int> fail_after{-1};
+  std::atomic<uint32_t> cached_tokens{0};
+  std::atomic<bool> is_ready{true};
+  std::chrono::milliseconds delay{1};
+
+ private:
+  const std::string model_ = "mock-model";
+  mutable std::mutex mutex_;
+  uint64_t next_id_ = 1;
+  std::vector<GenerationRequest> requests_;
+  std::map<uint64_t, std::shared_ptr<std::atomic<bool>>> flags_;
+  std::set<uint64_t> cancels_;
+  std::vector<std::thread> threads_;
+};
+
+std::string expected_text(uint32_t tokens) {
+  std::vector<TokenId> ids;
+  for (uint32_t i = 0; i < tokens; ++i) ids.push_back(kFirstOutputToken + i);
+  return mock_decode(ids);
+}
+
+// The JSON payloads of an SSE body, in order; "[DONE]" is kept as a string.
+std::vector<json> sse_events(const std::string& body) {
+  std::vector<json> events;
+  size_t pos = 0;
+  while (pos < body.size()) {
+    const size_t end = body.find("\n\n", pos);
+    if (end == std::string::npos) break;
+    std::string event = body.substr(pos, end - pos);
+    pos = end + 2;
+    EXPECT_EQ(event.rfind("data: ", 0), 0u) << event;
+    event = event.substr(6);
+    events.push_back(event == "[DONE]" ? json("[DONE]") : json::parse(event));
+  }
+  EXPECT_EQ(pos, body.size()) << "trailing bytes after the last event";
+  return events;
+}
+
+class OpenAiServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = std::make_unique<HttpServer>(
+        io_, [this](std::shared_ptr<HttpExchange> e) { openai_.handle(e); });
+    port_ = *server_->listen("127.0.0.1", 0);
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  void TearDown() override {
+    server_->stop();
+    work_.reset();
+    io_.stop();
+    thread_.join();
+  }
+
+  testing::HttpResult post(const std::string& path, const std::string& body) {
+    return http_request(port_, "POST", path, body);
+  }
+
+  // Waits until the backend has seen a cancel for some request.
+  bool wait_for_cancel() {
+    for (int i = 0; i < 500; ++i) {
+      if (!backend_.cancels().empty()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+
+  FakeBackend backend_;
+  OpenAiServer openai_{backend_};
+  boost::asio::io_context io_;
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_{
+      io_.get_executor()};
+  std::unique_ptr<HttpServer> server_;
+  std::thread thread_;
+  uint16_t port_ = 0;
+};
+
+void expect_error(const testing::HttpResult& result, int status, const std::string& code) {
+  EXPECT_EQ(result.status, status) << result.body;
+  const json body = json::parse(result.body, nullptr, false);
+  ASSERT_TRUE(body.is_object()) << result.body;
+  ASSERT_TRUE(body.contains("error")) << result.body;
+  const json& error = body["error"];
+  EXPECT_TRUE(error["message"].is_string() && !error["message"].get<std::string>().empty());
+  EXPECT_TRUE(error["type"].is_string());
+  EXPECT_TRUE(error.contains("param"));
+  EXPECT_EQ(error["code"], code) << result.body;
+}
+
+TEST_F(OpenAiServerTest, CompletionAnswersWithEveryOpenAiField) {
+  backend_.cached_tokens = 2;
+  const auto result = post("/v1/completions",
+                           R"({"model":"mock-model","prompt":"hello big world","max_tokens":3})");
+  ASSERT_EQ(result.status, 200) << result.body;
+  EXPECT_EQ(result.headers.at("content-type"), "application/json");
+  EXPECT_EQ(result.headers.at("x-kvmock-worker-id"), "7");
+  const json body = json::parse(result.body);
+  EXPECT_EQ(body["id"].get<std::string>().rfind("cmpl-", 0), 0u);
+  EXPECT_EQ(body["object"], "text_completion");
+  EXPECT_GT(body["created"].get<int64_t>(), 1700000000);
+  EXPECT_EQ(body["model"], "mock-model");
+  ASSERT_EQ(body["choices"].size(), 1u);
+  const json& choice = body["choices"][0];
+  EXPECT_EQ(choice["text"], expected_text(3));
+  EXPECT_EQ(choice["index"], 0);
+  EXPECT_EQ(choice["finish_reason"], "length");
+  EXPECT_TRUE(choice["logprobs"].is_null());
+  EXPECT_EQ(body["usage"]["prompt_tokens"], 3);
+  EXPECT_EQ(body["usage"]["completion_tokens"], 3);
+  EXPECT_EQ(body["usage"]["total_tokens"], 6);
+  EXPECT_EQ(body["usage"]["prompt_tokens_details"]["cached_tokens"], 2);
+
+  const auto requests = backend_.requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].prompt, mock_tokenize("hello big world"));
+  EXPECT_EQ(requests[0].max_tokens, 3u);
+}
+
+TEST_F(OpenAiServerTest, ChatAnswersWithAnAssistantMessage) {
+  const auto result = post("/v1/chat/completions",
+                           R"({"messages":[{"role":"system","content":"be brief"},
+                               {"role":"user","content":[{"type":"text","text":"hi"}]}],
+                               "max_completion_tokens":2})");
+  ASSERT_EQ(result.status, 200) << result.body;
+  EXPECT_EQ(result.headers.at("x-kvmock-worker-id"), "7");
+  const json body = json::parse(result.body);
+  EXPECT_EQ(body["id"].get<std::string>().rfind("chatcmpl-", 0), 0u);
+  EXPECT_EQ(body["object"], "chat.completion");
+  EXPECT_EQ(body["model"], "mock-model");
+  const json& choice = body["choices"][0];
+  EXPECT_EQ(choice["message"]["role"], "assistant");
+  EXPECT_EQ(choice["message"]["content"], expected_text(2));
+  EXPECT_EQ(choice["index"], 0);
+  EXPECT_EQ(choice["finish_reason"], "length");
+  EXPECT_TRUE(choice["logprobs"].is_null());
+  const std::vector<ChatMessage> messages = {{"system", "be brief"}, {"user", "hi"}};
+  const auto prompt = mock_tokenize_chat(messages);
+  EXPECT_EQ(body["usage"]["prompt_tokens"], prompt.size());
+  EXPECT_EQ(body["usage"]["completion_tokens"], 2);
+  EXPECT_EQ(body["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
+  EXPECT_EQ(backend_.requests().at(0).prompt, prompt);
+}
+
+TEST_F(OpenAiServerTest, ChatAcceptsTheDeprecatedMaxTokensName) {
+  const auto result = post("/v1/chat/completions",
+                           R"({"messages":[{"role":"user","content":"x"}],"max_tokens":4})");
+  ASSERT_EQ(result.status, 200) << result.body;
+  EXPECT_EQ(backend_.requests().at(0).max_tokens, 4u);
+}
+
+TEST_F(OpenAiServerTest, MaxTokensDefaultsToSixteen) {
+  ASSERT_EQ(post("/v1/completions", R"({"prompt":"a b"})").status, 200);
+  EXPECT_EQ(backend_.requests().at(0).max_tokens, kDefaultMaxTokens);
+  EXPECT_EQ(kDefaultMaxTokens, 16u);
+}
+
+TEST_F(OpenAiServerTest, TokenIdPromptsReachTheWorkerUnchanged) {
+  ASSERT_EQ(post("/v1/completions", R"({"prompt":[5,6,4294967295],"max_tokens":1})").status, 200);
+  ASSERT_EQ(post("/v1/completions", R"({"prompt":[[8,9]],"max_tokens":1})").status, 200);
+  ASSERT_EQ(post("/v1/completions", R"({"prompt":["one two"],"max_tokens":1})").status, 200);
+  const auto requests = backend_.requests();
+  ASSERT_EQ(requests.size(), 3u);
+  EXPECT_EQ(requests[0].prompt, (std::vector<TokenId>{5, 6, 4294967295u}));
+  EXPECT_EQ(requests[1].prompt, (std::vector<TokenId>{8, 9}));
+  EXPECT_EQ(requests[2].prompt, mock_tokenize("one two"));
+}
+
+TEST_F(OpenAiServerTest, CompletionStreamSendsOneChunkPerTokenThenTheFinishThenDone) {
+  const auto result = http_stream(port_, "POST", "/v1/completions",
+                                  R"({"prompt":"p","max_tokens":4,"stream":true})",
+                                  [](const std::string&) { return true; });
+  ASSERT_EQ(result.status, 200) << result.error;
+  EXPECT_EQ(result.headers.at("content-type"), "text/event-stream");
+  EXPECT_EQ(result.headers.at("x-kvmock-worker-id"), "7");
+  const auto events = sse_events(result.body);
+  ASSERT_EQ(events.size(), 6u) << result.body;  // 4 tokens, finish, [DONE]
+  std::string text;
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(events[i]["object"], "text_completion");
+    EXPECT_EQ(events[i]["id"], events[0]["id"]);
+    EXPECT_TRUE(events[i]["choices"][0]["finish_reason"].is_null());
+    EXPECT_FALSE(events[i].contains("usage"));
+    text += events[i]["choices"][0]["text"].get<std::string>();
+  }
+  EXPECT_EQ(text, expected_text(4));
+  EXPECT_EQ(events[4]["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(events[4]["choices"][0]["text"], "");
+  EXPECT_EQ(events[5], "[DONE]");
+}
+
+TEST_F(OpenAiServerTest, ChatStreamStartsWithTheAssistantRole) {
+  const auto result =
+      http_stream(port_, "POST", "/v1/chat/completions",
+                  R"({"messages":[{"role":"user","content":"hi"}],"max_tokens":3,"stream":true})",
+                  [](const std::string&) { return true; });
+  ASSERT_EQ(result.status, 200) << result.error;
+  const auto events = sse_events(result.body);
+  ASSERT_EQ(events.size(), 6u) << result.body;  // role, 3 tokens, finish, [DONE]
+  EXPECT_EQ(events[0]["object"], "chat.completion.chunk");
+  EXPECT_EQ(events[0]["id"].get<std::string>().rfind("chatcmpl-", 0), 0u);
+  EXPECT_EQ(events[0]["choices"][0]["delta"]["role"], "assistant");
+  std::string text;
+  for (int i = 1; i < 4; ++i)
+    text += events[i]["choices"][0]["delta"]["content"].get<std::string>();
+  EXPECT_EQ(text, expected_text(3));
+  EXPECT_EQ(events[4]["choices"][0]["delta"], json::object());
+  EXPECT_EQ(events[4]["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(events[5], "[DONE]");
+}
+
+TEST_F(OpenAiServerTest, IncludeUsageAddsAUsageChunkBeforeDone) {
+  backend_.cached_tokens = 1;
+  const auto result = http_stream(
+      port_, "POST", "/v1/completions",
+      R"({"prompt":"a b c d","max_tokens":2,"stream":true,"stream_options":{"include_usage":true}})",
+      [](const std::string&) { return true; });
+  ASSERT_EQ(result.status, 200) << result.error;
+  const auto events = sse_events(result.body);
+  ASSERT_EQ(events.size(), 5u) << result.body;  // 2 tokens, finish, usage, [DONE]
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(events[i]["usage"].is_null()) << events[i];
+  const json& usage_chunk = events[3];
+  EXPECT_EQ(usage_chunk["choices"], json::array());
+  EXPECT_EQ(usage_chunk["usage"]["prompt_tokens"], 4);
+  EXPECT_EQ(usage_chunk["usage"]["completion_tokens"], 2);
+  EXPECT_EQ(usage_chunk["usage"]["total_tokens"], 6);
+  EXPECT_EQ(usage_chunk["usage"]["prompt_tokens_details"]["cached_tokens"], 1);
+  EXPECT_EQ(events[4], "[DONE]");
+}
+
+TEST_F(OpenAiServerTest, HangingUpMidStreamCancelsTheRequest) {
+  backend_.delay = std::chrono::milliseconds(5);
+  http_stream(port_, "POST", "/v1/completions",
+              R"({"prompt":"p","max_tokens":100000,"stream":true})",
+              [](const std::string& data) { return data.find("data: ") == std::string::npos; });
+  ASSERT_TRUE(wait_for_cancel());
+  EXPECT_EQ(backend_.cancels(), (std::set<uint64_t>{1}));
+}
+
+TEST_F(OpenAiServerTest, HangingUpBeforeANonStreamingAnswerCancelsTheRequest) {
+  backend_.delay = std::chrono::milliseconds(5);
+  const auto result =
+      http_request(port_, "POST", "/v1/completions", R"({"prompt":"p","max_tokens":100000})",
+                   std::chrono::milliseconds(100));
+  EXPECT_EQ(result.status, 0);
+  ASSERT_TRUE(wait_for_cancel());
+  EXPECT_EQ(backend_.cancels(), (std::set<uint64_t>{1}));
+}
+
+TEST_F(OpenAiServerTest, FinishedRequestsAreNotCancelled) {
+  ASSERT_EQ(post("/v1/completions", R"({"prompt":"p","max_tokens":2})").status, 200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_TRUE(backend_.cancels().empty());
+}
+
+TEST_F(OpenAiServerTest, BackendRefusalsMapToOpenAiStatuses) {
+  const std::vector<std::tuple<std::string, int, std::string>> cases = {
+      {"not_ready", 503, "not_ready"},
+      {"queue_full", 429, "queue_full"},
+      {"prompt_too_long", 400, "context_length_exceeded"},
+      {"bad_request", 400, "bad_request"},
+      {"something_else", 500, "something_else"},
+  };
+  for (const auto& [reason, status, code] : cases) {
+    backend_.refuse_with = reason;
+    SCOPED_TRACE(reason);
+    const auto result = post("/v1/completions", R"({"prompt":"p"})");
+    expect_error(result, status, code);
+    EXPECT_EQ(result.headers.at("x-kvmock-worker-id"), "7");
+    expect_error(post("/v1/chat/completions", R"({"messages":[{"role":"user","content":"x"}]})"),
+                 status, code);
+  }
+}
+
+TEST_F(OpenAiServerTest, AFailedGenerationIsA500OrAnErrorEvent) {
+  backend_.fail_after = 1;
+  expect_error(post("/v1/completions", R"({"prompt":"p","max_tokens":5})"), 500,
+               "generation_failed");
+  const auto result = http_stream(port_, "POST", "/v1/completions",
+                                  R"({"prompt":"p","max_tokens":5,"stream":true})",
+                                  [](const std::string&) { return true; });
+  const auto events = sse_events(result.body);
+  ASSERT_EQ(events.size(), 3u) << result.body;  // 1 token, error, [DONE]
+  EXPECT_EQ(events[1]["error"]["code"], "generation_failed");
+  EXPECT_EQ(events[2], "[DONE]");
+}
+
+TEST_F(OpenAiServerTest, AnotherModelNameIsNotFound) {
+  const auto result = post("/v1/completions", R"({"model":"gpt-4","prompt":"p"})");
+  expect_error(result, 404, "model_not_found");
+  EXPECT_EQ(json::parse(result.body)["error"]["param"], "model");
+  expect_error(
+      post("/v1/chat/completions", R"({"model":"x","messages":[{"role":"user","content":"x"}]})"),
+      404, "model_not_found");
+  EXPECT_TRUE(backend_.requests().empty());
+}
+
+TEST_F(OpenAiServerTest, BatchesAndSeveralChoicesAreRefused) {
+  const auto batch = post("/v1/completions", R"({"prompt":["a","b"]})");
+  expect_error(batch, 400, "batch_prompt");
+  EXPECT_EQ(json::parse(batch.body)["error"]["message"],
+            "only one prompt per request is supported");
+  expect_error(post("/v1/completions", R"({"prompt":[[1],[2]]})"), 400, "batch_prompt");
+  expect_error(post("/v1/completions", R"({"prompt":"a","n":2})"), 400, "bad_n");
+  EXPECT_EQ(post("/v1/completions", R"({"prompt":"a","n":1,"max_tokens":1})").status, 200);
+}
+
+TEST_F(OpenAiServerTest, EveryBadBodyIsA400WithAnErrorObject) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  const std::vector<std::pair<std::string, std::string>> completions = {
+      {"", "bad_json"},
+      {"{", "bad_json"},
+      {"not json", "bad_json"},
+      {"[1,2,3]", "bad_json"},
+      {"\"prompt\"", "bad_json"},
+      {R"({"prompt":"a"} trailing)", "bad_json"},
+      {"{\"prompt\":" + deep + "}", "bad_json"},
+      {R"({})", "bad_prompt"},
+      {R"({"prompt":null})", "bad_prompt"},
+      {R"({"prompt":42})", "bad_prompt"},
+      {R"({"prompt":""})", "bad_prompt"},
+      {R"({"prompt":"   "})", "bad_prompt"},
+      {R"({"prompt":[]})", "bad_prompt"},
+      {R"({"prompt":[[]]})", "bad_prompt"},
+      {R"({"prompt":[-1]})", "bad_prompt"},
+      {R"({"prompt":[4294967296]})", "bad_prompt"},
+      {R"({"prompt":[1.5]})", "bad_prompt"},
+      {R"({"prompt":[1,"a"]})", "bad_prompt"},
+      {R"({"prompt":[{"a":1}]})", "bad_prompt"},
+      {R"({"prompt":"a","max_tokens":-1})", "bad_max_tokens"},
+      {R"({"prompt":"a","max_tokens":0})", "bad_max_tokens"},
+      {R"({"prompt":"a","max_tokens":"16"})", "bad_max_tokens"},
+      {R"({"prompt":"a","max_tokens":2.5})", "bad_max_tokens"},
+      {R"({"prompt":"a","max_tokens":99999999999})", "bad_max_tokens"},
+      {R"({"prompt":"a","stream":"yes"})", "bad_stream"},
+      {R"({"prompt":"a","stream_options":[]})", "bad_stream_options"},
+      {R"({"prompt":"a","stream_options":{"include_usage":1}})", "bad_stream_options"},
+      {R"({"prompt":"a","model":5})", "bad_model"},
+      {R"({"prompt":"a","n":"2"})", "bad_n"},
+      {R"({"prompt":"a","n":0})", "bad_n"},
+      {R"({"prompt":"a","ignore_eos":"true"})", "bad_ignore_eos"},
+  };
+  for (const auto& [body, code] : completions) {
+    SCOPED_TRACE(body.substr(0, 80));
+    expect_error(post("/v1/completions", body), 400, code);
+  }
+  const std::vector<std::pair<std::string, std::string>> chats = {
+      {R"({})", "bad_messages"},
+      {R"({"messages":"hi"})", "bad_messages"},
+      {R"({"messages":{}})", "bad_messages"},
+      {R"({"messages":[]})", "bad_messages"},
+      {R"({"messages":["hi"]})", "bad_messages"},
+      {R"({"messages":[{"content":"hi"}]})", "bad_messages"},
+      {R"({"messages":[{"role":3,"content":"hi"}]})", "bad_messages"},
+      {R"({"messages":[{"role":"user","content":7}]})", "bad_messages"},
+      {R"({"messages":[{"role":"user","content":[{"type":"image_url"}]}]})", "bad_messages"},
+      {R"({"messages":[{"role":"user","content":[{"type":"text","text":1}]}]})", "bad_messages"},
+      {R"({"messages":[{"role":"user","content":"x"}],"max_completion_tokens":-5})",
+       "bad_max_tokens"},
+      {R"({"messages":[{"role":"user","content":"x"}],"max_tokens":"a"})", "bad_max_tokens"},
+      {"{\"messages\":" + deep + "}", "bad_json"},
+  };
+  for (const auto& [body, code] : chats) {
+    SCOPED_TRACE(body.substr(0, 80));
+    expect_error(post("/v1/chat/completions", body), 400, code);
+  }
+  EXPECT_TRUE(backend_.requests().empty());
+}
+
+TEST_F(OpenAiServerTest, ModelsListsTheWorkersModel) {
+  const auto result = http_request(port_, "GET", "/v1/models");
+  ASSERT_EQ(result.status, 200);
+  EXPECT_EQ(result.headers.at("x-kvmock-worker-id"), "7");
+  const json body = json::parse(result.body);
+  EXPECT_EQ(body["object"], "list");
+  ASSERT_EQ(body["data"].size(), 1u);
+  EXPECT_EQ(body["data"][0]["id"], "mock-model");
+  EXPECT_EQ(body["data"][0]["object"], "model");
+  EXPECT_EQ(body["data"][0]["owned_by"], "kvmock");
+}
+
+TEST_F(OpenAiServerTest, HealthFollowsTheWorkersReadiness) {
+  EXPECT_EQ(http_request(port_, "GET", "/health").status, 200);
+  backend_.is_ready = false;
+  expect_error(http_request(port_, "GET", "/health"), 503, "not_ready");
+}
+
+TEST_F(OpenAiServerTest, MetricsAreTheWorkersPrometheusText) {
+  const auto result = http_request(port_, "GET", "/metrics");
+  EXPECT_EQ(result.status, 200);
+  EXPECT_EQ(result.headers.at("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_EQ(result.body, "vllm:num_requests_running 0\n");
+}
+
+TEST_F(OpenAiServerTest, UnknownPathsAndWrongMethodsAreRejected) {
+  expect_error(http_request(port_, "GET", "/v1/embeddings"), 404, "not_found");
+  expect_error(http_request(port_, "GET", "/v1/completions"), 405, "method_not_allowed");
+  expect_error(http_request(port_, "POST", "/v1/models", "{}"), 405, "method_not_allowed");
+  expect_error(http_request(port_, "DELETE", "/health"), 405, "method_not_allowed");
+}
+
+}  // namespace
+}  // namespace kvmock

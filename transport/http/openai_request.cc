@@ -1,0 +1,230 @@
+#include "transport/http/openai_request.h"
+
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "core/tokenizer/mock_tokenizer.h"
+
+namespace kvmock {
+namespace {
+
+using nlohmann::json;
+
+// nlohmann's parser is iterative, but a body of a million '[' still costs memory and
+// time for nothing; refuse it up front with one linear scan.
+bool nesting_within_limit(std::string_view body) {
+  int depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (char c : body) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth) return false;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return true;
+}
+
+Result<json> parse_object(std::string_view body) {
+  if (!nesting_within_limit(body)) {
+    return make_error(
+        "bad_json", "request body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+  }
+  json root = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+  if (root.is_discarded()) return make_error("bad_json", "request body is not valid JSON");
+  if (!root.is_object()) return make_error("bad_json", "request body must be a JSON object");
+  return root;
+}
+
+// The member `key`, or nullptr when absent or JSON null (OpenAI treats both as "unset").
+const json* member(const json& object, const char* key) {
+  const auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+Result<uint32_t> positive_u32(const json& value, std::string_view reason, const char* name) {
+  if (!value.is_number_integer()) {
+    return make_error(reason, std::string(name) + " must be an integer");
+  }
+  if (value.is_number_unsigned()) {
+    const uint64_t n = value.get<uint64_t>();
+    if (n >= 1 && n <= std::numeric_limits<uint32_t>::max()) return static_cast<uint32_t>(n);
+  }
+  return make_error(reason, std::string(name) + " must be between 1 and 4294967295");
+}
+
+Result<bool> optional_bool(const json& object, const char* key, std::string_view reason) {
+  const json* value = member(object, key);
+  if (value == nullptr) return false;
+  if (!value->is_boolean()) return make_error(reason, std::string(key) + " must be a boolean");
+  return value->get<bool>();
+}
+
+// The fields both endpoints share: model, stream, stream_options, n, ignore_eos (the
+// last accepted and ignored: the mock always generates max_tokens).
+std::optional<Error> parse_common(const json& root, ParsedRequest& out) {
+  if (const json* model = member(root, "model")) {
+    if (!model->is_string()) return make_error("bad_model", "model must be a string");
+    out.model = model->get<std::string>();
+  }
+  auto stream = optional_bool(root, "stream", "bad_stream");
+  if (!stream) return stream.error();
+  out.stream = *stream;
+  if (const json* options = member(root, "stream_options")) {
+    if (!options->is_object()) {
+      return make_error("bad_stream_options", "stream_options must be an object");
+    }
+    auto usage = optional_bool(*options, "include_usage", "bad_stream_options");
+    if (!usage) return usage.error();
+    out.include_usage = *usage;
+  }
+  if (const json* n = member(root, "n")) {
+    auto count = positive_u32(*n, "bad_n", "n");
+    if (!count) return count.error();
+    if (*count != 1) return make_error("bad_n", "only n = 1 is supported");
+  }
+  auto ignore_eos = optional_bool(root, "ignore_eos", "bad_ignore_eos");
+  if (!ignore_eos) return ignore_eos.error();
+  return std::nullopt;
+}
+
+Result<std::vector<TokenId>> token_ids(const json& list) {
+  std::vector<TokenId> ids;
+  ids.reserve(list.size());
+  for (const json& item : list) {
+    if (!item.is_number_unsigned() || item.get<uint64_t>() > std::numeric_limits<TokenId>::max()) {
+      return make_error("bad_prompt", "prompt token ids must be integers between 0 and 4294967295");
+    }
+    ids.push_back(static_cast<TokenId>(item.get<uint64_t>()));
+  }
+  return ids;
+}
+
+Result<std::vector<TokenId>> completion_prompt(const json& root) {
+  const json* prompt = member(root, "prompt");
+  if (prompt == nullptr) return make_error("bad_prompt", "prompt is required");
+  if (prompt->is_string()) return mock_tokenize(prompt->get_ref<const std::string&>());
+  if (!prompt->is_array()) {
+    return make_error("bad_prompt", "prompt must be a string or a list of token ids");
+  }
+  if (prompt->empty()) return std::vector<TokenId>{};
+  const json& first = prompt->front();
+  if (first.is_string() || first.is_array()) {
+    // A batch: one string or one id list is fine, more is not.
+    if (prompt->size() != 1) {
+      return make_error("batch_prompt", "only one prompt per request is supported");
+    }
+    if (first.is_string()) return mock_tokenize(first.get_ref<const std::string&>());
+    return token_ids(first);
+  }
+  return token_ids(*prompt);
+}
+
+Result<std::string> message_content(const json& content) {
+  if (content.is_string()) return content.get<std::string>();
+  if (!content.is_array()) {
+    return make_error("bad_messages", "message content must be a string or a list of parts");
+  }
+  std::string text;
+  for (const json& part : content) {
+    const json* type = part.is_object() ? member(part, "type") : nullptr;
+    const json* part_text = part.is_object() ? member(part, "text") : nullptr;
+    if (type == nullptr || *type != "text" || part_text == nullptr || !part_text->is_string()) {
+      return make_error("bad_messages",
+                        "only {\"type\":\"text\",\"text\":...} parts are supported");
+    }
+    if (!text.empty()) text += '\n';
+    text += part_text->get_ref<const std::string&>();
+  }
+  return text;
+}
+
+Result<std::vector<ChatMessage>> chat_messages(const json& root) {
+  const json* messages = member(root, "messages");
+  if (messages == nullptr) return make_error("bad_messages", "messages is required");
+  if (!messages->is_array() || messages->empty()) {
+    return make_error("bad_messages", "messages must be a non-empty list");
+  }
+  std::vector<ChatMessage> out;
+  out.reserve(messages->size());
+  for (const json& message : *messages) {
+    if (!message.is_object()) return make_error("bad_messages", "each message must be an object");
+    const json* role = member(message, "role");
+    if (role == nullptr || !role->is_string() || role->get_ref<const std::string&>().empty()) {
+      return make_error("bad_messages", "each message needs a non-empty string role");
+    }
+    ChatMessage parsed{role->get<std::string>(), {}};
+    if (const json* content = member(message, "content")) {
+      auto text = message_content(*content);
+      if (!text) return text.error();
+      parsed.content = std::move(*text);
+    }
+    out.push_back(std::move(parsed));
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<ParsedRequest> parse_completion_request(std::string_view body) {
+  auto root = parse_object(body);
+  if (!root) return root.error();
+  ParsedRequest out;
+  if (auto error = parse_common(*root, out)) return std::move(*error);
+  if (const json* max_tokens = member(*root, "max_tokens")) {
+    auto n = positive_u32(*max_tokens, "bad_max_tokens", "max_tokens");
+    if (!n) return n.error();
+    out.max_tokens = *n;
+  }
+  auto prompt = completion_prompt(*root);
+  if (!prompt) return prompt.error();
+  if (prompt->empty()) return make_error("bad_prompt", "prompt must not be empty");
+  out.prompt = std::move(*prompt);
+  return out;
+}
+
+Result<ParsedRequest> parse_chat_request(std::string_view body) {
+  auto root = parse_object(body);
+  if (!root) return root.error();
+  ParsedRequest out;
+  if (auto error = parse_common(*root, out)) return std::move(*error);
+  // max_completion_tokens is the current name; max_tokens the deprecated one.
+  for (const char* key : {"max_tokens", "max_completion_tokens"}) {
+    if (const json* max_tokens = member(*root, key)) {
+      auto n = positive_u32(*max_tokens, "bad_max_tokens", key);
+      if (!n) return n.error();
+      out.max_tokens = *n;
+    }
+  }
+  auto messages = chat_messages(*root);
+  if (!messages) return messages.error();
+  out.prompt = mock_tokenize_chat(*messages);
+  return out;
+}
+
+std::string_view openai_error_param(std::string_view reason) {
+  if (reason == "bad_prompt" || reason == "batch_prompt") return "prompt";
+  if (reason == "bad_messages") return "messages";
+  if (reason == "bad_max_tokens") return "max_tokens";
+  if (reason == "bad_stream") return "stream";
+  if (reason == "bad_stream_options") return "stream_options";
+  if (reason == "bad_model") return "model";
+  if (reason == "bad_n") return "n";
+  if (reason == "bad_ignore_eos") return "ignore_eos";
+  return "";
+}
+
+}  // namespace kvmock

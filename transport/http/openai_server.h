@@ -1,0 +1,41 @@
+// The OpenAI-compatible API of one mock worker, as a vLLM pod serves it:
+//   POST /v1/completions        prompt as text or token ids; stream (SSE) or not
+//   POST /v1/chat/completions   messages rendered by the mock chat template
+//   GET  /v1/models             the worker's one model
+//   GET  /health                200 when the worker is ready, else 503
+//   GET  /metrics               the worker's vLLM-named Prometheus metrics
+// Every response carries `x-kvmock-worker-id`. Errors use OpenAI's shape
+// {"error":{"message","type","param","code"}}: 400 bad request or prompt too long, 404
+// unknown model or path, 405 wrong method, 429 queue full, 503 not ready, 500 when the
+// worker fails a request. A client that hangs up before its answer is complete has its
+// request cancelled, so the worker frees its blocks.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+#include "transport/http/http_server.h"
+#include "transport/http/openai_request.h"
+#include "transport/http/worker_backend.h"
+
+namespace kvmock {
+
+class OpenAiServer {
+ public:
+  // `backend` must outlive this object and every exchange handed to handle().
+  explicit OpenAiServer(WorkerBackend& backend) : backend_(backend) {}
+
+  // An HttpHandler for HttpServer; answers asynchronously from the worker's thread.
+  void handle(const std::shared_ptr<HttpExchange>& exchange);
+
+ private:
+  enum class Api { kCompletions, kChat };
+
+  void generate(const std::shared_ptr<HttpExchange>& exchange, Api api);
+
+  WorkerBackend& backend_;
+  std::atomic<uint64_t> next_id_{1};  // response ids: unique per worker
+};
+
+}  // namespace kvmock
