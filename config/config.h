@@ -106,6 +106,7 @@ struct WorkersConfig {
   uint32_t count = 4;
   uint64_t worker_id_base = 1000;  // worker i has id worker_id_base + i
   uint16_t http_base_port = 8100;  // worker i serves HTTP on base + i; 0: no HTTP
+  std::string http_host = "127.0.0.1";
   EngineArgs engine;
   ZmqEventsConfig zmq_events;
   LoadDriverConfig load;

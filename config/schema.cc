@@ -274,6 +274,9 @@ std::vector<KeySpec<Config>> build_config_keys() {
             0, kNoMax, "worker i has id worker_id_base + i"),
     K::uint("workers.http_base_port", [](Config& c) -> auto& { return c.workers.http_base_port; },
             0, 65535, "worker i serves the OpenAI API on base + i; 0 = no HTTP"),
+    K::string("workers.http_host", [](Config& c) -> auto& { return c.workers.http_host; },
+              "non-empty", check_not_empty,
+              "address the workers' HTTP ports bind to (0.0.0.0 in a container)"),
 
     K::uint("workers.engine.block_size",
             [](Config& c) -> auto& { return c.workers.engine.block_size; }, 1, 1024,

@@ -70,6 +70,10 @@ Result<bool> WorkerFleet::start() {
     }
     auto served = nats_intake_->serve(*worker);
     if (!served) return served.error();
+    if (workers.http_base_port != 0) {
+      auto listened = serve_http(*worker, static_cast<uint16_t>(workers.http_base_port + i));
+      if (!listened) return listened.error();
+    }
     workers_.push_back(std::move(worker));
   }
   if (workers.load.enabled) {
@@ -84,6 +88,26 @@ Result<bool> WorkerFleet::start() {
                           std::to_string(workers.worker_id_base + workers.count - 1) +
                           ", dp_size " + std::to_string(dp_size) + ", block_size " +
                           std::to_string(workers.engine.block_size) + ")");
+  if (!http_servers_.empty()) {
+    log_info("workers", "OpenAI API on " + workers.http_host + ":" +
+                            std::to_string(http_servers_.front()->port()) + ".." +
+                            std::to_string(http_servers_.back()->port()));
+  }
+  return true;
+}
+
+// The config rules guarantee the port range fits below 65536.
+Result<bool> WorkerFleet::serve_http(MockWorker& worker, uint16_t port) {
+  auto api = std::make_unique<OpenAiServer>(worker);
+  auto server = std::make_unique<HttpServer>(
+      io_, [api = api.get()](std::shared_ptr<HttpExchange> exchange) { api->handle(exchange); });
+  auto bound = server->listen(config_.workers.http_host, port);
+  if (!bound) {
+    return make_error(bound.error().reason, "worker " + std::to_string(worker.worker_id()) +
+                                                " HTTP: " + bound.error().message);
+  }
+  openai_apis_.push_back(std::move(api));
+  http_servers_.push_back(std::move(server));
   return true;
 }
 

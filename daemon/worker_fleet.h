@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "daemon/mock_worker.h"
 #include "transport/http/http_server.h"
+#include "transport/http/openai_server.h"
 #include "transport/nats/kv_event_pipeline.h"
 #include "transport/nats/nats_client.h"
 
@@ -43,6 +44,9 @@ class WorkerFleet {
   double kv_usage() const;
 
  private:
+  // Opens worker's OpenAI API on `port` (of workers.http_host).
+  Result<bool> serve_http(MockWorker& worker, uint16_t port);
+
   const Config& config_;
   boost::asio::io_context& io_;
   KvEventPipeline& pipeline_;
@@ -50,6 +54,8 @@ class WorkerFleet {
   zmq::context_t& zmq_;
   MetricsRegistry& metrics_;
   std::vector<std::unique_ptr<MockWorker>> workers_;
+  // Declared before the servers that call into them, so destroyed after.
+  std::vector<std::unique_ptr<OpenAiServer>> openai_apis_;
   std::vector<std::unique_ptr<HttpServer>> http_servers_;
   std::unique_ptr<NatsGenerateIntake> nats_intake_;
   std::vector<std::unique_ptr<EngineFormatOutput>> zmq_outputs_;
