@@ -46,6 +46,34 @@ int free_loopback_port() {
 
 bool nats_server_available() { return ::access(kServerBinary, X_OK) == 0; }
 
+namespace {
+
+bool loopback_port_free(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return free;
+}
+
+}  // namespace
+
+int free_loopback_port_range(int count) {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const int base = free_loopback_port();
+    if (base + count > 65536) continue;
+    bool all_free = true;
+    for (int port = base + 1; port < base + count && all_free; ++port) {
+      all_free = loopback_port_free(port);
+    }
+    if (all_free) return base;
+  }
+  return 0;
+}
+
 NatsServer::NatsServer() : port_(free_loopback_port()) {
   char pattern[] = "/tmp/kvmock-nats-XXXXXX";
   const char* dir = ::mkdtemp(pattern);
