@@ -101,6 +101,7 @@ workers:
   count: 3
   worker_id_base: 500
   http_base_port: 9000
+  http_host: 0.0.0.0
   engine:
     block_size: 16
     num_gpu_blocks: 1000
