@@ -34,14 +34,6 @@ constexpr uint32_t kPrompts = 16;  // 128 blocks: twice G1
 constexpr uint64_t kKvBytesPerToken = 131072;
 constexpr const char* kWorkerId = "1000";  // worker_id_base default + 0
 
-std::string write_config(const std::string& text) {
-  char path[] = "/tmp/kvmock-g2-config-XXXXXX";
-  const int fd = ::mkstemp(path);
-  ::close(fd);
-  std::ofstream(path) << text;
-  return path;
-}
-
 // Distinct token ids per prompt, so prompts share no block.
 std::string completion_body(uint32_t prompt) {
   nlohmann::json tokens = nlohmann::json::array();
@@ -101,7 +93,7 @@ class RunG2Test : public ::testing::Test {
       text += "    g2:\n      num_blocks: " + std::to_string(g2_blocks) +
               "\n      kv_bytes_per_token: " + std::to_string(kKvBytesPerToken) + "\n";
     }
-    config_path_ = write_config(text);
+    config_path_ = testing::write_temp_file(text);
   }
 
   bool wait_ready(std::chrono::seconds timeout) {

@@ -37,14 +37,6 @@ constexpr uint32_t kBlockSize = 16;
 constexpr WorkerId kFirstWorker = 1000;
 constexpr WorkerId kRelayWorker = 9000;
 
-std::string write_config(const std::string& text) {
-  char path[] = "/tmp/kvmock-config-XXXXXX";
-  const int fd = ::mkstemp(path);
-  ::close(fd);
-  std::ofstream(path) << text;
-  return path;
-}
-
 // A prompt of `length` token ids: the first `shared` come from `shared_seed`, the rest from
 // `own_seed`, so two prompts with the same shared seed share exactly that prefix.
 std::vector<TokenId> make_prompt(uint32_t shared_seed, uint32_t shared, uint32_t own_seed,
@@ -289,13 +281,12 @@ class RunWorkersTest : public ::testing::Test {
 
   // Starts kvmockd with `workers` workers plus `extra` YAML under the top level.
   void start_daemon(uint32_t workers, uint32_t gpu_blocks, const std::string& extra = {}) {
-    config_path_ =
-        write_config("nats:\n  url: " + server_.url() + "\nadmin:\n  listen: 127.0.0.1:" +
-                     std::to_string(admin_port_) + "\nload_metrics:\n  debounce_ms: 1\n" +
-                     "workers:\n" + "  count: " + std::to_string(workers) +
-                     "\n  http_base_port: " + std::to_string(http_base_) +
-                     "\n  engine:\n    block_size: " + std::to_string(kBlockSize) +
-                     "\n    num_gpu_blocks: " + std::to_string(gpu_blocks) + "\n" + extra);
+    config_path_ = testing::write_temp_file(
+        "nats:\n  url: " + server_.url() + "\nadmin:\n  listen: 127.0.0.1:" +
+        std::to_string(admin_port_) + "\nload_metrics:\n  debounce_ms: 1\n" + "workers:\n" +
+        "  count: " + std::to_string(workers) + "\n  http_base_port: " +
+        std::to_string(http_base_) + "\n  engine:\n    block_size: " + std::to_string(kBlockSize) +
+        "\n    num_gpu_blocks: " + std::to_string(gpu_blocks) + "\n" + extra);
     daemon_ = std::make_unique<ChildProcess>(
         std::vector<std::string>{testing::kvmockd_path(), "run", "--config", config_path_});
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
