@@ -346,7 +346,9 @@ void HttpServer::stop() {
     std::lock_guard lock(sessions_->mutex);
     if (sessions_->stopped) return;
     sessions_->stopped = true;
-    sessions = sessions_->sessions;
+    // Emptied here, not by each session's close(): a session and the registry own each
+    // other, and the posted closes may never run if the io_context stops first.
+    sessions.swap(sessions_->sessions);
   }
   net::post(acceptor_.get_executor(), [this] {
     beast::error_code ignored;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <memory>
 #include <random>
 
 namespace kvmock {
@@ -139,6 +140,8 @@ void NatsPublisher::send_core(std::vector<OutboundMessage>& batch) {
 }
 
 void NatsPublisher::on_ack(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, void* self) {
+  // nats.c hands the published message back to us: we own it from here on.
+  std::unique_ptr<natsMsg, decltype(&natsMsg_Destroy)> owned(msg, &natsMsg_Destroy);
   auto* publisher = static_cast<NatsPublisher*>(self);
   const char* id = nullptr;
   if (!msg || natsMsgHeader_Get(msg, kMsgIdHeader, &id) != NATS_OK || !id) return;

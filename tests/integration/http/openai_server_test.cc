@@ -152,9 +152,11 @@ class OpenAiServerTest : public ::testing::Test {
     return false;
   }
 
+  // First, so it is destroyed last: the backend's threads may still hold exchanges whose
+  // sockets belong to it.
+  boost::asio::io_context io_;
   FakeBackend backend_;
   OpenAiServer openai_{backend_};
-  boost::asio::io_context io_;
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_{
       io_.get_executor()};
   std::unique_ptr<HttpServer> server_;
