@@ -1,0 +1,156 @@
+#include "tests/support/daemon_harness.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <span>
+#include <thread>
+
+#include "core/events/envelope_codec.h"
+#include "core/events/router_event_codec.h"
+#include "tests/support/http_client.h"
+#include "tests/support/nats_server.h"
+#include "transport/nats/nats_client.h"
+
+namespace kvmock::testing {
+namespace {
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Binds 127.0.0.1:`port` (0: any); returns the socket and the bound port, or -1.
+int bind_loopback(int port, int& bound) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  socklen_t length = sizeof address;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  bound = ntohs(address.sin_port);
+  return fd;
+}
+
+}  // namespace
+
+std::string write_temp_config(const std::string& yaml) {
+  char path[] = "/tmp/kvmock-config-XXXXXX";
+  const int fd = ::mkstemp(path);
+  ::close(fd);
+  std::ofstream(path) << yaml;
+  return path;
+}
+
+bool wait_for_status(uint16_t port, const std::string& path, int status,
+                     std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (http_request(port, "GET", path, "", std::chrono::milliseconds(500)).status == status) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+int free_loopback_port_block(int count) {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    int first = 0;
+    std::vector<int> fds;
+    const int fd = bind_loopback(0, first);
+    if (fd < 0) continue;
+    fds.push_back(fd);
+    bool all = first + count - 1 <= 65535;
+    for (int i = 1; all && i < count; ++i) {
+      int bound = 0;
+      const int next = bind_loopback(first + i, bound);
+      if (next < 0)
+        all = false;
+      else
+        fds.push_back(next);
+    }
+    for (int open : fds) ::close(open);
+    if (all) return first;
+  }
+  return 0;
+}
+
+RouterEventRecorder::RouterEventRecorder(const std::string& nats_url, const std::string& subject) {
+  NatsClientOptions options;
+  options.urls = {nats_url};
+  auto client = NatsClient::connect(options);
+  if (!client) return;
+  client_ = std::move(*client);
+  if (!client_->wait_connected(5000)) return;
+  natsSubscription* subscription = nullptr;
+  if (natsConnection_Subscribe(&subscription, client_->connection(), subject.c_str(),
+                               &RouterEventRecorder::on_message, this) != NATS_OK) {
+    return;
+  }
+  natsSubscription_SetPendingLimits(subscription, -1, -1);
+  // Lets the destructor wait until the handler can no longer run.
+  natsSubscription_SetOnCompleteCB(
+      subscription, [](void* self) { static_cast<RouterEventRecorder*>(self)->completed_ = true; },
+      this);
+  natsConnection_Flush(client_->connection());
+  subscription_ = subscription;
+}
+
+RouterEventRecorder::~RouterEventRecorder() {
+  if (subscription_) {
+    natsSubscription_Unsubscribe(subscription_);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!completed_.load() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    natsSubscription_Destroy(subscription_);
+  }
+  if (client_) client_->close();
+}
+
+void RouterEventRecorder::on_message(natsConnection*, natsSubscription*, natsMsg* msg, void* self) {
+  auto* recorder = static_cast<RouterEventRecorder*>(self);
+  const std::span<const uint8_t> data(reinterpret_cast<const uint8_t*>(natsMsg_GetData(msg)),
+                                      static_cast<size_t>(natsMsg_GetDataLength(msg)));
+  auto envelope = decode_event_envelope_msgpack(data);
+  std::optional<RouterEvent> event;
+  if (envelope) {
+    if (auto decoded = decode_router_event_msgpack(envelope->payload)) event = std::move(*decoded);
+  }
+  natsMsg_Destroy(msg);
+  recorder->last_arrival_ns_ = now_ns();
+  recorder->total_.fetch_add(1);
+  if (!event) {
+    recorder->undecodable_.fetch_add(1);
+    return;
+  }
+  std::lock_guard lock(recorder->mutex_);
+  recorder->ids_[{event->worker_id, event->event.dp_rank}].push_back(event->event.event_id);
+}
+
+std::map<RouterEventRecorder::Channel, std::vector<uint64_t>> RouterEventRecorder::ids() const {
+  std::lock_guard lock(mutex_);
+  return ids_;
+}
+
+void RouterEventRecorder::wait_quiet(std::chrono::milliseconds quiet,
+                                     std::chrono::milliseconds limit) const {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  const int64_t quiet_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(quiet).count();
+  while (std::chrono::steady_clock::now() < deadline &&
+         now_ns() - last_arrival_ns_.load() < quiet_ns) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+}  // namespace kvmock::testing
