@@ -34,6 +34,18 @@ void copy_headers(const Fields& fields, HttpResult& result) {
   }
 }
 
+// Runs one asynchronous operation on `io` to completion and throws its error. The calls
+// below are asynchronous because beast::tcp_stream enforces expires_after() only on
+// asynchronous operations; its synchronous calls would ignore the deadline.
+template <typename Start>
+void run_op(net::io_context& io, Start start) {
+  beast::error_code ec;
+  start([&ec](beast::error_code e, auto&&...) { ec = e; });
+  io.restart();
+  io.run();
+  if (ec) throw beast::system_error(ec);
+}
+
 }  // namespace
 
 HttpResult http_request(uint16_t port, const std::string& method, const std::string& target,
@@ -43,11 +55,13 @@ HttpResult http_request(uint16_t port, const std::string& method, const std::str
     net::io_context io;
     beast::tcp_stream stream(io);
     stream.expires_after(deadline);
-    stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
-    http::write(stream, make_request(method, target, body));
+    const tcp::endpoint endpoint(net::ip::make_address("127.0.0.1"), port);
+    run_op(io, [&](auto done) { stream.async_connect(endpoint, done); });
+    auto request = make_request(method, target, body);
+    run_op(io, [&](auto done) { http::async_write(stream, request, done); });
     beast::flat_buffer buffer;
     http::response<http::string_body> response;
-    http::read(stream, buffer, response);
+    run_op(io, [&](auto done) { http::async_read(stream, buffer, response, done); });
     result.status = response.result_int();
     result.body = response.body();
     copy_headers(response, result);
@@ -68,12 +82,14 @@ HttpResult http_stream(uint16_t port, const std::string& method, const std::stri
     net::io_context io;
     beast::tcp_stream stream(io);
     stream.expires_after(deadline);
-    stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
-    http::write(stream, make_request(method, target, body));
+    const tcp::endpoint endpoint(net::ip::make_address("127.0.0.1"), port);
+    run_op(io, [&](auto done) { stream.async_connect(endpoint, done); });
+    auto request = make_request(method, target, body);
+    run_op(io, [&](auto done) { http::async_write(stream, request, done); });
     beast::flat_buffer buffer;
     http::response_parser<http::buffer_body> parser;
     parser.body_limit(boost::none);
-    http::read_header(stream, buffer, parser);
+    run_op(io, [&](auto done) { http::async_read_header(stream, buffer, parser, done); });
     result.status = parser.get().result_int();
     copy_headers(parser.get(), result);
     char data[4096];
@@ -81,7 +97,11 @@ HttpResult http_stream(uint16_t port, const std::string& method, const std::stri
       parser.get().body().data = data;
       parser.get().body().size = sizeof data;
       beast::error_code ec;
-      http::read_some(stream, buffer, parser, ec);
+      try {
+        run_op(io, [&](auto done) { http::async_read_some(stream, buffer, parser, done); });
+      } catch (const beast::system_error& e) {
+        ec = e.code();
+      }
       if (ec && ec != http::error::need_buffer) {
         result.error = ec.message();
         break;
