@@ -86,6 +86,11 @@ Result<bool> Daemon::start() {
   work_.emplace(io_.get_executor());
   for (int i = 0; i < kIoThreads; ++i) io_threads_.emplace_back([this] { io_.run(); });
 
+  admin_.add_readiness_check({"startup", [this](std::string& reason) {
+                                if (started_.load()) return true;
+                                reason = "starting relays and workers";
+                                return false;
+                              }});
   if (!config_.admin.listen.empty()) {
     auto address = parse_listen_address(config_.admin.listen);
     if (!address) return address.error();
@@ -119,6 +124,7 @@ Result<bool> Daemon::start() {
     if (!started) return started.error();
     if (workers_->load_driver()) status_thread_ = std::thread([this] { status_loop(); });
   }
+  started_ = true;
   return true;
 }
 

@@ -157,6 +157,38 @@ TEST_F(LifecycleTest, ASecondSignalExitsAtOnce) {
   stream.join();
 }
 
+// /ready must not say yes while the daemon is still opening worker ports: a load balancer
+// would send requests to ports that refuse them. Many workers make the start slow enough
+// for the admin server to be polled in between.
+TEST_F(LifecycleTest, ReadinessWaitsUntilEveryWorkerPortListens) {
+  constexpr int kCount = 256;
+  const int base = testing::free_loopback_port_block(kCount);
+  ASSERT_GT(base, 0);
+  config_path_ =
+      testing::write_temp_config("nats:\n  url: " + server_.url() +
+                                 "\nadmin:\n  listen: 127.0.0.1:" + std::to_string(admin_port_) +
+                                 "\nworkers:\n  count: " + std::to_string(kCount) +
+                                 "\n  http_base_port: " + std::to_string(base) +
+                                 "\n  engine:\n    block_size: 16\n    num_gpu_blocks: 64\n");
+  ChildProcess daemon({testing::kvmockd_path(), "run", "--config", config_path_});
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  int polls = 0, not_ready = 0;
+  testing::HttpResult ready;
+  while (std::chrono::steady_clock::now() < deadline) {
+    ready = http_request(admin_port_, "GET", "/ready", "", std::chrono::milliseconds(500));
+    ++polls;
+    if (ready.status == 200) break;
+    if (ready.status == 503) ++not_ready;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_EQ(ready.status, 200) << daemon.output();
+  const auto last = http_request(static_cast<uint16_t>(base + kCount - 1), "GET", "/v1/models");
+  EXPECT_EQ(last.status, 200) << last.error << " after " << polls << " polls, " << not_ready
+                              << " not ready";
+  daemon.signal(SIGTERM);
+  EXPECT_EQ(daemon.wait(std::chrono::seconds(15)), 0) << daemon.output();
+}
+
 // Every line the daemon writes with --log-format json is a JSON object with ts, level,
 // component and msg; a flood of undecodable engine payloads gives a rate-limited warning
 // whose next occurrence carries the number of lines suppressed.
