@@ -14,11 +14,12 @@ namespace {
 
 constexpr const char* kUsage =
     "usage:\n"
-    "  kvmockd run --config FILE [--set KEY=VALUE ...]\n"
-    "  kvmockd replay --config FILE --trace FILE --report OUT.json\n"
+    "  kvmockd run [--config FILE] [--set KEY=VALUE ...] [--log-format text|json]\n"
+    "  kvmockd replay [--config FILE] (--trace FILE | --synthetic ...) [--report OUT.json]\n"
     "  kvmockd decode [--block-size N] [--worker-id ID] [--hex] < PAYLOAD\n"
-    "  kvmockd check-config --config FILE\n"
-    "  kvmockd --version | --help\n";
+    "  kvmockd check-config [--config FILE] [--set KEY=VALUE ...] [--reference]\n"
+    "  kvmockd --version | --help\n"
+    "`kvmockd COMMAND --help` describes each command.\n";
 
 }  // namespace
 

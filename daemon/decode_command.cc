@@ -14,6 +14,13 @@
 namespace kvmock {
 namespace {
 
+constexpr const char* kDecodeUsage =
+    "usage: kvmockd decode [--block-size N] [--worker-id ID] [--hex] < PAYLOAD\n"
+    "Reads one engine KV-event payload (the third frame of [topic, seq, payload]; raw bytes,\n"
+    "or hex text with --hex) and prints one JSON line per engine event, per router event\n"
+    "and per conversion issue. --block-size (default 16) recomputes tokens_hash;\n"
+    "--worker-id (default 0) is stamped on router events.\n";
+
 template <typename T>
 Result<T> parse_unsigned(std::string_view flag, std::string_view text) {
   T value{};
@@ -46,6 +53,10 @@ Result<DecodeCommandOptions> parse_decode_flags(std::span<char* const> args) {
     if (flag == "--hex") {
       options.hex = true;
       continue;
+    }
+    if (flag == "--help" || flag == "-h") {
+      options.help = true;
+      return options;
     }
     if (flag != "--block-size" && flag != "--worker-id") {
       return make_error("usage", "decode: unknown flag '" + std::string(flag) + "'");
@@ -133,8 +144,13 @@ int run_decode(const DecodeCommandOptions& options, std::span<const uint8_t> pay
 int run_decode_command(int argc, char** argv) {
   auto options = parse_decode_flags(std::span<char* const>(argv, static_cast<size_t>(argc)));
   if (!options) {
-    std::fprintf(stderr, "kvmockd decode: %s\n", options.error().message.c_str());
+    std::fprintf(stderr, "kvmockd decode: %s\n%s", options.error().message.c_str(),
+                 kDecodeUsage);
     return 2;
+  }
+  if (options->help) {
+    std::fputs(kDecodeUsage, stdout);
+    return 0;
   }
   std::cin >> std::noskipws;
   const std::string input{std::istreambuf_iterator<char>(std::cin),

@@ -14,6 +14,7 @@ struct DecodeCommandOptions {
   uint32_t block_size = 16;
   uint64_t worker_id = 0;
   bool hex = false;
+  bool help = false;
 };
 
 // Parses `decode` flags (argv[0] is "decode"). Error on an unknown flag or bad value.

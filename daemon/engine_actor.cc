@@ -24,6 +24,7 @@ EngineActor::EngineActor(boost::asio::io_context& io, const EngineArgs& args, Wo
       core_(args, worker, rank, std::move(timing)),
       worker_(worker),
       rank_(rank),
+      g2_enabled_(core_.g2_enabled()),
       pipeline_(pipeline),
       histograms_(histograms),
       epoch_(epoch),
@@ -180,6 +181,15 @@ void EngineActor::update_stats(const EngineMetrics& metrics) {
   stats_.preemptions = metrics.preemptions_total;
   stats_.prefix_queries_tokens = metrics.prefix_cache_queries_tokens;
   stats_.prefix_hits_tokens = metrics.prefix_cache_hits_tokens;
+  stats_.g2_total_blocks = metrics.g2_total_blocks;
+  stats_.g2_used_blocks = metrics.g2_used_blocks;
+  stats_.g2_offloads_in_flight = metrics.offload_transfers_in_flight;
+  stats_.g2_onboards_in_flight = metrics.onboard_transfers_in_flight;
+  stats_.g2_offload_queued_blocks = metrics.offload_queued_blocks;
+  stats_.g2_bytes_offloaded = metrics.g2_bytes_offloaded;
+  stats_.g2_bytes_onboarded = metrics.g2_bytes_onboarded;
+  stats_.g2_onboard_hit_tokens = metrics.g2_onboard_hit_tokens;
+  stats_.g2_offloads_dropped = metrics.g2_offloads_dropped;
 }
 
 }  // namespace kvmock

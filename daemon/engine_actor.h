@@ -37,6 +37,16 @@ struct EngineActorStats {
   std::atomic<uint64_t> requests_finished{0};
   std::atomic<uint64_t> in_flight{0};  // accepted and not yet finished
   std::atomic<uint64_t> passes{0};
+  // G2 (host) offload tier; all zero when the engine has none.
+  std::atomic<uint64_t> g2_total_blocks{0};
+  std::atomic<uint64_t> g2_used_blocks{0};
+  std::atomic<uint64_t> g2_offloads_in_flight{0};     // G1->G2 transfers
+  std::atomic<uint64_t> g2_onboards_in_flight{0};     // G2->G1 transfers
+  std::atomic<uint64_t> g2_offload_queued_blocks{0};  // evicted, waiting for a transfer
+  std::atomic<uint64_t> g2_bytes_offloaded{0};
+  std::atomic<uint64_t> g2_bytes_onboarded{0};
+  std::atomic<uint64_t> g2_onboard_hit_tokens{0};
+  std::atomic<uint64_t> g2_offloads_dropped{0};
 };
 
 // Histograms shared by the engines of one worker (vLLM names, worker_id label).
@@ -78,6 +88,8 @@ class EngineActor {
   const EngineActorStats& stats() const { return stats_; }
   WorkerId worker_id() const { return worker_; }
   DpRank dp_rank() const { return rank_; }
+  // Whether the engine has a G2 tier; fixed at construction, safe from any thread.
+  bool g2_enabled() const { return g2_enabled_; }
 
  private:
   struct Live {
@@ -102,6 +114,7 @@ class EngineActor {
   EngineCore core_;
   const WorkerId worker_;
   const DpRank rank_;
+  const bool g2_enabled_;
   KvEventPipeline& pipeline_;
   EngineActorHistograms histograms_;
   const Clock::time_point epoch_;

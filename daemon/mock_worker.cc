@@ -128,6 +128,48 @@ void MockWorker::register_metrics(MetricsRegistry& metrics) {
   metrics.counter_callback(
       "vllm:request_success_total", "Count of finished requests.", labels,
       sum([](const EngineActorStats& s) { return s.requests_finished.load(); }));
+  if (engines_.front()->g2_enabled()) register_g2_metrics(metrics);
+}
+
+void MockWorker::register_g2_metrics(MetricsRegistry& metrics) {
+  const std::string worker = std::to_string(worker_id_);
+  const MetricLabels labels{{"worker_id", worker}};
+  const MetricLabels offload{{"worker_id", worker}, {"link", "offload"}};
+  const MetricLabels onboard{{"worker_id", worker}, {"link", "onboard"}};
+  // Sums one atomic of EngineActorStats over the worker's dp ranks.
+  auto sum = [this](std::atomic<uint64_t> EngineActorStats::*field) {
+    return [this, field] {
+      double total = 0;
+      for (const auto& engine : engines_) {
+        total += static_cast<double>((engine->stats().*field).load());
+      }
+      return total;
+    };
+  };
+  metrics.gauge_callback("kvmock_g2_blocks_used", "Blocks held in the G2 (host) tier.", labels,
+                         sum(&EngineActorStats::g2_used_blocks));
+  metrics.gauge_callback("kvmock_g2_blocks_capacity",
+                         "Capacity of the G2 (host) tier in blocks (g2.num_blocks per dp rank).",
+                         labels, sum(&EngineActorStats::g2_total_blocks));
+  const char* in_flight_help = "KV transfers in flight between G1 and G2, by link.";
+  metrics.gauge_callback("kvmock_g2_transfers_in_flight", in_flight_help, offload,
+                         sum(&EngineActorStats::g2_offloads_in_flight));
+  metrics.gauge_callback("kvmock_g2_transfers_in_flight", in_flight_help, onboard,
+                         sum(&EngineActorStats::g2_onboards_in_flight));
+  metrics.gauge_callback("kvmock_g2_offload_queued_blocks",
+                         "Blocks evicted from G1 waiting for a G1->G2 transfer.", labels,
+                         sum(&EngineActorStats::g2_offload_queued_blocks));
+  const char* bytes_help = "Bytes of finished KV transfers between G1 and G2, by link.";
+  metrics.counter_callback("kvmock_g2_bytes_moved_total", bytes_help, offload,
+                           sum(&EngineActorStats::g2_bytes_offloaded));
+  metrics.counter_callback("kvmock_g2_bytes_moved_total", bytes_help, onboard,
+                           sum(&EngineActorStats::g2_bytes_onboarded));
+  metrics.counter_callback("kvmock_g2_onboard_hit_tokens_total",
+                           "Prompt tokens served by onboarding blocks from G2.", labels,
+                           sum(&EngineActorStats::g2_onboard_hit_tokens));
+  metrics.counter_callback("kvmock_g2_offloads_dropped_total",
+                           "Evicted blocks not kept because G2 was full of pinned blocks.", labels,
+                           sum(&EngineActorStats::g2_offloads_dropped));
 }
 
 }  // namespace kvmock

@@ -38,6 +38,9 @@ class MockWorker : public WorkerBackend {
 
  private:
   void register_metrics(MetricsRegistry& metrics);
+  // kvmock_g2_* series (worker_id label; link="offload"|"onboard" where per link), only
+  // for workers whose engines have a G2 tier.
+  void register_g2_metrics(MetricsRegistry& metrics);
 
   const uint64_t worker_id_;
   const std::string model_name_;

@@ -320,6 +320,8 @@ int run_replay_command(int argc, char** argv) {
                static_cast<unsigned long long>(s.completed),
                static_cast<unsigned long long>(s.failed), s.duration_ms / 1000.0, wall_ms / 1000.0,
                flags.report_path.c_str());
+  const std::string g2 = render_g2_text(s.g2);
+  if (!g2.empty()) std::fprintf(stderr, "replay: %s\n", g2.c_str());
   return 0;
 }
 

@@ -15,7 +15,15 @@
 namespace kvmock {
 namespace {
 
+constexpr const char* kRunUsage =
+    "usage: kvmockd run [--config FILE] [--set KEY=VALUE ...] [--log-format text|json]\n"
+    "                   [--log-level debug|info|warn|error]\n"
+    "Plays the configured mock workers and relays until SIGINT/SIGTERM. Without --config the\n"
+    "built-in defaults apply; KVMOCK_<KEY> and NATS_SERVER environment variables override the\n"
+    "file, --set overrides both. Every key: config/README.md or `kvmockd check-config`.\n";
+
 struct RunFlags {
+  bool help = false;
   ConfigSource source;
   std::optional<std::string> log_format;
   std::optional<std::string> log_level;
@@ -30,6 +38,10 @@ Result<RunFlags> parse_run_flags(int argc, char** argv) {
       return std::string(argv[++i]);
     };
     Result<std::string> v = std::string();
+    if (flag == "--help" || flag == "-h") {
+      flags.help = true;
+      return flags;
+    }
     if (flag == "--config" || flag == "--set" || flag == "--log-format" || flag == "--log-level") {
       v = value();
       if (!v) return v.error();
@@ -73,8 +85,12 @@ int wait_for_signal(const sigset_t& signals) {
 int run_run_command(int argc, char** argv) {
   auto flags = parse_run_flags(argc, argv);
   if (!flags) {
-    std::fprintf(stderr, "kvmockd run: %s\n", flags.error().message.c_str());
+    std::fprintf(stderr, "kvmockd run: %s\n%s", flags.error().message.c_str(), kRunUsage);
     return 2;
+  }
+  if (flags->help) {
+    std::fputs(kRunUsage, stdout);
+    return 0;
   }
   auto config = load_config(flags->source);
   if (!config) {

@@ -97,6 +97,9 @@ class EngineCore {
   uint64_t kv_used_blocks() const { return scheduler_.pool().num_active(); }
 
   EngineMetrics metrics() const { return scheduler_.metrics(); }
+  // True when this engine has a G2 tier (args.g2.enabled() with prefix caching on);
+  // fixed at construction.
+  bool g2_enabled() const { return scheduler_.g2() != nullptr; }
   WorkerId worker_id() const { return worker_id_; }
   DpRank dp_rank() const { return dp_rank_; }
   const EngineArgs& args() const { return args_; }

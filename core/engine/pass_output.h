@@ -60,6 +60,7 @@ struct EngineMetrics {
   uint64_t g2_bytes_onboarded = 0;           // cumulative bytes of finished G2->G1 copies
   uint64_t g2_blocks_offloaded = 0;          // cumulative blocks newly stored in G2
   uint64_t g2_onboard_hit_tokens = 0;        // cumulative prompt tokens onboarded from G2
+  uint64_t g2_offloads_dropped = 0;          // cumulative blocks lost: G2 full of pinned blocks
 };
 
 // Per-pass forward-pass metrics (Dynamo ForwardPassMetrics). Variances are population

@@ -321,7 +321,17 @@ ReplayResult Driver::run() {
   }
 
   uint64_t preemptions = 0;
-  for (const Worker& worker : workers_) preemptions += worker.engine->metrics().preemptions_total;
+  G2Summary g2;
+  for (const Worker& worker : workers_) {
+    const EngineMetrics m = worker.engine->metrics();
+    preemptions += m.preemptions_total;
+    g2.enabled = g2.enabled || worker.engine->g2_enabled();
+    g2.onboard_hit_tokens += m.g2_onboard_hit_tokens;
+    g2.bytes_offloaded += m.g2_bytes_offloaded;
+    g2.bytes_onboarded += m.g2_bytes_onboarded;
+    g2.blocks_offloaded += m.g2_blocks_offloaded;
+    g2.offloads_dropped += m.g2_offloads_dropped;
+  }
   for (RequestRecord& record : records_) {
     if (!record.completed && record.error.empty()) record.error = "incomplete";
   }
@@ -330,6 +340,7 @@ ReplayResult Driver::run() {
   result.summary = summarize_replay(records_, std::move(itl_ms_), preemptions, now);
   result.summary.workers = static_cast<uint32_t>(workers_.size());
   result.summary.placement = std::string(placement_name(options_.placement));
+  result.summary.g2 = g2;
   result.records = std::move(records_);
   result.max_in_flight = max_in_flight_;
   result.passes = passes_;

@@ -124,7 +124,25 @@ std::string render_report_json(const ReplaySummary& s, std::optional<double> wal
   out["tpot_ms"] = distribution_json(s.tpot_ms);
   out["itl_ms"] = distribution_json(s.itl_ms);
   out["e2e_ms"] = distribution_json(s.e2e_ms);
+  OrderedJson g2;
+  g2["enabled"] = s.g2.enabled;
+  g2["onboard_hit_tokens"] = s.g2.onboard_hit_tokens;
+  g2["blocks_offloaded"] = s.g2.blocks_offloaded;
+  g2["offloads_dropped"] = s.g2.offloads_dropped;
+  OrderedJson bytes;
+  bytes["offload"] = s.g2.bytes_offloaded;
+  bytes["onboard"] = s.g2.bytes_onboarded;
+  g2["bytes_moved"] = std::move(bytes);
+  out["g2"] = std::move(g2);
   return out.dump(2) + "\n";
+}
+
+std::string render_g2_text(const G2Summary& g2) {
+  if (!g2.enabled) return {};
+  return "g2: " + std::to_string(g2.onboard_hit_tokens) + " onboard hit tokens, bytes moved " +
+         std::to_string(g2.bytes_offloaded) + " offload / " + std::to_string(g2.bytes_onboarded) +
+         " onboard, " + std::to_string(g2.blocks_offloaded) + " blocks offloaded, " +
+         std::to_string(g2.offloads_dropped) + " dropped";
 }
 
 std::string render_request_line(const RequestRecord& r) {

@@ -56,6 +56,17 @@ double percentile(const std::vector<double>& sorted, double p);
 // All statistics of a sample (any order). An empty sample gives all zeros.
 Distribution summarize(std::vector<double> samples);
 
+// The G2 (host) offload tier over a whole replay, summed over the workers' engine
+// counters (core/engine/pass_output.h EngineMetrics). All zero when G2 is off.
+struct G2Summary {
+  bool enabled = false;
+  uint64_t onboard_hit_tokens = 0;  // prompt tokens served by onboarding blocks from G2
+  uint64_t bytes_offloaded = 0;     // finished G1->G2 copies
+  uint64_t bytes_onboarded = 0;     // finished G2->G1 copies
+  uint64_t blocks_offloaded = 0;    // blocks newly stored in G2
+  uint64_t offloads_dropped = 0;    // evicted blocks lost because G2 was full of pinned blocks
+};
+
 struct ReplaySummary {
   uint32_t workers = 0;
   std::string placement;
@@ -76,6 +87,7 @@ struct ReplaySummary {
   Distribution tpot_ms;
   Distribution itl_ms;
   Distribution e2e_ms;
+  G2Summary g2;
 };
 
 // Builds the summary. `itl_ms` holds every inter-token gap of the run (of completed
@@ -85,8 +97,14 @@ ReplaySummary summarize_replay(const std::vector<RequestRecord>& records,
                                double duration_ms);
 
 // The report as pretty JSON with a fixed key order. wall_time_ms, the only field that
-// differs between identical runs, is omitted when nullopt.
+// differs between identical runs, is omitted when nullopt. The last key, "g2", is always
+// present: {"enabled","onboard_hit_tokens","blocks_offloaded","offloads_dropped",
+// "bytes_moved":{"offload","onboard"}}.
 std::string render_report_json(const ReplaySummary& summary, std::optional<double> wall_time_ms);
+
+// One human-readable line (no newline) on the G2 tier: onboard hit tokens, bytes moved per
+// link, blocks offloaded and dropped. Empty when G2 is off.
+std::string render_g2_text(const G2Summary& g2);
 
 // One JSON line (ending in '\n') for the per-request output:
 // {"id","worker","status","arrival_ms","first_token_ms","finish_ms","input_tokens",

@@ -440,6 +440,7 @@ EngineMetrics Scheduler::metrics() const {
     m.g2_bytes_offloaded = g.bytes_offloaded;
     m.g2_bytes_onboarded = g.bytes_onboarded;
     m.g2_blocks_offloaded = g.blocks_offloaded;
+    m.g2_offloads_dropped = g.offloads_dropped;
   }
   m.g2_onboard_hit_tokens = onboard_hit_tokens_;
   return m;

@@ -39,7 +39,7 @@ class LifecycleTest : public ::testing::Test {
 
   // One slow worker (fixed timing) serving HTTP; `extra` is appended to the YAML.
   std::vector<std::string> slow_worker_command(int grace_s, const std::string& extra = "") {
-    config_path_ = testing::write_temp_config(
+    config_path_ = testing::write_temp_file(
         "nats:\n  url: " + server_.url() + "\nadmin:\n  listen: 127.0.0.1:" +
         std::to_string(admin_port_) + "\nshutdown:\n  grace_s: " + std::to_string(grace_s) +
         "\n  flush_deadline_s: 2\nworkers:\n  count: 1\n  http_base_port: " +
@@ -162,14 +162,14 @@ TEST_F(LifecycleTest, ASecondSignalExitsAtOnce) {
 // for the admin server to be polled in between.
 TEST_F(LifecycleTest, ReadinessWaitsUntilEveryWorkerPortListens) {
   constexpr int kCount = 256;
-  const int base = testing::free_loopback_port_block(kCount);
+  const int base = testing::free_loopback_port_range(kCount);
   ASSERT_GT(base, 0);
   config_path_ =
-      testing::write_temp_config("nats:\n  url: " + server_.url() +
-                                 "\nadmin:\n  listen: 127.0.0.1:" + std::to_string(admin_port_) +
-                                 "\nworkers:\n  count: " + std::to_string(kCount) +
-                                 "\n  http_base_port: " + std::to_string(base) +
-                                 "\n  engine:\n    block_size: 16\n    num_gpu_blocks: 64\n");
+      testing::write_temp_file("nats:\n  url: " + server_.url() +
+                               "\nadmin:\n  listen: 127.0.0.1:" + std::to_string(admin_port_) +
+                               "\nworkers:\n  count: " + std::to_string(kCount) +
+                               "\n  http_base_port: " + std::to_string(base) +
+                               "\n  engine:\n    block_size: 16\n    num_gpu_blocks: 64\n");
   ChildProcess daemon({testing::kvmockd_path(), "run", "--config", config_path_});
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   int polls = 0, not_ready = 0;
@@ -197,7 +197,7 @@ TEST_F(LifecycleTest, JsonLogLinesAndRateLimitedWarningsWithASuppressedCount) {
   EnginePublisherOptions options;
   options.bind_host = "127.0.0.1";
   auto engine = std::move(EnginePublisher::start(zmq, options)).value();
-  config_path_ = testing::write_temp_config(
+  config_path_ = testing::write_temp_file(
       "nats:\n  url: " + server_.url() +
       "\nadmin:\n  listen: 127.0.0.1:" + std::to_string(admin_port_) +
       "\nworkers:\n  count: 0\nrelays:\n  - endpoint: " + engine->endpoint() +

@@ -35,10 +35,10 @@ TEST(MetricsPromtool, AdminAndWorkerMetricsOfABusyDaemonPassPromtoolCheck) {
   testing::NatsServer server;
   ASSERT_TRUE(server.start());
   const int admin_port = testing::free_loopback_port();
-  const int worker_port = testing::free_loopback_port_block(2);
+  const int worker_port = testing::free_loopback_port_range(2);
   const int relay_port = testing::free_loopback_port();  // nothing publishes there
   ASSERT_GT(worker_port, 0);
-  const std::string config_path = testing::write_temp_config(
+  const std::string config_path = testing::write_temp_file(
       "nats:\n  url: " + server.url() +
       "\nadmin:\n  listen: 127.0.0.1:" + std::to_string(admin_port) +
       "\nworkers:\n  count: 2\n  http_base_port: " + std::to_string(worker_port) +

@@ -63,7 +63,8 @@ TEST(ReplayCommand, TraceRunWritesAReportWithEveryKeyAndPerRequestLines) {
                           "ttst_ms",
                           "tpot_ms",
                           "itl_ms",
-                          "e2e_ms"}) {
+                          "e2e_ms",
+                          "g2"}) {
     EXPECT_TRUE(json.contains(key)) << key;
   }
   EXPECT_EQ(json["workers"], 2);
@@ -147,6 +148,51 @@ TEST(ReplayCommand, ConfigFileSetsTheEngineAndWorkerCount) {
   EXPECT_EQ(json["workers"], 3);
   // 4 blocks of 16 tokens cannot hold any prompt of the trace.
   EXPECT_EQ(json["failed"], 8);
+}
+
+TEST(ReplayCommand, G2ConfigReportsOnboardHitTokensAndBytesMovedPerLink) {
+  // G1 holds 64 blocks of 16 tokens; 16 prompt families of ~14 shared blocks each do not
+  // fit, so revisits find their prefix in G2.
+  const std::string config = temp_path("g2.yaml");
+  {
+    std::ofstream out(config);
+    out << "workers:\n  count: 1\n  engine:\n    block_size: 16\n    num_gpu_blocks: 64\n"
+           "    g2:\n      num_blocks: 1024\n      kv_bytes_per_token: 1024\n";
+  }
+  const std::string report = temp_path("g2.json");
+  const auto result = run_process({kvmockd_path(), "replay",          "--config", config,
+                                   "--synthetic",  "--requests",      "64",       "--isl",
+                                   "256",          "--osl",           "4",        "--prefix-ratio",
+                                   "0.9",          "--prefix-groups", "16",       "--arrival",
+                                   "closed:1",     "--seed",          "3",        "--report",
+                                   report},
+                                  "");
+  ASSERT_EQ(result.exit_status, 0) << result.err;
+  EXPECT_NE(result.err.find("replay: g2: "), std::string::npos) << result.err;
+  EXPECT_NE(result.err.find(" onboard hit tokens, bytes moved "), std::string::npos) << result.err;
+
+  const auto json = nlohmann::json::parse(slurp(report));
+  EXPECT_EQ(json["completed"], 64);
+  const auto& g2 = json["g2"];
+  EXPECT_EQ(g2["enabled"], true);
+  const uint64_t hit_tokens = g2["onboard_hit_tokens"].get<uint64_t>();
+  EXPECT_GT(hit_tokens, 0u);
+  EXPECT_EQ(hit_tokens % 16, 0u);  // whole blocks
+  EXPECT_EQ(g2["bytes_moved"]["onboard"].get<uint64_t>(), hit_tokens * 1024);
+  EXPECT_EQ(g2["bytes_moved"]["offload"].get<uint64_t>(),
+            g2["blocks_offloaded"].get<uint64_t>() * 16 * 1024);
+  EXPECT_GT(g2["blocks_offloaded"].get<uint64_t>(), 0u);
+  EXPECT_LE(hit_tokens, json["cached_tokens"].get<uint64_t>());
+}
+
+TEST(ReplayCommand, RunWithoutG2PrintsNoG2LineAndReportsItDisabled) {
+  const std::string report = temp_path("nog2.json");
+  const auto result = run_process(trace_args(report), "");
+  ASSERT_EQ(result.exit_status, 0) << result.err;
+  EXPECT_EQ(result.err.find("replay: g2:"), std::string::npos) << result.err;
+  const auto json = nlohmann::json::parse(slurp(report));
+  EXPECT_EQ(json["g2"]["enabled"], false);
+  EXPECT_EQ(json["g2"]["onboard_hit_tokens"], 0);
 }
 
 TEST(ReplayCommand, BadTraceExitsTwoNamingTheLineAndField) {

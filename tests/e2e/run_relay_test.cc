@@ -37,14 +37,6 @@ std::vector<uint8_t> store_payload(uint64_t i) {
   return encode_engine_payload(batch, {});
 }
 
-std::string write_config(const std::string& text) {
-  char path[] = "/tmp/kvmock-config-XXXXXX";
-  const int fd = ::mkstemp(path);
-  ::close(fd);
-  std::ofstream(path) << text;
-  return path;
-}
-
 class RunRelayTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -53,11 +45,11 @@ class RunRelayTest : public ::testing::Test {
     options.bind_host = "127.0.0.1";
     engine_ = std::move(EnginePublisher::start(zmq_, options)).value();
     admin_port_ = testing::free_loopback_port();
-    config_path_ =
-        write_config("nats:\n  url: " + server_.url() +
-                     "\nadmin:\n  listen: 127.0.0.1:" + std::to_string(admin_port_) +
-                     "\nworkers:\n  count: 0\nrelays:\n  - endpoint: " + engine_->endpoint() +
-                     "\n    worker_id: 7\n    block_size: 16\n");
+    config_path_ = testing::write_temp_file(
+        "nats:\n  url: " + server_.url() +
+        "\nadmin:\n  listen: 127.0.0.1:" + std::to_string(admin_port_) +
+        "\nworkers:\n  count: 0\nrelays:\n  - endpoint: " + engine_->endpoint() +
+        "\n    worker_id: 7\n    block_size: 16\n");
     NatsClientOptions nats_options;
     nats_options.urls = {server_.url()};
     client_ = std::move(NatsClient::connect(nats_options)).value();
@@ -153,7 +145,7 @@ TEST_F(RunRelayTest, ReadinessIsFalseWithoutNatsAndABadConfigExitsTwo) {
   daemon.signal(SIGINT);
   EXPECT_EQ(daemon.wait(std::chrono::seconds(10)), 0) << daemon.output();
 
-  const std::string bad = write_config(
+  const std::string bad = testing::write_temp_file(
       "workers:\n  count: 0\nrelays:\n  - endpoint: tcp://127.0.0.1:1\n    worker_id: 7\n    "
       "blok_size: 16\n");
   const auto result = testing::run_process({testing::kvmockd_path(), "run", "--config", bad}, "");

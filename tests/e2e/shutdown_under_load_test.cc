@@ -46,7 +46,7 @@ TEST(ShutdownUnderLoad, EveryEventProducedBeforeSigtermIsOnNatsAndTheExitIsZeroI
   ASSERT_TRUE(recorder.subscribed());
 
   const int admin_port = testing::free_loopback_port();
-  const std::string config_path = testing::write_temp_config(
+  const std::string config_path = testing::write_temp_file(
       "nats:\n  url: " + server.url() + "\nadmin:\n  listen: 127.0.0.1:" +
       std::to_string(admin_port) + "\nshutdown:\n  grace_s: " + std::to_string(kGraceS) +
       "\n  flush_deadline_s: " + std::to_string(kFlushDeadlineS) + "\nworkers:\n  count: " +

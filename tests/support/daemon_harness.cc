@@ -1,10 +1,5 @@
 #include "tests/support/daemon_harness.h"
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <fstream>
 #include <span>
 #include <thread>
 
@@ -23,33 +18,7 @@ int64_t now_ns() {
       .count();
 }
 
-// Binds 127.0.0.1:`port` (0: any); returns the socket and the bound port, or -1.
-int bind_loopback(int port, int& bound) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return -1;
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = htons(static_cast<uint16_t>(port));
-  socklen_t length = sizeof address;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  bound = ntohs(address.sin_port);
-  return fd;
-}
-
 }  // namespace
-
-std::string write_temp_config(const std::string& yaml) {
-  char path[] = "/tmp/kvmock-config-XXXXXX";
-  const int fd = ::mkstemp(path);
-  ::close(fd);
-  std::ofstream(path) << yaml;
-  return path;
-}
 
 bool wait_for_status(uint16_t port, const std::string& path, int status,
                      std::chrono::milliseconds timeout) {
@@ -61,28 +30,6 @@ bool wait_for_status(uint16_t port, const std::string& path, int status,
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return false;
-}
-
-int free_loopback_port_block(int count) {
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    int first = 0;
-    std::vector<int> fds;
-    const int fd = bind_loopback(0, first);
-    if (fd < 0) continue;
-    fds.push_back(fd);
-    bool all = first + count - 1 <= 65535;
-    for (int i = 1; all && i < count; ++i) {
-      int bound = 0;
-      const int next = bind_loopback(first + i, bound);
-      if (next < 0)
-        all = false;
-      else
-        fds.push_back(next);
-    }
-    for (int open : fds) ::close(open);
-    if (all) return first;
-  }
-  return 0;
 }
 
 RouterEventRecorder::RouterEventRecorder(const std::string& nats_url, const std::string& subject) {

@@ -1,6 +1,6 @@
-// Helpers for end-to-end tests that run `kvmockd run` against a real nats-server: temp
-// config files, readiness polling, blocks of free ports, and a recorder of the router
-// events that reach NATS.
+// Helpers for end-to-end tests that run `kvmockd run` against a real nats-server:
+// readiness polling and a recorder of the router events that reach NATS. (Temp files and
+// free ports: subprocess.h and nats_server.h.)
 #pragma once
 
 #include <nats/nats.h>
@@ -21,15 +21,9 @@ class NatsClient;
 
 namespace kvmock::testing {
 
-// Writes `yaml` to a fresh file under /tmp; the caller unlinks it.
-std::string write_temp_config(const std::string& yaml);
-
 // Polls GET 127.0.0.1:`port``path` until it answers `status` or `timeout` passes.
 bool wait_for_status(uint16_t port, const std::string& path, int status,
                      std::chrono::milliseconds timeout);
-
-// The first of `count` consecutive TCP ports on 127.0.0.1 that were all free a moment ago.
-int free_loopback_port_block(int count);
 
 // Records every router event published in the core-NATS envelope on one subject, per
 // (worker_id, dp_rank), in arrival order. Subscribes on construction.

@@ -34,42 +34,82 @@ void copy_headers(const Fields& fields, HttpResult& result) {
   }
 }
 
-// Runs one asynchronous operation on `io` to completion and throws its error. The calls
-// below are asynchronous because beast::tcp_stream enforces expires_after() only on
-// asynchronous operations; its synchronous calls would ignore the deadline.
-template <typename Start>
-void run_op(net::io_context& io, Start start) {
-  beast::error_code ec;
-  start([&ec](beast::error_code e, auto&&...) { ec = e; });
-  io.restart();
-  io.run();
-  if (ec) throw beast::system_error(ec);
-}
+// Beast's tcp_stream enforces expires_after() only on asynchronous operations, so each
+// step is started asynchronously and the io_context run until it completes; the stream's
+// timer closes the socket when the deadline passes, which completes the step with an error.
+class DeadlineConnection {
+ public:
+  DeadlineConnection(uint16_t port, std::chrono::milliseconds deadline) : stream_(io_) {
+    stream_.expires_after(deadline);
+    stream_.async_connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port),
+                          [this](beast::error_code ec) { error_ = ec; });
+    finish_step();
+  }
+
+  beast::error_code write(const http::request<http::string_body>& request) {
+    if (error_) return error_;
+    http::async_write(stream_, request, [this](beast::error_code ec, size_t) { error_ = ec; });
+    return finish_step();
+  }
+  template <typename Parser>
+  beast::error_code read_header(Parser& parser) {
+    if (error_) return error_;
+    http::async_read_header(stream_, buffer_, parser,
+                            [this](beast::error_code ec, size_t) { error_ = ec; });
+    return finish_step();
+  }
+  template <typename Message>
+  beast::error_code read(Message& message) {
+    if (error_) return error_;
+    http::async_read(stream_, buffer_, message,
+                     [this](beast::error_code ec, size_t) { error_ = ec; });
+    return finish_step();
+  }
+  template <typename Parser>
+  beast::error_code read_some(Parser& parser) {
+    if (error_) return error_;
+    http::async_read_some(stream_, buffer_, parser,
+                          [this](beast::error_code ec, size_t) { error_ = ec; });
+    const beast::error_code ec = finish_step();
+    if (ec == http::error::need_buffer) error_ = {};  // the body buffer is full: not an error
+    return ec;
+  }
+  void close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.socket().close(ignored);
+  }
+
+ private:
+  beast::error_code finish_step() {
+    io_.run();
+    io_.restart();
+    return error_;
+  }
+
+  net::io_context io_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  beast::error_code error_;
+};
 
 }  // namespace
 
 HttpResult http_request(uint16_t port, const std::string& method, const std::string& target,
                         const std::string& body, std::chrono::milliseconds deadline) {
   HttpResult result;
-  try {
-    net::io_context io;
-    beast::tcp_stream stream(io);
-    stream.expires_after(deadline);
-    const tcp::endpoint endpoint(net::ip::make_address("127.0.0.1"), port);
-    run_op(io, [&](auto done) { stream.async_connect(endpoint, done); });
-    auto request = make_request(method, target, body);
-    run_op(io, [&](auto done) { http::async_write(stream, request, done); });
-    beast::flat_buffer buffer;
-    http::response<http::string_body> response;
-    run_op(io, [&](auto done) { http::async_read(stream, buffer, response, done); });
-    result.status = response.result_int();
-    result.body = response.body();
-    copy_headers(response, result);
-    beast::error_code ignored;
-    stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-  } catch (const std::exception& e) {
-    result.error = e.what();
+  DeadlineConnection connection(port, deadline);
+  http::response<http::string_body> response;
+  beast::error_code ec = connection.write(make_request(method, target, body));
+  if (!ec) ec = connection.read(response);
+  if (ec) {
+    result.error = ec.message();
+    return result;
   }
+  result.status = response.result_int();
+  result.body = response.body();
+  copy_headers(response, result);
+  connection.close();
   return result;
 }
 
@@ -78,46 +118,35 @@ HttpResult http_stream(uint16_t port, const std::string& method, const std::stri
                        const std::function<bool(const std::string&)>& on_data,
                        std::chrono::milliseconds deadline) {
   HttpResult result;
-  try {
-    net::io_context io;
-    beast::tcp_stream stream(io);
-    stream.expires_after(deadline);
-    const tcp::endpoint endpoint(net::ip::make_address("127.0.0.1"), port);
-    run_op(io, [&](auto done) { stream.async_connect(endpoint, done); });
-    auto request = make_request(method, target, body);
-    run_op(io, [&](auto done) { http::async_write(stream, request, done); });
-    beast::flat_buffer buffer;
-    http::response_parser<http::buffer_body> parser;
-    parser.body_limit(boost::none);
-    run_op(io, [&](auto done) { http::async_read_header(stream, buffer, parser, done); });
-    result.status = parser.get().result_int();
-    copy_headers(parser.get(), result);
-    char data[4096];
-    while (!parser.is_done()) {
-      parser.get().body().data = data;
-      parser.get().body().size = sizeof data;
-      beast::error_code ec;
-      try {
-        run_op(io, [&](auto done) { http::async_read_some(stream, buffer, parser, done); });
-      } catch (const beast::system_error& e) {
-        ec = e.code();
-      }
-      if (ec && ec != http::error::need_buffer) {
-        result.error = ec.message();
-        break;
-      }
-      const size_t n = sizeof data - parser.get().body().size;
-      if (n > 0) {
-        std::string piece(data, n);
-        result.body += piece;
-        if (!on_data(piece)) {
-          stream.socket().close();
-          return result;
-        }
+  DeadlineConnection connection(port, deadline);
+  http::response_parser<http::buffer_body> parser;
+  parser.body_limit(boost::none);
+  beast::error_code ec = connection.write(make_request(method, target, body));
+  if (!ec) ec = connection.read_header(parser);
+  if (ec) {
+    result.error = ec.message();
+    return result;
+  }
+  result.status = parser.get().result_int();
+  copy_headers(parser.get(), result);
+  char data[4096];
+  while (!parser.is_done()) {
+    parser.get().body().data = data;
+    parser.get().body().size = sizeof data;
+    ec = connection.read_some(parser);
+    if (ec && ec != http::error::need_buffer) {
+      result.error = ec.message();
+      break;
+    }
+    const size_t n = sizeof data - parser.get().body().size;
+    if (n > 0) {
+      std::string piece(data, n);
+      result.body += piece;
+      if (!on_data(piece)) {
+        connection.close();
+        return result;
       }
     }
-  } catch (const std::exception& e) {
-    result.error = e.what();
   }
   return result;
 }

@@ -31,20 +31,45 @@ bool can_connect(int port) {
 
 }  // namespace
 
-int free_loopback_port() {
+namespace {
+
+// Binds a TCP socket to 127.0.0.1:`port` (0: any free port) and closes it again; returns
+// the port bound, or 0 when it was taken.
+int bind_loopback(int port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return 0;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  addr.sin_port = 0;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  int bound = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    socklen_t len = sizeof addr;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    bound = ntohs(addr.sin_port);
+  }
   ::close(fd);
-  return ntohs(addr.sin_port);
+  return bound;
 }
 
+}  // namespace
+
+int free_loopback_port() { return bind_loopback(0); }
+
 bool nats_server_available() { return ::access(kServerBinary, X_OK) == 0; }
+
+int free_loopback_port_range(int count) {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const int base = free_loopback_port();
+    if (base + count > 65536) continue;
+    bool all_free = true;
+    for (int port = base + 1; port < base + count && all_free; ++port) {
+      all_free = bind_loopback(port) == port;
+    }
+    if (all_free) return base;
+  }
+  return 0;
+}
 
 NatsServer::NatsServer() : port_(free_loopback_port()) {
   char pattern[] = "/tmp/kvmock-nats-XXXXXX";

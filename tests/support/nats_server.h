@@ -33,6 +33,9 @@ class NatsServer {
 
 // A TCP port on 127.0.0.1 that was free a moment ago.
 int free_loopback_port();
+// The first of `count` consecutive loopback ports that were all free a moment ago, or 0.
+// (Another process may take one before the caller binds; tests accept that small race.)
+int free_loopback_port_range(int count);
 
 // True when nats-server is installed (integration tests fail loudly when it is not).
 bool nats_server_available();

@@ -141,6 +141,15 @@ std::string ChildProcess::output() const {
   return text.str();
 }
 
+std::string write_temp_file(const std::string& text) {
+  char path[] = "/tmp/kvmock-test-XXXXXX";
+  const int fd = ::mkstemp(path);
+  if (fd < 0) throw std::runtime_error("cannot create a temporary file");
+  ::close(fd);
+  std::ofstream(path) << text;
+  return path;
+}
+
 std::string kvmockd_path() { return KVMOCK_BINARY; }
 
 std::string read_test_data(const std::string& name) {

@@ -40,6 +40,9 @@ class ChildProcess {
   std::string log_path_;
 };
 
+// Writes `text` to a new file under /tmp and returns its path (the caller unlinks it).
+std::string write_temp_file(const std::string& text);
+
 // Absolute path of the built kvmockd binary.
 std::string kvmockd_path();
 

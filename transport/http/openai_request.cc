@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "core/events/codec_support.h"
 #include "core/tokenizer/mock_tokenizer.h"
 
 namespace kvmock {
@@ -11,39 +12,14 @@ namespace {
 
 using nlohmann::json;
 
-// nlohmann's parser is iterative, but a body of a million '[' still costs memory and
-// time for nothing; refuse it up front with one linear scan.
-bool nesting_within_limit(std::string_view body) {
-  int depth = 0;
-  bool in_string = false;
-  bool escaped = false;
-  for (char c : body) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > kMaxJsonDepth) return false;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return true;
-}
-
 Result<json> parse_object(std::string_view body) {
-  if (!nesting_within_limit(body)) {
-    return make_error(
-        "bad_json", "request body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+  auto parsed = codec::parse_json(body);  // bounded nesting, never throws
+  if (!parsed) {
+    return make_error("bad_json", parsed.error().reason == "too_deep"
+                                      ? "request body nests too deeply"
+                                      : "request body is not valid JSON");
   }
-  json root = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
-  if (root.is_discarded()) return make_error("bad_json", "request body is not valid JSON");
+  json root = std::move(*parsed);
   if (!root.is_object()) return make_error("bad_json", "request body must be a JSON object");
   return root;
 }

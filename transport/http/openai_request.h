@@ -19,8 +19,6 @@ namespace kvmock {
 // max_tokens when a request gives none (completions and chat alike; a mock has no
 // context window to fill).
 inline constexpr uint32_t kDefaultMaxTokens = 16;
-// Deeper JSON nesting is refused before parsing: no legitimate request needs it.
-inline constexpr int kMaxJsonDepth = 64;
 
 struct ParsedRequest {
   std::vector<TokenId> prompt;  // never empty

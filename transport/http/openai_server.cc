@@ -246,17 +246,26 @@ class Generation {
   std::string text_;         // non-streaming: the whole output so far
 };
 
+void respond_error(HttpExchange& exchange, const std::map<std::string, std::string>& headers,
+                   int status, std::string_view message, std::string_view code,
+                   std::string_view param) {
+  exchange.respond(status, std::string(kJson), error_json(status, message, code, param).dump(),
+                   headers);
+}
+
 }  // namespace
+
+std::map<std::string, std::string> OpenAiServer::response_headers() const {
+  return {{std::string(kWorkerIdHeader), std::to_string(backend_.worker_id())}};
+}
 
 void OpenAiServer::handle(const std::shared_ptr<HttpExchange>& exchange) {
   const HttpRequest& request = exchange->request();
   const std::string path = request.path();
-  const std::map<std::string, std::string> headers = {
-      {std::string(kWorkerIdHeader), std::to_string(backend_.worker_id())}};
+  const std::map<std::string, std::string> headers = response_headers();
   const auto reply_error = [&](int status, std::string_view message, std::string_view code,
                                std::string_view param = {}) {
-    exchange->respond(status, std::string(kJson), error_json(status, message, code, param).dump(),
-                      headers);
+    respond_error(*exchange, headers, status, message, code, param);
   };
 
   const bool is_post_api = path == "/v1/completions" || path == "/v1/chat/completions";
@@ -295,12 +304,10 @@ void OpenAiServer::handle(const std::shared_ptr<HttpExchange>& exchange) {
 }
 
 void OpenAiServer::generate(const std::shared_ptr<HttpExchange>& exchange, Api api) {
-  const std::map<std::string, std::string> headers = {
-      {std::string(kWorkerIdHeader), std::to_string(backend_.worker_id())}};
+  const std::map<std::string, std::string> headers = response_headers();
   const auto reply_error = [&](int status, std::string_view message, std::string_view code,
                                std::string_view param = {}) {
-    exchange->respond(status, std::string(kJson), error_json(status, message, code, param).dump(),
-                      headers);
+    respond_error(*exchange, headers, status, message, code, param);
   };
 
   const bool chat = api == Api::kChat;

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 
 #include "transport/http/http_server.h"
@@ -33,6 +34,8 @@ class OpenAiServer {
   enum class Api { kCompletions, kChat };
 
   void generate(const std::shared_ptr<HttpExchange>& exchange, Api api);
+  // Headers on every response: which worker answered.
+  std::map<std::string, std::string> response_headers() const;
 
   WorkerBackend& backend_;
   std::atomic<uint64_t> next_id_{1};  // response ids: unique per worker

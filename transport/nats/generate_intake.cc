@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/events/codec_support.h"
 #include "core/events/subjects.h"
 #include "transport/log/logger.h"
 
@@ -45,8 +46,9 @@ struct NatsGenerateIntake::Route {
 };
 
 Result<GenerationRequest> parse_preprocessed_request(std::string_view text) {
-  const json body = json::parse(text, nullptr, false);
-  if (body.is_discarded()) return make_error("bad_request", "body is not valid JSON");
+  auto parsed = codec::parse_json(text);  // bounded nesting, never throws
+  if (!parsed) return make_error("bad_request", "body is not valid JSON");
+  const json body = std::move(*parsed);
   if (!body.is_object()) return make_error("bad_request", "body must be a JSON object");
   GenerationRequest request;
   auto tokens = body.find("token_ids");

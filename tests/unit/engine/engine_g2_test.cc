@@ -117,6 +117,9 @@ TEST(EngineG2, RevisitedWorkingSetBeyondG1IsServedFromG2) {
   EXPECT_DOUBLE_EQ(m.g2_usage, static_cast<double>(m.g2_used_blocks) / 256.0);
   EXPECT_EQ(m.g2_pinned_blocks, 0u);
   EXPECT_EQ(m.g1_held_blocks, 0u);
+  EXPECT_EQ(m.g2_offloads_dropped, 0u);  // G2 never fills with pinned blocks here
+  EXPECT_TRUE(with->g2_enabled());
+  EXPECT_FALSE(without->g2_enabled());
   EXPECT_EQ(without->metrics().g2_total_blocks, 0u);
   EXPECT_EQ(without->metrics().g2_onboard_hit_tokens, 0u);
 }
@@ -340,6 +343,7 @@ TEST(EngineG2, WithoutPrefixCachingG2StaysOff) {
   Trace trace;
   run_to_idle(*engine, &trace);
   EXPECT_EQ(engine->metrics().g2_total_blocks, 0u);
+  EXPECT_FALSE(engine->g2_enabled());
   EXPECT_TRUE(trace.events.empty());
 }
 

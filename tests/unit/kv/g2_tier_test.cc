@@ -180,6 +180,30 @@ TEST(G2Tier, InstantLinksFinishOnTheNextAdvance) {
   EXPECT_EQ(pool.num_held(), 0u);
 }
 
+TEST(G2Tier, CopyArrivingWhenG2IsAllPinnedIsDroppedAndCounted) {
+  // Batch 1: the two evicted blocks travel one after the other (16 kB each at 1 GB/s).
+  BlockPool pool(2, true);
+  G2Tier g2(g2_args(1, /*batch=*/1), kBlockSize, &pool);
+  store_and_release(pool, {1, 2});
+  std::vector<SlotId> out;
+  ASSERT_EQ(pool.try_allocate({}, 2, &out), BlockPool::Allocation::kWaitForOffload);
+  g2.flush();
+  g2.advance_to(0.02);  // the first copy is in G2, the second is in flight
+  ASSERT_EQ(g2.stats().used_blocks, 1u);
+  const BlockHash first = g2.host().contains(1) ? 1 : 2;
+  const std::vector<BlockHash> pinned{first};
+  g2.start_onboard(pinned);  // G2's only block is now pinned
+
+  g2.advance_to(1);
+  const G2Stats s = g2.stats();
+  EXPECT_EQ(s.offloads_dropped, 1u);
+  EXPECT_EQ(s.blocks_offloaded, 1u);
+  EXPECT_EQ(s.used_blocks, 1u);
+  EXPECT_TRUE(g2.host().contains(first));
+  EXPECT_EQ(pool.num_held(), 0u);  // the dropped copy still frees its G1 slot
+  EXPECT_EQ(s.bytes_offloaded, 2u * 16000u);
+}
+
 TEST(G2Tier, DetachesFromThePoolWhenDestroyed) {
   BlockPool pool(1, true);
   { G2Tier g2(g2_args(4), kBlockSize, &pool); }

@@ -120,6 +120,41 @@ TEST(ReplayDriver, KvAwareReusesMoreOfASharedPrefixWorkloadThanRoundRobin) {
       << kv->summary.prefix_cache_reuse_ratio << " vs " << rr->summary.prefix_cache_reuse_ratio;
 }
 
+TEST(ReplayDriver, SummaryCarriesTheG2CountersOfARevisitedWorkingSetBeyondG1) {
+  // 16 prompts of 8 blocks, three rounds, one at a time: twice what G1 holds.
+  std::vector<WorkloadRequest> workload;
+  for (uint32_t round = 0; round < 3; ++round) {
+    for (uint32_t g = 0; g < 16; ++g) {
+      const double arrival = static_cast<double>(workload.size()) * 200.0;
+      workload.push_back(request(arrival, tokens(g * 100000 + 1, 128), 2));
+    }
+  }
+  ReplayOptions without = options(1, Placement::kRoundRobin);
+  without.engine.num_gpu_blocks = 64;
+  ReplayOptions with = without;
+  with.engine.g2.num_blocks = 256;
+  with.engine.g2.kv_bytes_per_token = 1000;
+  auto a = run_replay(workload, without);
+  auto b = run_replay(workload, with);
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(b.ok());
+  EXPECT_FALSE(a->summary.g2.enabled);
+  EXPECT_EQ(a->summary.g2.onboard_hit_tokens, 0u);
+  EXPECT_EQ(a->summary.g2.bytes_offloaded, 0u);
+
+  const G2Summary& g2 = b->summary.g2;
+  EXPECT_TRUE(g2.enabled);
+  EXPECT_EQ(b->summary.completed, 48u);
+  EXPECT_GT(g2.onboard_hit_tokens, 0u);
+  EXPECT_EQ(g2.bytes_onboarded, g2.onboard_hit_tokens * 1000);
+  EXPECT_GT(g2.blocks_offloaded, 0u);
+  EXPECT_EQ(g2.bytes_offloaded, g2.blocks_offloaded * 16 * 1000);
+  EXPECT_EQ(g2.offloads_dropped, 0u);
+  EXPECT_GT(b->summary.prefix_cache_reuse_ratio, a->summary.prefix_cache_reuse_ratio);
+  // Every onboarded token was counted as cached at admission.
+  EXPECT_LE(g2.onboard_hit_tokens, b->summary.cached_tokens);
+}
+
 TEST(ReplayDriver, SameInputsGiveByteIdenticalReports) {
   for (Placement placement : {Placement::kRoundRobin, Placement::kKvAware}) {
     auto a = run_replay(synthetic(shared_prefix_spec()), options(3, placement));

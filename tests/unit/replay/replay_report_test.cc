@@ -105,13 +105,59 @@ TEST(ReplayReport, JsonHasAFixedKeyOrderAndWallTimeOnlyWhenGiven) {
                                              "ttst_ms",
                                              "tpot_ms",
                                              "itl_ms",
-                                             "e2e_ms"};
+                                             "e2e_ms",
+                                             "g2"};
   EXPECT_EQ(keys, expected);
   std::vector<std::string> stat_keys;
   for (const auto& item : parsed["ttft_ms"].items()) stat_keys.push_back(item.key());
   EXPECT_EQ(stat_keys, (std::vector<std::string>{"count", "mean", "min", "max", "p50", "p75", "p90",
                                                  "p95", "p99", "std"}));
   EXPECT_EQ(parsed["wall_time_ms"], 12.5);
+}
+
+TEST(ReplayReport, JsonCarriesG2HitTokensAndBytesMovedPerLink) {
+  ReplaySummary s;
+  s.g2.enabled = true;
+  s.g2.onboard_hit_tokens = 4096;
+  s.g2.bytes_offloaded = 7000000;
+  s.g2.bytes_onboarded = 5000000;
+  s.g2.blocks_offloaded = 21;
+  s.g2.offloads_dropped = 2;
+  const auto parsed = nlohmann::ordered_json::parse(render_report_json(s, std::nullopt));
+  const auto& g2 = parsed["g2"];
+  std::vector<std::string> keys;
+  for (const auto& item : g2.items()) keys.push_back(item.key());
+  EXPECT_EQ(keys, (std::vector<std::string>{"enabled", "onboard_hit_tokens", "blocks_offloaded",
+                                            "offloads_dropped", "bytes_moved"}));
+  EXPECT_EQ(g2["enabled"], true);
+  EXPECT_EQ(g2["onboard_hit_tokens"], 4096);
+  EXPECT_EQ(g2["blocks_offloaded"], 21);
+  EXPECT_EQ(g2["offloads_dropped"], 2);
+  EXPECT_EQ(g2["bytes_moved"]["offload"], 7000000);
+  EXPECT_EQ(g2["bytes_moved"]["onboard"], 5000000);
+}
+
+TEST(ReplayReport, DisabledG2IsReportedAsZerosInJsonAndNothingInText) {
+  const ReplaySummary s;
+  const auto parsed = nlohmann::json::parse(render_report_json(s, std::nullopt));
+  EXPECT_EQ(parsed["g2"]["enabled"], false);
+  EXPECT_EQ(parsed["g2"]["onboard_hit_tokens"], 0);
+  EXPECT_EQ(parsed["g2"]["bytes_moved"]["offload"], 0);
+  EXPECT_EQ(parsed["g2"]["bytes_moved"]["onboard"], 0);
+  EXPECT_EQ(render_g2_text(s.g2), "");
+}
+
+TEST(ReplayReport, G2TextLineNamesHitTokensAndBytesPerLink) {
+  G2Summary g2;
+  g2.enabled = true;
+  g2.onboard_hit_tokens = 640;
+  g2.bytes_offloaded = 123456;
+  g2.bytes_onboarded = 7890;
+  g2.blocks_offloaded = 12;
+  g2.offloads_dropped = 1;
+  EXPECT_EQ(render_g2_text(g2),
+            "g2: 640 onboard hit tokens, bytes moved 123456 offload / 7890 onboard, "
+            "12 blocks offloaded, 1 dropped");
 }
 
 TEST(ReplayReport, RequestLineCarriesTheRecordAndNullsForMissingTimes) {

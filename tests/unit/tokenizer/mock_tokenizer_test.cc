@@ -38,7 +38,8 @@ TEST(MockTokenizerTest, IdsStayInsideTheVocabularyRange) {
 TEST(MockTokenizerTest, DifferentWordsMostlyGetDifferentIds) {
   std::set<TokenId> ids;
   for (int i = 0; i < 1000; ++i) ids.insert(mock_token_id("word" + std::to_string(i)));
-  EXPECT_GT(ids.size(), 980u);  // 1000 draws from 31000 ids: a few collisions at most
+  // 1000 draws from 31000 ids collide about 16 times on average; a broken hash far more.
+  EXPECT_GT(ids.size(), 950u);
 }
 
 TEST(MockTokenizerTest, BlankTextGivesNoIds) {
