@@ -86,6 +86,11 @@ Result<bool> Daemon::start() {
   work_.emplace(io_.get_executor());
   for (int i = 0; i < kIoThreads; ++i) io_threads_.emplace_back([this] { io_.run(); });
 
+  admin_.add_readiness_check({"startup", [this](std::string& reason) {
+                                if (started_.load()) return true;
+                                reason = "starting relays and workers";
+                                return false;
+                              }});
   if (!config_.admin.listen.empty()) {
     auto address = parse_listen_address(config_.admin.listen);
     if (!address) return address.error();
@@ -119,6 +124,7 @@ Result<bool> Daemon::start() {
     if (!started) return started.error();
     if (workers_->load_driver()) status_thread_ = std::thread([this] { status_loop(); });
   }
+  started_ = true;
   return true;
 }
 
@@ -180,13 +186,24 @@ int Daemon::shutdown() {
   relays_.clear();
   closing_ = true;
   nats_->close();
+  // The shutdown report: the last event id of every channel. With nothing unsent, ids
+  // 1..last of each channel are on NATS (tests/e2e/shutdown_under_load_test.cc reads it).
+  uint64_t events = 0;
+  const std::vector<ChannelProgress> channels = pipeline_->progress();
+  for (const ChannelProgress& c : channels) {
+    events += c.last_event_id;
+    log_debug("daemon", "worker " + std::to_string(c.worker_id) + " dp_rank " +
+                            std::to_string(c.dp_rank) + ": last event id " +
+                            std::to_string(c.last_event_id));
+  }
   if (unsent > 0) {
     log_error("daemon", std::to_string(unsent) +
                             " events could not be delivered to NATS before the " +
                             std::to_string(config_.shutdown.flush_deadline_s) + " s deadline");
     return 1;
   }
-  log_info("daemon", "stopped; every event was delivered");
+  log_info("daemon", "stopped; every event was delivered (" + std::to_string(events) +
+                         " events on " + std::to_string(channels.size()) + " channels)");
   return 0;
 }
 

@@ -69,6 +69,9 @@ class Daemon {
   std::condition_variable status_wake_;
   bool status_stop_ = false;
   std::atomic<bool> closing_{false};  // NATS is being closed on purpose
+  // start() finished: every relay follows its engine and every worker port listens. The
+  // admin server answers before that, so /ready must wait for it.
+  std::atomic<bool> started_{false};
 };
 
 // `kvmockd run --config FILE [--set KEY=VALUE ...] [--log-format text|json] [--log-level L]`

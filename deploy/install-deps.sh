@@ -3,26 +3,31 @@
 # Used by README.md, .ci/run and the Dockerfile. Idempotent and non-interactive.
 #
 #   deploy/install-deps.sh            build + test dependencies (default)
+#   deploy/install-deps.sh --build    only what building kvmockd needs (the Dockerfile)
 #   deploy/install-deps.sh --runtime  only the shared libraries kvmockd links at run time
 set -euo pipefail
 
-build_packages=(
+compile_packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   # libraries kvmockd is built on
   libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libnats-dev libboost-dev
   libyaml-cpp-dev libxxhash-dev nlohmann-json3-dev libssl-dev
-  # tests, benchmarks, fuzzing, formatting
-  googletest libgtest-dev libgmock-dev libbenchmark-dev nats-server
+)
+test_packages=(
+  # tests, benchmarks, fuzzing, formatting; prometheus for `promtool check metrics`
+  googletest libgtest-dev libgmock-dev libbenchmark-dev nats-server prometheus
   clang-14 libclang-rt-14-dev clang-format clang-tidy python3 curl
 )
 runtime_packages=(
   libzmq5 libnats3.4 libyaml-cpp0.7 libxxhash0 libssl3 ca-certificates curl
 )
 
-packages=("${build_packages[@]}")
-if [[ "${1:-}" == "--runtime" ]]; then
-  packages=("${runtime_packages[@]}")
-fi
+case "${1:-}" in
+  "") packages=("${compile_packages[@]}" "${test_packages[@]}") ;;
+  --build) packages=("${compile_packages[@]}") ;;
+  --runtime) packages=("${runtime_packages[@]}") ;;
+  *) echo "usage: $0 [--build | --runtime]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do

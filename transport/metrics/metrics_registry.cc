@@ -187,16 +187,16 @@ void MetricsRegistry::add_callback(const std::string& name, const std::string& h
   f.series.push_back(Series{std::move(labels), nullptr, nullptr, nullptr, std::move(read)});
 }
 
-std::string MetricsRegistry::render() const { return render_filtered(nullptr); }
+std::string MetricsRegistry::render() const { return render_filtered(nullptr, true); }
 
 std::string MetricsRegistry::render_matching(const std::string& key,
                                              const std::string& value) const {
   const std::pair<std::string, std::string> filter{key, value};
-  return render_filtered(&filter);
+  return render_filtered(&filter, false);
 }
 
-std::string MetricsRegistry::render_filtered(
-    const std::pair<std::string, std::string>* filter) const {
+std::string MetricsRegistry::render_filtered(const std::pair<std::string, std::string>* filter,
+                                             bool colons_as_underscores) const {
   auto selected = [filter](const Series& s) {
     if (!filter) return true;
     for (const auto& label : s.labels) {
@@ -207,8 +207,10 @@ std::string MetricsRegistry::render_filtered(
   std::lock_guard lock(mutex_);
   std::string out;
   out.reserve(4096);
-  for (const auto& [name, f] : families_) {
+  for (const auto& [registered_name, f] : families_) {
     if (filter && std::none_of(f.series.begin(), f.series.end(), selected)) continue;
+    std::string name = registered_name;
+    if (colons_as_underscores) std::replace(name.begin(), name.end(), ':', '_');
     out += "# HELP ";
     out += name;
     out += ' ';

@@ -79,8 +79,13 @@ class MetricsRegistry {
   void counter_callback(const std::string& name, const std::string& help, MetricLabels labels,
                         std::function<double()> read);
 
+  // Every series, for kvmockd's own /metrics. Colons in family names are written as '_':
+  // Prometheus reserves them for recording rules and `promtool check metrics` rejects them,
+  // so the mock workers' vLLM families appear here as vllm_num_requests_running etc.
   std::string render() const;
-  // Only the series carrying label `key`=`value` (a worker's own /metrics).
+  // Only the series carrying label `key`=`value`, names verbatim: a mock worker's own
+  // /metrics impersonates vLLM, and routers scrape vLLM's exact names
+  // (vllm:num_requests_waiting, vllm:kv_cache_usage_perc).
   std::string render_matching(const std::string& key, const std::string& value) const;
 
  private:
@@ -98,7 +103,8 @@ class MetricsRegistry {
   };
 
   Family& family(const std::string& name, const std::string& help, Type type);
-  std::string render_filtered(const std::pair<std::string, std::string>* filter) const;
+  std::string render_filtered(const std::pair<std::string, std::string>* filter,
+                              bool colons_as_underscores) const;
   void add_callback(const std::string& name, const std::string& help, Type type,
                     MetricLabels labels, std::function<double()> read);
   Series* find(Family& family, const MetricLabels& labels);

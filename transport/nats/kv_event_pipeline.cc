@@ -296,6 +296,17 @@ EventId KvEventPipeline::last_event_id(WorkerId worker, DpRank rank) {
   return ch->stream.last_event_id();
 }
 
+std::vector<ChannelProgress> KvEventPipeline::progress() {
+  std::vector<ChannelProgress> out;
+  std::shared_lock lock(channels_mutex_);
+  out.reserve(channels_.size());
+  for (auto& [key, ch] : channels_) {
+    std::lock_guard state(ch->state_mutex);
+    out.push_back(ChannelProgress{key.first, key.second, ch->stream.last_event_id()});
+  }
+  return out;
+}
+
 void KvEventPipeline::subscribe_queries(WorkerId worker) {
   const std::string subject = kv_indexer_query_subject(options_.ns, worker);
   natsSubscription* subscription = nullptr;

@@ -50,6 +50,13 @@ struct KvEventPipelineOptions {
   bool serve_queries = true;
 };
 
+// How far one (worker, dp rank) channel has numbered its events.
+struct ChannelProgress {
+  WorkerId worker_id = 0;
+  DpRank dp_rank = 0;
+  EventId last_event_id = 0;  // every id 1..last_event_id has been queued
+};
+
 class KvEventPipeline {
  public:
   KvEventPipeline(NatsClient& client, Outbox& outbox, KvEventPipelineOptions options,
@@ -76,6 +83,9 @@ class KvEventPipeline {
   WorkerKvQueryResponse query(const WorkerKvQueryRequest& request);
   size_t block_count(WorkerId worker, DpRank rank);
   EventId last_event_id(WorkerId worker, DpRank rank);
+  // Every channel that has seen an event, ordered by (worker, rank). After stop() and a
+  // complete outbox flush this is exactly what reached NATS (the shutdown report).
+  std::vector<ChannelProgress> progress();
 
   uint64_t events_queued() const { return events_queued_->value(); }
 

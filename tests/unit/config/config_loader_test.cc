@@ -179,6 +179,7 @@ TEST(ConfigLoader, EveryKeyIsSettableFromYaml) {
   EXPECT_EQ(c.workers.engine.g2.bandwidth_g1_to_g2_gbps, 25.0);
   EXPECT_EQ(c.workers.engine.g2.bandwidth_g2_to_g1_gbps, 20.0);
   EXPECT_EQ(c.workers.engine.g2.offload_batch_size, 16u);
+  EXPECT_EQ(c.workers.http_host, "0.0.0.0");
   EXPECT_EQ(c.workers.zmq_events.encoding, ZmqEncoding::kPositional);
   EXPECT_EQ(c.workers.zmq_events.hash_encoding, HashEncoding::kBytes32);
   EXPECT_EQ(c.workers.load.shared_prefix_ratio, 0.25);

@@ -65,5 +65,25 @@ TEST_F(LoggerTest, RateLimitedLinesReportWhatWasSuppressed) {
   EXPECT_NE(text.find("(99 similar lines suppressed)"), std::string::npos) << text;
 }
 
+TEST_F(LoggerTest, JsonRateLimitedLinesCarryTheSuppressedCountAsANumber) {
+  Logger::instance().configure(LogSeverity::kInfo, true);
+  auto& logger = Logger::instance();
+  const auto interval = std::chrono::milliseconds(50);
+  EXPECT_TRUE(logger.log_limited(LogSeverity::kWarn, "json-flood", "relay", "bad", interval));
+  for (int i = 0; i < 7; ++i) {
+    EXPECT_FALSE(logger.log_limited(LogSeverity::kWarn, "json-flood", "relay", "bad", interval));
+  }
+  std::this_thread::sleep_for(interval * 2);
+  EXPECT_TRUE(logger.log_limited(LogSeverity::kWarn, "json-flood", "relay", "bad", interval));
+  const std::string text = output();
+  const size_t newline = text.find('\n');
+  ASSERT_NE(newline, std::string::npos);
+  const auto first = nlohmann::json::parse(text.substr(0, newline));
+  const auto second = nlohmann::json::parse(text.substr(newline + 1));
+  EXPECT_FALSE(first.contains("suppressed"));
+  EXPECT_EQ(second["suppressed"], 7);
+  EXPECT_EQ(second["msg"], "bad");
+}
+
 }  // namespace
 }  // namespace kvmock

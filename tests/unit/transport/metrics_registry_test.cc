@@ -56,5 +56,25 @@ TEST(MetricsRegistry, CallbackGaugesAreReadAtRenderTime) {
   EXPECT_NE(registry.render().find("depth 7\n"), std::string::npos);
 }
 
+TEST(MetricsRegistry, TheFullRenderWritesColonsAsUnderscoresAndTheFilteredOneKeepsThem) {
+  MetricsRegistry registry;
+  registry.gauge("vllm:num_requests_running", "Running.", {{"worker_id", "7"}}).set(2);
+  registry.histogram("vllm:e2e_request_latency_seconds", "E2E.", {{"worker_id", "7"}}, {1.0})
+      .observe(0.5);
+  const std::string full = registry.render();
+  EXPECT_EQ(full.find(':'), std::string::npos) << full;
+  EXPECT_NE(full.find("# TYPE vllm_num_requests_running gauge\n"
+                      "vllm_num_requests_running{worker_id=\"7\"} 2\n"),
+            std::string::npos)
+      << full;
+  EXPECT_NE(full.find("vllm_e2e_request_latency_seconds_count{worker_id=\"7\"} 1\n"),
+            std::string::npos);
+  const std::string worker = registry.render_matching("worker_id", "7");
+  EXPECT_NE(worker.find("# HELP vllm:num_requests_running Running.\n"), std::string::npos);
+  EXPECT_NE(worker.find("vllm:e2e_request_latency_seconds_bucket{worker_id=\"7\",le=\"1\"} 1\n"),
+            std::string::npos)
+      << worker;
+}
+
 }  // namespace
 }  // namespace kvmock

@@ -1,0 +1,103 @@
+#include "tests/support/daemon_harness.h"
+
+#include <span>
+#include <thread>
+
+#include "core/events/envelope_codec.h"
+#include "core/events/router_event_codec.h"
+#include "tests/support/http_client.h"
+#include "tests/support/nats_server.h"
+#include "transport/nats/nats_client.h"
+
+namespace kvmock::testing {
+namespace {
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+bool wait_for_status(uint16_t port, const std::string& path, int status,
+                     std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (http_request(port, "GET", path, "", std::chrono::milliseconds(500)).status == status) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+RouterEventRecorder::RouterEventRecorder(const std::string& nats_url, const std::string& subject) {
+  NatsClientOptions options;
+  options.urls = {nats_url};
+  auto client = NatsClient::connect(options);
+  if (!client) return;
+  client_ = std::move(*client);
+  if (!client_->wait_connected(5000)) return;
+  natsSubscription* subscription = nullptr;
+  if (natsConnection_Subscribe(&subscription, client_->connection(), subject.c_str(),
+                               &RouterEventRecorder::on_message, this) != NATS_OK) {
+    return;
+  }
+  natsSubscription_SetPendingLimits(subscription, -1, -1);
+  // Lets the destructor wait until the handler can no longer run.
+  natsSubscription_SetOnCompleteCB(
+      subscription, [](void* self) { static_cast<RouterEventRecorder*>(self)->completed_ = true; },
+      this);
+  natsConnection_Flush(client_->connection());
+  subscription_ = subscription;
+}
+
+RouterEventRecorder::~RouterEventRecorder() {
+  if (subscription_) {
+    natsSubscription_Unsubscribe(subscription_);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!completed_.load() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    natsSubscription_Destroy(subscription_);
+  }
+  if (client_) client_->close();
+}
+
+void RouterEventRecorder::on_message(natsConnection*, natsSubscription*, natsMsg* msg, void* self) {
+  auto* recorder = static_cast<RouterEventRecorder*>(self);
+  const std::span<const uint8_t> data(reinterpret_cast<const uint8_t*>(natsMsg_GetData(msg)),
+                                      static_cast<size_t>(natsMsg_GetDataLength(msg)));
+  auto envelope = decode_event_envelope_msgpack(data);
+  std::optional<RouterEvent> event;
+  if (envelope) {
+    if (auto decoded = decode_router_event_msgpack(envelope->payload)) event = std::move(*decoded);
+  }
+  natsMsg_Destroy(msg);
+  recorder->last_arrival_ns_ = now_ns();
+  recorder->total_.fetch_add(1);
+  if (!event) {
+    recorder->undecodable_.fetch_add(1);
+    return;
+  }
+  std::lock_guard lock(recorder->mutex_);
+  recorder->ids_[{event->worker_id, event->event.dp_rank}].push_back(event->event.event_id);
+}
+
+std::map<RouterEventRecorder::Channel, std::vector<uint64_t>> RouterEventRecorder::ids() const {
+  std::lock_guard lock(mutex_);
+  return ids_;
+}
+
+void RouterEventRecorder::wait_quiet(std::chrono::milliseconds quiet,
+                                     std::chrono::milliseconds limit) const {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  const int64_t quiet_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(quiet).count();
+  while (std::chrono::steady_clock::now() < deadline &&
+         now_ns() - last_arrival_ns_.load() < quiet_ns) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+}  // namespace kvmock::testing
