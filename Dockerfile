@@ -17,8 +17,7 @@ WORKDIR /src
 COPY deploy/install-deps.sh deploy/install-deps.sh
 RUN deploy/install-deps.sh --build
 COPY . .
-# -O2, the level CI tests kvmockd at (GCC 12 at -O3 reports false -Wmaybe-uninitialized
-# on std::variant moves, which -Werror turns into a failed build).
+# -O2: the optimization level CI tests kvmockd at.
 RUN cmake -S . -B build-image -G Ninja -DCMAKE_BUILD_TYPE=Release \
       -DCMAKE_CXX_FLAGS_RELEASE="-O2 -DNDEBUG" -DKVMOCK_BUILD_TESTS=OFF -DKVMOCK_BUILD_BENCH=OFF \
  && cmake --build build-image --target kvmockd \

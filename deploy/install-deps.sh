@@ -44,3 +44,11 @@ export DEBIAN_FRONTEND=noninteractive
 echo "install-deps: installing ${missing[*]}"
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Only promtool is wanted from the prometheus package. On a machine with systemd the package
+# also starts a Prometheus server on port 9090, the admin port kvmockd (and the README demo)
+# uses by default: stop it and keep it from starting again.
+if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null &&
+  systemctl is-active --quiet prometheus 2>/dev/null; then
+  $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+  echo "install-deps: stopped the prometheus service (only promtool is used)"
+fi
