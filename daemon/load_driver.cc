@@ -38,8 +38,7 @@ Result<bool> LoadDriver::start() {
   char rate[32];
   std::snprintf(rate, sizeof rate, "%g", config_.requests_per_s);
   log_info("load", "driving " + std::to_string(workers_.size()) + " workers at " + rate +
-                       " requests/s each (" +
-                       std::to_string(config_.input_tokens) + " prompt, " +
+                       " requests/s each (" + std::to_string(config_.input_tokens) + " prompt, " +
                        std::to_string(config_.output_tokens) + " output tokens)");
   return true;
 }
@@ -94,7 +93,8 @@ void LoadDriver::run() {
     auto first = std::make_shared<std::atomic<bool>>(false);
     GenerationCallbacks callbacks;
     callbacks.on_tokens = [this, submitted_at, first](const std::vector<TokenId>&) {
-      if (!first->exchange(true)) {
+      // Called for every token; the plain load keeps the hot path free of a locked RMW.
+      if (!first->load(std::memory_order_relaxed) && !first->exchange(true)) {
         record_first_token(std::chrono::duration<double, std::milli>(
                                std::chrono::steady_clock::now() - submitted_at)
                                .count());

@@ -40,10 +40,10 @@ Result<bool> WorkerFleet::start() {
   if (!timing) {
     return make_error("config", "workers.engine.timing: " + timing.error().message);
   }
-  Histogram& lateness =
-      metrics_.histogram("kvmock_worker_pass_lateness_seconds",
-                         "How late a simulated pass ended against its modeled end (wall clock).",
-                         {}, {0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 1.0});
+  Histogram& lateness = metrics_.histogram(
+      "kvmock_worker_pass_lateness_seconds",
+      "How late a simulated pass ended against its modeled end (wall clock).", {},
+      {0.0001, 0.00025, 0.0005, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.01, 0.05, 0.1, 1.0});
   const auto epoch = EngineActor::Clock::now();
   const WorkersConfig& workers = config_.workers;
   const uint32_t dp_size = std::max<uint32_t>(1, workers.engine.dp_size);

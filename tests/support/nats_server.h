@@ -23,6 +23,7 @@ class NatsServer {
   bool running() const { return pid_ > 0; }
 
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }  // -1 while stopped
   std::string url() const;
 
  private:

@@ -31,7 +31,8 @@ class ChildProcess {
   void signal(int signal_number);
   // Waits for exit up to `timeout`; returns the exit status, or -1 on timeout / signal.
   int wait(std::chrono::milliseconds timeout);
-  std::string output() const;  // stdout and stderr so far
+  std::string output() const;       // stdout and stderr so far
+  int pid() const { return pid_; }  // -1 when the fork failed
 
  private:
   int pid_ = -1;

@@ -93,7 +93,7 @@ void KvEventPipeline::start() {
 
 void KvEventPipeline::stop() {
   if (stopping_.exchange(true)) return;
-  timer_wake_.notify_all();
+  poke_timer();
   if (timer_.joinable()) timer_.join();
   std::unique_lock lock(channels_mutex_);
   for (auto& [key, channel] : channels_) {
@@ -147,7 +147,7 @@ size_t KvEventPipeline::publish(WorkerId worker, DpRank rank, std::vector<Router
   }
   if (events.size() > numbered.size()) events_deduplicated_->inc(events.size() - numbered.size());
   enqueue(ch, numbered);
-  if (options_.batching_timeout_ms > 0) timer_wake_.notify_one();
+  if (options_.batching_timeout_ms > 0) poke_timer();
   return numbered.size();
 }
 
@@ -213,9 +213,25 @@ void KvEventPipeline::push_blocking(OutboundMessage message) {
 }
 
 void KvEventPipeline::update_load(const ActiveLoad& load) {
+  bool wake = false;
   {
     std::lock_guard lock(load_mutex_);
-    debouncer_.update(load, now_ms());
+    const uint64_t now = now_ms();
+    debouncer_.update(load, now);
+    // A change is due within debounce_ms; a timer already set to look by then sees it.
+    const uint64_t due = now + options_.debounce_ms;
+    if (due < load_wake_ms_) {
+      load_wake_ms_ = due;
+      wake = true;
+    }
+  }
+  if (wake) poke_timer();
+}
+
+void KvEventPipeline::poke_timer() {
+  {
+    std::lock_guard lock(timer_mutex_);
+    timer_poked_ = true;
   }
   timer_wake_.notify_one();
 }
@@ -244,7 +260,9 @@ void KvEventPipeline::timer_loop() {
     {
       std::lock_guard lock(load_mutex_);
       for (const ActiveLoad& load : debouncer_.poll(now)) enqueue_load(load);
-      consider(debouncer_.next_deadline_ms());
+      const std::optional<uint64_t> load_deadline = debouncer_.next_deadline_ms();
+      load_wake_ms_ = load_deadline.value_or(UINT64_MAX);
+      consider(load_deadline);
     }
     if (options_.batching_timeout_ms > 0) {
       std::vector<Channel*> channels;
@@ -268,7 +286,11 @@ void KvEventPipeline::timer_loop() {
     }
     std::unique_lock lock(timer_mutex_);
     const uint64_t wait_ms = next ? (*next > now ? *next - now : 0) : 1000;
-    if (wait_ms > 0) timer_wake_.wait_for(lock, std::chrono::milliseconds(wait_ms));
+    if (wait_ms > 0) {
+      timer_wake_.wait_for(lock, std::chrono::milliseconds(wait_ms),
+                           [this] { return timer_poked_ || stopping_.load(); });
+    }
+    timer_poked_ = false;
   }
 }
 

@@ -103,6 +103,7 @@ class KvEventPipeline {
   static void on_query(natsConnection* nc, natsSubscription* sub, natsMsg* msg, void* self);
   void handle_query(natsMsg* msg);
   void timer_loop();
+  void poke_timer();
   uint64_t now_ms() const;
 
   NatsClient& client_;
@@ -118,11 +119,17 @@ class KvEventPipeline {
 
   std::mutex load_mutex_;
   LoadDebouncer debouncer_;
+  // When the timer thread next looks at the debouncer (UINT64_MAX: not before a change).
+  // update_load wakes it only for a change due earlier: with a thousand engines the
+  // loads change thousands of times a second, and a wake-up per change (each an O(ranks)
+  // poll) cost a fifth of a core.
+  uint64_t load_wake_ms_ = 0;
   uint64_t load_publisher_id_;
   uint64_t load_sequence_ = 0;
 
   std::mutex timer_mutex_;
   std::condition_variable timer_wake_;
+  bool timer_poked_ = false;  // guarded by timer_mutex_; a wake-up that must not be lost
   std::thread timer_;
   std::atomic<bool> stopping_{false};
 

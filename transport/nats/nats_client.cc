@@ -101,6 +101,11 @@ Result<std::unique_ptr<NatsClient>> NatsClient::connect(const NatsClientOptions&
   natsOptions_SetPingInterval(opts, 2000);
   natsOptions_SetMaxPingsOut(opts, 2);
   natsOptions_SetTimeout(opts, 2000);
+  // nats.c gives each async subscription its own delivery thread by default: two per
+  // mock worker (generate intake, indexer queries), 2,000 threads for 1,000 workers.
+  // Our handlers never block (they post to engines or answer from memory), so one
+  // shared delivery thread serves them all.
+  natsOptions_UseGlobalMessageDelivery(opts, true);
 
   s = natsConnection_Connect(&client->connection_, opts);
   if (s == NATS_OK) {

@@ -2,6 +2,8 @@
 // on a real nats-server, through the same pipeline, outbox and publisher the daemon uses.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <map>
 #include <numeric>
 #include <thread>
 
@@ -417,6 +419,43 @@ TEST(RelayPipeline, LoadChangesAreDebouncedAndHeartbeatsRepeatTheLastValue) {
   ASSERT_TRUE(heartbeat.has_value());
   EXPECT_GE(std::chrono::steady_clock::now() - before, std::chrono::milliseconds(300));
   EXPECT_EQ(*heartbeat, *first);
+}
+
+TEST(RelayPipeline, AChangeAfterAQuietSpellIsPublishedAtOnceNotAtTheNextHeartbeat) {
+  RelayRig rig(/*jetstream=*/false, /*heartbeat_ms=*/10000);
+  LoadSubscriber loads(*rig.client);
+  rig.pipeline->update_load(ActiveLoad{7, 0, 1, std::nullopt, 2});
+  ASSERT_TRUE(loads.next(2000).has_value());
+  // The timer thread now sleeps towards the 10 s heartbeat; the next change must wake it.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const auto before = std::chrono::steady_clock::now();
+  rig.pipeline->update_load(ActiveLoad{7, 0, 3, std::nullopt, 6});
+  auto second = loads.next(2000);
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->active_decode_blocks, std::optional<uint64_t>(3));
+  EXPECT_LT(std::chrono::steady_clock::now() - before, std::chrono::milliseconds(500));
+}
+
+TEST(RelayPipeline, EveryWorkerOfABurstOfChangesIsPublishedWithItsLastValue) {
+  RelayRig rig(/*jetstream=*/false, /*heartbeat_ms=*/10000);
+  LoadSubscriber loads(*rig.client);
+  constexpr uint64_t kWorkers = 50;
+  for (uint64_t round = 1; round <= 20; ++round) {
+    for (uint64_t w = 0; w < kWorkers; ++w) {
+      rig.pipeline->update_load(ActiveLoad{100 + w, 0, round, std::nullopt, round});
+    }
+  }
+  std::map<WorkerId, uint64_t> last;
+  while (last.size() < kWorkers || std::any_of(last.begin(), last.end(), [](const auto& entry) {
+           return entry.second != 20;
+         })) {
+    auto load = loads.next(2000);
+    ASSERT_TRUE(load.has_value()) << last.size() << " workers seen";
+    last[load->worker_id] = load->active_decode_blocks.value_or(0);
+  }
+  EXPECT_EQ(last.size(), kWorkers);
+  EXPECT_EQ(last.begin()->first, 100u);
+  EXPECT_EQ(last.rbegin()->first, 100 + kWorkers - 1);
 }
 
 }  // namespace
