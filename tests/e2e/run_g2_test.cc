@@ -13,8 +13,8 @@
 #include <span>
 #include <thread>
 
-#include "core/events/envelope_codec.h"
-#include "core/events/router_event_codec.h"
+#include "tests/support/daemon_harness.h"
+#include "tests/support/event_subscriber.h"
 #include "tests/support/http_client.h"
 #include "tests/support/nats_server.h"
 #include "tests/support/subprocess.h"
@@ -24,6 +24,7 @@ namespace kvmock {
 namespace {
 
 using testing::ChildProcess;
+using testing::EventSubscriber;
 using testing::http_request;
 using testing::NatsServer;
 
@@ -66,18 +67,14 @@ class RunG2Test : public ::testing::Test {
     admin_port_ = testing::free_loopback_port();
     http_port_ = testing::free_loopback_port();
     ASSERT_NE(admin_port_, http_port_);
-    NatsClientOptions nats_options;
-    nats_options.urls = {server_.url()};
-    client_ = std::move(NatsClient::connect(nats_options)).value();
-    ASSERT_TRUE(client_->wait_connected(5000));
-    ASSERT_EQ(natsConnection_SubscribeSync(&sub_, client_->connection(),
-                                           "namespace.dynamo.component.backend.kv_events"),
-              NATS_OK);
-    natsSubscription_SetPendingLimits(sub_, -1, -1);
-    natsConnection_Flush(client_->connection());
+    client_ = testing::connect_test_client(server_.url());
+    ASSERT_TRUE(client_);
+    router_ =
+        std::make_unique<EventSubscriber>(*client_, "namespace.dynamo.component.backend.kv_events");
+    ASSERT_TRUE(router_->subscribed());
   }
   void TearDown() override {
-    natsSubscription_Destroy(sub_);
+    router_.reset();
     if (!config_path_.empty()) ::unlink(config_path_.c_str());
   }
 
@@ -97,17 +94,8 @@ class RunG2Test : public ::testing::Test {
   }
 
   bool wait_ready(std::chrono::seconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (http_request(admin_port_, "GET", "/ready", "", std::chrono::milliseconds(500)).status ==
-              200 &&
-          http_request(http_port_, "GET", "/health", "", std::chrono::milliseconds(500)).status ==
-              200) {
-        return true;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return false;
+    return testing::wait_for_status(admin_port_, "/ready", 200, timeout) &&
+           testing::wait_for_status(http_port_, "/health", 200, timeout);
   }
 
   // Sends one completion and returns usage.prompt_tokens_details.cached_tokens, or -1.
@@ -123,35 +111,11 @@ class RunG2Test : public ::testing::Test {
     return usage["prompt_tokens_details"]["cached_tokens"].get<int64_t>();
   }
 
-  // Every event received until the subject has been quiet for `quiet` (at most `limit`).
-  std::vector<RouterEvent> drain(std::chrono::milliseconds quiet,
-                                 std::chrono::seconds limit = std::chrono::seconds(15)) {
-    std::vector<RouterEvent> events;
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < deadline) {
-      natsMsg* msg = nullptr;
-      if (natsSubscription_NextMsg(&msg, sub_, static_cast<int64_t>(quiet.count())) != NATS_OK) {
-        break;
-      }
-      auto envelope = decode_event_envelope_msgpack(
-          std::span(reinterpret_cast<const uint8_t*>(natsMsg_GetData(msg)),
-                    static_cast<size_t>(natsMsg_GetDataLength(msg))));
-      natsMsg_Destroy(msg);
-      EXPECT_TRUE(envelope.ok());
-      if (!envelope) break;
-      auto event = decode_router_event_msgpack(envelope->payload);
-      EXPECT_TRUE(event.ok());
-      if (!event) break;
-      events.push_back(std::move(*event));
-    }
-    return events;
-  }
-
   std::string worker_metrics() { return http_request(http_port_, "GET", "/metrics").body; }
 
   NatsServer server_;
   std::unique_ptr<NatsClient> client_;
-  natsSubscription* sub_ = nullptr;
+  std::unique_ptr<EventSubscriber> router_;
   int admin_port_ = 0;
   int http_port_ = 0;
   std::string config_path_;
@@ -191,7 +155,7 @@ TEST_F(RunG2Test, EvictedBlocksReachHostTierAndARevisitIsOnboardedFromG2) {
   EXPECT_GE(metric_value(after, series("kvmock_g2_transfers_in_flight", "onboard")), 0) << after;
   EXPECT_EQ(metric_value(after, series("kvmock_g2_offloads_dropped_total")), 0) << after;
 
-  const std::vector<RouterEvent> events = drain(std::chrono::milliseconds(1000));
+  const std::vector<RouterEvent> events = router_->drain(std::chrono::milliseconds(1000));
   std::set<BlockHash> removed_from_device;
   std::set<BlockHash> stored_on_host;
   uint64_t host_stores = 0;
@@ -235,7 +199,7 @@ TEST_F(RunG2Test, WorkerWithoutG2ExportsNoG2SeriesAndNoHostEvents) {
   const std::string metrics = worker_metrics();
   EXPECT_NE(metrics.find("vllm:prefix_cache_queries_total"), std::string::npos) << metrics;
   EXPECT_EQ(metrics.find("kvmock_g2_"), std::string::npos) << metrics;
-  const std::vector<RouterEvent> events = drain(std::chrono::milliseconds(500));
+  const std::vector<RouterEvent> events = router_->drain(std::chrono::milliseconds(500));
   EXPECT_FALSE(events.empty());
   for (const RouterEvent& e : events) EXPECT_EQ(e.storage_tier, StorageTier::kDevice);
 

@@ -8,8 +8,8 @@
 #include <thread>
 
 #include "core/events/engine_payload_codec.h"
-#include "core/events/envelope_codec.h"
-#include "core/events/router_event_codec.h"
+#include "tests/support/daemon_harness.h"
+#include "tests/support/event_subscriber.h"
 #include "tests/support/http_client.h"
 #include "tests/support/nats_server.h"
 #include "tests/support/subprocess.h"
@@ -20,6 +20,7 @@ namespace kvmock {
 namespace {
 
 using testing::ChildProcess;
+using testing::EventSubscriber;
 using testing::http_request;
 using testing::NatsServer;
 
@@ -50,45 +51,26 @@ class RunRelayTest : public ::testing::Test {
         "\nadmin:\n  listen: 127.0.0.1:" + std::to_string(admin_port_) +
         "\nworkers:\n  count: 0\nrelays:\n  - endpoint: " + engine_->endpoint() +
         "\n    worker_id: 7\n    block_size: 16\n");
-    NatsClientOptions nats_options;
-    nats_options.urls = {server_.url()};
-    client_ = std::move(NatsClient::connect(nats_options)).value();
-    ASSERT_TRUE(client_->wait_connected(5000));
-    ASSERT_EQ(natsConnection_SubscribeSync(&sub_, client_->connection(),
-                                           "namespace.dynamo.component.backend.kv_events"),
-              NATS_OK);
-    natsSubscription_SetPendingLimits(sub_, -1, -1);
-    natsConnection_Flush(client_->connection());
+    client_ = testing::connect_test_client(server_.url());
+    ASSERT_TRUE(client_);
+    router_ =
+        std::make_unique<EventSubscriber>(*client_, "namespace.dynamo.component.backend.kv_events");
+    ASSERT_TRUE(router_->subscribed());
   }
   void TearDown() override {
-    natsSubscription_Destroy(sub_);
+    router_.reset();
     engine_->stop();
     ::unlink(config_path_.c_str());
   }
 
   bool wait_ready(std::chrono::seconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (http_request(admin_port_, "GET", "/ready", "", std::chrono::milliseconds(500)).status ==
-          200) {
-        return true;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return false;
+    return testing::wait_for_status(admin_port_, "/ready", 200, timeout);
   }
 
   std::vector<EventId> receive(size_t count) {
     std::vector<EventId> ids;
     for (size_t i = 0; i < count; ++i) {
-      natsMsg* msg = nullptr;
-      if (natsSubscription_NextMsg(&msg, sub_, 5000) != NATS_OK) break;
-      auto envelope = decode_event_envelope_msgpack(
-          std::span(reinterpret_cast<const uint8_t*>(natsMsg_GetData(msg)),
-                    static_cast<size_t>(natsMsg_GetDataLength(msg))));
-      natsMsg_Destroy(msg);
-      if (!envelope) break;
-      auto event = decode_router_event_msgpack(envelope->payload);
+      auto event = router_->next();
       if (!event) break;
       ids.push_back(event->event.event_id);
     }
@@ -99,7 +81,7 @@ class RunRelayTest : public ::testing::Test {
   zmq::context_t zmq_{1};
   std::unique_ptr<EnginePublisher> engine_;
   std::unique_ptr<NatsClient> client_;
-  natsSubscription* sub_ = nullptr;
+  std::unique_ptr<EventSubscriber> router_;
   int admin_port_ = 0;
   std::string config_path_;
 };

@@ -17,8 +17,9 @@
 
 #include "core/events/active_load_codec.h"
 #include "core/events/envelope_codec.h"
-#include "core/events/router_event_codec.h"
 #include "core/tokens/block_hash.h"
+#include "tests/support/daemon_harness.h"
+#include "tests/support/event_subscriber.h"
 #include "tests/support/http_client.h"
 #include "tests/support/nats_server.h"
 #include "tests/support/subprocess.h"
@@ -68,10 +69,11 @@ std::map<BlockHash, ExpectedBlock> expected_blocks(const std::vector<TokenId>& p
 class EventPlane {
  public:
   explicit EventPlane(const std::string& url) {
-    NatsClientOptions options;
-    options.urls = {url};
-    client_ = std::move(NatsClient::connect(options)).value();
-    EXPECT_TRUE(client_->wait_connected(5000));
+    client_ = testing::connect_test_client(url);
+    if (!client_) {
+      ADD_FAILURE() << "no NATS connection to " << url;
+      return;
+    }
     natsConnection_Subscribe(&event_sub_, client_->connection(),
                              "namespace.dynamo.component.backend.kv_events", &on_event, this);
     natsConnection_Subscribe(&load_sub_, client_->connection(), "namespace.dynamo.kv_metrics",
@@ -123,22 +125,13 @@ class EventPlane {
   NatsClient& client() { return *client_; }
 
  private:
-  static std::optional<EventEnvelope> envelope_of(natsMsg* msg) {
-    auto envelope = decode_event_envelope_msgpack(
-        std::span(reinterpret_cast<const uint8_t*>(natsMsg_GetData(msg)),
-                  static_cast<size_t>(natsMsg_GetDataLength(msg))));
-    natsMsg_Destroy(msg);
-    if (!envelope) return std::nullopt;
-    return std::move(*envelope);
-  }
   static void on_event(natsConnection*, natsSubscription*, natsMsg* msg, void* self) {
     auto* plane = static_cast<EventPlane*>(self);
-    auto envelope = envelope_of(msg);
-    auto event = envelope ? decode_router_event_msgpack(envelope->payload)
-                          : Result<RouterEvent>(make_error("test", "bad envelope"));
+    auto published = testing::decode_published_event(msg);
+    natsMsg_Destroy(msg);
     std::lock_guard lock(plane->mutex_);
-    if (event) {
-      plane->events_.push_back(std::move(*event));
+    if (published) {
+      plane->events_.push_back(std::move(published->event));
     } else {
       ++plane->malformed_;
     }
@@ -146,9 +139,12 @@ class EventPlane {
   }
   static void on_load(natsConnection*, natsSubscription*, natsMsg* msg, void* self) {
     auto* plane = static_cast<EventPlane*>(self);
-    auto envelope = envelope_of(msg);
+    auto envelope = decode_event_envelope_msgpack(
+        std::span(reinterpret_cast<const uint8_t*>(natsMsg_GetData(msg)),
+                  static_cast<size_t>(natsMsg_GetDataLength(msg))));
+    natsMsg_Destroy(msg);
     auto load = envelope ? decode_active_load_msgpack(envelope->payload)
-                         : Result<ActiveLoad>(make_error("test", "bad envelope"));
+                         : Result<ActiveLoad>(envelope.error());
     std::lock_guard lock(plane->mutex_);
     if (load) {
       plane->loads_.push_back(*load);

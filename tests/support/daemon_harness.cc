@@ -1,10 +1,8 @@
 #include "tests/support/daemon_harness.h"
 
-#include <span>
 #include <thread>
 
-#include "core/events/envelope_codec.h"
-#include "core/events/router_event_codec.h"
+#include "tests/support/event_subscriber.h"
 #include "tests/support/http_client.h"
 #include "tests/support/nats_server.h"
 #include "transport/nats/nats_client.h"
@@ -20,6 +18,14 @@ int64_t now_ns() {
 
 }  // namespace
 
+std::unique_ptr<NatsClient> connect_test_client(const std::string& url) {
+  NatsClientOptions options;
+  options.urls = {url};
+  auto client = NatsClient::connect(options);
+  if (!client || !(*client)->wait_connected(5000)) return nullptr;
+  return std::move(*client);
+}
+
 bool wait_for_status(uint16_t port, const std::string& path, int status,
                      std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -33,12 +39,8 @@ bool wait_for_status(uint16_t port, const std::string& path, int status,
 }
 
 RouterEventRecorder::RouterEventRecorder(const std::string& nats_url, const std::string& subject) {
-  NatsClientOptions options;
-  options.urls = {nats_url};
-  auto client = NatsClient::connect(options);
-  if (!client) return;
-  client_ = std::move(*client);
-  if (!client_->wait_connected(5000)) return;
+  client_ = connect_test_client(nats_url);
+  if (!client_) return;
   natsSubscription* subscription = nullptr;
   if (natsConnection_Subscribe(&subscription, client_->connection(), subject.c_str(),
                                &RouterEventRecorder::on_message, this) != NATS_OK) {
@@ -67,22 +69,17 @@ RouterEventRecorder::~RouterEventRecorder() {
 
 void RouterEventRecorder::on_message(natsConnection*, natsSubscription*, natsMsg* msg, void* self) {
   auto* recorder = static_cast<RouterEventRecorder*>(self);
-  const std::span<const uint8_t> data(reinterpret_cast<const uint8_t*>(natsMsg_GetData(msg)),
-                                      static_cast<size_t>(natsMsg_GetDataLength(msg)));
-  auto envelope = decode_event_envelope_msgpack(data);
-  std::optional<RouterEvent> event;
-  if (envelope) {
-    if (auto decoded = decode_router_event_msgpack(envelope->payload)) event = std::move(*decoded);
-  }
+  auto published = decode_published_event(msg);
   natsMsg_Destroy(msg);
   recorder->last_arrival_ns_ = now_ns();
   recorder->total_.fetch_add(1);
-  if (!event) {
+  if (!published) {
     recorder->undecodable_.fetch_add(1);
     return;
   }
+  const RouterEvent& event = published->event;
   std::lock_guard lock(recorder->mutex_);
-  recorder->ids_[{event->worker_id, event->event.dp_rank}].push_back(event->event.event_id);
+  recorder->ids_[{event.worker_id, event.event.dp_rank}].push_back(event.event.event_id);
 }
 
 std::map<RouterEventRecorder::Channel, std::vector<uint64_t>> RouterEventRecorder::ids() const {

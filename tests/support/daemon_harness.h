@@ -21,6 +21,9 @@ class NatsClient;
 
 namespace kvmock::testing {
 
+// A client of the nats-server at `url`, connected (bounded wait), or nullptr.
+std::unique_ptr<NatsClient> connect_test_client(const std::string& url);
+
 // Polls GET 127.0.0.1:`port``path` until it answers `status` or `timeout` passes.
 bool wait_for_status(uint16_t port, const std::string& path, int status,
                      std::chrono::milliseconds timeout);

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "tests/support/http_client.h"
+#include "tests/support/loopback_http_server.h"
 
 namespace kvmock {
 namespace {
@@ -14,25 +15,13 @@ using testing::http_request;
 class AdminEndpointsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    server_ = std::make_unique<HttpServer>(
-        io_, [this](std::shared_ptr<HttpExchange> e) { admin_.handle(e); });
-    port_ = *server_->listen("127.0.0.1", 0);
-    thread_ = std::thread([this] { io_.run(); });
+    port_ = *server_.start([this](std::shared_ptr<HttpExchange> e) { admin_.handle(e); });
   }
-  void TearDown() override {
-    server_->stop();
-    work_.reset();
-    io_.stop();
-    thread_.join();
-  }
+  void TearDown() override { server_.stop(); }
 
   MetricsRegistry metrics_;
   AdminEndpoints admin_{metrics_};
-  boost::asio::io_context io_;
-  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_{
-      io_.get_executor()};
-  std::unique_ptr<HttpServer> server_;
-  std::thread thread_;
+  testing::LoopbackHttpServer server_;
   uint16_t port_ = 0;
 };
 

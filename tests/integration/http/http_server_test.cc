@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "tests/support/http_client.h"
+#include "tests/support/loopback_http_server.h"
 
 namespace kvmock {
 namespace {
@@ -17,24 +18,13 @@ using testing::http_stream;
 class HttpServerTest : public ::testing::Test {
  protected:
   void start(HttpHandler handler, HttpServerOptions options = {}) {
-    server_ = std::make_unique<HttpServer>(io_, std::move(handler), options);
-    auto port = server_->listen("127.0.0.1", 0);
+    auto port = server_.start(std::move(handler), options);
     ASSERT_TRUE(port.ok()) << port.error().message;
     port_ = *port;
-    thread_ = std::thread([this] { io_.run(); });
   }
-  void TearDown() override {
-    if (server_) server_->stop();
-    work_.reset();
-    io_.stop();
-    if (thread_.joinable()) thread_.join();
-  }
+  void TearDown() override { server_.stop(); }
 
-  boost::asio::io_context io_;
-  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_{
-      io_.get_executor()};
-  std::unique_ptr<HttpServer> server_;
-  std::thread thread_;
+  testing::LoopbackHttpServer server_;
   uint16_t port_ = 0;
 };
 

@@ -12,6 +12,7 @@
 
 #include "core/tokenizer/mock_tokenizer.h"
 #include "tests/support/http_client.h"
+#include "tests/support/loopback_http_server.h"
 
 namespace kvmock {
 namespace {
@@ -127,17 +128,9 @@ std::vector<json> sse_events(const std::string& body) {
 class OpenAiServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    server_ = std::make_unique<HttpServer>(
-        io_, [this](std::shared_ptr<HttpExchange> e) { openai_.handle(e); });
-    port_ = *server_->listen("127.0.0.1", 0);
-    thread_ = std::thread([this] { io_.run(); });
+    port_ = *server_.start([this](std::shared_ptr<HttpExchange> e) { openai_.handle(e); });
   }
-  void TearDown() override {
-    server_->stop();
-    work_.reset();
-    io_.stop();
-    thread_.join();
-  }
+  void TearDown() override { server_.stop(); }
 
   testing::HttpResult post(const std::string& path, const std::string& body) {
     return http_request(port_, "POST", path, body);
@@ -153,14 +146,10 @@ class OpenAiServerTest : public ::testing::Test {
   }
 
   // First, so it is destroyed last: the backend's threads may still hold exchanges whose
-  // sockets belong to it.
-  boost::asio::io_context io_;
+  // sockets belong to its io_context.
+  testing::LoopbackHttpServer server_;
   FakeBackend backend_;
   OpenAiServer openai_{backend_};
-  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_{
-      io_.get_executor()};
-  std::unique_ptr<HttpServer> server_;
-  std::thread thread_;
   uint16_t port_ = 0;
 };
 

@@ -15,6 +15,8 @@
 #include "core/events/subjects.h"
 #include "core/indexer/radix_tree.h"
 #include "daemon/engine_relay.h"
+#include "tests/support/daemon_harness.h"
+#include "tests/support/event_subscriber.h"
 #include "tests/support/nats_server.h"
 #include "tests/support/zmq_test_support.h"
 #include "transport/nats/kv_event_pipeline.h"
@@ -24,6 +26,7 @@
 namespace kvmock {
 namespace {
 
+using testing::EventSubscriber;
 using testing::NatsServer;
 using testing::RawEngine;
 using testing::wait_until;
@@ -55,46 +58,14 @@ std::vector<uint8_t> store_payload(uint64_t i,
 
 uint64_t expected_tokens_hash(uint64_t i) { return tokens_hash(chain_block(i).token_ids); }
 
-// A router-side view of the core-NATS event plane.
-class EventSubscriber {
- public:
-  EventSubscriber(NatsClient& client, const std::string& subject) {
-    EXPECT_EQ(natsConnection_SubscribeSync(&sub_, client.connection(), subject.c_str()), NATS_OK);
-    natsSubscription_SetPendingLimits(sub_, -1, -1);
-    natsConnection_Flush(client.connection());
-  }
-  ~EventSubscriber() { natsSubscription_Destroy(sub_); }
-
-  // Next router event from an envelope; nullopt on timeout.
-  std::optional<RouterEvent> next(int64_t timeout_ms = 5000) {
-    natsMsg* msg = nullptr;
-    if (natsSubscription_NextMsg(&msg, sub_, timeout_ms) != NATS_OK) return std::nullopt;
-    const auto* data = reinterpret_cast<const uint8_t*>(natsMsg_GetData(msg));
-    auto envelope = decode_event_envelope_msgpack(
-        std::span(data, static_cast<size_t>(natsMsg_GetDataLength(msg))));
-    natsMsg_Destroy(msg);
-    EXPECT_TRUE(envelope.ok());
-    if (!envelope.ok()) return std::nullopt;
-    last_envelope_ = *envelope;
-    auto event = decode_router_event_msgpack(envelope->payload);
-    EXPECT_TRUE(event.ok()) << (event.ok() ? "" : event.error().message);
-    if (!event.ok()) return std::nullopt;
-    return *event;
-  }
-  const EventEnvelope& last_envelope() const { return last_envelope_; }
-
- private:
-  natsSubscription* sub_ = nullptr;
-  EventEnvelope last_envelope_;
-};
-
 struct RelayRig {
   explicit RelayRig(bool jetstream = false, uint64_t heartbeat_ms = 10000) {
     EXPECT_TRUE(server.start());
-    NatsClientOptions nats_options;
-    nats_options.urls = {server.url()};
-    client = std::move(NatsClient::connect(nats_options)).value();
-    EXPECT_TRUE(client->wait_connected(5000));
+    client = testing::connect_test_client(server.url());
+    if (!client) {
+      ADD_FAILURE() << "no NATS connection";
+      return;
+    }
     NatsPublisherOptions publisher_options;
     publisher_options.jetstream = jetstream;
     publisher_options.stream.stream = jetstream_stream_name("dynamo", "backend");
