@@ -1,12 +1,15 @@
 #include "config/config_loader.h"
 
 #include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <optional>
+#include <sstream>
 #include <utility>
 
 extern char** environ;  // POSIX; declared here because <unistd.h> need not declare it
@@ -36,6 +39,51 @@ std::string describe(const YAML::Node& node) {
 }
 
 int line_of(const YAML::Node& node) { return node.Mark().line + 1; }
+
+// Records where the root node of the second document starts, if there is one.
+class SecondDocumentFinder : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark&) override { ++documents_; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    node(mark);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    node(mark);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    node(mark);
+  }
+  void OnMapEnd() override {}
+
+  std::optional<int> second_document_line() const { return second_line_; }
+
+ private:
+  void node(const YAML::Mark& mark) {
+    if (documents_ == 2 && !second_line_) second_line_ = mark.line + 1;
+  }
+  int documents_ = 0;
+  std::optional<int> second_line_;
+};
+
+// The line of the second document in `text`, or nullopt when there is at most one. Reads
+// at most two documents: yaml-cpp 0.7 yields an endless run of empty documents for some
+// malformed input (a leading ", " for one), so YAML::LoadAll would never return.
+std::optional<int> second_document(const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  SecondDocumentFinder finder;
+  if (!parser.HandleNextDocument(finder) || !parser.HandleNextDocument(finder)) {
+    return std::nullopt;
+  }
+  return finder.second_document_line().value_or(0);
+}
 
 std::string relay_path(size_t index) { return "relays[" + std::to_string(index) + "]"; }
 
@@ -72,9 +120,14 @@ class Loader {
 };
 
 void Loader::load_yaml(std::string_view text) {
-  std::vector<YAML::Node> docs;
+  YAML::Node root;
   try {
-    docs = YAML::LoadAll(std::string(text));
+    const std::string yaml(text);
+    if (const std::optional<int> line = second_document(yaml)) {
+      diag_.add_in_file(*line, "yaml_syntax", "only one YAML document is allowed");
+      return;
+    }
+    root = YAML::Load(yaml);
   } catch (const YAML::DeepRecursion&) {
     // yaml-cpp 0.7 gives this one the message "bad file" and an unreliable mark.
     diag_.add_in_file(0, "yaml_syntax", "invalid YAML: nested too deeply");
@@ -83,15 +136,7 @@ void Loader::load_yaml(std::string_view text) {
     diag_.add_in_file(e.mark.line + 1, "yaml_syntax", "invalid YAML: " + e.msg);
     return;
   }
-  if (docs.empty() || docs[0].IsNull()) {
-    if (docs.size() > 1) diag_.add_in_file(0, "yaml_syntax", "only one YAML document is allowed");
-    return;
-  }
-  if (docs.size() > 1) {
-    diag_.add_in_file(line_of(docs[1]), "yaml_syntax", "only one YAML document is allowed");
-    return;
-  }
-  const YAML::Node& root = docs[0];
+  if (root.IsNull()) return;
   if (!root.IsMap()) {
     diag_.add_in_file(line_of(root), "bad_root",
                       "the top level must be a map of sections, got " + describe(root));

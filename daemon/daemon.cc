@@ -74,6 +74,12 @@ Result<bool> Daemon::start() {
       log_info("nats", "connected");
     } else if (state == NatsState::kReconnecting && !closing_.load()) {
       log_warn("nats", "disconnected; events wait in the outbox while reconnecting");
+    } else if (state == NatsState::kClosed && !closing_.load()) {
+      log_error(
+          "nats",
+          "connection closed for good (" + nats_->close_reason() +
+              "); nats.c stops retrying after repeated authentication failures: check the nats.* "
+              "credentials. The daemon stays unready.");
     }
   });
   publisher_ = std::make_unique<NatsPublisher>(*nats_, outbox_, publisher_options(config_));
@@ -104,6 +110,8 @@ Result<bool> Daemon::start() {
   admin_.add_readiness_check({"nats", [this](std::string& reason) {
                                 if (nats_->connected()) return true;
                                 reason = nats_state_name(nats_->state());
+                                const std::string why = nats_->close_reason();
+                                if (!why.empty()) reason += ": " + why;
                                 return false;
                               }});
   admin_.add_readiness_check({"jetstream", [this](std::string& reason) {
@@ -136,24 +144,25 @@ void Daemon::status_loop() {
     const LoadWindow window = workers_->load_driver()->take_window();
     auto percentile = [&window](double p) {
       if (window.ttft_ms.empty()) return 0.0;
-      const size_t i = std::min(window.ttft_ms.size() - 1,
-                                static_cast<size_t>(p * static_cast<double>(window.ttft_ms.size())));
+      const size_t i =
+          std::min(window.ttft_ms.size() - 1,
+                   static_cast<size_t>(p * static_cast<double>(window.ttft_ms.size())));
       return window.ttft_ms[i];
     };
     const uint64_t events = pipeline_->events_queued();
-    const auto elapsed = std::chrono::duration_cast<std::chrono::seconds>(
-                             std::chrono::steady_clock::now() - start)
-                             .count();
+    const auto elapsed =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start)
+            .count();
     char line[320];
-    std::snprintf(line, sizeof line,
-                  "[%4llds] requests %5.1f/s done, %llu in flight | TTFT p50 %6.1f ms p99 %6.1f ms | "
-                  "KV %5.1f%% | events %llu (+%llu/s) | NATS %s, outbox %zu",
-                  static_cast<long long>(elapsed), static_cast<double>(window.completed),
-                  static_cast<unsigned long long>(workers_->load_driver()->in_flight()),
-                  percentile(0.5), percentile(0.99), 100.0 * workers_->kv_usage(),
-                  static_cast<unsigned long long>(events),
-                  static_cast<unsigned long long>(events - last_events),
-                  nats_state_name(nats_->state()), outbox_.size());
+    std::snprintf(
+        line, sizeof line,
+        "[%4llds] requests %5.1f/s done, %llu in flight | TTFT p50 %6.1f ms p99 %6.1f ms | "
+        "KV %5.1f%% | events %llu (+%llu/s) | NATS %s, outbox %zu",
+        static_cast<long long>(elapsed), static_cast<double>(window.completed),
+        static_cast<unsigned long long>(workers_->load_driver()->in_flight()), percentile(0.5),
+        percentile(0.99), 100.0 * workers_->kv_usage(), static_cast<unsigned long long>(events),
+        static_cast<unsigned long long>(events - last_events), nats_state_name(nats_->state()),
+        outbox_.size());
     last_events = events;
     std::fprintf(stdout, "%s\n", line);
     std::fflush(stdout);

@@ -144,8 +144,7 @@ int run_decode(const DecodeCommandOptions& options, std::span<const uint8_t> pay
 int run_decode_command(int argc, char** argv) {
   auto options = parse_decode_flags(std::span<char* const>(argv, static_cast<size_t>(argc)));
   if (!options) {
-    std::fprintf(stderr, "kvmockd decode: %s\n%s", options.error().message.c_str(),
-                 kDecodeUsage);
+    std::fprintf(stderr, "kvmockd decode: %s\n%s", options.error().message.c_str(), kDecodeUsage);
     return 2;
   }
   if (options->help) {

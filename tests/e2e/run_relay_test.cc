@@ -136,5 +136,46 @@ TEST_F(RunRelayTest, ReadinessIsFalseWithoutNatsAndABadConfigExitsTwo) {
   ::unlink(bad.c_str());
 }
 
+// A NATS server that demands a password: with the wrong one nats.c gives up, and the daemon
+// stays unready, says so on /ready and in its log, and still stops cleanly; with the right
+// one it is ready.
+TEST(RunRelayAuth, AWrongPasswordShowsOnReadyAndInTheLogAndTheRightOneConnects) {
+  NatsServer server({"--user", "kvmock", "--pass", "s3cret"});
+  ASSERT_TRUE(server.start());
+  const int admin_port = testing::free_loopback_port();
+  auto config_for = [&](const std::string& password) {
+    return testing::write_temp_file(
+        "nats:\n  url: " + server.url() + "\n  user: kvmock\n  password: " + password +
+        "\nadmin:\n  listen: 127.0.0.1:" + std::to_string(admin_port) +
+        "\nworkers:\n  count: 0\nrelays:\n  - endpoint: tcp://127.0.0.1:1\n    worker_id: 7\n");
+  };
+  const std::string wrong = config_for("wrong");
+  {
+    ChildProcess daemon({testing::kvmockd_path(), "run", "--config", wrong});
+    testing::HttpResult ready;
+    for (int i = 0; i < 100 && ready.body.find("closed") == std::string::npos; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      ready = http_request(admin_port, "GET", "/ready", "", std::chrono::milliseconds(500));
+    }
+    EXPECT_EQ(ready.status, 503) << daemon.output();
+    EXPECT_NE(ready.body.find(R"({"check":"nats","reason":"closed: )"), std::string::npos)
+        << ready.body;
+    daemon.signal(SIGTERM);
+    EXPECT_EQ(daemon.wait(std::chrono::seconds(15)), 0) << daemon.output();
+    EXPECT_NE(daemon.output().find("connection closed for good"), std::string::npos)
+        << daemon.output();
+  }
+  const std::string right = config_for("s3cret");
+  {
+    ChildProcess daemon({testing::kvmockd_path(), "run", "--config", right});
+    EXPECT_TRUE(testing::wait_for_status(admin_port, "/ready", 200, std::chrono::seconds(10)))
+        << daemon.output();
+    daemon.signal(SIGTERM);
+    EXPECT_EQ(daemon.wait(std::chrono::seconds(10)), 0) << daemon.output();
+  }
+  ::unlink(wrong.c_str());
+  ::unlink(right.c_str());
+}
+
 }  // namespace
 }  // namespace kvmock

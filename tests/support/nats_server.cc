@@ -71,7 +71,8 @@ int free_loopback_port_range(int count) {
   return 0;
 }
 
-NatsServer::NatsServer() : port_(free_loopback_port()) {
+NatsServer::NatsServer(std::vector<std::string> extra_args)
+    : port_(free_loopback_port()), extra_args_(std::move(extra_args)) {
   char pattern[] = "/tmp/kvmock-nats-XXXXXX";
   const char* dir = ::mkdtemp(pattern);
   store_dir_ = dir ? dir : "/tmp/kvmock-nats";
@@ -88,6 +89,12 @@ std::string NatsServer::url() const { return "nats://127.0.0.1:" + std::to_strin
 bool NatsServer::start(std::chrono::milliseconds timeout) {
   if (pid_ > 0) return true;
   const std::string port = std::to_string(port_);
+  std::vector<std::string> args{kServerBinary, "-a",  "127.0.0.1", "-p",
+                                port,          "-js", "-sd",       store_dir_};
+  args.insert(args.end(), extra_args_.begin(), extra_args_.end());
+  std::vector<char*> argv;
+  for (std::string& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
   pid_ = ::fork();
   if (pid_ == 0) {
     const int devnull = ::open("/dev/null", O_WRONLY);
@@ -95,8 +102,7 @@ bool NatsServer::start(std::chrono::milliseconds timeout) {
       ::dup2(devnull, 1);
       ::dup2(devnull, 2);
     }
-    ::execl(kServerBinary, kServerBinary, "-a", "127.0.0.1", "-p", port.c_str(), "-js", "-sd",
-            store_dir_.c_str(), static_cast<char*>(nullptr));
+    ::execv(kServerBinary, argv.data());
     ::_exit(127);
   }
   const auto deadline = std::chrono::steady_clock::now() + timeout;

@@ -7,12 +7,15 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 namespace kvmock::testing {
 
 class NatsServer {
  public:
-  NatsServer();  // picks a free port and a fresh store dir; does not start
+  // Picks a free port and a fresh store dir; does not start. `extra_args` go to
+  // nats-server as they are (for example {"--user", "u", "--pass", "p"}).
+  explicit NatsServer(std::vector<std::string> extra_args = {});
   ~NatsServer();
   NatsServer(const NatsServer&) = delete;
   NatsServer& operator=(const NatsServer&) = delete;
@@ -28,6 +31,7 @@ class NatsServer {
 
  private:
   int port_;
+  std::vector<std::string> extra_args_;
   std::string store_dir_;
   pid_t pid_ = -1;
 };

@@ -1,7 +1,11 @@
 #include "transport/nats/nats_client.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 
 namespace kvmock {
 namespace {
@@ -68,6 +72,13 @@ Result<std::unique_ptr<NatsClient>> NatsClient::connect(const NatsClientOptions&
   if (!options.user.empty())
     natsOptions_SetUserInfo(opts, options.user.c_str(), options.password.c_str());
   if (!options.token.empty()) natsOptions_SetToken(opts, options.token.c_str());
+  // nats.c reads credentials and seed files only when it connects, and a connection that
+  // retries forever would hide an unreadable file behind "no server available".
+  for (const std::string* file : {&options.credentials_file, &options.nkey_seed_file}) {
+    if (!file->empty() && ::access(file->c_str(), R_OK) != 0) {
+      return make_error("config", "cannot read " + *file + ": " + std::strerror(errno));
+    }
+  }
   if (!options.credentials_file.empty()) {
     s = natsOptions_SetUserCredentialsFromFiles(opts, options.credentials_file.c_str(), nullptr);
     if (s != NATS_OK) return nats_error("credentials file " + options.credentials_file, s);
@@ -149,6 +160,11 @@ bool NatsClient::wait_connected(int64_t timeout_ms) {
   return connected();
 }
 
+std::string NatsClient::close_reason() const {
+  std::lock_guard lock(mutex_);
+  return close_reason_;
+}
+
 void NatsClient::on_state_change(std::function<void(NatsState)> callback) {
   std::lock_guard lock(mutex_);
   callback_ = std::move(callback);
@@ -202,8 +218,14 @@ void NatsClient::on_connected(natsConnection*, void* self) {
   static_cast<NatsClient*>(self)->set_state(NatsState::kConnected);
 }
 
-void NatsClient::on_closed(natsConnection*, void* self) {
+void NatsClient::on_closed(natsConnection* connection, void* self) {
   auto* client = static_cast<NatsClient*>(self);
+  const char* text = nullptr;
+  if (client->state() != NatsState::kClosed &&
+      natsConnection_GetLastError(connection, &text) != NATS_OK && text != nullptr) {
+    std::lock_guard lock(client->mutex_);
+    client->close_reason_ = text;
+  }
   client->set_state(NatsState::kClosed);
   // Notified under the lock: the destructor may free the condition variable as soon as
   // it sees the flag.

@@ -58,6 +58,10 @@ class NatsClient {
   bool wait_connected(int64_t timeout_ms);
   uint64_t reconnects() const { return reconnects_.load(std::memory_order_relaxed); }
   uint64_t disconnects() const { return disconnects_.load(std::memory_order_relaxed); }
+  // nats.c's last error when it closed the connection for good without being asked to
+  // (it gives up after repeated authentication failures, and then says only "No server
+  // available for connection"); empty otherwise.
+  std::string close_reason() const;
 
   // Called on nats.c's thread at every state change; must not block.
   void on_state_change(std::function<void(NatsState)> callback);
@@ -89,10 +93,11 @@ class NatsClient {
   std::atomic<NatsState> state_{NatsState::kConnecting};
   std::atomic<uint64_t> reconnects_{0};
   std::atomic<uint64_t> disconnects_{0};
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable state_changed_;
   std::function<void(NatsState)> callback_;
   bool closed_callback_ran_ = false;  // guarded by mutex_
+  std::string close_reason_;          // guarded by mutex_
 };
 
 Error nats_error(std::string_view what, natsStatus status);

@@ -76,5 +76,56 @@ TEST(NatsClient, ReportsTheOutageAndReconnectsAfterARestart) {
   EXPECT_GE((*client)->disconnects(), 1u);
 }
 
+TEST(NatsClient, AuthenticatesWithUserAndPassword) {
+  NatsServer server({"--user", "router", "--pass", "s3cret"});
+  ASSERT_TRUE(server.start());
+  NatsClientOptions options = options_for(server);
+  options.user = "router";
+  options.password = "s3cret";
+  auto client = NatsClient::connect(options);
+  ASSERT_TRUE(client.ok()) << client.error().message;
+  EXPECT_TRUE((*client)->wait_connected(5000));
+  EXPECT_TRUE((*client)->publish("kvmock.auth", std::vector<uint8_t>{1}).ok());
+}
+
+TEST(NatsClient, AuthenticatesWithAToken) {
+  NatsServer server({"--auth", "t0ken"});
+  ASSERT_TRUE(server.start());
+  NatsClientOptions options = options_for(server);
+  options.token = "t0ken";
+  auto client = NatsClient::connect(options);
+  ASSERT_TRUE(client.ok()) << client.error().message;
+  EXPECT_TRUE((*client)->wait_connected(5000));
+}
+
+// nats.c gives up on authentication failures instead of retrying forever.
+TEST(NatsClient, AWrongPasswordClosesTheConnectionWithAReason) {
+  NatsServer server({"--user", "router", "--pass", "s3cret"});
+  ASSERT_TRUE(server.start());
+  NatsClientOptions options = options_for(server);
+  options.user = "router";
+  options.password = "wrong";
+  auto client = NatsClient::connect(options);
+  ASSERT_TRUE(client.ok()) << client.error().message;
+  EXPECT_FALSE((*client)->wait_connected(5000));
+  EXPECT_EQ((*client)->state(), NatsState::kClosed);
+  EXPECT_FALSE((*client)->close_reason().empty());
+}
+
+TEST(NatsClient, UnreadableCredentialsOrSeedFilesAreAnErrorAtOnce) {
+  NatsClientOptions credentials;
+  credentials.credentials_file = "/nonexistent/kvmock.creds";
+  auto client = NatsClient::connect(credentials);
+  ASSERT_FALSE(client.ok());
+  EXPECT_EQ(client.error().message,
+            "cannot read /nonexistent/kvmock.creds: No such file or directory");
+  NatsClientOptions seed;
+  seed.nkey_seed_file = "/nonexistent/kvmock.nk";
+  client = NatsClient::connect(seed);
+  ASSERT_FALSE(client.ok());
+  EXPECT_EQ(client.error().message,
+            "cannot read /nonexistent/kvmock.nk: No such file or directory");
+}
+
 }  // namespace
 }  // namespace kvmock

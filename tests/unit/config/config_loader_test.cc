@@ -765,6 +765,22 @@ TEST(ConfigLoader, DeeplyNestedYamlIsRejectedWithoutExhaustingTheStack) {
   EXPECT_EQ(config.error().message, "config.yaml: invalid YAML: nested too deeply");
 }
 
+// yaml-cpp 0.7's LoadAll never returns on this input (found by config_yaml_fuzz): it
+// yields empty documents forever while memory grows.
+TEST(ConfigLoader, InputThatMakesYamlCppYieldEndlessDocumentsIsRejected) {
+  const Result<Config> config = parse(", The READM# ");
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.error().message.find("only one YAML document is allowed"), std::string::npos)
+      << config.error().message;
+}
+
+TEST(ConfigLoader, AnEmptySecondDocumentIsStillASecondDocument) {
+  const Result<Config> config = parse("workers:\n  count: 1\n---\n");
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.error().message.find("only one YAML document is allowed"), std::string::npos)
+      << config.error().message;
+}
+
 TEST(ConfigLoader, SelfReferencingAliasesTerminate) {
   const Result<Config> config = parse("workers: &w\n  engine: *w\n");
   ASSERT_FALSE(config.ok());
