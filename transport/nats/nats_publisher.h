@@ -6,7 +6,8 @@
 // acknowledgement, and re-sends unacknowledged ones with their stable Nats-Msg-Id, so the
 // server's duplicate window turns a retry of a stored message into a no-op: every event
 // is stored exactly once. A message counts as delivered only on a positive ack; anything
-// else (refusal, timeout, outage) is re-sent, keeping the original order of the window.
+// else (refusal, timeout, outage) is re-sent, in order (see `window` for the order across
+// an outage).
 // Messages not marked durable (load metrics) are core publishes in either mode.
 #pragma once
 
@@ -36,7 +37,11 @@ struct JetStreamOptions {
 struct NatsPublisherOptions {
   bool jetstream = false;
   JetStreamOptions stream;
-  size_t window = 512;            // JetStream: messages in flight per round
+  // JetStream: messages in flight per round. 1 keeps the stream in order across outages:
+  // with more, a connection that dies mid-window can lose messages already written to its
+  // socket while nats.c replays later, still-buffered ones after the reconnect, so the
+  // retried earlier ones land behind them (each still stored once).
+  size_t window = 1;
   int64_t ack_timeout_ms = 3000;  // JetStream: wait for a window's acks
 };
 
