@@ -93,6 +93,7 @@ bool NatsServer::start(std::chrono::milliseconds timeout) {
                                 port,          "-js", "-sd",       store_dir_};
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (std::string& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
   pid_ = ::fork();
