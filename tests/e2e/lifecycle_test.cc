@@ -15,6 +15,7 @@
 #include "tests/support/http_client.h"
 #include "tests/support/nats_server.h"
 #include "tests/support/subprocess.h"
+#include "tests/support/zmq_test_support.h"
 #include "transport/zmq/engine_publisher.h"
 
 namespace kvmock {
@@ -70,14 +71,6 @@ class LifecycleTest : public ::testing::Test {
     });
   }
 
-  static bool wait_for(const std::atomic<bool>& flag, std::chrono::milliseconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!flag.load() && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    return flag.load();
-  }
-
   testing::NatsServer server_;
   uint16_t admin_port_ = 0;
   uint16_t worker_port_ = 0;
@@ -90,7 +83,8 @@ TEST_F(LifecycleTest, SigtermTurnsReadinessOffRefusesNewRequestsAndFinishesInFli
   std::atomic<bool> first_token{false};
   testing::HttpResult in_flight;
   std::jthread stream = stream_in_background(first_token, in_flight);
-  ASSERT_TRUE(wait_for(first_token, std::chrono::seconds(10))) << daemon.output();
+  ASSERT_TRUE(testing::wait_until([&] { return first_token.load(); }, std::chrono::seconds(10)))
+      << daemon.output();
 
   daemon.signal(SIGTERM);
   // Readiness goes false and says why, while the admin server still answers.
@@ -124,7 +118,7 @@ TEST_F(LifecycleTest, GracePeriodOverCancelsWhatIsStillRunningAndExitsZero) {
   std::atomic<bool> first_token{false};
   testing::HttpResult in_flight;
   std::jthread stream = stream_in_background(first_token, in_flight);
-  ASSERT_TRUE(wait_for(first_token, std::chrono::seconds(10)));
+  ASSERT_TRUE(testing::wait_until([&] { return first_token.load(); }, std::chrono::seconds(10)));
   const auto signalled = std::chrono::steady_clock::now();
   daemon.signal(SIGTERM);
   EXPECT_EQ(daemon.wait(std::chrono::seconds(10)), 0) << daemon.output();
@@ -143,7 +137,7 @@ TEST_F(LifecycleTest, ASecondSignalExitsAtOnce) {
   std::atomic<bool> first_token{false};
   testing::HttpResult in_flight;
   std::jthread stream = stream_in_background(first_token, in_flight);
-  ASSERT_TRUE(wait_for(first_token, std::chrono::seconds(10)));
+  ASSERT_TRUE(testing::wait_until([&] { return first_token.load(); }, std::chrono::seconds(10)));
   daemon.signal(SIGTERM);
   ASSERT_TRUE(testing::wait_for_status(admin_port_, "/ready", 503, std::chrono::seconds(2)));
   EXPECT_TRUE(daemon.running()) << "the first signal waits for the in-flight request";

@@ -285,14 +285,7 @@ class RunWorkersTest : public ::testing::Test {
         "\n    num_gpu_blocks: " + std::to_string(gpu_blocks) + "\n" + extra);
     daemon_ = std::make_unique<ChildProcess>(
         std::vector<std::string>{testing::kvmockd_path(), "run", "--config", config_path_});
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (http_request(admin_port_, "GET", "/ready", "", std::chrono::milliseconds(500)).status ==
-          200) {
-        return;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
+    if (testing::wait_for_status(admin_port_, "/ready", 200, std::chrono::seconds(10))) return;
     FAIL() << "daemon not ready: " << daemon_->output();
   }
 
