@@ -1,9 +1,15 @@
-// Relay load driver: a vLLM-format engine publisher on ZMQ → kvmockd's relay, pipeline
-// and publisher → a real local nats-server → a router-side subscriber. Prints
-//   1. throughput (events/s, and events per CPU-second of this process) for both planes,
-//   2. engine→subscriber latency p50/p99 at a fixed rate on the core-NATS plane.
+// Relay load driver: a vLLM-format engine publisher on ZMQ → a real `kvmockd run` process
+// following it (`relays:`) → a real local nats-server → a router-side subscriber. Prints
+//   1. throughput for both event planes: events/s end to end, and events per CPU-second
+//      of the kvmockd process alone (utime+stime from /proc, so the fake engine, the
+//      subscriber and the nats-server, which share the machine, are not counted),
+//   2. engine→subscriber latency p50/p99 on the core-NATS plane at a fixed rate, sent as
+//      batches of `latency_events_per_batch` events (vLLM sends one batch per scheduler
+//      step; 1 is the worst case, a wake-up of every stage per event).
 // Usage: relay_driver [events=200000] [latency_rate=10000] [latency_seconds=5]
-#include <sys/resource.h>
+//                     [latency_events_per_batch=1]
+#include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -12,14 +18,14 @@
 #include <thread>
 
 #include "core/events/engine_payload_codec.h"
+#include "core/events/subjects.h"
 #include "core/events/envelope_codec.h"
 #include "core/events/router_event_codec.h"
-#include "core/events/subjects.h"
-#include "daemon/engine_relay.h"
+#include "tests/bench/driver_support.h"
+#include "tests/support/http_client.h"
 #include "tests/support/nats_server.h"
-#include "transport/log/logger.h"
-#include "transport/nats/kv_event_pipeline.h"
-#include "transport/nats/nats_publisher.h"
+#include "tests/support/subprocess.h"
+#include "transport/nats/nats_client.h"
 #include "transport/zmq/engine_publisher.h"
 
 namespace kvmock {
@@ -27,16 +33,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr uint32_t kBlockSize = 16;
-constexpr size_t kEventsPerBatch = 16;
+constexpr size_t kThroughputEventsPerBatch = 16;
+constexpr auto kDeliveryLimit = std::chrono::seconds(120);
 
-double cpu_seconds() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
-         static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
-}
-
-// Batch `b`: kEventsPerBatch stores, each one 16-token block chained after the previous.
+// Batch `b`: `events` stores, each one 16-token block chained after the previous, so
+// event i carries block hash i + 1.
 std::vector<uint8_t> batch_payload(uint64_t b, size_t events) {
   EngineBatch batch;
   batch.ts = 1.0;
@@ -54,141 +55,176 @@ std::vector<uint8_t> batch_payload(uint64_t b, size_t events) {
   return encode_engine_payload(batch, {EngineEventEncoding::kMap, EngineHashEncoding::kUint64});
 }
 
-struct Rig {
+// nats-server, the fake engine, and kvmockd relaying one to the other.
+class Rig {
+ public:
   explicit Rig(bool jetstream) {
-    if (!server.start()) std::abort();
-    NatsClientOptions o;
-    o.urls = {server.url()};
-    client = std::move(NatsClient::connect(o)).value();
-    client->wait_connected(5000);
-    NatsPublisherOptions p;
-    p.jetstream = jetstream;
-    p.stream.stream = jetstream_stream_name("dynamo", "backend");
-    p.stream.subjects = {p.stream.stream + ".*"};
-    publisher = std::make_unique<NatsPublisher>(*client, outbox, p);
-    KvEventPipelineOptions options;
-    options.jetstream = jetstream;
-    pipeline = std::make_unique<KvEventPipeline>(*client, outbox, options, metrics);
-    publisher->start();
-    pipeline->start();
+    if (!nats_.start()) fail("nats-server did not start");
     EnginePublisherOptions engine_options;
     engine_options.bind_host = "127.0.0.1";
-    engine = std::move(EnginePublisher::start(zmq, engine_options)).value();
-    RelayConfig config;
-    config.endpoint = engine->endpoint();
-    config.worker_id = 1;
-    config.block_size = kBlockSize;
-    relay = std::make_unique<EngineRelay>(config, zmq, *pipeline, outbox, metrics);
-    if (!relay->start().ok()) std::abort();
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // SUB joins the PUB
+    engine_ = std::move(EnginePublisher::start(zmq_, engine_options)).value();
+    admin_port_ = static_cast<uint16_t>(testing::free_loopback_port());
+    config_path_ = testing::write_temp_file(
+        "nats:\n  url: " + nats_.url() + "\n  outbox_capacity: 100000\n  event_plane: " +
+        (jetstream ? "jetstream" : "nats") + "\nadmin:\n  listen: 127.0.0.1:" +
+        std::to_string(admin_port_) + "\nworkers:\n  count: 0\nrelays:\n  - endpoint: " +
+        engine_->endpoint() + "\n    worker_id: 1\n    block_size: " +
+        std::to_string(kBlockSize) + "\n");
+    daemon_ = std::make_unique<testing::ChildProcess>(std::vector<std::string>{
+        testing::kvmockd_path(), "run", "--config", config_path_, "--log-level", "warn"});
+    if (!bench::wait_ready(admin_port_, *daemon_, std::chrono::seconds(30)))
+      fail("kvmockd not ready: " + daemon_->output());
+    NatsClientOptions router_options;
+    router_options.urls = {nats_.url()};
+    auto router = NatsClient::connect(router_options);
+    if (!router || !(*router)->wait_connected(5000))
+      fail("the router's NATS client did not connect");
+    router_ = std::move(*router);
+    // /ready does not cover the SUB socket's subscription reaching the engine's PUB.
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
   ~Rig() {
-    relay->stop();
-    engine->stop();
-    pipeline->stop();
-    publisher->stop(Clock::now() + std::chrono::seconds(5));
+    daemon_->signal(SIGTERM);
+    daemon_->wait(std::chrono::seconds(15));
+    engine_->stop();
+    ::unlink(config_path_.c_str());
   }
-  testing::NatsServer server;
-  std::unique_ptr<NatsClient> client;
-  MetricsRegistry metrics;
-  Outbox outbox{100000};
-  std::unique_ptr<NatsPublisher> publisher;
-  std::unique_ptr<KvEventPipeline> pipeline;
-  zmq::context_t zmq{1};
-  std::unique_ptr<EnginePublisher> engine;
-  std::unique_ptr<EngineRelay> relay;
+  Rig(const Rig&) = delete;
+  Rig& operator=(const Rig&) = delete;
+
+  EnginePublisher& engine() { return *engine_; }
+  NatsClient& router() { return *router_; }
+  double daemon_cpu_seconds() const { return bench::cpu_seconds(daemon_->pid()); }
+  double nats_cpu_seconds() const { return bench::cpu_seconds(nats_.pid()); }
+  double metric(const std::string& name) const {
+    const auto scrape = testing::http_request(admin_port_, "GET", "/metrics", "",
+                                              std::chrono::milliseconds(5000));
+    const size_t at = scrape.body.find("\n" + name + " ");
+    return at == std::string::npos ? NAN
+                                   : std::strtod(scrape.body.c_str() + at + name.size() + 2,
+                                                 nullptr);
+  }
+
+ private:
+  [[noreturn]] static void fail(const std::string& why) {
+    std::fprintf(stderr, "relay_driver: %s\n", why.c_str());
+    std::exit(1);
+  }
+
+  testing::NatsServer nats_;
+  zmq::context_t zmq_{1};
+  std::unique_ptr<EnginePublisher> engine_;
+  uint16_t admin_port_ = 0;
+  std::string config_path_;
+  std::unique_ptr<testing::ChildProcess> daemon_;
+  std::unique_ptr<NatsClient> router_;
 };
+
+std::string events_subject(bool jetstream) {
+  return jetstream ? jetstream_subject(jetstream_stream_name("dynamo", "backend"), "kv_events")
+                   : kv_events_subject("dynamo", "backend", "kv_events");
+}
 
 void throughput(bool jetstream, uint64_t events) {
   Rig rig(jetstream);
-  const uint64_t batches = events / kEventsPerBatch;
+  const uint64_t batches = events / kThroughputEventsPerBatch;
   std::vector<std::vector<uint8_t>> payloads;
   payloads.reserve(batches);
-  for (uint64_t b = 0; b < batches; ++b) payloads.push_back(batch_payload(b, kEventsPerBatch));
+  for (uint64_t b = 0; b < batches; ++b)
+    payloads.push_back(batch_payload(b, kThroughputEventsPerBatch));
+  // Counts, without decoding, what reaches the plane's subject (for JetStream, the one the
+  // stream captures).
   std::atomic<uint64_t> received{0};
   natsSubscription* sub = nullptr;
-  if (!jetstream) {
-    natsConnection_Subscribe(
-        &sub, rig.client->connection(), kv_events_subject("dynamo", "backend", "kv_events").c_str(),
-        [](natsConnection*, natsSubscription*, natsMsg* msg, void* counter) {
-          static_cast<std::atomic<uint64_t>*>(counter)->fetch_add(1);
-          natsMsg_Destroy(msg);
-        },
-        &received);
-    natsSubscription_SetPendingLimits(sub, -1, -1);
-    natsConnection_Flush(rig.client->connection());
-  }
-  auto delivered = [&] { return jetstream ? rig.publisher->acked() : received.load(); };
-  const double cpu0 = cpu_seconds();
+  natsConnection_Subscribe(
+      &sub, rig.router().connection(), events_subject(jetstream).c_str(),
+      [](natsConnection*, natsSubscription*, natsMsg* msg, void* counter) {
+        static_cast<std::atomic<uint64_t>*>(counter)->fetch_add(1);
+        natsMsg_Destroy(msg);
+      },
+      &received);
+  natsSubscription_SetPendingLimits(sub, -1, -1);
+  natsConnection_Flush(rig.router().connection());
+
+  const double cpu0 = rig.daemon_cpu_seconds();
+  const double nats_cpu0 = rig.nats_cpu_seconds();
   const auto t0 = Clock::now();
   for (uint64_t b = 0; b < batches; ++b) {
     // Keep the engine's PUB below its HWM: the relay is what is measured, not ZMQ drops.
-    while (rig.engine->counters().published.load() + 20000 < b) std::this_thread::yield();
-    (void)rig.engine->publish(payloads[b]);
-    while (b * kEventsPerBatch > delivered() + 50000)
+    while (rig.engine().counters().published.load() + 20000 < b) std::this_thread::yield();
+    (void)rig.engine().publish(payloads[b]);
+    while (b * kThroughputEventsPerBatch > received.load() + 50000)
       std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
-  const uint64_t target = batches * kEventsPerBatch;
-  const auto deadline = Clock::now() + std::chrono::seconds(120);
-  while (delivered() < target && Clock::now() < deadline)
+  const uint64_t target = batches * kThroughputEventsPerBatch;
+  const auto deadline = Clock::now() + kDeliveryLimit;
+  while (received.load() < target && Clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
-  const double cpu = cpu_seconds() - cpu0;
+  const double cpu = rig.daemon_cpu_seconds() - cpu0;
+  const double nats_cpu = rig.nats_cpu_seconds() - nats_cpu0;
+  const auto delivered = static_cast<double>(received.load());
   std::printf(
-      "throughput plane=%-9s events=%llu delivered=%llu wall=%.2fs events/s=%.0f "
-      "process_cpu=%.2fs events_per_cpu_second=%.0f\n",
-      jetstream ? "jetstream" : "nats", static_cast<unsigned long long>(target),
-      static_cast<unsigned long long>(delivered()), wall, static_cast<double>(delivered()) / wall,
-      cpu, static_cast<double>(delivered()) / cpu);
-  if (sub) natsSubscription_Destroy(sub);
+      "throughput plane=%-9s events=%llu delivered=%.0f acked=%.0f wall=%.2fs events/s=%.0f "
+      "kvmockd_cpu=%.2fs events_per_kvmockd_cpu_second=%.0f nats_server_cpu=%.2fs\n",
+      jetstream ? "jetstream" : "nats", static_cast<unsigned long long>(target), delivered,
+      jetstream ? rig.metric("kvmock_jetstream_acked_total") : NAN, wall, delivered / wall, cpu,
+      delivered / cpu, nats_cpu);
+  natsSubscription_Destroy(sub);
 }
 
-void latency(uint64_t rate, uint64_t seconds) {
+// `rate` events/s sent as batches of `per_batch` events; every event's latency is
+// measured from its batch's send to its arrival at the subscriber, decoded.
+void latency(uint64_t rate, uint64_t seconds, uint64_t per_batch) {
   Rig rig(false);
-  const uint64_t count = rate * seconds;
-  std::vector<Clock::time_point> sent(count);
-  std::vector<double> latency_us(count, -1);
+  const uint64_t batches = std::max<uint64_t>(1, rate * seconds / per_batch);
+  const uint64_t count = batches * per_batch;
   struct Context {
-    std::vector<Clock::time_point>* sent;
-    std::vector<double>* latency;
-  } context{&sent, &latency_us};
+    std::vector<Clock::time_point> sent;  // per batch
+    std::vector<double> latency_us;       // per event; -1 until it arrives
+    uint64_t per_batch;
+  } context{std::vector<Clock::time_point>(batches), std::vector<double>(count, -1), per_batch};
   natsSubscription* sub = nullptr;
   natsConnection_Subscribe(
-      &sub, rig.client->connection(), kv_events_subject("dynamo", "backend", "kv_events").c_str(),
+      &sub, rig.router().connection(), events_subject(false).c_str(),
       [](natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
         const auto now = Clock::now();
         auto* c = static_cast<Context*>(closure);
         auto envelope = decode_event_envelope_msgpack(
             std::span(reinterpret_cast<const uint8_t*>(natsMsg_GetData(msg)),
                       static_cast<size_t>(natsMsg_GetDataLength(msg))));
-        if (envelope) {
-          auto event = decode_router_event_msgpack(envelope->payload);
-          if (event && is_store(event->event.data)) {
-            const uint64_t i = std::get<StoreData>(event->event.data).blocks[0].block_hash - 1;
-            if (i < c->sent->size()) {
-              (*c->latency)[i] =
-                  std::chrono::duration<double, std::micro>(now - (*c->sent)[i]).count();
-            }
+        auto event = envelope ? decode_router_event_msgpack(envelope->payload)
+                              : Result<RouterEvent>(make_error("envelope", "undecodable"));
+        if (event && is_store(event->event.data)) {
+          const uint64_t i = std::get<StoreData>(event->event.data).blocks[0].block_hash - 1;
+          if (i < c->latency_us.size()) {
+            c->latency_us[i] =
+                std::chrono::duration<double, std::micro>(now - c->sent[i / c->per_batch])
+                    .count();
           }
         }
         natsMsg_Destroy(msg);
       },
       &context);
   natsSubscription_SetPendingLimits(sub, -1, -1);
-  natsConnection_Flush(rig.client->connection());
+  natsConnection_Flush(rig.router().connection());
   std::vector<std::vector<uint8_t>> payloads;
-  for (uint64_t i = 0; i < count; ++i) payloads.push_back(batch_payload(i, 1));
+  for (uint64_t b = 0; b < batches; ++b) payloads.push_back(batch_payload(b, per_batch));
+  const double cpu0 = rig.daemon_cpu_seconds();
   const auto start = Clock::now();
-  for (uint64_t i = 0; i < count; ++i) {
+  const uint64_t batch_interval_ns = 1'000'000'000ull * per_batch / rate;
+  for (uint64_t b = 0; b < batches; ++b) {
     // Sleep, not spin: on a small machine a spinning sender takes the core the relay needs.
-    std::this_thread::sleep_until(start + std::chrono::nanoseconds(i * 1'000'000'000ull / rate));
-    sent[i] = Clock::now();
-    (void)rig.engine->publish(payloads[i]);
+    std::this_thread::sleep_until(start + std::chrono::nanoseconds(b * batch_interval_ns));
+    context.sent[b] = Clock::now();
+    (void)rig.engine().publish(payloads[b]);
   }
+  const double send_wall = std::chrono::duration<double>(Clock::now() - start).count();
   std::this_thread::sleep_for(std::chrono::seconds(1));
   natsSubscription_Unsubscribe(sub);
+  const double cpu = rig.daemon_cpu_seconds() - cpu0;
   std::vector<double> observed;
-  for (double v : latency_us) {
+  for (double v : context.latency_us) {
     if (v >= 0) observed.push_back(v);
   }
   std::sort(observed.begin(), observed.end());
@@ -199,10 +235,11 @@ void latency(uint64_t rate, uint64_t seconds) {
                                    static_cast<size_t>(p * static_cast<double>(observed.size())))];
   };
   std::printf(
-      "latency plane=nats rate=%llu/s sent=%llu received=%zu p50=%.0fus p99=%.0fus p99.9=%.0fus "
-      "max=%.0fus\n",
-      static_cast<unsigned long long>(rate), static_cast<unsigned long long>(count),
-      observed.size(), pct(0.5), pct(0.99), pct(0.999), observed.empty() ? 0.0 : observed.back());
+      "latency plane=nats rate=%llu/s events_per_batch=%llu sent=%llu received=%zu p50=%.0fus "
+      "p99=%.0fus p99.9=%.0fus max=%.0fus kvmockd_cores=%.2f\n",
+      static_cast<unsigned long long>(rate), static_cast<unsigned long long>(per_batch),
+      static_cast<unsigned long long>(count), observed.size(), pct(0.5), pct(0.99), pct(0.999),
+      observed.empty() ? 0.0 : observed.back(), cpu / (send_wall + 1));
   natsSubscription_Destroy(sub);
 }
 
@@ -213,11 +250,13 @@ int main(int argc, char** argv) {
   const uint64_t events = argc > 1 ? std::stoull(argv[1]) : 200000;
   const uint64_t rate = argc > 2 ? std::stoull(argv[2]) : 10000;
   const uint64_t seconds = argc > 3 ? std::stoull(argv[3]) : 5;
-  kvmock::Logger::instance().configure(kvmock::LogSeverity::kError, false);
-  std::printf("relay_driver: %u cores; events of one 16-token block, %zu per engine batch\n",
-              std::thread::hardware_concurrency(), kvmock::kEventsPerBatch);
+  const uint64_t per_batch = argc > 4 ? std::max(1ull, std::stoull(argv[4])) : 1;
+  std::printf("relay_driver: %u cores, load average %s; events of one 16-token block, %zu per "
+              "engine batch for throughput\n",
+              std::thread::hardware_concurrency(), kvmock::bench::load_average().c_str(),
+              kvmock::kThroughputEventsPerBatch);
   kvmock::throughput(false, events);
   kvmock::throughput(true, events / 4);
-  kvmock::latency(rate, seconds);
+  kvmock::latency(rate, seconds, per_batch);
   return 0;
 }

@@ -30,7 +30,6 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -39,6 +38,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/bench/driver_support.h"
 #include "tests/support/http_client.h"
 #include "tests/support/nats_server.h"
 #include "tests/support/subprocess.h"
@@ -47,6 +47,10 @@ namespace kvmock {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using bench::cpu_seconds;
+using bench::load_average;
+using bench::rss_mib;
+using bench::wait_ready;
 using testing::ChildProcess;
 using testing::http_request;
 using testing::NatsServer;
@@ -186,38 +190,6 @@ double window_quantile(const std::map<double, double>& start, const std::map<dou
   return INFINITY;
 }
 
-// utime + stime of a process, in seconds; NaN when it is gone.
-double cpu_seconds(int pid) {
-  std::ifstream file("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-  const size_t paren = text.rfind(')');
-  if (paren == std::string::npos) return NAN;
-  std::istringstream fields(text.substr(paren + 2));
-  std::string field;
-  double utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && fields >> field; ++i) {  // field 3 is the state
-    if (i == 14) utime = std::strtod(field.c_str(), nullptr);
-    if (i == 15) stime = std::strtod(field.c_str(), nullptr);
-  }
-  return (utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
-}
-
-double rss_mib(int pid) {
-  std::ifstream file("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(file, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::strtod(line.c_str() + 6, nullptr) / 1024.0;
-  }
-  return NAN;
-}
-
-std::string load_average() {
-  std::ifstream file("/proc/loadavg");
-  std::string one, five, fifteen;
-  file >> one >> five >> fifteen;
-  return one + " " + five + " " + fifteen;
-}
-
 void sleep_seconds(double seconds) {
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
 }
@@ -245,18 +217,6 @@ struct Point {
            done_per_s >= kCompletionLimit * offered_per_s;
   }
 };
-
-bool wait_ready(uint16_t admin_port, ChildProcess& daemon, std::chrono::seconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline && daemon.running()) {
-    if (http_request(admin_port, "GET", "/ready", "", std::chrono::milliseconds(1000)).status ==
-        200) {
-      return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return false;
-}
 
 Point measure(const Flags& flags, uint32_t workers) {
   Point point;

@@ -11,6 +11,7 @@ namespace {
 constexpr const char* kMsgIdHeader = "Nats-Msg-Id";
 constexpr auto kIdleWait = std::chrono::milliseconds(50);
 constexpr size_t kCoreBatch = 1024;
+constexpr int64_t kFlushTimeoutMs = 1000;
 
 int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -137,6 +138,11 @@ void NatsPublisher::send_core(std::vector<OutboundMessage>& batch) {
     }
     published_.fetch_add(1, std::memory_order_relaxed);
   }
+  // nats.c's flusher thread waits a millisecond for more data before it writes; caught up,
+  // nothing more is coming, so write now (a PING round trip, during which the next burst
+  // gathers in the outbox). Under sustained load the outbox never empties, and nats.c
+  // writes whenever its buffer fills.
+  if (outbox_.size() == 0) (void)client_.flush(kFlushTimeoutMs);
 }
 
 void NatsPublisher::on_ack(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, void* self) {
@@ -217,6 +223,8 @@ void NatsPublisher::send_jetstream(std::vector<OutboundMessage>& batch) {
         failed.push_back(i);
       }
     }
+    // Without this, nats.c's flusher holds the window for a millisecond first.
+    if (!sent.empty()) (void)client_.flush(kFlushTimeoutMs);
     jsPubOptions wait_options;
     jsPubOptions_Init(&wait_options);
     wait_options.MaxWait = options_.ack_timeout_ms;
