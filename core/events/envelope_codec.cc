@@ -29,7 +29,9 @@ void encode_event_envelope_msgpack(const EventEnvelope& envelope, std::vector<ui
 
 std::vector<uint8_t> encode_event_envelope_msgpack(const EventEnvelope& envelope) {
   std::vector<uint8_t> out;
-  out.reserve(64 + envelope.topic.size() + envelope.payload.size());
+  // The map header, five keys, three integers at full width and the str/bin headers come
+  // to at most 87 bytes.
+  out.reserve(96 + envelope.topic.size() + envelope.payload.size());
   encode_event_envelope_msgpack(envelope, out);
   return out;
 }

@@ -14,13 +14,14 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <deque>
 #include <numeric>
 #include <thread>
 
 #include "core/events/engine_payload_codec.h"
-#include "core/events/subjects.h"
 #include "core/events/envelope_codec.h"
 #include "core/events/router_event_codec.h"
+#include "core/events/subjects.h"
 #include "tests/bench/driver_support.h"
 #include "tests/support/http_client.h"
 #include "tests/support/nats_server.h"
@@ -36,24 +37,61 @@ constexpr uint32_t kBlockSize = 16;
 constexpr size_t kThroughputEventsPerBatch = 16;
 constexpr auto kDeliveryLimit = std::chrono::seconds(120);
 
-// Batch `b`: `events` stores, each one 16-token block chained after the previous, so
-// event i carries block hash i + 1.
-std::vector<uint8_t> batch_payload(uint64_t b, size_t events) {
-  EngineBatch batch;
-  batch.ts = 1.0;
-  batch.dp_rank = 0;
-  for (size_t e = 0; e < events; ++e) {
-    const uint64_t i = b * events + e;
+// The event stream of one engine whose KV cache is full: each request stores a chain of
+// kBlocksPerRequest blocks (1,024 tokens); once kCapacityBlocks are held, every store is
+// followed by the eviction of the oldest request's deepest remaining block (vLLM frees a
+// finished request's blocks leaf first). So the relay's dedup table and indexer stay at a
+// steady size, as behind a real engine, and half of the events are stores, half removes.
+// Event i (counting from 0, stores and removes alike) is the store of block hash i + 1 or
+// a remove, which lets the latency phase find any store's batch from its hash.
+class EngineAtCapacity {
+ public:
+  static constexpr size_t kBlocksPerRequest = 64;
+  static constexpr size_t kCapacityBlocks = 32768;
+
+  std::vector<uint8_t> next_batch(size_t events) {
+    EngineBatch batch;
+    batch.ts = 1.0;
+    batch.dp_rank = 0;
+    while (batch.events.size() < events) {
+      if (held_ > kCapacityBlocks) {
+        evict(batch);
+      } else {
+        store(batch);
+      }
+    }
+    return encode_engine_payload(batch, {EngineEventEncoding::kMap, EngineHashEncoding::kUint64});
+  }
+
+ private:
+  void store(EngineBatch& batch) {
+    const uint64_t hash = ++next_index_;
+    if (requests_.empty() || requests_.back().size() == kBlocksPerRequest) requests_.emplace_back();
     auto& s = std::get<EngineBlockStored>(batch.events.emplace_back(EngineBlockStored{}));
-    s.block_hashes = {i + 1};
-    if (i > 0) s.parent_block_hash = i;
+    s.block_hashes = {hash};
+    if (!requests_.back().empty()) s.parent_block_hash = requests_.back().back();
     s.token_ids.resize(kBlockSize);
-    std::iota(s.token_ids.begin(), s.token_ids.end(), static_cast<TokenId>(i * 7));
+    std::iota(s.token_ids.begin(), s.token_ids.end(), static_cast<TokenId>(hash * 7));
     s.block_size = kBlockSize;
     s.medium = "GPU";
+    requests_.back().push_back(hash);
+    ++held_;
   }
-  return encode_engine_payload(batch, {EngineEventEncoding::kMap, EngineHashEncoding::kUint64});
-}
+  void evict(EngineBatch& batch) {
+    ++next_index_;
+    std::vector<uint64_t>& oldest = requests_.front();
+    auto& r = std::get<EngineBlockRemoved>(batch.events.emplace_back(EngineBlockRemoved{}));
+    r.block_hashes = {oldest.back()};
+    r.medium = "GPU";
+    oldest.pop_back();
+    if (oldest.empty()) requests_.pop_front();
+    --held_;
+  }
+
+  uint64_t next_index_ = 0;
+  size_t held_ = 0;
+  std::deque<std::vector<uint64_t>> requests_;
+};
 
 // nats-server, the fake engine, and kvmockd relaying one to the other.
 class Rig {
@@ -65,11 +103,11 @@ class Rig {
     engine_ = std::move(EnginePublisher::start(zmq_, engine_options)).value();
     admin_port_ = static_cast<uint16_t>(testing::free_loopback_port());
     config_path_ = testing::write_temp_file(
-        "nats:\n  url: " + nats_.url() + "\n  outbox_capacity: 100000\n  event_plane: " +
-        (jetstream ? "jetstream" : "nats") + "\nadmin:\n  listen: 127.0.0.1:" +
-        std::to_string(admin_port_) + "\nworkers:\n  count: 0\nrelays:\n  - endpoint: " +
-        engine_->endpoint() + "\n    worker_id: 1\n    block_size: " +
-        std::to_string(kBlockSize) + "\n");
+        "nats:\n  url: " + nats_.url() +
+        "\n  outbox_capacity: 100000\n  event_plane: " + (jetstream ? "jetstream" : "nats") +
+        "\nadmin:\n  listen: 127.0.0.1:" + std::to_string(admin_port_) +
+        "\nworkers:\n  count: 0\nrelays:\n  - endpoint: " + engine_->endpoint() +
+        "\n    worker_id: 1\n    block_size: " + std::to_string(kBlockSize) + "\n");
     daemon_ = std::make_unique<testing::ChildProcess>(std::vector<std::string>{
         testing::kvmockd_path(), "run", "--config", config_path_, "--log-level", "warn"});
     if (!bench::wait_ready(admin_port_, *daemon_, std::chrono::seconds(30)))
@@ -97,12 +135,12 @@ class Rig {
   double daemon_cpu_seconds() const { return bench::cpu_seconds(daemon_->pid()); }
   double nats_cpu_seconds() const { return bench::cpu_seconds(nats_.pid()); }
   double metric(const std::string& name) const {
-    const auto scrape = testing::http_request(admin_port_, "GET", "/metrics", "",
-                                              std::chrono::milliseconds(5000));
+    const auto scrape =
+        testing::http_request(admin_port_, "GET", "/metrics", "", std::chrono::milliseconds(5000));
     const size_t at = scrape.body.find("\n" + name + " ");
-    return at == std::string::npos ? NAN
-                                   : std::strtod(scrape.body.c_str() + at + name.size() + 2,
-                                                 nullptr);
+    return at == std::string::npos
+               ? NAN
+               : std::strtod(scrape.body.c_str() + at + name.size() + 2, nullptr);
   }
 
  private:
@@ -128,10 +166,11 @@ std::string events_subject(bool jetstream) {
 void throughput(bool jetstream, uint64_t events) {
   Rig rig(jetstream);
   const uint64_t batches = events / kThroughputEventsPerBatch;
+  EngineAtCapacity engine;
   std::vector<std::vector<uint8_t>> payloads;
   payloads.reserve(batches);
   for (uint64_t b = 0; b < batches; ++b)
-    payloads.push_back(batch_payload(b, kThroughputEventsPerBatch));
+    payloads.push_back(engine.next_batch(kThroughputEventsPerBatch));
   // Counts, without decoding, what reaches the plane's subject (for JetStream, the one the
   // stream captures).
   std::atomic<uint64_t> received{0};
@@ -173,7 +212,7 @@ void throughput(bool jetstream, uint64_t events) {
   natsSubscription_Destroy(sub);
 }
 
-// `rate` events/s sent as batches of `per_batch` events; every event's latency is
+// `rate` events/s sent as batches of `per_batch` events; every store's latency is
 // measured from its batch's send to its arrival at the subscriber, decoded.
 void latency(uint64_t rate, uint64_t seconds, uint64_t per_batch) {
   Rig rig(false);
@@ -199,8 +238,7 @@ void latency(uint64_t rate, uint64_t seconds, uint64_t per_batch) {
           const uint64_t i = std::get<StoreData>(event->event.data).blocks[0].block_hash - 1;
           if (i < c->latency_us.size()) {
             c->latency_us[i] =
-                std::chrono::duration<double, std::micro>(now - c->sent[i / c->per_batch])
-                    .count();
+                std::chrono::duration<double, std::micro>(now - c->sent[i / c->per_batch]).count();
           }
         }
         natsMsg_Destroy(msg);
@@ -208,8 +246,9 @@ void latency(uint64_t rate, uint64_t seconds, uint64_t per_batch) {
       &context);
   natsSubscription_SetPendingLimits(sub, -1, -1);
   natsConnection_Flush(rig.router().connection());
+  EngineAtCapacity engine;
   std::vector<std::vector<uint8_t>> payloads;
-  for (uint64_t b = 0; b < batches; ++b) payloads.push_back(batch_payload(b, per_batch));
+  for (uint64_t b = 0; b < batches; ++b) payloads.push_back(engine.next_batch(per_batch));
   const double cpu0 = rig.daemon_cpu_seconds();
   const auto start = Clock::now();
   const uint64_t batch_interval_ns = 1'000'000'000ull * per_batch / rate;
@@ -223,7 +262,7 @@ void latency(uint64_t rate, uint64_t seconds, uint64_t per_batch) {
   std::this_thread::sleep_for(std::chrono::seconds(1));
   natsSubscription_Unsubscribe(sub);
   const double cpu = rig.daemon_cpu_seconds() - cpu0;
-  std::vector<double> observed;
+  std::vector<double> observed;  // stores only: a remove's latency is not recorded
   for (double v : context.latency_us) {
     if (v >= 0) observed.push_back(v);
   }
@@ -235,7 +274,8 @@ void latency(uint64_t rate, uint64_t seconds, uint64_t per_batch) {
                                    static_cast<size_t>(p * static_cast<double>(observed.size())))];
   };
   std::printf(
-      "latency plane=nats rate=%llu/s events_per_batch=%llu sent=%llu received=%zu p50=%.0fus "
+      "latency plane=nats rate=%llu/s events_per_batch=%llu events=%llu stores_timed=%zu "
+      "p50=%.0fus "
       "p99=%.0fus p99.9=%.0fus max=%.0fus kvmockd_cores=%.2f\n",
       static_cast<unsigned long long>(rate), static_cast<unsigned long long>(per_batch),
       static_cast<unsigned long long>(count), observed.size(), pct(0.5), pct(0.99), pct(0.999),
@@ -251,10 +291,11 @@ int main(int argc, char** argv) {
   const uint64_t rate = argc > 2 ? std::stoull(argv[2]) : 10000;
   const uint64_t seconds = argc > 3 ? std::stoull(argv[3]) : 5;
   const uint64_t per_batch = argc > 4 ? std::max(1ull, std::stoull(argv[4])) : 1;
-  std::printf("relay_driver: %u cores, load average %s; events of one 16-token block, %zu per "
-              "engine batch for throughput\n",
-              std::thread::hardware_concurrency(), kvmock::bench::load_average().c_str(),
-              kvmock::kThroughputEventsPerBatch);
+  std::printf(
+      "relay_driver: %u cores, load average %s; events of one 16-token block, %zu per "
+      "engine batch for throughput\n",
+      std::thread::hardware_concurrency(), kvmock::bench::load_average().c_str(),
+      kvmock::kThroughputEventsPerBatch);
   kvmock::throughput(false, events);
   kvmock::throughput(true, events / 4);
   kvmock::latency(rate, seconds, per_batch);

@@ -48,12 +48,12 @@ KvEventPipeline::KvEventPipeline(NatsClient& client, Outbox& outbox, KvEventPipe
     : client_(client),
       outbox_(outbox),
       options_(std::move(options)),
-      events_subject_(
+      events_subject_(std::make_shared<const std::string>(
           options_.jetstream
               ? jetstream_subject(jetstream_stream_name(options_.ns, options_.component),
                                   options_.kv_subject)
-              : kv_events_subject(options_.ns, options_.component, options_.kv_subject)),
-      metrics_subject_(kv_metrics_subject(options_.ns)),
+              : kv_events_subject(options_.ns, options_.component, options_.kv_subject))),
+      metrics_subject_(std::make_shared<const std::string>(kv_metrics_subject(options_.ns))),
       epoch_(std::chrono::steady_clock::now()),
       debouncer_(options_.debounce_ms, options_.heartbeat_ms),
       load_publisher_id_(random_publisher_id()) {
@@ -165,24 +165,25 @@ void KvEventPipeline::enqueue(Channel& ch, std::vector<RouterEvent>& numbered) {
   if (numbered.empty()) return;
   std::vector<OutboundMessage> messages;
   messages.reserve(numbered.size());
-  const uint64_t published_at = unix_ms();
+  EventEnvelope envelope;  // one for the whole batch: its payload buffer is reused
+  envelope.publisher_id = ch.publisher_id;
+  envelope.published_at = unix_ms();
+  envelope.topic = options_.kv_subject;
+  std::string json;
   for (const RouterEvent& event : numbered) {
     OutboundMessage& message = messages.emplace_back();
     message.subject = events_subject_;
     if (options_.jetstream) {
-      std::string json;
+      json.clear();
       encode_router_event_json(event, options_.field_set, json);
       message.data.assign(json.begin(), json.end());
       message.durable = true;
       message.msg_id = std::to_string(ch.publisher_id) + "-" + std::to_string(event.event.event_id);
     } else {
-      EventEnvelope envelope;
-      envelope.publisher_id = ch.publisher_id;
       envelope.sequence = ch.envelope_sequence++;
-      envelope.published_at = published_at;
-      envelope.topic = options_.kv_subject;
+      envelope.payload.clear();
       encode_router_event_msgpack(event, options_.field_set, envelope.payload);
-      encode_event_envelope_msgpack(envelope, message.data);
+      message.data = encode_event_envelope_msgpack(envelope);
     }
   }
   push_all_blocking(messages);

@@ -109,8 +109,8 @@ class KvEventPipeline {
   NatsClient& client_;
   Outbox& outbox_;
   const KvEventPipelineOptions options_;
-  const std::string events_subject_;
-  const std::string metrics_subject_;
+  const std::shared_ptr<const std::string> events_subject_;
+  const std::shared_ptr<const std::string> metrics_subject_;
   const std::chrono::steady_clock::time_point epoch_;
 
   std::shared_mutex channels_mutex_;

@@ -130,7 +130,7 @@ bool NatsPublisher::ensure_stream() {
 
 void NatsPublisher::send_core(std::vector<OutboundMessage>& batch) {
   for (size_t i = 0; i < batch.size(); ++i) {
-    auto sent = client_.publish(batch[i].subject, batch[i].data);
+    auto sent = client_.publish(*batch[i].subject, batch[i].data);
     if (!sent) {
       record_error(sent.error().message);
       outbox_.return_front(batch, i);
@@ -202,7 +202,7 @@ void NatsPublisher::send_jetstream(std::vector<OutboundMessage>& batch) {
     for (size_t i : pending) {
       OutboundMessage& m = batch[i];
       if (!m.durable) {
-        if (client_.publish(m.subject, m.data).ok()) {
+        if (client_.publish(*m.subject, m.data).ok()) {
           published_.fetch_add(1, std::memory_order_relaxed);
         } else {
           failed.push_back(i);
@@ -211,7 +211,7 @@ void NatsPublisher::send_jetstream(std::vector<OutboundMessage>& batch) {
       }
       sent.push_back(i);
       natsMsg* msg = nullptr;
-      natsStatus s = natsMsg_Create(&msg, m.subject.c_str(), nullptr,
+      natsStatus s = natsMsg_Create(&msg, m.subject->c_str(), nullptr,
                                     reinterpret_cast<const char*>(m.data.data()),
                                     static_cast<int>(m.data.size()));
       if (s == NATS_OK && !m.msg_id.empty())

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -16,7 +17,9 @@
 namespace kvmock {
 
 struct OutboundMessage {
-  std::string subject;
+  // Shared: a source sends thousands of messages a second to the same one or two subjects,
+  // and a copy of each would be an allocation per message.
+  std::shared_ptr<const std::string> subject;
   std::vector<uint8_t> data;
   // Durable messages go to JetStream (acknowledged, de-duplicated by msg_id); the rest
   // (load metrics) are plain core publishes even when the event plane is JetStream.

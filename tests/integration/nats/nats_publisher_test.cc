@@ -15,7 +15,7 @@ using Clock = std::chrono::steady_clock;
 
 OutboundMessage numbered(const std::string& subject, uint64_t n) {
   OutboundMessage m;
-  m.subject = subject;
+  m.subject = std::make_shared<const std::string>(subject);
   m.data.resize(8);
   std::memcpy(m.data.data(), &n, 8);
   m.msg_id = "test-" + std::to_string(n);
