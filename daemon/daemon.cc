@@ -11,6 +11,7 @@
 #include "daemon/load_driver.h"
 #include "daemon/worker_fleet.h"
 #include "transport/log/logger.h"
+#include "transport/log/thread_name.h"
 
 namespace kvmock {
 namespace {
@@ -90,7 +91,12 @@ Result<bool> Daemon::start() {
   pipeline_->start();
 
   work_.emplace(io_.get_executor());
-  for (int i = 0; i < kIoThreads; ++i) io_threads_.emplace_back([this] { io_.run(); });
+  for (int i = 0; i < kIoThreads; ++i) {
+    io_threads_.emplace_back([this, i] {
+      name_this_thread("kvmock-io-" + std::to_string(i));
+      io_.run();
+    });
+  }
 
   admin_.add_readiness_check({"startup", [this](std::string& reason) {
                                 if (started_.load()) return true;
@@ -130,7 +136,11 @@ Result<bool> Daemon::start() {
     workers_ = std::make_unique<WorkerFleet>(config_, io_, *pipeline_, *nats_, zmq_, metrics_);
     auto started = workers_->start();
     if (!started) return started.error();
-    if (workers_->load_driver()) status_thread_ = std::thread([this] { status_loop(); });
+    if (workers_->load_driver())
+      status_thread_ = std::thread([this] {
+        name_this_thread("kvmock-status");
+        status_loop();
+      });
   }
   started_ = true;
   return true;

@@ -6,6 +6,7 @@
 
 #include "core/workload/synthetic_workload.h"
 #include "transport/log/logger.h"
+#include "transport/log/thread_name.h"
 
 namespace kvmock {
 namespace {
@@ -34,7 +35,10 @@ Result<bool> LoadDriver::start() {
   if (workers_.empty()) return make_error("config", "workers.load: no workers to drive");
   auto workload = SyntheticWorkload::create(spec_for(config_, workers_.size()));
   if (!workload) return make_error("config", "workers.load: " + workload.error().message);
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    name_this_thread("kvmock-load");
+    run();
+  });
   char rate[32];
   std::snprintf(rate, sizeof rate, "%g", config_.requests_per_s);
   log_info("load", "driving " + std::to_string(workers_.size()) + " workers at " + rate +

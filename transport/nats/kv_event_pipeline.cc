@@ -8,6 +8,7 @@
 #include "core/events/router_event_codec.h"
 #include "core/events/subjects.h"
 #include "transport/log/logger.h"
+#include "transport/log/thread_name.h"
 
 namespace kvmock {
 namespace {
@@ -88,7 +89,10 @@ uint64_t KvEventPipeline::now_ms() const {
 
 void KvEventPipeline::start() {
   if (timer_.joinable()) return;
-  timer_ = std::thread([this] { timer_loop(); });
+  timer_ = std::thread([this] {
+    name_this_thread("kvmock-timer");
+    timer_loop();
+  });
 }
 
 void KvEventPipeline::stop() {

@@ -5,6 +5,8 @@
 #include <memory>
 #include <random>
 
+#include "transport/log/thread_name.h"
+
 namespace kvmock {
 namespace {
 
@@ -36,7 +38,10 @@ NatsPublisher::~NatsPublisher() {
 
 void NatsPublisher::start() {
   if (thread_.joinable()) return;
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    name_this_thread("kvmock-publish");
+    run();
+  });
 }
 
 size_t NatsPublisher::stop(std::chrono::steady_clock::time_point deadline) {

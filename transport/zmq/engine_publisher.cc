@@ -9,6 +9,7 @@
 #include <cstring>
 #include <zmq_addon.hpp>
 
+#include "transport/log/thread_name.h"
 #include "transport/zmq/seq_frame.h"
 #include "transport/zmq/zmq_endpoint.h"
 
@@ -41,7 +42,10 @@ Result<std::unique_ptr<EnginePublisher>> EnginePublisher::start(zmq::context_t& 
   std::unique_ptr<EnginePublisher> publisher(new EnginePublisher(context, std::move(options)));
   Result<bool> bound = publisher->bind();
   if (!bound) return bound.error();
-  publisher->thread_ = std::thread([p = publisher.get()] { p->run(); });
+  publisher->thread_ = std::thread([p = publisher.get()] {
+    name_this_thread("kvmock-zmq-out");
+    p->run();
+  });
   return publisher;
 }
 

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <zmq_addon.hpp>
 
+#include "transport/log/thread_name.h"
 #include "transport/zmq/seq_frame.h"
 #include "transport/zmq/zmq_endpoint.h"
 
@@ -67,7 +68,10 @@ Result<std::unique_ptr<EngineSubscriber>> EngineSubscriber::start(zmq::context_t
   if (!replay) return replay.error();
   std::unique_ptr<EngineSubscriber> subscriber(new EngineSubscriber(
       context, std::move(options), sink, std::move(*endpoint), std::move(*replay)));
-  subscriber->thread_ = std::thread([s = subscriber.get()] { s->run(); });
+  subscriber->thread_ = std::thread([s = subscriber.get()] {
+    name_this_thread("kvmock-relay-" + std::to_string(s->options_.dp_rank));
+    s->run();
+  });
   return subscriber;
 }
 
