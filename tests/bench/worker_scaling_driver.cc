@@ -8,10 +8,10 @@
 // and reports over that window:
 //   lateness p99  kvmock_worker_pass_lateness_seconds, bucket-count differences, linearly
 //                 interpolated inside the bucket that holds the 99th percentile,
-//   done/s        requests finished (vllm:request_success_total, summed over workers)
+//   done/s        requests finished (vllm_request_success_total, summed over workers)
 //                 against the offered 2·N/s (Poisson: the realized arrivals are shown too,
-//                 from vllm:prompt_tokens_total / input_tokens),
-//   TTFT          mean, from vllm:time_to_first_token_seconds _sum/_count,
+//                 from vllm_prompt_tokens_total / input_tokens),
+//   TTFT          mean, from vllm_time_to_first_token_seconds _sum/_count,
 //   events/s      kvmock_pipeline_events_queued_total (router events) and NATS messages,
 //   CPU           utime+stime of the daemon (/proc/<pid>/stat) per wall second, in cores,
 //                 and the nats-server's, since both share the machine's cores,
@@ -293,12 +293,12 @@ Point measure(const Flags& flags, uint32_t workers) {
   const double lateness_sum = sum_of(b, lateness + "_sum") - sum_of(a, lateness + "_sum");
   point.lateness_mean_ms = observations > 0 ? 1000 * lateness_sum / observations : NAN;
   point.passes_per_s = observations / wall;
-  point.done_per_s = rate("vllm:request_success_total");
-  point.arrived_per_s = rate("vllm:prompt_tokens_total") / flags.input;
-  const double ttft_count = sum_of(b, "vllm:time_to_first_token_seconds_count") -
-                            sum_of(a, "vllm:time_to_first_token_seconds_count");
-  const double ttft_sum = sum_of(b, "vllm:time_to_first_token_seconds_sum") -
-                          sum_of(a, "vllm:time_to_first_token_seconds_sum");
+  point.done_per_s = rate("vllm_request_success_total");
+  point.arrived_per_s = rate("vllm_prompt_tokens_total") / flags.input;
+  const double ttft_count = sum_of(b, "vllm_time_to_first_token_seconds_count") -
+                            sum_of(a, "vllm_time_to_first_token_seconds_count");
+  const double ttft_sum = sum_of(b, "vllm_time_to_first_token_seconds_sum") -
+                          sum_of(a, "vllm_time_to_first_token_seconds_sum");
   point.ttft_mean_ms = ttft_count > 0 ? 1000 * ttft_sum / ttft_count : NAN;
   point.events_per_s = rate("kvmock_pipeline_events_queued_total");
   point.nats_msgs_per_s = rate("kvmock_nats_published_total");
