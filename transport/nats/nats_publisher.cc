@@ -14,6 +14,7 @@ constexpr const char* kMsgIdHeader = "Nats-Msg-Id";
 constexpr auto kIdleWait = std::chrono::milliseconds(50);
 constexpr size_t kCoreBatch = 1024;
 constexpr int64_t kFlushTimeoutMs = 1000;
+constexpr auto kMinFlushInterval = std::chrono::microseconds(1000);
 
 int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -143,11 +144,17 @@ void NatsPublisher::send_core(std::vector<OutboundMessage>& batch) {
     }
     published_.fetch_add(1, std::memory_order_relaxed);
   }
-  // nats.c's flusher thread waits a millisecond for more data before it writes; caught up,
-  // nothing more is coming, so write now (a PING round trip, during which the next burst
-  // gathers in the outbox). Under sustained load the outbox never empties, and nats.c
-  // writes whenever its buffer fills.
-  if (outbox_.size() == 0) (void)client_.flush(kFlushTimeoutMs);
+  // nats.c's flusher thread waits a millisecond for more data before it writes. Caught up
+  // after a quiet spell, write now instead (a PING round trip, during which the next burst
+  // gathers in the outbox). Each flush costs the server and us a round trip, so within
+  // kMinFlushInterval of the last one nats.c's own flusher, due within a millisecond
+  // anyway, does it; under sustained load the outbox never empties and nats.c writes
+  // whenever its buffer fills.
+  const auto now = std::chrono::steady_clock::now();
+  if (outbox_.size() == 0 && now - last_flush_ >= kMinFlushInterval) {
+    (void)client_.flush(kFlushTimeoutMs);
+    last_flush_ = std::chrono::steady_clock::now();
+  }
 }
 
 void NatsPublisher::on_ack(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, void* self) {

@@ -100,6 +100,7 @@ class NatsPublisher {
   std::condition_variable verdicts_;             // an ack or a refusal arrived
   const std::string auto_id_prefix_;             // for messages queued without an id
   uint64_t next_auto_id_ = 0;
+  std::chrono::steady_clock::time_point last_flush_{};  // publisher thread only
   std::string last_error_;
 };
 
