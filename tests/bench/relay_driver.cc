@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <deque>
 #include <numeric>
+#include <stdexcept>
 #include <thread>
 
 #include "core/events/engine_payload_codec.h"
@@ -144,10 +145,8 @@ class Rig {
   }
 
  private:
-  [[noreturn]] static void fail(const std::string& why) {
-    std::fprintf(stderr, "relay_driver: %s\n", why.c_str());
-    std::exit(1);
-  }
+  // Thrown, not exit()ed, so the servers and the daemon started so far are stopped.
+  [[noreturn]] static void fail(const std::string& why) { throw std::runtime_error(why); }
 
   testing::NatsServer nats_;
   zmq::context_t zmq_{1};
@@ -296,8 +295,13 @@ int main(int argc, char** argv) {
       "engine batch for throughput\n",
       std::thread::hardware_concurrency(), kvmock::bench::load_average().c_str(),
       kvmock::kThroughputEventsPerBatch);
-  kvmock::throughput(false, events);
-  kvmock::throughput(true, events / 4);
-  kvmock::latency(rate, seconds, per_batch);
+  try {
+    kvmock::throughput(false, events);
+    kvmock::throughput(true, events / 4);
+    kvmock::latency(rate, seconds, per_batch);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "relay_driver: %s\n", e.what());
+    return 1;
+  }
   return 0;
 }
