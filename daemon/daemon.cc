@@ -106,8 +106,13 @@ Result<bool> Daemon::start() {
   if (!config_.admin.listen.empty()) {
     auto address = parse_listen_address(config_.admin.listen);
     if (!address) return address.error();
+    admin_work_.emplace(admin_io_.get_executor());
+    admin_thread_ = std::thread([this] {
+      name_this_thread("kvmock-admin");
+      admin_io_.run();
+    });
     admin_server_ = std::make_unique<HttpServer>(
-        io_, [this](std::shared_ptr<HttpExchange> exchange) { admin_.handle(exchange); });
+        admin_io_, [this](std::shared_ptr<HttpExchange> exchange) { admin_.handle(exchange); });
     auto port = admin_server_->listen(address->first, address->second);
     if (!port) return port.error();
     log_info("admin",
@@ -197,6 +202,9 @@ int Daemon::shutdown() {
   const size_t unsent = publisher_->stop(
       std::max(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(100)));
   if (admin_server_) admin_server_->stop();
+  admin_work_.reset();
+  admin_io_.stop();
+  if (admin_thread_.joinable()) admin_thread_.join();
   work_.reset();
   io_.stop();
   for (std::thread& t : io_threads_) t.join();

@@ -55,6 +55,13 @@ class Daemon {
   boost::asio::io_context io_;
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
   std::vector<std::thread> io_threads_;
+  // The admin port has its own thread: rendering /metrics for 1,000 workers takes half a
+  // second, which on a worker I/O thread would take that thread from the workers' passes
+  // (on two cores the render competes for CPU either way).
+  boost::asio::io_context admin_io_{1};
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>
+      admin_work_;
+  std::thread admin_thread_;
   std::unique_ptr<NatsClient> nats_;
   Outbox outbox_;
   std::unique_ptr<NatsPublisher> publisher_;
