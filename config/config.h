@@ -107,6 +107,7 @@ struct WorkersConfig {
   uint64_t worker_id_base = 1000;  // worker i has id worker_id_base + i
   uint16_t http_base_port = 8100;  // worker i serves HTTP on base + i; 0: no HTTP
   std::string http_host = "127.0.0.1";
+  uint32_t threads = 0;  // engine threads; 0: one per usable CPU
   EngineArgs engine;
   ZmqEventsConfig zmq_events;
   LoadDriverConfig load;

@@ -277,6 +277,8 @@ std::vector<KeySpec<Config>> build_config_keys() {
     K::string("workers.http_host", [](Config& c) -> auto& { return c.workers.http_host; },
               "non-empty", check_not_empty,
               "address the workers' HTTP ports bind to (0.0.0.0 in a container)"),
+    K::uint("workers.threads", [](Config& c) -> auto& { return c.workers.threads; }, 0, 1024,
+            "threads that run the simulated engines; 0 = one per CPU the process may use"),
 
     K::uint("workers.engine.block_size",
             [](Config& c) -> auto& { return c.workers.engine.block_size; }, 1, 1024,

@@ -1,5 +1,6 @@
-// The wall-clock driver of one simulated engine (one worker, one dp rank). It lives on
-// its own Asio strand, so the EngineCore inside needs no lock: every call is posted.
+// The wall-clock driver of one simulated engine (one worker, one dp rank). It lives on an
+// io_context that exactly one thread runs (EngineThreads), so the EngineCore inside needs
+// no lock and no strand: every call from another thread is posted there.
 //
 // A pass: run step(now), publish its KV events at once (vLLM makes blocks visible at
 // the start of the pass), sleep until the modeled end with a steady timer, then deliver
@@ -10,7 +11,6 @@
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -57,7 +57,7 @@ struct EngineActorHistograms {
   Histogram* pass_lateness = nullptr;  // process-wide
 };
 
-// Sees what the engine sees, on the engine's strand (the vLLM-format ZMQ output needs
+// Sees what the engine sees, on the engine's thread (the vLLM-format ZMQ output needs
 // request tokens to announce blocks as vLLM does). Must not block.
 class EngineObserver {
  public:
@@ -73,6 +73,7 @@ class EngineActor {
  public:
   using Clock = std::chrono::steady_clock;
 
+  // `io` must be run by one thread only: the actor relies on it to serialize its work.
   EngineActor(boost::asio::io_context& io, const EngineArgs& args, WorkerId worker, DpRank rank,
               std::unique_ptr<TimingModel> timing, KvEventPipeline& pipeline,
               EngineActorHistograms histograms, Clock::time_point epoch, size_t max_waiting);
@@ -109,7 +110,7 @@ class EngineActor {
   void publish_load();
   void update_stats(const EngineMetrics& metrics);
 
-  boost::asio::strand<boost::asio::io_context::executor_type> strand_;
+  boost::asio::io_context::executor_type executor_;
   boost::asio::steady_timer timer_;
   EngineCore core_;
   const WorkerId worker_;

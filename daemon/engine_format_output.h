@@ -40,7 +40,7 @@ class EngineFormatOutput : public EngineObserver {
                      EngineHashEncoding hashes, DpRank rank);
 
   std::unique_ptr<EnginePublisher> publisher_;
-  EngineEventBuilder builder_;  // touched only on the engine's strand
+  EngineEventBuilder builder_;  // touched only on the engine's thread
   const EngineEncodeOptions encode_options_;
   const DpRank rank_;
 };

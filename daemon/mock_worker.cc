@@ -11,7 +11,7 @@ constexpr int kRankShift = 56;
 
 }  // namespace
 
-MockWorker::MockWorker(boost::asio::io_context& io, const Config& config, uint32_t index,
+MockWorker::MockWorker(EngineThreads& threads, const Config& config, uint32_t index,
                        const std::string& profile_text, KvEventPipeline& pipeline,
                        MetricsRegistry& metrics, Histogram* pass_lateness,
                        EngineActor::Clock::time_point epoch)
@@ -35,8 +35,8 @@ MockWorker::MockWorker(boost::asio::io_context& io, const Config& config, uint32
   for (DpRank rank = 0; rank < std::max<uint32_t>(1, args.dp_size); ++rank) {
     auto timing = make_timing_model(args.timing, profile_text);
     engines_.push_back(std::make_unique<EngineActor>(
-        io, args, worker_id_, rank, timing ? std::move(*timing) : nullptr, pipeline, histograms,
-        epoch, kMaxWaitingPerEngine));
+        threads.next(), args, worker_id_, rank, timing ? std::move(*timing) : nullptr, pipeline,
+        histograms, epoch, kMaxWaitingPerEngine));
   }
   register_metrics(metrics);
 }

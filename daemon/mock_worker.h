@@ -10,6 +10,7 @@
 
 #include "config/config.h"
 #include "daemon/engine_actor.h"
+#include "daemon/engine_threads.h"
 #include "transport/http/worker_backend.h"
 
 namespace kvmock {
@@ -17,8 +18,9 @@ namespace kvmock {
 class MockWorker : public WorkerBackend {
  public:
   // `profile_text` is the timing profile file's contents (timing.model profile); the
-  // caller has checked that make_timing_model accepts it.
-  MockWorker(boost::asio::io_context& io, const Config& config, uint32_t index,
+  // caller has checked that make_timing_model accepts it. Each engine (dp rank) goes to
+  // the next of `threads`.
+  MockWorker(EngineThreads& threads, const Config& config, uint32_t index,
              const std::string& profile_text, KvEventPipeline& pipeline, MetricsRegistry& metrics,
              Histogram* pass_lateness, EngineActor::Clock::time_point epoch);
 

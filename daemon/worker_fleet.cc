@@ -24,12 +24,26 @@ Result<std::string> read_profile(const TimingArgs& timing) {
   return text.str();
 }
 
+// No more threads than engines: an idle thread would only cost a stack.
+size_t engine_thread_count(const WorkersConfig& workers) {
+  const size_t engines =
+      std::max<size_t>(1, size_t{workers.count} * std::max<uint32_t>(1, workers.engine.dp_size));
+  const size_t wanted = workers.threads > 0 ? workers.threads : usable_cpus();
+  return std::min(wanted, engines);
+}
+
 }  // namespace
 
 WorkerFleet::WorkerFleet(const Config& config, boost::asio::io_context& io,
                          KvEventPipeline& pipeline, NatsClient& nats, zmq::context_t& zmq,
                          MetricsRegistry& metrics)
-    : config_(config), io_(io), pipeline_(pipeline), nats_(nats), zmq_(zmq), metrics_(metrics) {}
+    : config_(config),
+      io_(io),
+      pipeline_(pipeline),
+      nats_(nats),
+      zmq_(zmq),
+      metrics_(metrics),
+      engine_threads_(engine_thread_count(config.workers)) {}
 
 WorkerFleet::~WorkerFleet() { stop(std::chrono::seconds(0)); }
 
@@ -50,8 +64,8 @@ Result<bool> WorkerFleet::start() {
   nats_intake_ = std::make_unique<NatsGenerateIntake>(nats_, config_.nats.namespace_,
                                                       config_.nats.component, metrics_);
   for (uint32_t i = 0; i < workers.count; ++i) {
-    auto worker = std::make_unique<MockWorker>(io_, config_, i, *profile, pipeline_, metrics_,
-                                               &lateness, epoch);
+    auto worker = std::make_unique<MockWorker>(engine_threads_, config_, i, *profile, pipeline_,
+                                               metrics_, &lateness, epoch);
     if (workers.zmq_events.enabled) {
       for (DpRank rank = 0; rank < dp_size; ++rank) {
         const uint32_t offset = i * dp_size + rank;
@@ -76,6 +90,7 @@ Result<bool> WorkerFleet::start() {
     }
     workers_.push_back(std::move(worker));
   }
+  engine_threads_.start();
   if (workers.load.enabled) {
     std::vector<WorkerBackend*> targets;
     for (auto& worker : workers_) targets.push_back(worker.get());
@@ -87,7 +102,8 @@ Result<bool> WorkerFleet::start() {
                           std::to_string(workers.worker_id_base) + ".." +
                           std::to_string(workers.worker_id_base + workers.count - 1) +
                           ", dp_size " + std::to_string(dp_size) + ", block_size " +
-                          std::to_string(workers.engine.block_size) + ")");
+                          std::to_string(workers.engine.block_size) + ") on " +
+                          std::to_string(engine_threads_.size()) + " engine threads");
   if (!http_servers_.empty()) {
     log_info("workers", "OpenAI API on " + workers.http_host + ":" +
                             std::to_string(http_servers_.front()->port()) + ".." +
@@ -151,6 +167,7 @@ void WorkerFleet::stop(std::chrono::seconds grace) {
   }
   for (auto& server : http_servers_) server->stop();
   for (auto& output : zmq_outputs_) output->stop();
+  engine_threads_.stop();
 }
 
 }  // namespace kvmock

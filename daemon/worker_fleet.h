@@ -10,6 +10,7 @@
 #include <zmq.hpp>
 
 #include "config/config.h"
+#include "daemon/engine_threads.h"
 #include "daemon/mock_worker.h"
 #include "transport/http/http_server.h"
 #include "transport/http/openai_server.h"
@@ -28,11 +29,12 @@ class WorkerFleet {
               NatsClient& nats, zmq::context_t& zmq, MetricsRegistry& metrics);
   ~WorkerFleet();
 
-  // Builds the workers and opens their intakes. Error on an unreadable timing profile or a
-  // port that cannot be bound.
+  // Builds the workers, starts their engine threads and opens their intakes. Error on an unreadable
+  // timing profile or a port that cannot be bound.
   Result<bool> start();
   // Intake off (new requests get 503, NATS intake unsubscribed); waits up to `grace` for
-  // in-flight requests, then cancels the rest and closes the ports.
+  // in-flight requests, then cancels the rest, closes the ports and stops the engine
+  // threads.
   void stop(std::chrono::seconds grace);
 
   size_t size() const { return workers_.size(); }
@@ -53,6 +55,8 @@ class WorkerFleet {
   NatsClient& nats_;
   zmq::context_t& zmq_;
   MetricsRegistry& metrics_;
+  // Declared before the workers: an engine's timer must go before its io_context.
+  EngineThreads engine_threads_;
   std::vector<std::unique_ptr<MockWorker>> workers_;
   // Declared before the servers that call into them, so destroyed after.
   std::vector<std::unique_ptr<OpenAiServer>> openai_apis_;

@@ -9,12 +9,15 @@
 //     a router that starts late learns it.
 //
 // Not thread-safe. Time is the caller's monotonic milliseconds; nothing here reads a clock,
-// so the caller polls at next_deadline_ms().
+// so the caller polls at next_deadline_ms(). Deadlines are kept in an ordered index, so a
+// poll costs O(log n) per rank due rather than a scan of every rank: a thousand mock
+// workers update their load on most passes and the caller polls every millisecond.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -54,11 +57,16 @@ class LoadDebouncer {
     std::optional<uint64_t> changed_since_ms;  // set while `latest` is unpublished
   };
 
+  using RankKey = std::pair<WorkerId, DpRank>;
+
   std::optional<uint64_t> deadline(const RankState& state) const;
+  // Moves `key`'s entry in due_ from `before` to its state's current deadline.
+  void reindex(const RankKey& key, const RankState& state, std::optional<uint64_t> before);
 
   uint64_t debounce_ms_;
   uint64_t heartbeat_ms_;
-  std::map<std::pair<WorkerId, DpRank>, RankState> ranks_;
+  std::map<RankKey, RankState> ranks_;
+  std::set<std::pair<uint64_t, RankKey>> due_;  // (deadline, rank) for every rank that has one
   LoadDebouncerCounters counters_;
 };
 

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -384,6 +385,40 @@ TEST_F(RunWorkersTest, EvictionIsWhatRemovesBlocks) {
   }
   // The second prompt needed 64 blocks of 80, so at least 48 of the first were evicted.
   EXPECT_GE(removed.size(), 48u);
+}
+
+// The names of the daemon's threads (/proc/PID/task/*/comm).
+std::multiset<std::string> thread_names(int pid) {
+  std::multiset<std::string> names;
+  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& task : std::filesystem::directory_iterator(tasks)) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    if (std::getline(comm, name)) names.insert(name);
+  }
+  return names;
+}
+
+TEST_F(RunWorkersTest, EnginesShareTheConfiguredNumberOfThreads) {
+  start_daemon(4, 1024, "  threads: 3\n");
+  const auto names = thread_names(daemon_->pid());
+  for (const char* name : {"kvmock-eng-0", "kvmock-eng-1", "kvmock-eng-2"}) {
+    EXPECT_EQ(names.count(name), 1u) << name;
+  }
+  EXPECT_EQ(names.count("kvmock-eng-3"), 0u);
+  // Four workers on three threads: one thread runs two engines, and all four answer.
+  std::vector<std::thread> clients;
+  std::vector<StreamedAnswer> answers(4);
+  for (uint32_t i = 0; i < 4; ++i) {
+    clients.emplace_back(
+        [&, i] { answers[i] = stream_completion(worker_port(i), make_prompt(i, 0, i, 256), 8); });
+  }
+  for (auto& client : clients) client.join();
+  for (uint32_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(answers[i].status, 200) << "worker " << i;
+    EXPECT_TRUE(answers[i].done) << "worker " << i;
+    EXPECT_EQ(answers[i].completion_tokens, 8u) << "worker " << i;
+  }
 }
 
 TEST_F(RunWorkersTest, CancellingMidStreamFreesTheBlocks) {

@@ -8,8 +8,10 @@
 
 namespace kvmock {
 
-inline void name_this_thread(const std::string& name) {
-  (void)pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+inline void name_thread(pthread_t thread, const std::string& name) {
+  (void)pthread_setname_np(thread, name.substr(0, 15).c_str());
 }
+
+inline void name_this_thread(const std::string& name) { name_thread(pthread_self(), name); }
 
 }  // namespace kvmock

@@ -102,6 +102,7 @@ workers:
   worker_id_base: 500
   http_base_port: 9000
   http_host: 0.0.0.0
+  threads: 3
   engine:
     block_size: 16
     num_gpu_blocks: 1000
@@ -180,6 +181,7 @@ TEST(ConfigLoader, EveryKeyIsSettableFromYaml) {
   EXPECT_EQ(c.workers.engine.g2.bandwidth_g2_to_g1_gbps, 20.0);
   EXPECT_EQ(c.workers.engine.g2.offload_batch_size, 16u);
   EXPECT_EQ(c.workers.http_host, "0.0.0.0");
+  EXPECT_EQ(c.workers.threads, 3u);
   EXPECT_EQ(c.workers.zmq_events.encoding, ZmqEncoding::kPositional);
   EXPECT_EQ(c.workers.zmq_events.hash_encoding, HashEncoding::kBytes32);
   EXPECT_EQ(c.workers.load.shared_prefix_ratio, 0.25);
