@@ -50,15 +50,20 @@ void EventBatcher::flush_into(std::vector<RouterEvent>& out) {
 
 std::vector<RouterEvent> EventBatcher::push(RouterEvent event, uint64_t now_ms) {
   std::vector<RouterEvent> out;
+  push(std::move(event), now_ms, out);
+  return out;
+}
+
+void EventBatcher::push(RouterEvent event, uint64_t now_ms, std::vector<RouterEvent>& out) {
   if (!enabled()) {
     out.push_back(std::move(event));
-    return out;
+    return;
   }
   if (pending_ && now_ms >= pending_since_ms_ + timeout_ms_) flush_into(out);
   if (is_clear(event.event.data)) {
     flush_into(out);
     out.push_back(std::move(event));
-    return out;
+    return;
   }
   if (can_merge(event)) {
     KvEventData& into = pending_->event.data;
@@ -78,7 +83,6 @@ std::vector<RouterEvent> EventBatcher::push(RouterEvent event, uint64_t now_ms) 
     pending_since_ms_ = now_ms;
   }
   if (pending_blocks() >= kMaxBatchBlocks) flush_into(out);
-  return out;
 }
 
 std::vector<RouterEvent> EventBatcher::poll(uint64_t now_ms) {

@@ -38,6 +38,8 @@ class EventBatcher {
 
   // Takes one event; returns the events ready to go, oldest first (0, 1 or 2 of them).
   std::vector<RouterEvent> push(RouterEvent event, uint64_t now_ms);
+  // The same, appending the ready events to `out` (no vector of its own per event).
+  void push(RouterEvent event, uint64_t now_ms, std::vector<RouterEvent>& out);
   // Returns the pending event if its timeout has passed.
   std::vector<RouterEvent> poll(uint64_t now_ms);
   // Returns the pending event, if any, regardless of time (shutdown, tests).

@@ -40,6 +40,9 @@ class WorkerEventStream {
   // Takes one event; its worker_id and dp_rank are overwritten with the stream's. Returns
   // the numbered events now ready, oldest first.
   std::vector<RouterEvent> push(RouterEvent event, uint64_t now_ms);
+  // The same, appending the ready events to `out`: the relay path calls this for every
+  // event, and a vector per call would be an allocation per event.
+  void push(RouterEvent event, uint64_t now_ms, std::vector<RouterEvent>& out);
   // Emits a batch whose timeout has passed. Call at next_deadline_ms().
   std::vector<RouterEvent> poll(uint64_t now_ms);
   // Emits whatever is pending (shutdown).
@@ -56,12 +59,15 @@ class WorkerEventStream {
  private:
   // Runs batched output through dedup and numbering.
   std::vector<RouterEvent> finish(std::vector<RouterEvent> batched);
+  // Dedup and numbering of one event, appended to `out` if it survives.
+  void emit(RouterEvent event, std::vector<RouterEvent>& out);
 
   WorkerId worker_id_;
   DpRank dp_rank_;
   EventBatcher batcher_;
   EventDedup dedup_;
   EventSequencer sequencer_;
+  std::vector<RouterEvent> batched_;  // scratch of push(), reused
   uint64_t received_ = 0;
   uint64_t emitted_ = 0;
 };

@@ -138,13 +138,11 @@ size_t KvEventPipeline::publish(WorkerId worker, DpRank rank, std::vector<Router
   Channel& ch = channel(worker, rank);
   std::lock_guard send(ch.send_mutex);
   std::vector<RouterEvent> numbered;
+  numbered.reserve(events.size());
   const uint64_t now = now_ms();
   {
     std::lock_guard state(ch.state_mutex);
-    for (RouterEvent& event : events) {
-      std::vector<RouterEvent> ready = ch.stream.push(std::move(event), now);
-      for (RouterEvent& e : ready) numbered.push_back(std::move(e));
-    }
+    for (RouterEvent& event : events) ch.stream.push(std::move(event), now, numbered);
     for (const RouterEvent& e : numbered) {
       if (!ch.indexer.apply(e).ok()) indexer_rejections_->inc();
     }

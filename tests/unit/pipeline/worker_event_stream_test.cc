@@ -34,6 +34,22 @@ TEST(WorkerEventStream, DroppedEventsConsumeNoIdSoIdsStayGapFree) {
   EXPECT_EQ(stream.last_event_id(), 3u);
 }
 
+TEST(WorkerEventStream, TheAppendingPushAddsAfterWhatTheCallerHoldsWithAndWithoutBatching) {
+  for (const uint64_t batching_ms : {uint64_t{0}, uint64_t{5}}) {
+    WorkerEventStream stream(7, 0, WorkerEventStreamOptions{batching_ms});
+    std::vector<RouterEvent> out;
+    stream.push(stored(7, 0, std::nullopt, {{10, 100}}), 0, out);
+    stream.push(stored(7, 0, std::nullopt, {{10, 100}}), 0, out);  // second copy: counted
+    stream.push(removed(7, 0, {10}), 0, out);                      // a copy is left: dropped
+    stream.push(removed(7, 0, {10}), 0, out);                      // last copy: passes
+    for (RouterEvent& e : stream.flush()) out.push_back(std::move(e));
+    ASSERT_FALSE(out.empty()) << "batching " << batching_ms;
+    EXPECT_EQ(ids_of(out).back(), stream.last_event_id());
+    for (size_t i = 0; i < out.size(); ++i) EXPECT_EQ(event_id(out[i]), i + 1);
+    EXPECT_EQ(out.back().event.data, KvEventData(RemoveData{{10}})) << "batching " << batching_ms;
+  }
+}
+
 TEST(WorkerEventStream, OutputCarriesTheStreamsWorkerAndRank) {
   WorkerEventStream stream(7, 2);
   const auto out = stream.push(removed(0, 0, {1}), 0);
