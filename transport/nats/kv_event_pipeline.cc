@@ -1,5 +1,6 @@
 #include "transport/nats/kv_event_pipeline.h"
 
+#include <algorithm>
 #include <random>
 
 #include "core/events/active_load_codec.h"
@@ -263,9 +264,18 @@ void KvEventPipeline::timer_loop() {
     {
       std::lock_guard lock(load_mutex_);
       for (const ActiveLoad& load : debouncer_.poll(now)) enqueue_load(load);
-      const std::optional<uint64_t> load_deadline = debouncer_.next_deadline_ms();
-      load_wake_ms_ = load_deadline.value_or(UINT64_MAX);
-      consider(load_deadline);
+      uint64_t wake = debouncer_.next_deadline_ms().value_or(UINT64_MAX);
+      // While loads keep changing, look again one debounce period on without being woken.
+      // A load that flaps between two values (a relay's block count at capacity: store,
+      // evict, store) cancels and re-arms its change on every flap, and each re-arm after
+      // a cancel would otherwise wake this thread: thousands of wake-ups a second.
+      const uint64_t updates = debouncer_.counters().updates;
+      if (updates != load_updates_seen_) {
+        wake = std::min(wake, now + std::max<uint64_t>(1, options_.debounce_ms));
+        load_updates_seen_ = updates;
+      }
+      load_wake_ms_ = wake;
+      if (wake != UINT64_MAX) consider(wake);
     }
     if (options_.batching_timeout_ms > 0) {
       std::vector<Channel*> channels;

@@ -124,6 +124,8 @@ class KvEventPipeline {
   // loads change thousands of times a second, and a wake-up per change (each an O(ranks)
   // poll) cost a fifth of a core.
   uint64_t load_wake_ms_ = 0;
+  // debouncer_.counters().updates when the timer thread last looked (timer thread only).
+  uint64_t load_updates_seen_ = 0;
   uint64_t load_publisher_id_;
   uint64_t load_sequence_ = 0;
 

@@ -429,5 +429,32 @@ TEST(RelayPipeline, EveryWorkerOfABurstOfChangesIsPublishedWithItsLastValue) {
   EXPECT_EQ(last.rbegin()->first, 100 + kWorkers - 1);
 }
 
+TEST(RelayPipeline, AFlappingLoadIsPublishedAtMostOncePerDebounceAndEndsOnItsLastValue) {
+  RelayRig rig(/*jetstream=*/false, /*heartbeat_ms=*/10000);
+  LoadSubscriber loads(*rig.client);
+  // A relay at capacity: its block count flaps between two values on every batch.
+  const auto start = std::chrono::steady_clock::now();
+  uint64_t flaps = 0;
+  while (std::chrono::steady_clock::now() - start < std::chrono::milliseconds(100)) {
+    const uint64_t blocks = 40 + (flaps++ % 2);
+    rig.pipeline->update_load(ActiveLoad{7, 0, blocks, std::nullopt, blocks});
+  }
+  rig.pipeline->update_load(ActiveLoad{7, 0, 99, std::nullopt, 99});
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  std::vector<uint64_t> published;
+  while (published.empty() || published.back() != 99) {
+    auto load = loads.next(2000);
+    ASSERT_TRUE(load.has_value()) << published.size() << " loads seen, none with 99";
+    published.push_back(load->kv_used_blocks.value_or(0));
+  }
+  EXPECT_GT(flaps, 1000u);
+  // At most one publish per millisecond tick the flapping touched (a partial tick at each
+  // end), plus the one the last change opened.
+  const auto periods = std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count();
+  EXPECT_LE(published.size(), static_cast<size_t>(periods) + 3) << "over " << periods << " ms";
+  EXPECT_TRUE(std::all_of(published.begin(), published.end() - 1,
+                          [](uint64_t v) { return v == 40 || v == 41; }));
+}
+
 }  // namespace
 }  // namespace kvmock
