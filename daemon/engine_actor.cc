@@ -124,16 +124,16 @@ void EngineActor::run_pass() {
                                         std::chrono::duration<double, std::milli>(end_ms));
   timer_.expires_at(idle_pass ? Clock::now() + kStalledRetry : on_grid(epoch_, modeled_end));
   timer_.async_wait([this, output = std::move(output), modeled_end,
-                     idle_pass](const boost::system::error_code& ec) mutable {
+                     idle_pass](const boost::system::error_code& ec) {
     if (ec) return;
     if (!idle_pass && histograms_.pass_lateness) {
       histograms_.pass_lateness->observe(std::max(0.0, seconds_between(modeled_end, Clock::now())));
     }
-    finish_pass(std::move(output));
+    finish_pass(output);
   });
 }
 
-void EngineActor::finish_pass(PassOutput output) {
+void EngineActor::finish_pass(const PassOutput& output) {
   const auto now = Clock::now();
   for (const RequestOutput& request_output : output.outputs) deliver(request_output, now);
   pass_running_ = false;

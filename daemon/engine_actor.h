@@ -105,7 +105,7 @@ class EngineActor {
   double now_ms() const;
   void maybe_start_pass();
   void run_pass();
-  void finish_pass(PassOutput output);
+  void finish_pass(const PassOutput& output);
   void deliver(const RequestOutput& output, Clock::time_point now);
   void publish_load();
   void update_stats(const EngineMetrics& metrics);

@@ -51,7 +51,7 @@ class HttpExchange {
 using HttpHandler = std::function<void(std::shared_ptr<HttpExchange>)>;
 
 struct HttpServerOptions {
-  size_t max_body_bytes = 16 * 1024 * 1024;
+  size_t max_body_bytes = size_t{16} * 1024 * 1024;
   int idle_timeout_s = 300;
 };
 
