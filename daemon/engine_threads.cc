@@ -19,8 +19,8 @@ size_t usable_cpus() {
 }
 
 EngineThreads::EngineThreads(size_t count) {
-  if (count == 0) count = usable_cpus();
-  for (size_t i = 0; i < count; ++i) loops_.push_back(std::make_unique<Loop>());
+  for (size_t i = 0; i < std::max<size_t>(1, count); ++i)
+    loops_.push_back(std::make_unique<Loop>());
 }
 
 EngineThreads::~EngineThreads() { stop(); }

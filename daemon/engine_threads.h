@@ -15,7 +15,7 @@ namespace kvmock {
 
 class EngineThreads {
  public:
-  // `count` 0 means one thread per CPU this process may run on.
+  // `count` threads (at least one); the caller picks the count (workers.threads).
   explicit EngineThreads(size_t count);
   ~EngineThreads();
   EngineThreads(const EngineThreads&) = delete;

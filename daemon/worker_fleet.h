@@ -29,8 +29,8 @@ class WorkerFleet {
               NatsClient& nats, zmq::context_t& zmq, MetricsRegistry& metrics);
   ~WorkerFleet();
 
-  // Builds the workers, starts their engine threads and opens their intakes. Error on an unreadable
-  // timing profile or a port that cannot be bound.
+  // Builds the workers, starts their engine threads and opens their intakes. Error on an
+  // unreadable timing profile or a port that cannot be bound.
   Result<bool> start();
   // Intake off (new requests get 503, NATS intake unsubscribed); waits up to `grace` for
   // in-flight requests, then cancels the rest, closes the ports and stops the engine

@@ -18,10 +18,6 @@ void WorkerEventStream::push(RouterEvent event, uint64_t now_ms, std::vector<Rou
   ++received_;
   event.worker_id = worker_id_;
   event.event.dp_rank = dp_rank_;
-  if (!batcher_.enabled()) {
-    emit(std::move(event), out);
-    return;
-  }
   batched_.clear();
   batcher_.push(std::move(event), now_ms, batched_);
   for (RouterEvent& ready : batched_) emit(std::move(ready), out);
