@@ -1,0 +1,27 @@
+// Where the producers of router events (simulated engines, relayed real engines) hand them
+// over. The producers depend on this interface only; the daemon wires in the publishing
+// pipeline, and tests wire in a capturing sink.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "core/events/router_event.h"
+
+namespace kvmock {
+
+class RouterEventSink {
+ public:
+  virtual ~RouterEventSink() = default;
+
+  // Publishes the events of one (worker, dp rank) channel, in order. The sink assigns the
+  // event ids (the ids given are ignored). Returns how many events were queued after
+  // batching and de-duplication. Calls for one channel come from one thread at a time.
+  virtual size_t publish(WorkerId worker, DpRank rank, std::vector<RouterEvent> events) = 0;
+  // Publishes a Cleared for (worker, rank): the engine behind it restarted or was cleared.
+  virtual void publish_cleared(WorkerId worker, DpRank rank) = 0;
+  // Records a load sample; the sink decides when it is published (debounce, heartbeat).
+  virtual void update_load(const ActiveLoad& load) = 0;
+};
+
+}  // namespace kvmock
