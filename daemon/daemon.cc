@@ -84,8 +84,11 @@ Result<bool> Daemon::start() {
     }
   });
   publisher_ = std::make_unique<NatsPublisher>(*nats_, outbox_, publisher_options(config_));
-  pipeline_ =
-      std::make_unique<KvEventPipeline>(*nats_, outbox_, pipeline_options(config_), metrics_);
+  pipeline_ = std::make_unique<KvEventPipeline>(outbox_, pipeline_options(config_), metrics_);
+  queries_ = std::make_unique<IndexerQueryService>(
+      *nats_, [this](const WorkerKvQueryRequest& request) { return pipeline_->query(request); },
+      IndexerQueryServiceOptions{config_.nats.namespace_, pipeline_options(config_).field_set},
+      metrics_);
   register_metrics();
   publisher_->start();
   pipeline_->start();
@@ -132,6 +135,7 @@ Result<bool> Daemon::start() {
                               }});
 
   for (const RelayConfig& relay_config : config_.relays) {
+    open_worker(relay_config.worker_id, relay_config.dp_size);
     auto relay = std::make_unique<EngineRelay>(relay_config, zmq_, *pipeline_, outbox_, metrics_);
     auto started = relay->start();
     if (!started) return started.error();
@@ -141,6 +145,10 @@ Result<bool> Daemon::start() {
     workers_ = std::make_unique<WorkerFleet>(config_, io_, *pipeline_, *nats_, zmq_, metrics_);
     auto started = workers_->start();
     if (!started) return started.error();
+    for (size_t i = 0; i < workers_->size(); ++i) {
+      open_worker(workers_->worker(i).worker_id(),
+                  static_cast<uint32_t>(workers_->worker(i).dp_size()));
+    }
     if (workers_->load_driver())
       status_thread_ = std::thread([this] {
         name_this_thread("kvmock-status");
@@ -199,6 +207,7 @@ int Daemon::shutdown() {
   for (auto& relay : relays_) relay->stop();
   if (workers_) workers_->stop(std::chrono::seconds(config_.shutdown.grace_s));
   pipeline_->stop();
+  queries_->stop();
   const size_t unsent = publisher_->stop(
       std::max(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(100)));
   if (admin_server_) admin_server_->stop();
@@ -232,6 +241,12 @@ int Daemon::shutdown() {
   log_info("daemon", "stopped; every event was delivered (" + std::to_string(events) +
                          " events on " + std::to_string(channels.size()) + " channels)");
   return 0;
+}
+
+void Daemon::open_worker(WorkerId worker, uint32_t dp_size) {
+  pipeline_->add_worker(worker, dp_size);
+  // Not fatal: the worker still publishes; only its recovery queries go unanswered.
+  if (auto served = queries_->serve(worker); !served) log_error("indexer", served.error().message);
 }
 
 void Daemon::register_metrics() {

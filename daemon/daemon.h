@@ -18,6 +18,7 @@
 #include "transport/http/admin_endpoints.h"
 #include "transport/http/http_server.h"
 #include "transport/metrics/metrics_registry.h"
+#include "transport/nats/indexer_query_service.h"
 #include "transport/nats/kv_event_pipeline.h"
 #include "transport/nats/nats_client.h"
 #include "transport/nats/nats_publisher.h"
@@ -47,6 +48,9 @@ class Daemon {
 
  private:
   void register_metrics();
+  // Opens the channels of a configured worker and serves its indexer queries, so a worker
+  // that has published nothing yet answers them too.
+  void open_worker(WorkerId worker, uint32_t dp_size);
   // Prints one line per second while the built-in load driver runs (the demo).
   void status_loop();
 
@@ -66,6 +70,7 @@ class Daemon {
   Outbox outbox_;
   std::unique_ptr<NatsPublisher> publisher_;
   std::unique_ptr<KvEventPipeline> pipeline_;
+  std::unique_ptr<IndexerQueryService> queries_;
   zmq::context_t zmq_;
   std::vector<std::unique_ptr<EngineRelay>> relays_;
   std::unique_ptr<WorkerFleet> workers_;

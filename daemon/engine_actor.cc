@@ -32,7 +32,7 @@ double seconds_between(EngineActor::Clock::time_point from, EngineActor::Clock::
 
 EngineActor::EngineActor(boost::asio::io_context& io, const EngineArgs& args, WorkerId worker,
                          DpRank rank, std::unique_ptr<TimingModel> timing,
-                         KvEventPipeline& pipeline, EngineActorHistograms histograms,
+                         RouterEventSink& pipeline, EngineActorHistograms histograms,
                          Clock::time_point epoch, size_t max_waiting)
     : executor_(io.get_executor()),
       timer_(io),

@@ -17,9 +17,9 @@
 #include <unordered_map>
 
 #include "core/engine/engine_core.h"
+#include "core/pipeline/router_event_sink.h"
 #include "transport/http/worker_backend.h"
 #include "transport/metrics/metrics_registry.h"
-#include "transport/nats/kv_event_pipeline.h"
 
 namespace kvmock {
 
@@ -75,7 +75,7 @@ class EngineActor {
 
   // `io` must be run by one thread only: the actor relies on it to serialize its work.
   EngineActor(boost::asio::io_context& io, const EngineArgs& args, WorkerId worker, DpRank rank,
-              std::unique_ptr<TimingModel> timing, KvEventPipeline& pipeline,
+              std::unique_ptr<TimingModel> timing, RouterEventSink& pipeline,
               EngineActorHistograms histograms, Clock::time_point epoch, size_t max_waiting);
 
   // Queues a request (from any thread). Errors come back through callbacks.on_finish.
@@ -116,7 +116,7 @@ class EngineActor {
   const WorkerId worker_;
   const DpRank rank_;
   const bool g2_enabled_;
-  KvEventPipeline& pipeline_;
+  RouterEventSink& pipeline_;
   EngineActorHistograms histograms_;
   const Clock::time_point epoch_;
   const size_t max_waiting_;

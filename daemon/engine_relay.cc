@@ -6,7 +6,7 @@
 namespace kvmock {
 
 EngineRelay::EngineRelay(const RelayConfig& config, zmq::context_t& context,
-                         KvEventPipeline& pipeline, Outbox& outbox, MetricsRegistry& metrics)
+                         RouterEventSink& pipeline, Outbox& outbox, MetricsRegistry& metrics)
     : config_(config),
       context_(context),
       pipeline_(pipeline),

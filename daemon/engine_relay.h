@@ -17,8 +17,8 @@
 
 #include "config/config.h"
 #include "core/events/engine_event_converter.h"
+#include "core/pipeline/router_event_sink.h"
 #include "transport/metrics/metrics_registry.h"
-#include "transport/nats/kv_event_pipeline.h"
 #include "transport/nats/outbox.h"
 #include "transport/zmq/engine_subscriber.h"
 
@@ -26,7 +26,7 @@ namespace kvmock {
 
 class EngineRelay : public EngineStreamSink {
  public:
-  EngineRelay(const RelayConfig& config, zmq::context_t& context, KvEventPipeline& pipeline,
+  EngineRelay(const RelayConfig& config, zmq::context_t& context, RouterEventSink& pipeline,
               Outbox& outbox, MetricsRegistry& metrics);
   ~EngineRelay() override;
 
@@ -48,7 +48,7 @@ class EngineRelay : public EngineStreamSink {
 
   const RelayConfig config_;
   zmq::context_t& context_;
-  KvEventPipeline& pipeline_;
+  RouterEventSink& pipeline_;
   Outbox& outbox_;
   std::atomic<bool> stopping_{false};
   std::vector<std::unique_ptr<EngineSubscriber>> subscribers_;

@@ -12,7 +12,7 @@ constexpr int kRankShift = 56;
 }  // namespace
 
 MockWorker::MockWorker(EngineThreads& threads, const Config& config, uint32_t index,
-                       const std::string& profile_text, KvEventPipeline& pipeline,
+                       const std::string& profile_text, RouterEventSink& pipeline,
                        MetricsRegistry& metrics, Histogram* pass_lateness,
                        EngineActor::Clock::time_point epoch)
     : worker_id_(config.workers.worker_id_base + index),

@@ -21,7 +21,7 @@ class MockWorker : public WorkerBackend {
   // caller has checked that make_timing_model accepts it. Each engine (dp rank) goes to
   // the next of `threads`.
   MockWorker(EngineThreads& threads, const Config& config, uint32_t index,
-             const std::string& profile_text, KvEventPipeline& pipeline, MetricsRegistry& metrics,
+             const std::string& profile_text, RouterEventSink& pipeline, MetricsRegistry& metrics,
              Histogram* pass_lateness, EngineActor::Clock::time_point epoch);
 
   Result<uint64_t> submit(GenerationRequest request, GenerationCallbacks callbacks) override;

@@ -16,24 +16,20 @@ constexpr size_t kCoreBatch = 1024;
 constexpr int64_t kFlushTimeoutMs = 1000;
 constexpr auto kMinFlushInterval = std::chrono::microseconds(1000);
 
-int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 }  // namespace
 
-NatsPublisher::NatsPublisher(NatsClient& client, Outbox& outbox, NatsPublisherOptions options)
+NatsPublisher::NatsPublisher(NatsClient& client, Outbox& outbox, NatsPublisherOptions options,
+                             const Clock& clock)
     : client_(client),
       outbox_(outbox),
       options_(std::move(options)),
+      clock_(clock),
       auto_id_prefix_("kvmock-" + std::to_string(std::random_device{}()) + "-") {
   if (!options_.jetstream) stream_ready_ = true;
 }
 
 NatsPublisher::~NatsPublisher() {
-  stop(std::chrono::steady_clock::now());
+  stop(clock_.steady_now());
   if (js_) jsCtx_Destroy(js_);
 }
 
@@ -65,7 +61,10 @@ void NatsPublisher::record_error(std::string message) {
 }
 
 bool NatsPublisher::draining_past_deadline() const {
-  return stopping_.load() && now_ns() >= deadline_ns_.load();
+  const int64_t now_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(clock_.steady_now().time_since_epoch())
+          .count();
+  return stopping_.load() && now_ns >= deadline_ns_.load();
 }
 
 void NatsPublisher::run() {
@@ -150,10 +149,10 @@ void NatsPublisher::send_core(std::vector<OutboundMessage>& batch) {
   // kMinFlushInterval of the last one nats.c's own flusher, due within a millisecond
   // anyway, does it; under sustained load the outbox never empties and nats.c writes
   // whenever its buffer fills.
-  const auto now = std::chrono::steady_clock::now();
+  const auto now = clock_.steady_now();
   if (outbox_.size() == 0 && now - last_flush_ >= kMinFlushInterval) {
     (void)client_.flush(kFlushTimeoutMs);
-    last_flush_ = std::chrono::steady_clock::now();
+    last_flush_ = clock_.steady_now();
   }
 }
 

@@ -22,8 +22,10 @@
 #include <unordered_set>
 #include <vector>
 
+#include "core/common/clock.h"
 #include "transport/nats/nats_client.h"
 #include "transport/nats/outbox.h"
+#include "transport/time/system_clock.h"
 
 namespace kvmock {
 
@@ -47,7 +49,9 @@ struct NatsPublisherOptions {
 
 class NatsPublisher {
  public:
-  NatsPublisher(NatsClient& client, Outbox& outbox, NatsPublisherOptions options);
+  // `clock` times the stop deadline and the flush interval.
+  NatsPublisher(NatsClient& client, Outbox& outbox, NatsPublisherOptions options,
+                const Clock& clock = SystemClock::instance());
   ~NatsPublisher();
   NatsPublisher(const NatsPublisher&) = delete;
   NatsPublisher& operator=(const NatsPublisher&) = delete;
@@ -82,6 +86,7 @@ class NatsPublisher {
   NatsClient& client_;
   Outbox& outbox_;
   const NatsPublisherOptions options_;
+  const Clock& clock_;
   jsCtx* js_ = nullptr;
   std::thread thread_;
   std::atomic<bool> stopping_{false};

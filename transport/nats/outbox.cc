@@ -2,7 +2,8 @@
 
 namespace kvmock {
 
-Outbox::Outbox(size_t capacity) : capacity_(capacity == 0 ? 1 : capacity) {}
+Outbox::Outbox(size_t capacity, const Clock& clock)
+    : capacity_(capacity == 0 ? 1 : capacity), clock_(clock) {}
 
 bool Outbox::try_push(OutboundMessage message) {
   {
@@ -11,7 +12,7 @@ bool Outbox::try_push(OutboundMessage message) {
       refused_.fetch_add(1, std::memory_order_relaxed);
       return false;
     }
-    message.enqueued_at = std::chrono::steady_clock::now();
+    message.enqueued_at = clock_.steady_now();
     queue_.push_back(std::move(message));
   }
   not_empty_.notify_one();
@@ -29,7 +30,7 @@ bool Outbox::push(OutboundMessage message, std::chrono::milliseconds timeout) {
       refused_.fetch_add(1, std::memory_order_relaxed);
       return false;
     }
-    message.enqueued_at = std::chrono::steady_clock::now();
+    message.enqueued_at = clock_.steady_now();
     queue_.push_back(std::move(message));
   }
   not_empty_.notify_one();
@@ -39,7 +40,7 @@ bool Outbox::push(OutboundMessage message, std::chrono::milliseconds timeout) {
 size_t Outbox::push_all(std::vector<OutboundMessage>& messages, size_t from,
                         std::chrono::milliseconds timeout) {
   size_t moved = 0;
-  const auto now = std::chrono::steady_clock::now();
+  const auto now = clock_.steady_now();
   std::unique_lock lock(mutex_);
   for (size_t i = from; i < messages.size(); ++i) {
     if (queue_.size() >= capacity_) {
@@ -107,9 +108,7 @@ size_t Outbox::size() const {
 double Outbox::oldest_age_seconds() const {
   std::lock_guard lock(mutex_);
   if (queue_.empty()) return 0;
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                       queue_.front().enqueued_at)
-      .count();
+  return std::chrono::duration<double>(clock_.steady_now() - queue_.front().enqueued_at).count();
 }
 
 }  // namespace kvmock

@@ -14,6 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "core/common/clock.h"
+#include "transport/time/system_clock.h"
+
 namespace kvmock {
 
 struct OutboundMessage {
@@ -30,7 +33,8 @@ struct OutboundMessage {
 
 class Outbox {
  public:
-  explicit Outbox(size_t capacity);
+  // `clock` stamps enqueued_at (the age of the oldest message).
+  explicit Outbox(size_t capacity, const Clock& clock = SystemClock::instance());
 
   // Appends unless full; never blocks. Returns false (and counts a refusal) when full.
   bool try_push(OutboundMessage message);
@@ -64,6 +68,7 @@ class Outbox {
 
  private:
   const size_t capacity_;
+  const Clock& clock_;
   mutable std::mutex mutex_;
   std::condition_variable not_empty_;
   std::condition_variable not_full_;

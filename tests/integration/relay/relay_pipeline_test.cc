@@ -19,6 +19,7 @@
 #include "tests/support/event_subscriber.h"
 #include "tests/support/nats_server.h"
 #include "tests/support/zmq_test_support.h"
+#include "transport/nats/indexer_query_service.h"
 #include "transport/nats/kv_event_pipeline.h"
 #include "transport/nats/nats_publisher.h"
 #include "transport/zmq/engine_publisher.h"
@@ -75,12 +76,17 @@ struct RelayRig {
     KvEventPipelineOptions options;
     options.jetstream = jetstream;
     options.heartbeat_ms = heartbeat_ms;
-    pipeline = std::make_unique<KvEventPipeline>(*client, outbox, options, metrics);
+    pipeline = std::make_unique<KvEventPipeline>(outbox, options, metrics);
+    queries = std::make_unique<IndexerQueryService>(
+        *client, [this](const WorkerKvQueryRequest& request) { return pipeline->query(request); },
+        IndexerQueryServiceOptions{}, metrics);
+    EXPECT_TRUE(queries->serve(kWorker).ok());
     publisher->start();
     pipeline->start();
   }
   ~RelayRig() {
     if (relay) relay->stop();
+    if (queries) queries->stop();
     pipeline->stop();
     publisher->stop(std::chrono::steady_clock::now() + std::chrono::seconds(2));
   }
@@ -100,6 +106,7 @@ struct RelayRig {
   Outbox outbox{100000};
   std::unique_ptr<NatsPublisher> publisher;
   std::unique_ptr<KvEventPipeline> pipeline;
+  std::unique_ptr<IndexerQueryService> queries;
   zmq::context_t zmq{1};
   std::unique_ptr<EngineRelay> relay;
 };
