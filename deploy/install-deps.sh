@@ -17,6 +17,8 @@ test_packages=(
   # tests, benchmarks, fuzzing, formatting; prometheus for `promtool check metrics`
   googletest libgtest-dev libgmock-dev libbenchmark-dev nats-server prometheus
   clang-14 libclang-rt-14-dev clang-format clang-tidy python3 curl
+  # b3sum: the reference BLAKE3 implementation the checksum tests compare against
+  b3sum
 )
 runtime_packages=(
   libzmq5 libnats3.4 libyaml-cpp0.7 libxxhash0 libssl3 ca-certificates curl
