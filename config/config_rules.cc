@@ -6,6 +6,7 @@
 
 #include "config/endpoint.h"
 #include "config/scalar_text.h"
+#include "core/common/ports.h"
 
 namespace kvmock {
 namespace {
@@ -135,7 +136,7 @@ std::vector<PortRange> listening_ports(const Config& c) {
                       std::to_string(w.count) + " workers"});
   }
   if (w.zmq_events.enabled) {
-    const uint64_t sockets = uint64_t{w.count} * w.engine.dp_size;
+    const uint64_t sockets = dp_slot(w.count, w.engine.dp_size, 0);
     const std::string what =
         std::to_string(w.count) + " workers x " + std::to_string(w.engine.dp_size) + " dp ranks";
     ranges.push_back({"workers.zmq_events.base_port", w.zmq_events.base_port, sockets, what});

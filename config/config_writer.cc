@@ -3,6 +3,7 @@
 #include <string_view>
 #include <vector>
 
+#include "config/endpoint.h"
 #include "config/scalar_text.h"
 #include "config/schema.h"
 
@@ -23,7 +24,11 @@ template <typename Root>
 std::string yaml_value(const KeySpec<Root>& key, const Root& root, Secrets secrets) {
   std::string text = key.render(root);
   if (key.kind != ValueKind::kString) return text;
-  if (key.secret && secrets == Secrets::kRedact && !text.empty()) return "\"<redacted>\"";
+  if (secrets == Secrets::kRedact) {
+    if (key.secret && !text.empty()) return "\"<redacted>\"";
+    // A URL may carry its own password or token (nats://user:pass@host).
+    return yaml_quote(redact_url_userinfo(text));
+  }
   return yaml_quote(text);
 }
 

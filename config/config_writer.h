@@ -13,7 +13,8 @@ enum class Secrets : uint8_t { kShow, kRedact };
 
 // Every key, defaults filled, as YAML that parse_config reads back to an equal Config
 // (with Secrets::kShow). kRedact prints non-empty secrets (nats.password, nats.token) as
-// "<redacted>", for output that may end up in logs.
+// "<redacted>" and the password or token inside a URL (nats://user:pass@host) as "***",
+// for output that may end up in logs. Credential files are only named, never read.
 std::string to_yaml(const Config& config, Secrets secrets = Secrets::kShow);
 
 // A Markdown table of every key: key, type, default, allowed values, meaning.

@@ -1,5 +1,7 @@
 #include "config/endpoint.h"
 
+#include <algorithm>
+
 #include "config/scalar_text.h"
 
 namespace kvmock {
@@ -58,6 +60,32 @@ std::string check_nats_urls(std::string_view text) {
              "\"";
     }
     if (comma == std::string_view::npos) return {};
+    rest.remove_prefix(comma + 1);
+  }
+}
+
+std::string redact_url_userinfo(std::string_view urls) {
+  std::string out;
+  std::string_view rest = urls;
+  while (true) {
+    const size_t comma = rest.find(',');
+    const std::string_view url = rest.substr(0, comma);
+    const size_t scheme_end = url.find("://");
+    const size_t authority = scheme_end == std::string_view::npos ? url.size() : scheme_end + 3;
+    const size_t authority_end = std::min(url.find_first_of("/?#", authority), url.size());
+    const size_t at = url.substr(0, authority_end).rfind('@');
+    if (at == std::string_view::npos || at < authority) {
+      out += url;
+    } else {
+      const std::string_view userinfo = url.substr(authority, at - authority);
+      const size_t colon = userinfo.find(':');
+      out += url.substr(0, authority);
+      if (colon != std::string_view::npos) out += userinfo.substr(0, colon + 1);
+      out += "***";
+      out += url.substr(at);
+    }
+    if (comma == std::string_view::npos) return out;
+    out += ',';
     rest.remove_prefix(comma + 1);
   }
 }

@@ -31,6 +31,11 @@ std::string check_optional_zmq_endpoint(std::string_view text);
 // Comma-separated "nats://..." or "tls://..." URLs, each with a host.
 std::string check_nats_urls(std::string_view text);
 
+// `urls` (one URL or a comma-separated list) with the secret part of each URL's userinfo
+// replaced by "***": "nats://user:pass@h:4222" -> "nats://user:***@h:4222", and a token
+// "nats://tok@h" -> "nats://***@h". Text without "scheme://...@" comes back unchanged.
+std::string redact_url_userinfo(std::string_view urls);
+
 // Any non-empty text.
 std::string check_not_empty(std::string_view text);
 

@@ -1,4 +1,4 @@
-// `kvmockd check-config --config FILE [--set KEY=VALUE ...] [--reference]`: validates the
+// `kvmockd check-config [--config FILE] [--set KEY=VALUE ...] [--reference]`: validates the
 // configuration exactly as `run` would (file, environment, --set) and prints the effective
 // config as YAML, every key with defaults filled and secrets redacted. --reference prints
 // the Markdown key reference instead (the table in config/README.md).

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "config/config_loader.h"
+#include "config/endpoint.h"
 #include "core/events/subjects.h"
 #include "daemon/engine_relay.h"
 #include "daemon/load_driver.h"
@@ -107,7 +108,7 @@ Result<bool> Daemon::start() {
                                 return false;
                               }});
   if (!config_.admin.listen.empty()) {
-    auto address = parse_listen_address(config_.admin.listen);
+    auto address = parse_host_port(config_.admin.listen);
     if (!address) return address.error();
     admin_work_.emplace(admin_io_.get_executor());
     admin_thread_ = std::thread([this] {
@@ -116,10 +117,10 @@ Result<bool> Daemon::start() {
     });
     admin_server_ = std::make_unique<HttpServer>(
         admin_io_, [this](std::shared_ptr<HttpExchange> exchange) { admin_.handle(exchange); });
-    auto port = admin_server_->listen(address->first, address->second);
+    auto port = admin_server_->listen(address->host, address->port);
     if (!port) return port.error();
     log_info("admin",
-             "serving /metrics /health /ready on " + address->first + ":" + std::to_string(*port));
+             "serving /metrics /health /ready on " + address->host + ":" + std::to_string(*port));
   }
   admin_.add_readiness_check({"nats", [this](std::string& reason) {
                                 if (nats_->connected()) return true;

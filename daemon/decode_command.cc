@@ -1,6 +1,5 @@
 #include "daemon/decode_command.h"
 
-#include <charconv>
 #include <iostream>
 #include <iterator>
 #include <nlohmann/json.hpp>
@@ -10,6 +9,7 @@
 #include "core/events/engine_event_json.h"
 #include "core/events/engine_payload_codec.h"
 #include "core/events/router_event_codec.h"
+#include "daemon/flags.h"
 
 namespace kvmock {
 namespace {
@@ -20,17 +20,6 @@ constexpr const char* kDecodeUsage =
     "or hex text with --hex) and prints one JSON line per engine event, per router event\n"
     "and per conversion issue. --block-size (default 16) recomputes tokens_hash;\n"
     "--worker-id (default 0) is stamped on router events.\n";
-
-template <typename T>
-Result<T> parse_unsigned(std::string_view flag, std::string_view text) {
-  T value{};
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size()) {
-    return make_error("usage", std::string(flag) + ": expected an unsigned integer, got '" +
-                                   std::string(text) + "'");
-  }
-  return value;
-}
 
 int hex_digit(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -44,38 +33,15 @@ void write_line(FILE* out, const std::string& line) {
   std::fputc('\n', out);
 }
 
-}  // namespace
-
-Result<DecodeCommandOptions> parse_decode_flags(std::span<char* const> args) {
-  DecodeCommandOptions options;
-  for (size_t i = 1; i < args.size(); ++i) {
-    const std::string_view flag = args[i];
-    if (flag == "--hex") {
-      options.hex = true;
-      continue;
-    }
-    if (flag == "--help" || flag == "-h") {
-      options.help = true;
-      return options;
-    }
-    if (flag != "--block-size" && flag != "--worker-id") {
-      return make_error("usage", "decode: unknown flag '" + std::string(flag) + "'");
-    }
-    if (i + 1 >= args.size()) return make_error("usage", std::string(flag) + ": missing value");
-    const std::string_view value = args[++i];
-    if (flag == "--block-size") {
-      auto parsed = parse_unsigned<uint32_t>(flag, value);
-      if (!parsed) return parsed.error();
-      if (*parsed == 0) return make_error("usage", "--block-size: must be at least 1");
-      options.block_size = *parsed;
-    } else {
-      auto parsed = parse_unsigned<uint64_t>(flag, value);
-      if (!parsed) return parsed.error();
-      options.worker_id = *parsed;
-    }
-  }
-  return options;
+std::vector<FlagSpec> decode_flags(DecodeCommandOptions& options) {
+  return {
+      unsigned_flag("--block-size", options.block_size, /*min=*/1),
+      unsigned_flag("--worker-id", options.worker_id),
+      switch_flag("--hex", options.hex),
+  };
 }
+
+}  // namespace
 
 Result<std::vector<uint8_t>> parse_hex(std::string_view text) {
   std::vector<uint8_t> bytes;
@@ -142,20 +108,14 @@ int run_decode(const DecodeCommandOptions& options, std::span<const uint8_t> pay
 }
 
 int run_decode_command(int argc, char** argv) {
-  auto options = parse_decode_flags(std::span<char* const>(argv, static_cast<size_t>(argc)));
-  if (!options) {
-    std::fprintf(stderr, "kvmockd decode: %s\n%s", options.error().message.c_str(), kDecodeUsage);
-    return 2;
-  }
-  if (options->help) {
-    std::fputs(kDecodeUsage, stdout);
-    return 0;
-  }
+  DecodeCommandOptions options;
+  const std::vector<FlagSpec> flags = decode_flags(options);
+  if (auto status = handle_command_line(argc, argv, flags, kDecodeUsage)) return *status;
   std::cin >> std::noskipws;
   const std::string input{std::istreambuf_iterator<char>(std::cin),
                           std::istreambuf_iterator<char>()};
   std::vector<uint8_t> payload;
-  if (options->hex) {
+  if (options.hex) {
     auto bytes = parse_hex(input);
     if (!bytes) {
       std::fprintf(stderr, "kvmockd decode: bad hex input: %s\n", bytes.error().message.c_str());
@@ -165,7 +125,7 @@ int run_decode_command(int argc, char** argv) {
   } else {
     payload.assign(input.begin(), input.end());
   }
-  return run_decode(*options, payload, stdout, stderr);
+  return run_decode(options, payload, stdout, stderr);
 }
 
 }  // namespace kvmock

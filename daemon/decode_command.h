@@ -14,11 +14,7 @@ struct DecodeCommandOptions {
   uint32_t block_size = 16;
   uint64_t worker_id = 0;
   bool hex = false;
-  bool help = false;
 };
-
-// Parses `decode` flags (argv[0] is "decode"). Error on an unknown flag or bad value.
-Result<DecodeCommandOptions> parse_decode_flags(std::span<char* const> args);
 
 // Hex text to bytes; whitespace is ignored, an optional 0x prefix is allowed.
 Result<std::vector<uint8_t>> parse_hex(std::string_view text);

@@ -5,11 +5,12 @@
 
 #include <cstdio>
 #include <cstring>
-#include <string_view>
 #include <thread>
+#include <vector>
 
 #include "config/config_loader.h"
 #include "daemon/daemon.h"
+#include "daemon/flags.h"
 #include "transport/log/logger.h"
 
 namespace kvmock {
@@ -20,44 +21,9 @@ constexpr const char* kRunUsage =
     "                   [--log-level debug|info|warn|error]\n"
     "Plays the configured mock workers and relays until SIGINT/SIGTERM. Without --config the\n"
     "built-in defaults apply; KVMOCK_<KEY> and NATS_SERVER environment variables override the\n"
-    "file, --set overrides both. Every key: config/README.md or `kvmockd check-config`.\n";
-
-struct RunFlags {
-  bool help = false;
-  ConfigSource source;
-  std::optional<std::string> log_format;
-  std::optional<std::string> log_level;
-};
-
-Result<RunFlags> parse_run_flags(int argc, char** argv) {
-  RunFlags flags;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view flag = argv[i];
-    auto value = [&]() -> Result<std::string> {
-      if (i + 1 >= argc) return make_error("usage", std::string(flag) + ": missing value");
-      return std::string(argv[++i]);
-    };
-    Result<std::string> v = std::string();
-    if (flag == "--help" || flag == "-h") {
-      flags.help = true;
-      return flags;
-    }
-    if (flag == "--config" || flag == "--set" || flag == "--log-format" || flag == "--log-level") {
-      v = value();
-      if (!v) return v.error();
-    } else {
-      return make_error("usage", "run: unknown flag '" + std::string(flag) + "'");
-    }
-    if (flag == "--config") flags.source.path = *v;
-    if (flag == "--set") flags.source.sets.push_back(*v);
-    if (flag == "--log-format") flags.log_format = *v;
-    if (flag == "--log-level") flags.log_level = *v;
-  }
-  if (flags.log_format) flags.source.sets.push_back("log.format=" + *flags.log_format);
-  if (flags.log_level) flags.source.sets.push_back("log.level=" + *flags.log_level);
-  flags.source.env = config_environment();
-  return flags;
-}
+    "file, --set overrides both (--log-format F and --log-level L are short for --set\n"
+    "log.format=F and --set log.level=L). Every key: config/README.md or\n"
+    "`kvmockd check-config`. A flag's value may also be written --flag=VALUE.\n";
 
 LogSeverity severity_of(LogLevel level) {
   switch (level) {
@@ -83,16 +49,11 @@ int wait_for_signal(const sigset_t& signals) {
 }  // namespace
 
 int run_run_command(int argc, char** argv) {
-  auto flags = parse_run_flags(argc, argv);
-  if (!flags) {
-    std::fprintf(stderr, "kvmockd run: %s\n%s", flags.error().message.c_str(), kRunUsage);
-    return 2;
-  }
-  if (flags->help) {
-    std::fputs(kRunUsage, stdout);
-    return 0;
-  }
-  auto config = load_config(flags->source);
+  ConfigSource source;
+  const std::vector<FlagSpec> flags = config_flags(source, /*with_log=*/true);
+  if (auto status = handle_command_line(argc, argv, flags, kRunUsage)) return *status;
+  source.env = config_environment();
+  auto config = load_config(source);
   if (!config) {
     std::fprintf(stderr, "%s\n", config.error().message.c_str());
     return 2;

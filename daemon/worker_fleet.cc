@@ -1,9 +1,9 @@
 #include "daemon/worker_fleet.h"
 
-#include <fstream>
-#include <sstream>
 #include <thread>
 
+#include "config/timing_profile.h"
+#include "core/common/ports.h"
 #include "daemon/engine_format_output.h"
 #include "daemon/load_driver.h"
 #include "transport/log/logger.h"
@@ -11,18 +11,6 @@
 
 namespace kvmock {
 namespace {
-
-Result<std::string> read_profile(const TimingArgs& timing) {
-  if (timing.model != TimingModelKind::kProfile) return std::string();
-  std::ifstream file(timing.profile_path);
-  if (!file) {
-    return make_error(
-        "config", "workers.engine.timing.profile_path: cannot read '" + timing.profile_path + "'");
-  }
-  std::ostringstream text;
-  text << file.rdbuf();
-  return text.str();
-}
 
 // No more threads than engines: an idle thread would only cost a stack.
 size_t engine_thread_count(const WorkersConfig& workers) {
@@ -48,7 +36,7 @@ WorkerFleet::WorkerFleet(const Config& config, boost::asio::io_context& io,
 WorkerFleet::~WorkerFleet() { stop(std::chrono::seconds(0)); }
 
 Result<bool> WorkerFleet::start() {
-  auto profile = read_profile(config_.workers.engine.timing);
+  auto profile = load_timing_profile(config_);
   if (!profile) return profile.error();
   auto timing = make_timing_model(config_.workers.engine.timing, *profile);
   if (!timing) {
@@ -68,10 +56,10 @@ Result<bool> WorkerFleet::start() {
                                                metrics_, &lateness, epoch);
     if (workers.zmq_events.enabled) {
       for (DpRank rank = 0; rank < dp_size; ++rank) {
-        const uint32_t offset = i * dp_size + rank;
-        const auto port = static_cast<uint16_t>(workers.zmq_events.base_port + offset);
-        const auto replay_port =
-            static_cast<uint16_t>(workers.zmq_events.replay_base_port + offset);
+        // The config rules guarantee both ranges fit below 65536.
+        const uint64_t slot = dp_slot(i, dp_size, rank);
+        const uint16_t port = *port_for_index(workers.zmq_events.base_port, slot);
+        const uint16_t replay_port = *port_for_index(workers.zmq_events.replay_base_port, slot);
         auto output = EngineFormatOutput::start(zmq_, workers.zmq_events, workers.engine.block_size,
                                                 rank, port, replay_port);
         if (!output) {

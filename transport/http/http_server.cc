@@ -5,7 +5,6 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <charconv>
 #include <deque>
 #include <optional>
 
@@ -280,24 +279,6 @@ class Session : public std::enable_shared_from_this<Session>, public HttpExchang
 };
 
 }  // namespace
-
-Result<std::pair<std::string, uint16_t>> parse_listen_address(std::string_view address) {
-  const size_t colon = address.rfind(':');
-  if (colon == std::string_view::npos || colon == 0) {
-    return make_error("address", "expected host:port, got '" + std::string(address) + "'");
-  }
-  std::string host(address.substr(0, colon));
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  const std::string_view port_text = address.substr(colon + 1);
-  unsigned port = 0;
-  const auto [end, ec] =
-      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535) {
-    return make_error("address", "bad port in '" + std::string(address) + "'");
-  }
-  return std::make_pair(std::move(host), static_cast<uint16_t>(port));
-}
 
 HttpServer::HttpServer(net::io_context& io, HttpHandler handler, HttpServerOptions options)
     : io_(io),

@@ -81,7 +81,4 @@ class HttpServer {
   std::shared_ptr<Registry> sessions_;
 };
 
-// "host:port" → (host, port). Error names the problem.
-Result<std::pair<std::string, uint16_t>> parse_listen_address(std::string_view address);
-
 }  // namespace kvmock

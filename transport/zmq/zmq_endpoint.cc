@@ -4,16 +4,6 @@
 
 namespace kvmock {
 
-Result<uint16_t> port_for_index(uint32_t base_port, uint32_t index) {
-  if (base_port == 0) return uint16_t{0};
-  const uint64_t port = uint64_t{base_port} + index;
-  if (port > 65535) {
-    return make_error("bad_port", "port " + std::to_string(base_port) + " + " +
-                                      std::to_string(index) + " exceeds 65535");
-  }
-  return static_cast<uint16_t>(port);
-}
-
 Result<std::string> offset_endpoint_port(std::string_view endpoint, uint32_t rank) {
   if (rank == 0 || endpoint.empty()) return std::string(endpoint);
   if (endpoint.starts_with("inproc://")) {

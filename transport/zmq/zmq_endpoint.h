@@ -11,13 +11,10 @@
 #include <string_view>
 #include <zmq.hpp>
 
+#include "core/common/ports.h"  // port_for_index
 #include "core/common/result.h"
 
 namespace kvmock {
-
-// The port of slot `index` given a base port: base + index, or 0 when base is 0
-// (ephemeral). Errors with reason "bad_port" when the sum exceeds 65535.
-Result<uint16_t> port_for_index(uint32_t base_port, uint32_t index);
 
 // The endpoint of dp rank `rank` given rank 0's endpoint, following vLLM's
 // offset_endpoint_port: rank 0 is returned unchanged; tcp:// endpoints get the text after

@@ -104,16 +104,5 @@ TEST_F(HttpServerTest, ConsecutiveRequestsAreEachAnswered) {
   for (int i = 1; i <= 20; ++i) EXPECT_EQ(http_request(port_, "GET", "/").body, std::to_string(i));
 }
 
-TEST(HttpServer, ListenAddressesAreParsed) {
-  auto ok = parse_listen_address("127.0.0.1:9090");
-  ASSERT_TRUE(ok.ok());
-  EXPECT_EQ(ok->first, "127.0.0.1");
-  EXPECT_EQ(ok->second, 9090);
-  EXPECT_EQ(parse_listen_address("[::1]:80")->first, "::1");
-  EXPECT_FALSE(parse_listen_address("localhost").ok());
-  EXPECT_FALSE(parse_listen_address("h:70000").ok());
-  EXPECT_FALSE(parse_listen_address("h:x").ok());
-}
-
 }  // namespace
 }  // namespace kvmock

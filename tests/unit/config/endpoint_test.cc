@@ -14,11 +14,13 @@ TEST(Endpoint, HostPortSplitsAtTheLastColon) {
   ASSERT_TRUE(v6.ok());
   EXPECT_EQ(v6->host, "::1");
   EXPECT_EQ(v6->port, 0);
+  // The daemon binds admin.listen with this same parser.
+  EXPECT_EQ(parse_host_port("[::1]:80")->host, "::1");
 }
 
 TEST(Endpoint, HostPortRejectsMissingPartsAndBadPorts) {
-  for (const char* bad :
-       {"", "host", ":80", "host:", "host:65536", "host:-1", "host:+1", "::1:80", "host:http"}) {
+  for (const char* bad : {"", "host", ":80", "host:", "host:65536", "host:-1", "host:+1", "::1:80",
+                          "host:http", "[]:80", "h:70000", "localhost"}) {
     EXPECT_FALSE(parse_host_port(bad).ok()) << bad;
   }
 }
@@ -30,6 +32,18 @@ TEST(Endpoint, ZmqEndpointsAreTcpHostPortOrIpcPath) {
   EXPECT_NE(check_zmq_endpoint("ipc://"), "");
   EXPECT_NE(check_zmq_endpoint(""), "");
   EXPECT_EQ(check_optional_zmq_endpoint(""), "");
+}
+
+TEST(Endpoint, RedactingAUrlHidesItsPasswordOrTokenOnly) {
+  EXPECT_EQ(redact_url_userinfo("nats://user:pass@host:4222"), "nats://user:***@host:4222");
+  EXPECT_EQ(redact_url_userinfo("nats://s3cret@host:4222"), "nats://***@host:4222");
+  EXPECT_EQ(redact_url_userinfo("nats://u:p@a:1,nats://b:2,tls://t@c"),
+            "nats://u:***@a:1,nats://b:2,tls://***@c");
+  EXPECT_EQ(redact_url_userinfo("nats://u:p@ss@host"), "nats://u:***@host");
+  EXPECT_EQ(redact_url_userinfo("nats://host:4222/path@x"), "nats://host:4222/path@x");
+  for (const char* plain : {"", "nats://127.0.0.1:4222", "/etc/creds@x", "a@b", "tcp://h:1"}) {
+    EXPECT_EQ(redact_url_userinfo(plain), plain);
+  }
 }
 
 TEST(Endpoint, NatsUrlsMayBeACommaList) {
