@@ -22,6 +22,8 @@
 #include <vector>
 
 #include "core/common/result.h"
+#include "core/events/json_writer.h"
+#include "core/events/msgpack_writer.h"
 
 namespace kvmock::codec {
 
@@ -189,47 +191,6 @@ Result<uint32_t> read_defaulted_u32(const N& map, std::string_view key, const Pa
   if (!f) return uint32_t{0};
   return read_u32(*f, field_path);
 }
-
-// --- Encoding helpers ------------------------------------------------------------------------
-
-// msgpack::packer output stream appending to a byte vector.
-class VectorSink {
- public:
-  explicit VectorSink(std::vector<uint8_t>& out) : out_(out) {}
-  void write(const char* data, size_t size) {
-    const auto* p = reinterpret_cast<const uint8_t*>(data);
-    out_.insert(out_.end(), p, p + size);
-  }
-
- private:
-  std::vector<uint8_t>& out_;
-};
-using Packer = msgpack::packer<VectorSink>;
-
-inline void pack_str(Packer& pk, std::string_view s) {
-  pk.pack_str(static_cast<uint32_t>(s.size()));
-  pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
-}
-inline void pack_optional_u64(Packer& pk, const std::optional<uint64_t>& v) {
-  if (v) {
-    pk.pack_uint64(*v);
-  } else {
-    pk.pack_nil();
-  }
-}
-
-// Appends `v` in decimal.
-void append_u64(std::string& out, uint64_t v);
-inline void append_optional_u64(std::string& out, const std::optional<uint64_t>& v) {
-  if (v) {
-    append_u64(out, *v);
-  } else {
-    out.append("null");
-  }
-}
-// Appends `s` as a JSON string literal. Invalid UTF-8 sequences become U+FFFD so the
-// output is always valid JSON (as Rust's from_utf8_lossy would do).
-void append_json_string(std::string& out, std::string_view s);
 
 }  // namespace kvmock::codec
 
