@@ -7,6 +7,9 @@
 // failure into an Error. Then one serde-like reader per type walks the tree through a
 // tiny node interface (`JsonNode`, `MsgNode`), so the JSON and msgpack decoders of a
 // type share a single implementation and accept exactly the same shapes.
+//
+// Encoding is the mirror image: one `template <class W> void write(...)` per type, run
+// with a JsonWriter or a MsgpackWriter (json_writer.h, msgpack_writer.h, included here).
 #pragma once
 
 #include <cstddef>
@@ -105,10 +108,10 @@ std::optional<std::pair<std::string_view, MsgNode>> node_single_entry(const MsgN
 // invalid UTF-8), "too_deep". Never throws.
 Result<nlohmann::json> parse_json(std::string_view text);
 
-// Unpacks exactly one msgpack value covering all of `bytes`. A structural pre-scan runs
-// first so that no container header can claim more elements than the bytes left could
-// hold (bounding allocation by the input size) and nesting stays within
-// kMaxNestingDepth. Errors: "truncated", "msgpack" (reserved byte 0xc1),
+// Unpacks exactly one msgpack value covering all of `bytes`. A structural pre-scan
+// (MsgpackReader::skip) runs first so that no container header can claim more elements
+// than the bytes left could hold (bounding allocation by the input size) and nesting
+// stays within kMaxNestingDepth. Errors: "truncated", "msgpack" (reserved byte 0xc1),
 // "too_deep", "trailing_bytes". Never throws.
 Result<msgpack::object_handle> unpack_msgpack(std::span<const uint8_t> bytes);
 
