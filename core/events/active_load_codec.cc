@@ -30,22 +30,28 @@ Result<ActiveLoad> read_active_load(const N& root) {
   return load;
 }
 
+// One field list for both formats.
+template <class W>
+void write_active_load(const ActiveLoad& load, W& w) {
+  w.begin_map(5);
+  w.key("worker_id");
+  w.u64(load.worker_id);
+  w.key("dp_rank");
+  w.u64(load.dp_rank);
+  w.key("active_decode_blocks");
+  w.optional_u64(load.active_decode_blocks);
+  w.key("active_prefill_tokens");
+  w.optional_u64(load.active_prefill_tokens);
+  w.key("kv_used_blocks");
+  w.optional_u64(load.kv_used_blocks);
+  w.end_map();
+}
+
 }  // namespace
 
 void encode_active_load_msgpack(const ActiveLoad& load, std::vector<uint8_t>& out) {
-  codec::VectorSink sink(out);
-  codec::Packer pk(sink);
-  pk.pack_map(5);
-  codec::pack_str(pk, "worker_id");
-  pk.pack_uint64(load.worker_id);
-  codec::pack_str(pk, "dp_rank");
-  pk.pack_uint32(load.dp_rank);
-  codec::pack_str(pk, "active_decode_blocks");
-  codec::pack_optional_u64(pk, load.active_decode_blocks);
-  codec::pack_str(pk, "active_prefill_tokens");
-  codec::pack_optional_u64(pk, load.active_prefill_tokens);
-  codec::pack_str(pk, "kv_used_blocks");
-  codec::pack_optional_u64(pk, load.kv_used_blocks);
+  codec::MsgpackWriter w(out);
+  write_active_load(load, w);
 }
 
 std::vector<uint8_t> encode_active_load_msgpack(const ActiveLoad& load) {
@@ -62,17 +68,8 @@ Result<ActiveLoad> decode_active_load_msgpack(std::span<const uint8_t> bytes) {
 }
 
 void encode_active_load_json(const ActiveLoad& load, std::string& out) {
-  out.append("{\"worker_id\":");
-  codec::append_u64(out, load.worker_id);
-  out.append(",\"dp_rank\":");
-  codec::append_u64(out, load.dp_rank);
-  out.append(",\"active_decode_blocks\":");
-  codec::append_optional_u64(out, load.active_decode_blocks);
-  out.append(",\"active_prefill_tokens\":");
-  codec::append_optional_u64(out, load.active_prefill_tokens);
-  out.append(",\"kv_used_blocks\":");
-  codec::append_optional_u64(out, load.kv_used_blocks);
-  out.push_back('}');
+  codec::JsonWriter w(out);
+  write_active_load(load, w);
 }
 
 std::string encode_active_load_json(const ActiveLoad& load) {

@@ -1,8 +1,9 @@
 #include "core/events/codec_support.h"
 
 #include <array>
-#include <charconv>
 #include <exception>
+
+#include "core/events/msgpack_reader.h"
 
 namespace kvmock::codec {
 
@@ -227,170 +228,29 @@ Result<nlohmann::json> parse_json(std::string_view text) {
 
 namespace {
 
-uint64_t read_be(const uint8_t* p, size_t width) {
-  uint64_t v = 0;
-  for (size_t i = 0; i < width; ++i) v = (v << 8) | p[i];
-  return v;
-}
-
-// Walks the msgpack structure without building it. See unpack_msgpack for why.
+// Walks the msgpack structure without building it (see unpack_msgpack for why), and maps
+// the reader's verdict to this folder's error reasons.
 Result<bool> prescan_msgpack(std::span<const uint8_t> bytes) {
-  const uint8_t* data = bytes.data();
-  const size_t size = bytes.size();
-  size_t pos = 0;
-  // remaining[d]: values still expected at nesting level d; level 0 holds the root.
-  std::array<uint64_t, kMaxNestingDepth + 1> remaining{};
-  size_t levels = 1;
-  remaining[0] = 1;
-  uint64_t pending = 1;  // sum of remaining[]; every pending value needs >= 1 byte
-  auto truncated = [&](std::string_view what) {
-    return make_error("truncated", "document: input ends inside " + std::string(what) +
-                                       " at byte " + std::to_string(pos));
-  };
-  while (levels > 0) {
-    if (remaining[levels - 1] == 0) {
-      --levels;
-      continue;
-    }
-    if (pos >= size) return truncated("a container");
-    --remaining[levels - 1];
-    --pending;
-    const uint8_t b = data[pos++];
-    uint64_t payload = 0;   // bytes following the header (scalars, str, bin, ext)
-    uint64_t children = 0;  // values inside (containers; a map entry counts 2)
-    bool container = false;
-    size_t len_width = 0;    // width of a big-endian length field to read first
-    uint64_t len_extra = 0;  // added to the length (ext type byte)
-    bool map_len = false;
-    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
-      payload = 0;
-    } else if (b <= 0x8f) {
-      container = true;
-      children = 2u * (b & 0x0fu);
-    } else if (b <= 0x9f) {
-      container = true;
-      children = b & 0x0fu;
-    } else if (b <= 0xbf) {
-      payload = b & 0x1fu;
-    } else {
-      switch (b) {
-        case 0xc1:
-          return make_error("msgpack",
-                            "document: reserved byte 0xc1 at byte " + std::to_string(pos - 1));
-        case 0xc4:
-        case 0xd9:
-          len_width = 1;
-          break;
-        case 0xc5:
-        case 0xda:
-          len_width = 2;
-          break;
-        case 0xc6:
-        case 0xdb:
-          len_width = 4;
-          break;
-        case 0xc7:
-          len_width = 1;
-          len_extra = 1;
-          break;
-        case 0xc8:
-          len_width = 2;
-          len_extra = 1;
-          break;
-        case 0xc9:
-          len_width = 4;
-          len_extra = 1;
-          break;
-        case 0xca:
-          payload = 4;
-          break;
-        case 0xcb:
-          payload = 8;
-          break;
-        case 0xcc:
-        case 0xd0:
-          payload = 1;
-          break;
-        case 0xcd:
-        case 0xd1:
-          payload = 2;
-          break;
-        case 0xce:
-        case 0xd2:
-          payload = 4;
-          break;
-        case 0xcf:
-        case 0xd3:
-          payload = 8;
-          break;
-        case 0xd4:
-          payload = 2;
-          break;
-        case 0xd5:
-          payload = 3;
-          break;
-        case 0xd6:
-          payload = 5;
-          break;
-        case 0xd7:
-          payload = 9;
-          break;
-        case 0xd8:
-          payload = 17;
-          break;
-        case 0xdc:
-          container = true;
-          len_width = 2;
-          break;
-        case 0xdd:
-          container = true;
-          len_width = 4;
-          break;
-        case 0xde:
-          container = true;
-          len_width = 2;
-          map_len = true;
-          break;
-        case 0xdf:
-          container = true;
-          len_width = 4;
-          map_len = true;
-          break;
-        default:
-          break;
-      }
-      if (len_width > 0) {
-        if (size - pos < len_width) return truncated("a length field");
-        const uint64_t len = read_be(data + pos, len_width);
-        pos += len_width;
-        if (container) {
-          children = map_len ? 2 * len : len;
-        } else {
-          payload = len + len_extra;
-        }
-      }
-    }
-    if (!container) {
-      if (size - pos < payload) return truncated("a value");
-      pos += payload;
-      continue;
-    }
-    if (levels > kMaxNestingDepth) {
+  MsgpackReader r(bytes);
+  switch (r.skip(static_cast<int>(kMaxNestingDepth))) {
+    case MsgpackStatus::kOk:
+      break;
+    case MsgpackStatus::kTruncated:
+      // skip() leaves the reader at the start on failure; name the input size instead.
+      return make_error("truncated",
+                        "document: input ends inside a value, or a container header claims "
+                        "more values than the " +
+                            std::to_string(bytes.size()) + " bytes could hold");
+    case MsgpackStatus::kInvalid:
+      return make_error("msgpack", "document: reserved byte 0xc1");
+    case MsgpackStatus::kTooDeep:
       return make_error("too_deep", "document: nesting deeper than " +
                                         std::to_string(kMaxNestingDepth) + " levels");
-    }
-    if (children == 0) continue;
-    if (children > size - pos - pending) {
-      return make_error("truncated", "document: container header at byte " + std::to_string(pos) +
-                                         " claims " + std::to_string(children) +
-                                         " values but only " + std::to_string(size - pos) +
-                                         " bytes remain");
-    }
-    remaining[levels++] = children;
-    pending += children;
+    case MsgpackStatus::kWrongType:  // skip() accepts every type
+      return make_error("msgpack", "document: unexpected reader state");
   }
-  if (pos != size) {
-    return make_error("trailing_bytes", "document: " + std::to_string(size - pos) +
+  if (!r.at_end()) {
+    return make_error("trailing_bytes", "document: " + std::to_string(r.remaining()) +
                                             " bytes after the end of the value");
   }
   return true;
@@ -420,99 +280,6 @@ Result<msgpack::object_handle> unpack_msgpack(std::span<const uint8_t> bytes) {
   } catch (const std::exception& e) {
     return make_error("msgpack", std::string("document: ") + e.what());
   }
-}
-
-// --- Encoding ----------------------------------------------------------------------------
-
-void append_u64(std::string& out, uint64_t v) {
-  char buf[20];
-  const auto res = std::to_chars(buf, buf + sizeof(buf), v);
-  out.append(buf, res.ptr);
-}
-
-namespace {
-
-// Length of the valid UTF-8 sequence starting at s[i], or 0 if it is not valid.
-size_t utf8_sequence_length(std::string_view s, size_t i) {
-  const auto at = [&](size_t k) { return static_cast<uint8_t>(s[k]); };
-  const uint8_t b0 = at(i);
-  size_t len = 0;
-  uint32_t lo = 0x80;  // bounds of the second byte (exclude overlongs, surrogates, > U+10FFFF)
-  uint32_t hi = 0xbf;
-  if (b0 >= 0xc2 && b0 <= 0xdf) {
-    len = 2;
-  } else if (b0 >= 0xe0 && b0 <= 0xef) {
-    len = 3;
-    if (b0 == 0xe0) lo = 0xa0;
-    if (b0 == 0xed) hi = 0x9f;
-  } else if (b0 >= 0xf0 && b0 <= 0xf4) {
-    len = 4;
-    if (b0 == 0xf0) lo = 0x90;
-    if (b0 == 0xf4) hi = 0x8f;
-  } else {
-    return 0;
-  }
-  if (s.size() - i < len) return 0;
-  if (at(i + 1) < lo || at(i + 1) > hi) return 0;
-  for (size_t k = 2; k < len; ++k) {
-    if ((at(i + k) & 0xc0) != 0x80) return 0;
-  }
-  return len;
-}
-
-}  // namespace
-
-void append_json_string(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out.push_back('"');
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<uint8_t>(s[i]);
-    if (c >= 0x80) {
-      const size_t len = utf8_sequence_length(s, i);
-      if (len == 0) {
-        out.append("\xef\xbf\xbd");
-        ++i;
-      } else {
-        out.append(s.substr(i, len));
-        i += len;
-      }
-      continue;
-    }
-    switch (c) {
-      case '"':
-        out.append("\\\"");
-        break;
-      case '\\':
-        out.append("\\\\");
-        break;
-      case '\n':
-        out.append("\\n");
-        break;
-      case '\r':
-        out.append("\\r");
-        break;
-      case '\t':
-        out.append("\\t");
-        break;
-      case '\b':
-        out.append("\\b");
-        break;
-      case '\f':
-        out.append("\\f");
-        break;
-      default:
-        if (c < 0x20) {
-          out.append("\\u00");
-          out.push_back(kHex[c >> 4]);
-          out.push_back(kHex[c & 0xf]);
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-    ++i;
-  }
-  out.push_back('"');
 }
 
 }  // namespace kvmock::codec

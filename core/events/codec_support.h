@@ -7,6 +7,9 @@
 // failure into an Error. Then one serde-like reader per type walks the tree through a
 // tiny node interface (`JsonNode`, `MsgNode`), so the JSON and msgpack decoders of a
 // type share a single implementation and accept exactly the same shapes.
+//
+// Encoding is the mirror image: one `template <class W> void write(...)` per type, run
+// with a JsonWriter or a MsgpackWriter (json_writer.h, msgpack_writer.h, included here).
 #pragma once
 
 #include <cstddef>
@@ -22,6 +25,8 @@
 #include <vector>
 
 #include "core/common/result.h"
+#include "core/events/json_writer.h"
+#include "core/events/msgpack_writer.h"
 
 namespace kvmock::codec {
 
@@ -103,10 +108,10 @@ std::optional<std::pair<std::string_view, MsgNode>> node_single_entry(const MsgN
 // invalid UTF-8), "too_deep". Never throws.
 Result<nlohmann::json> parse_json(std::string_view text);
 
-// Unpacks exactly one msgpack value covering all of `bytes`. A structural pre-scan runs
-// first so that no container header can claim more elements than the bytes left could
-// hold (bounding allocation by the input size) and nesting stays within
-// kMaxNestingDepth. Errors: "truncated", "msgpack" (reserved byte 0xc1),
+// Unpacks exactly one msgpack value covering all of `bytes`. A structural pre-scan
+// (MsgpackReader::skip) runs first so that no container header can claim more elements
+// than the bytes left could hold (bounding allocation by the input size) and nesting
+// stays within kMaxNestingDepth. Errors: "truncated", "msgpack" (reserved byte 0xc1),
 // "too_deep", "trailing_bytes". Never throws.
 Result<msgpack::object_handle> unpack_msgpack(std::span<const uint8_t> bytes);
 
@@ -189,47 +194,6 @@ Result<uint32_t> read_defaulted_u32(const N& map, std::string_view key, const Pa
   if (!f) return uint32_t{0};
   return read_u32(*f, field_path);
 }
-
-// --- Encoding helpers ------------------------------------------------------------------------
-
-// msgpack::packer output stream appending to a byte vector.
-class VectorSink {
- public:
-  explicit VectorSink(std::vector<uint8_t>& out) : out_(out) {}
-  void write(const char* data, size_t size) {
-    const auto* p = reinterpret_cast<const uint8_t*>(data);
-    out_.insert(out_.end(), p, p + size);
-  }
-
- private:
-  std::vector<uint8_t>& out_;
-};
-using Packer = msgpack::packer<VectorSink>;
-
-inline void pack_str(Packer& pk, std::string_view s) {
-  pk.pack_str(static_cast<uint32_t>(s.size()));
-  pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
-}
-inline void pack_optional_u64(Packer& pk, const std::optional<uint64_t>& v) {
-  if (v) {
-    pk.pack_uint64(*v);
-  } else {
-    pk.pack_nil();
-  }
-}
-
-// Appends `v` in decimal.
-void append_u64(std::string& out, uint64_t v);
-inline void append_optional_u64(std::string& out, const std::optional<uint64_t>& v) {
-  if (v) {
-    append_u64(out, *v);
-  } else {
-    out.append("null");
-  }
-}
-// Appends `s` as a JSON string literal. Invalid UTF-8 sequences become U+FFFD so the
-// output is always valid JSON (as Rust's from_utf8_lossy would do).
-void append_json_string(std::string& out, std::string_view s);
 
 }  // namespace kvmock::codec
 

@@ -10,21 +10,19 @@ using codec::Kind;
 using codec::Path;
 
 void encode_event_envelope_msgpack(const EventEnvelope& envelope, std::vector<uint8_t>& out) {
-  codec::VectorSink sink(out);
-  codec::Packer pk(sink);
-  pk.pack_map(5);
-  codec::pack_str(pk, "publisher_id");
-  pk.pack_uint64(envelope.publisher_id);
-  codec::pack_str(pk, "sequence");
-  pk.pack_uint64(envelope.sequence);
-  codec::pack_str(pk, "published_at");
-  pk.pack_uint64(envelope.published_at);
-  codec::pack_str(pk, "topic");
-  codec::pack_str(pk, envelope.topic);
-  codec::pack_str(pk, "payload");
-  pk.pack_bin(static_cast<uint32_t>(envelope.payload.size()));
-  pk.pack_bin_body(reinterpret_cast<const char*>(envelope.payload.data()),
-                   static_cast<uint32_t>(envelope.payload.size()));
+  codec::MsgpackWriter w(out);
+  w.begin_map(5);
+  w.key("publisher_id");
+  w.u64(envelope.publisher_id);
+  w.key("sequence");
+  w.u64(envelope.sequence);
+  w.key("published_at");
+  w.u64(envelope.published_at);
+  w.key("topic");
+  w.str(envelope.topic);
+  w.key("payload");
+  w.bin(envelope.payload);
+  w.end_map();
 }
 
 std::vector<uint8_t> encode_event_envelope_msgpack(const EventEnvelope& envelope) {

@@ -14,18 +14,16 @@ using codec::Kind;
 using codec::Path;
 using codec::path_error;
 
-void append_events(const std::vector<RouterEvent>& events, EventId last_event_id,
-                   const RouterEventFieldSet& fields, std::string& out) {
-  out.append("{\"events\":[");
-  bool first = true;
-  for (const RouterEvent& event : events) {
-    if (!first) out.push_back(',');
-    first = false;
-    encode_router_event_json(event, fields, out);
-  }
-  out.append("],\"last_event_id\":");
-  codec::append_u64(out, last_event_id);
-  out.push_back('}');
+void write_events(const std::vector<RouterEvent>& events, EventId last_event_id,
+                  const RouterEventFieldSet& fields, codec::JsonWriter& w) {
+  w.begin_map(2);
+  w.key("events");
+  w.begin_array(events.size());
+  for (const RouterEvent& event : events) codec::write_router_event(event, fields, w);
+  w.end_array();
+  w.key("last_event_id");
+  w.u64(last_event_id);
+  w.end_map();
 }
 
 Result<uint64_t> read_required_u64(const JsonNode& map, std::string_view key, const Path& path) {
@@ -71,15 +69,17 @@ Result<EventBatch> read_event_batch(const JsonNode& node, const Path& path) {
 }  // namespace
 
 void encode_worker_kv_query_request_json(const WorkerKvQueryRequest& request, std::string& out) {
-  out.append("{\"worker_id\":");
-  codec::append_u64(out, request.worker_id);
-  out.append(",\"dp_rank\":");
-  codec::append_u64(out, request.dp_rank);
-  out.append(",\"start_event_id\":");
-  codec::append_optional_u64(out, request.start_event_id);
-  out.append(",\"end_event_id\":");
-  codec::append_optional_u64(out, request.end_event_id);
-  out.push_back('}');
+  codec::JsonWriter w(out);
+  w.begin_map(4);
+  w.key("worker_id");
+  w.u64(request.worker_id);
+  w.key("dp_rank");
+  w.u64(request.dp_rank);
+  w.key("start_event_id");
+  w.optional_u64(request.start_event_id);
+  w.key("end_event_id");
+  w.optional_u64(request.end_event_id);
+  w.end_map();
 }
 
 std::string encode_worker_kv_query_request_json(const WorkerKvQueryRequest& request) {
@@ -109,33 +109,38 @@ Result<WorkerKvQueryRequest> decode_worker_kv_query_request_json(std::string_vie
 
 void encode_worker_kv_query_response_json(const WorkerKvQueryResponse& response,
                                           const RouterEventFieldSet& fields, std::string& out) {
+  // serde's externally tagged enum: a one-entry map from the variant name to its payload.
+  codec::JsonWriter w(out);
+  w.begin_map(1);
   if (const auto* events = std::get_if<QueryEvents>(&response)) {
-    out.append("{\"Events\":");
-    append_events(events->events, events->last_event_id, fields, out);
-    out.push_back('}');
+    w.key("Events");
+    write_events(events->events, events->last_event_id, fields, w);
   } else if (const auto* dump = std::get_if<QueryTreeDump>(&response)) {
-    out.append("{\"TreeDump\":");
-    append_events(dump->events, dump->last_event_id, fields, out);
-    out.push_back('}');
+    w.key("TreeDump");
+    write_events(dump->events, dump->last_event_id, fields, w);
   } else if (const auto* too_new = std::get_if<QueryTooNew>(&response)) {
-    out.append("{\"TooNew\":{\"requested_start\":");
-    codec::append_u64(out, too_new->requested_start);
-    out.append(",\"requested_end\":");
-    codec::append_u64(out, too_new->requested_end);
-    out.append(",\"newest_available\":");
-    codec::append_u64(out, too_new->newest_available);
-    out.append("}}");
+    w.key("TooNew");
+    w.begin_map(3);
+    w.key("requested_start");
+    w.u64(too_new->requested_start);
+    w.key("requested_end");
+    w.u64(too_new->requested_end);
+    w.key("newest_available");
+    w.u64(too_new->newest_available);
+    w.end_map();
   } else if (const auto* invalid = std::get_if<QueryInvalidRange>(&response)) {
-    out.append("{\"InvalidRange\":{\"start_id\":");
-    codec::append_u64(out, invalid->start_id);
-    out.append(",\"end_id\":");
-    codec::append_u64(out, invalid->end_id);
-    out.append("}}");
+    w.key("InvalidRange");
+    w.begin_map(2);
+    w.key("start_id");
+    w.u64(invalid->start_id);
+    w.key("end_id");
+    w.u64(invalid->end_id);
+    w.end_map();
   } else {
-    out.append("{\"Error\":");
-    codec::append_json_string(out, std::get<QueryError>(response).message);
-    out.push_back('}');
+    w.key("Error");
+    w.str(std::get<QueryError>(response).message);
   }
+  w.end_map();
 }
 
 std::string encode_worker_kv_query_response_json(const WorkerKvQueryResponse& response,

@@ -13,133 +13,105 @@ using codec::Kind;
 using codec::Path;
 using codec::path_error;
 
-// --- JSON encoding ---------------------------------------------------------------------------
+// --- Writing (shared by JSON and msgpack) ------------------------------------------------
 
-void append_mm_extra_info_json(const std::optional<MultimodalExtraInfo>& info, std::string& out) {
+template <class W>
+void write_mm_extra_info(const std::optional<MultimodalExtraInfo>& info, W& w) {
   if (!info) {
-    out.append("null");
+    w.null();
     return;
   }
-  out.append("{\"mm_objects\":[");
-  bool first_object = true;
+  w.begin_map(1);
+  w.key("mm_objects");
+  w.begin_array(info->mm_objects.size());
   for (const MultimodalObject& obj : info->mm_objects) {
-    if (!first_object) out.push_back(',');
-    first_object = false;
-    out.append("{\"mm_hash\":");
-    codec::append_u64(out, obj.mm_hash);
-    out.append(",\"offsets\":[");
-    bool first_range = true;
+    w.begin_map(2);
+    w.key("mm_hash");
+    w.u64(obj.mm_hash);
+    w.key("offsets");
+    w.begin_array(obj.offsets.size());
     for (const auto& [start, end] : obj.offsets) {
-      if (!first_range) out.push_back(',');
-      first_range = false;
-      out.push_back('[');
-      codec::append_u64(out, start);
-      out.push_back(',');
-      codec::append_u64(out, end);
-      out.push_back(']');
+      w.begin_array(2);
+      w.u64(start);
+      w.u64(end);
+      w.end_array();
     }
-    out.append("]}");
+    w.end_array();
+    w.end_map();
   }
-  out.append("]}");
+  w.end_array();
+  w.end_map();
 }
 
-void append_data_json(const KvEventData& data, const RouterEventFieldSet& fields,
-                      std::string& out) {
+template <class W>
+void write_store_data(const StoreData& store, const RouterEventFieldSet& fields, W& w) {
+  w.begin_map(fields.start_position ? 3 : 2);
+  w.key("parent_hash");
+  w.optional_u64(store.parent_hash);
+  if (fields.start_position) {
+    w.key("start_position");
+    w.optional_u64(store.start_position);
+  }
+  w.key("blocks");
+  w.begin_array(store.blocks.size());
+  for (const StoredBlock& block : store.blocks) {
+    w.begin_map(3);
+    w.key("block_hash");
+    w.u64(block.block_hash);
+    w.key("tokens_hash");
+    w.u64(block.tokens_hash);
+    w.key("mm_extra_info");
+    write_mm_extra_info(block.mm_extra_info, w);
+    w.end_map();
+  }
+  w.end_array();
+  w.end_map();
+}
+
+// KvCacheEventData, serde externally tagged: "cleared" or {"stored"|"removed": ...}.
+template <class W>
+void write_data(const KvEventData& data, const RouterEventFieldSet& fields, W& w) {
   if (const auto* store = std::get_if<StoreData>(&data)) {
-    out.append("{\"stored\":{\"parent_hash\":");
-    codec::append_optional_u64(out, store->parent_hash);
-    if (fields.start_position) {
-      out.append(",\"start_position\":");
-      codec::append_optional_u64(out, store->start_position);
-    }
-    out.append(",\"blocks\":[");
-    bool first = true;
-    for (const StoredBlock& block : store->blocks) {
-      if (!first) out.push_back(',');
-      first = false;
-      out.append("{\"block_hash\":");
-      codec::append_u64(out, block.block_hash);
-      out.append(",\"tokens_hash\":");
-      codec::append_u64(out, block.tokens_hash);
-      out.append(",\"mm_extra_info\":");
-      append_mm_extra_info_json(block.mm_extra_info, out);
-      out.push_back('}');
-    }
-    out.append("]}}");
+    w.begin_map(1);
+    w.key("stored");
+    write_store_data(*store, fields, w);
+    w.end_map();
   } else if (const auto* remove = std::get_if<RemoveData>(&data)) {
-    out.append("{\"removed\":{\"block_hashes\":[");
-    bool first = true;
-    for (BlockHash h : remove->block_hashes) {
-      if (!first) out.push_back(',');
-      first = false;
-      codec::append_u64(out, h);
-    }
-    out.append("]}}");
+    w.begin_map(1);
+    w.key("removed");
+    w.begin_map(1);
+    w.key("block_hashes");
+    w.begin_array(remove->block_hashes.size());
+    for (BlockHash h : remove->block_hashes) w.u64(h);
+    w.end_array();
+    w.end_map();
+    w.end_map();
   } else {
-    out.append("\"cleared\"");
+    w.str("cleared");
   }
 }
 
-// --- msgpack encoding ------------------------------------------------------------------------
-
-void pack_mm_extra_info(const std::optional<MultimodalExtraInfo>& info, codec::Packer& pk) {
-  if (!info) {
-    pk.pack_nil();
-    return;
+template <class W>
+void write_router_event_impl(const RouterEvent& event, const RouterEventFieldSet& fields, W& w) {
+  w.begin_map(fields.residency_domain ? 4 : 3);
+  w.key("worker_id");
+  w.u64(event.worker_id);
+  w.key("storage_tier");
+  w.str(storage_tier_name(event.storage_tier));
+  if (fields.residency_domain) {
+    w.key("residency_domain");
+    w.str("worker");
   }
-  pk.pack_map(1);
-  codec::pack_str(pk, "mm_objects");
-  pk.pack_array(static_cast<uint32_t>(info->mm_objects.size()));
-  for (const MultimodalObject& obj : info->mm_objects) {
-    pk.pack_map(2);
-    codec::pack_str(pk, "mm_hash");
-    pk.pack_uint64(obj.mm_hash);
-    codec::pack_str(pk, "offsets");
-    pk.pack_array(static_cast<uint32_t>(obj.offsets.size()));
-    for (const auto& [start, end] : obj.offsets) {
-      pk.pack_array(2);
-      pk.pack_uint64(start);
-      pk.pack_uint64(end);
-    }
-  }
-}
-
-void pack_data(const KvEventData& data, const RouterEventFieldSet& fields, codec::Packer& pk) {
-  if (const auto* store = std::get_if<StoreData>(&data)) {
-    pk.pack_map(1);
-    codec::pack_str(pk, "stored");
-    pk.pack_map(fields.start_position ? 3 : 2);
-    codec::pack_str(pk, "parent_hash");
-    codec::pack_optional_u64(pk, store->parent_hash);
-    if (fields.start_position) {
-      codec::pack_str(pk, "start_position");
-      if (store->start_position) {
-        pk.pack_uint32(*store->start_position);
-      } else {
-        pk.pack_nil();
-      }
-    }
-    codec::pack_str(pk, "blocks");
-    pk.pack_array(static_cast<uint32_t>(store->blocks.size()));
-    for (const StoredBlock& block : store->blocks) {
-      pk.pack_map(3);
-      codec::pack_str(pk, "block_hash");
-      pk.pack_uint64(block.block_hash);
-      codec::pack_str(pk, "tokens_hash");
-      pk.pack_uint64(block.tokens_hash);
-      codec::pack_str(pk, "mm_extra_info");
-      pack_mm_extra_info(block.mm_extra_info, pk);
-    }
-  } else if (const auto* remove = std::get_if<RemoveData>(&data)) {
-    pk.pack_map(1);
-    codec::pack_str(pk, "removed");
-    pk.pack_map(1);
-    codec::pack_str(pk, "block_hashes");
-    pk.pack_array(static_cast<uint32_t>(remove->block_hashes.size()));
-    for (BlockHash h : remove->block_hashes) pk.pack_uint64(h);
-  } else {
-    codec::pack_str(pk, "cleared");
-  }
+  w.key("event");
+  w.begin_map(3);
+  w.key("event_id");
+  w.u64(event.event.event_id);
+  w.key("data");
+  write_data(event.event.data, fields, w);
+  w.key("dp_rank");
+  w.u64(event.event.dp_rank);
+  w.end_map();
+  w.end_map();
 }
 
 // --- Reading (shared by JSON and msgpack) ------------------------------------------------
@@ -343,23 +315,17 @@ Result<RouterEvent> read_router_event(const MsgNode& node, const Path& path) {
   return read_router_event_impl(node, path);
 }
 
+void write_router_event(const RouterEvent& event, const RouterEventFieldSet& fields,
+                        JsonWriter& w) {
+  write_router_event_impl(event, fields, w);
+}
+
 }  // namespace codec
 
 void encode_router_event_json(const RouterEvent& event, const RouterEventFieldSet& fields,
                               std::string& out) {
-  out.append("{\"worker_id\":");
-  codec::append_u64(out, event.worker_id);
-  out.append(",\"storage_tier\":\"");
-  out.append(storage_tier_name(event.storage_tier));
-  out.push_back('"');
-  if (fields.residency_domain) out.append(",\"residency_domain\":\"worker\"");
-  out.append(",\"event\":{\"event_id\":");
-  codec::append_u64(out, event.event.event_id);
-  out.append(",\"data\":");
-  append_data_json(event.event.data, fields, out);
-  out.append(",\"dp_rank\":");
-  codec::append_u64(out, event.event.dp_rank);
-  out.append("}}");
+  codec::JsonWriter w(out);
+  write_router_event_impl(event, fields, w);
 }
 
 std::string encode_router_event_json(const RouterEvent& event, const RouterEventFieldSet& fields) {
@@ -383,25 +349,8 @@ Result<RouterEvent> decode_router_event_json(std::string_view json) {
 
 void encode_router_event_msgpack(const RouterEvent& event, const RouterEventFieldSet& fields,
                                  std::vector<uint8_t>& out) {
-  codec::VectorSink sink(out);
-  codec::Packer pk(sink);
-  pk.pack_map(fields.residency_domain ? 4 : 3);
-  codec::pack_str(pk, "worker_id");
-  pk.pack_uint64(event.worker_id);
-  codec::pack_str(pk, "storage_tier");
-  codec::pack_str(pk, storage_tier_name(event.storage_tier));
-  if (fields.residency_domain) {
-    codec::pack_str(pk, "residency_domain");
-    codec::pack_str(pk, "worker");
-  }
-  codec::pack_str(pk, "event");
-  pk.pack_map(3);
-  codec::pack_str(pk, "event_id");
-  pk.pack_uint64(event.event.event_id);
-  codec::pack_str(pk, "data");
-  pack_data(event.event.data, fields, pk);
-  codec::pack_str(pk, "dp_rank");
-  pk.pack_uint32(event.event.dp_rank);
+  codec::MsgpackWriter w(out);
+  write_router_event_impl(event, fields, w);
 }
 
 std::vector<uint8_t> encode_router_event_msgpack(const RouterEvent& event,

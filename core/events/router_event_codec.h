@@ -34,8 +34,9 @@
 
 namespace kvmock {
 
-// Appends the JSON text of `event` to `out`. Hand-written (hot path: JetStream
-// publishing). With `fields.start_position` an unset start_position is written as null.
+// Appends the JSON text of `event` to `out`, written directly with no document tree
+// (hot path: JetStream publishing). With `fields.start_position` an unset start_position is written
+// as null.
 void encode_router_event_json(const RouterEvent& event, const RouterEventFieldSet& fields,
                               std::string& out);
 std::string encode_router_event_json(const RouterEvent& event,

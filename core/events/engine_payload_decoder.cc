@@ -1,123 +1,24 @@
-#include "core/events/engine_payload_codec.h"
-
+// The decoder half of engine_payload_codec.h: reads a payload value by value with
+// MsgpackReader, so nothing is allocated from a claimed length before its bytes exist.
 #include <algorithm>
-#include <bit>
 #include <limits>
-#include <msgpack.hpp>
 #include <string>
 #include <string_view>
 #include <utility>
 
+#include "core/events/engine_extra_keys.h"
+#include "core/events/engine_payload_codec.h"
+#include "core/events/engine_payload_format.h"
 #include "core/events/msgpack_reader.h"
-#include "core/tokens/block_hash.h"
 
 namespace kvmock {
 namespace {
 
-constexpr std::string_view kStoredTag = "BlockStored";
-constexpr std::string_view kRemovedTag = "BlockRemoved";
-constexpr std::string_view kClearedTag = "AllBlocksCleared";
-
-// Positional slots known to this codec (the tag is slot 0).
-constexpr uint8_t kStoredSlots = 11;
-constexpr uint8_t kRemovedSlots = 3;
-// Fewest fields a positional event may carry: the Apr-2025 originals minus the
-// deprecated lora_id, which older producers could leave off as a trailing default.
-constexpr uint32_t kStoredMinFields = 4;
-constexpr uint32_t kRemovedMinFields = 1;
-// What a freshly built event (positional_fields == 0) gets in positional mode.
-constexpr uint8_t kStoredDefaultFields = 7;
-constexpr uint8_t kRemovedDefaultFields = 2;
-
-// Levels (the batch array is level 1) at which values sit, for skip() limits.
-constexpr int kEventLevel = 3;
-constexpr int kFieldLevel = 4;
-// skip(max_depth) counts the skipped value as level 1.
-constexpr int skip_depth(int level) { return kEnginePayloadMaxDepth - level + 1; }
+using namespace engine_payload;
 
 // Never reserve more than this many events up front: an EngineEvent is a few hundred
 // bytes, and an events header may claim as many entries as there are payload bytes.
 constexpr uint32_t kMaxEventReserve = 1024;
-
-enum class EventKind : uint8_t { kStored, kRemoved, kCleared, kUnknown };
-
-EventKind classify_tag(std::string_view tag) {
-  if (tag == kStoredTag) return EventKind::kStored;
-  if (tag == kRemovedTag) return EventKind::kRemoved;
-  if (tag == kClearedTag) return EventKind::kCleared;
-  return EventKind::kUnknown;
-}
-
-// BlockStored positional slot numbers; map keys resolve to the same numbers.
-enum StoredSlot : uint8_t {
-  kSlotBlockHashes = 1,
-  kSlotParent = 2,
-  kSlotTokenIds = 3,
-  kSlotBlockSize = 4,
-  kSlotLoraId = 5,
-  kSlotMedium = 6,
-  kSlotLoraName = 7,
-  kSlotExtraKeys = 8,
-  kSlotGroupIdx = 9,
-  kSlotSpecKind = 10,
-  kSlotSpecWindow = 11,
-  kSlotCacheSalt = 12,  // map key only
-  kSlotIgnored = 0,
-};
-
-StoredSlot stored_slot_for_key(std::string_view key) {
-  if (key == "block_hashes") return kSlotBlockHashes;
-  if (key == "parent_block_hash") return kSlotParent;
-  if (key == "token_ids") return kSlotTokenIds;
-  if (key == "block_size") return kSlotBlockSize;
-  if (key == "lora_id") return kSlotLoraId;
-  if (key == "medium") return kSlotMedium;
-  if (key == "lora_name") return kSlotLoraName;
-  if (key == "extra_keys") return kSlotExtraKeys;
-  if (key == "group_idx") return kSlotGroupIdx;
-  if (key == "kv_cache_spec_kind") return kSlotSpecKind;
-  if (key == "kv_cache_spec_sliding_window") return kSlotSpecWindow;
-  if (key == "cache_salt") return kSlotCacheSalt;
-  return kSlotIgnored;
-}
-
-std::string_view stored_slot_name(uint8_t slot) {
-  switch (slot) {
-    case kSlotBlockHashes:
-      return "block_hashes";
-    case kSlotParent:
-      return "parent_block_hash";
-    case kSlotTokenIds:
-      return "token_ids";
-    case kSlotBlockSize:
-      return "block_size";
-    case kSlotLoraId:
-      return "lora_id";
-    case kSlotMedium:
-      return "medium";
-    case kSlotLoraName:
-      return "lora_name";
-    case kSlotExtraKeys:
-      return "extra_keys";
-    case kSlotGroupIdx:
-      return "group_idx";
-    case kSlotSpecKind:
-      return "kv_cache_spec_kind";
-    case kSlotSpecWindow:
-      return "kv_cache_spec_sliding_window";
-    case kSlotCacheSalt:
-      return "cache_salt";
-    default:
-      return "field";
-  }
-}
-
-bool is_hex64(std::string_view s) {
-  if (s.size() != 64) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-  });
-}
 
 uint64_t hash_from_bin(std::span<const uint8_t> bin) {
   const size_t take = std::min<size_t>(bin.size(), 8);
@@ -125,127 +26,6 @@ uint64_t hash_from_bin(std::span<const uint8_t> bin) {
   for (size_t i = bin.size() - take; i < bin.size(); ++i) v = (v << 8) | bin[i];
   return v;
 }
-
-// What extra_keys carries besides its raw bytes.
-struct ExtraKeysScan {
-  std::vector<std::vector<uint64_t>> mm_hashes;  // empty unless some block has one
-  std::optional<std::string_view> cache_salt;    // view into the scanned bytes
-};
-
-// Walks an extra_keys value (an array, one entry per block; see the header for the
-// entry forms). On a malformed shape returns false and describes it in *problem (the
-// text after the field name). The bytes have already passed MsgpackReader::skip, so
-// only shape errors remain possible.
-bool scan_extra_keys(std::span<const uint8_t> raw, const std::optional<std::string>& lora_name,
-                     ExtraKeysScan& scan, std::string* problem) {
-  MsgpackReader r(raw);
-  uint32_t blocks = 0;
-  if (r.read_array(blocks) != MsgpackStatus::kOk) {
-    if (problem) *problem = " is not an array";
-    return false;
-  }
-  auto add_mm = [&](uint32_t block, uint64_t hash) {
-    if (scan.mm_hashes.empty()) scan.mm_hashes.resize(blocks);
-    scan.mm_hashes[block].push_back(hash);
-  };
-  auto shape_error = [&](uint32_t block, std::string_view what) {
-    if (problem) *problem = "[" + std::to_string(block) + "]" + std::string(what);
-    return false;
-  };
-  constexpr int kAnyDepth = kEnginePayloadMaxDepth;
-  for (uint32_t block = 0; block < blocks; ++block) {
-    MsgpackType type = MsgpackType::kNil;
-    if (r.peek(type) != MsgpackStatus::kOk) return shape_error(block, " is not msgpack");
-    if (type == MsgpackType::kNil) {
-      (void)r.read_nil();
-    } else if (type == MsgpackType::kArray) {
-      // A vLLM extra-keys tuple: LoRA name, mm identifiers, cache salt, prompt-embeds hashes.
-      uint32_t items = 0;
-      (void)r.read_array(items);
-      for (uint32_t j = 0; j < items; ++j) {
-        MsgpackType item_type = MsgpackType::kNil;
-        (void)r.peek(item_type);
-        if (item_type == MsgpackType::kStr) {
-          std::string_view s;
-          (void)r.read_str(s);
-          if (is_hex64(s)) {
-            add_mm(block, hash_mm_identifier(s));
-          } else if (block == 0 && !scan.cache_salt && (!lora_name || s != *lora_name)) {
-            scan.cache_salt = s;
-          }
-        } else if (item_type == MsgpackType::kArray) {
-          // (identifier, offsets...) when its first item is a string.
-          uint32_t parts = 0;
-          (void)r.read_array(parts);
-          uint32_t skipped = 0;
-          MsgpackType first = MsgpackType::kNil;
-          if (parts > 0 && r.peek(first) == MsgpackStatus::kOk && first == MsgpackType::kStr) {
-            std::string_view id;
-            (void)r.read_str(id);
-            add_mm(block, hash_mm_identifier(id));
-            skipped = 1;
-          }
-          for (; skipped < parts; ++skipped) (void)r.skip(kAnyDepth);
-        } else {
-          (void)r.skip(kAnyDepth);
-        }
-      }
-    } else if (type == MsgpackType::kMap) {
-      // block_mm_infos: {mm_objects: [{mm_hash, offsets}, ...]}.
-      uint32_t keys = 0;
-      (void)r.read_map(keys);
-      for (uint32_t k = 0; k < keys; ++k) {
-        std::string_view key;
-        const bool string_key = r.read_str(key) == MsgpackStatus::kOk;
-        if (!string_key) (void)r.skip(kAnyDepth);
-        if (!string_key || key != "mm_objects") {
-          (void)r.skip(kAnyDepth);
-          continue;
-        }
-        if (r.next_is_nil()) {
-          (void)r.read_nil();
-          continue;
-        }
-        uint32_t objects = 0;
-        if (r.read_array(objects) != MsgpackStatus::kOk) {
-          return shape_error(block, ".mm_objects is not an array");
-        }
-        for (uint32_t o = 0; o < objects; ++o) {
-          uint32_t fields = 0;
-          if (r.read_map(fields) != MsgpackStatus::kOk) {
-            return shape_error(block, ".mm_objects[" + std::to_string(o) + "] is not a map");
-          }
-          for (uint32_t f = 0; f < fields; ++f) {
-            std::string_view field;
-            const bool string_key = r.read_str(field) == MsgpackStatus::kOk;
-            if (!string_key) (void)r.skip(kAnyDepth);
-            if (!string_key || field != "mm_hash") {
-              (void)r.skip(kAnyDepth);
-              continue;
-            }
-            MsgpackInt hash;
-            std::string_view identifier;
-            if (r.read_int(hash) == MsgpackStatus::kOk) {
-              add_mm(block, hash.bits);
-            } else if (r.read_str(identifier) == MsgpackStatus::kOk) {
-              add_mm(block, hash_mm_identifier(identifier));
-            } else {
-              return shape_error(block, ".mm_objects[" + std::to_string(o) +
-                                            "].mm_hash is not an int or a string");
-            }
-          }
-        }
-      }
-    } else {
-      return shape_error(block, std::string(" is ") + std::string(msgpack_type_phrase(type)) +
-                                    ", expected nil, an array or a map");
-    }
-  }
-  return true;
-}
-
-// ---------------------------------------------------------------------------------------
-// Decoder
 
 class PayloadDecoder {
  public:
@@ -484,8 +264,8 @@ class PayloadDecoder {
 
   // ---- events
 
-  bool read_stored_slot(uint8_t slot, EngineBlockStored& ev) {
-    const Field f{stored_slot_name(slot)};
+  bool read_stored_slot(StoredSlot slot, EngineBlockStored& ev) {
+    const Field f{key_for_slot(kStoredFields, slot)};
     switch (slot) {
       case kSlotBlockHashes:
         return read_hashes(ev.block_hashes, f);
@@ -511,29 +291,25 @@ class PayloadDecoder {
         return read_optional_i64(ev.kv_cache_spec_sliding_window, f, "bad_event");
       case kSlotCacheSalt:
         return read_optional_str(ev.cache_salt, f);
-      default:
-        return skip(Field{"field"}, kFieldLevel);
+      case kSlotIgnored:
+        break;
     }
+    return skip(Field{"field"}, kFieldLevel);
   }
 
-  bool read_removed_slot(uint8_t slot, EngineBlockRemoved& ev) {
+  bool read_removed_slot(RemovedSlot slot, EngineBlockRemoved& ev) {
+    const Field f{key_for_slot(kRemovedFields, slot)};
     switch (slot) {
-      case 1:
-        return read_hashes(ev.block_hashes, Field{"block_hashes"});
-      case 2:
-        return read_optional_str(ev.medium, Field{"medium"});
-      case 3:
-        return read_optional_i64(ev.group_idx, Field{"group_idx"}, "bad_event");
-      default:
-        return skip(Field{"field"}, kFieldLevel);
+      case kRemovedSlotBlockHashes:
+        return read_hashes(ev.block_hashes, f);
+      case kRemovedSlotMedium:
+        return read_optional_str(ev.medium, f);
+      case kRemovedSlotGroupIdx:
+        return read_optional_i64(ev.group_idx, f, "bad_event");
+      case kRemovedSlotIgnored:
+        break;
     }
-  }
-
-  static uint8_t removed_slot_for_key(std::string_view key) {
-    if (key == "block_hashes") return 1;
-    if (key == "medium") return 2;
-    if (key == "group_idx") return 3;
-    return 0;
+    return skip(Field{"field"}, kFieldLevel);
   }
 
   void note_encoding(EngineEventEncoding encoding) {
@@ -568,7 +344,7 @@ class PayloadDecoder {
         auto& stored = std::get<EngineBlockStored>(ev);
         stored.positional_fields = static_cast<uint8_t>(std::min<uint32_t>(fields, kStoredSlots));
         for (uint32_t slot = 1; slot <= fields; ++slot) {
-          const uint8_t known = slot <= kStoredSlots ? static_cast<uint8_t>(slot) : 0;
+          const auto known = slot <= kStoredSlots ? static_cast<StoredSlot>(slot) : kSlotIgnored;
           if (!read_stored_slot(known, stored)) return false;
         }
         return finish_extra_keys(stored);
@@ -582,7 +358,8 @@ class PayloadDecoder {
         auto& removed = std::get<EngineBlockRemoved>(ev);
         removed.positional_fields = static_cast<uint8_t>(std::min<uint32_t>(fields, kRemovedSlots));
         for (uint32_t slot = 1; slot <= fields; ++slot) {
-          const uint8_t known = slot <= kRemovedSlots ? static_cast<uint8_t>(slot) : 0;
+          const auto known =
+              slot <= kRemovedSlots ? static_cast<RemovedSlot>(slot) : kRemovedSlotIgnored;
           if (!read_removed_slot(known, removed)) return false;
         }
         return true;
@@ -624,7 +401,7 @@ class PayloadDecoder {
     for (uint32_t i = 0; i < n && !found; ++i) {
       std::string_view key;
       if (!read_key(key)) return false;
-      if (key == "type") {
+      if (key == kTypeKey) {
         const MsgpackStatus s = r_.read_str(tag);
         if (s != MsgpackStatus::kOk) return fail_status(s, Field{"type"}, "bad_event", "a string");
         found = true;
@@ -654,7 +431,7 @@ class PayloadDecoder {
       for (uint32_t i = 0; i < n; ++i) {
         std::string_view key;
         if (!read_key(key)) return false;
-        const StoredSlot slot = key == "type" ? kSlotIgnored : stored_slot_for_key(key);
+        const StoredSlot slot = key == kTypeKey ? kSlotIgnored : slot_for_key(kStoredFields, key);
         have_hashes |= slot == kSlotBlockHashes;
         have_tokens |= slot == kSlotTokenIds;
         have_size |= slot == kSlotBlockSize;
@@ -671,8 +448,9 @@ class PayloadDecoder {
     for (uint32_t i = 0; i < n; ++i) {
       std::string_view key;
       if (!read_key(key)) return false;
-      const uint8_t slot = key == "type" ? 0 : removed_slot_for_key(key);
-      have_hashes |= slot == 1;
+      const RemovedSlot slot =
+          key == kTypeKey ? kRemovedSlotIgnored : slot_for_key(kRemovedFields, key);
+      have_hashes |= slot == kRemovedSlotBlockHashes;
       if (!read_removed_slot(slot, removed)) return false;
     }
     if (!have_hashes) return fail("bad_event", "missing block_hashes");
@@ -765,311 +543,10 @@ class PayloadDecoder {
   bool saw_bin_hash_ = false;
 };
 
-// ---------------------------------------------------------------------------------------
-// Encoder
-
-// msgpack::packer's stream: appends to a byte vector.
-struct VectorSink {
-  std::vector<uint8_t>* out;
-  void write(const char* data, size_t size) {
-    const auto* p = reinterpret_cast<const uint8_t*>(data);
-    out->insert(out->end(), p, p + size);
-  }
-};
-
-class PayloadEncoder {
- public:
-  PayloadEncoder(const EngineEncodeOptions& options, std::vector<uint8_t>& out)
-      : options_(options), out_(out), sink_{&out}, pk_(sink_) {}
-
-  void batch(const EngineBatch& b) {
-    pk_.pack_array(3);
-    float64(b.ts);
-    pk_.pack_array(static_cast<uint32_t>(b.events.size()));
-    for (const EngineEvent& ev : b.events) {
-      std::visit([this](const auto& e) { event(e); }, ev);
-    }
-    if (b.dp_rank) {
-      pk_.pack_int64(*b.dp_rank);
-    } else {
-      pk_.pack_nil();
-    }
-  }
-
- private:
-  bool map_mode() const { return options_.encoding == EngineEventEncoding::kMap; }
-
-  // Always 0xcb: msgpack::packer::pack_double writes integral values as ints, which
-  // msgspec never does.
-  void float64(double v) {
-    const uint64_t bits = std::bit_cast<uint64_t>(v);
-    uint8_t buf[9];
-    buf[0] = 0xcb;
-    for (int i = 0; i < 8; ++i) buf[1 + i] = static_cast<uint8_t>(bits >> (56 - 8 * i));
-    out_.insert(out_.end(), buf, buf + 9);
-  }
-
-  void str(std::string_view s) {
-    pk_.pack_str(static_cast<uint32_t>(s.size()));
-    pk_.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
-  }
-
-  void key(std::string_view k) { str(k); }
-
-  void optional_str(const std::optional<std::string>& s) {
-    if (s) {
-      str(*s);
-    } else {
-      pk_.pack_nil();
-    }
-  }
-
-  void optional_i64(const std::optional<int64_t>& v) {
-    if (v) {
-      pk_.pack_int64(*v);
-    } else {
-      pk_.pack_nil();
-    }
-  }
-
-  void hash(uint64_t h) {
-    switch (options_.hashes) {
-      case EngineHashEncoding::kUint64:
-        pk_.pack_uint64(h);
-        return;
-      case EngineHashEncoding::kInt64:
-        pk_.pack_int64(static_cast<int64_t>(h));
-        return;
-      case EngineHashEncoding::kBytes32: {
-        char digest[32] = {};
-        for (int i = 0; i < 8; ++i) digest[31 - i] = static_cast<char>(h >> (8 * i));
-        pk_.pack_bin(32);
-        pk_.pack_bin_body(digest, 32);
-        return;
-      }
-    }
-  }
-
-  void hashes(const std::vector<uint64_t>& hs) {
-    pk_.pack_array(static_cast<uint32_t>(hs.size()));
-    for (uint64_t h : hs) hash(h);
-  }
-
-  void optional_hash(const std::optional<uint64_t>& h) {
-    if (h) {
-      hash(*h);
-    } else {
-      pk_.pack_nil();
-    }
-  }
-
-  void tokens(const std::vector<TokenId>& ts) {
-    pk_.pack_array(static_cast<uint32_t>(ts.size()));
-    for (TokenId t : ts) pk_.pack_uint32(t);
-  }
-
-  void raw(const std::vector<uint8_t>& bytes) {
-    out_.insert(out_.end(), bytes.begin(), bytes.end());
-  }
-
-  // The salt must be written explicitly unless extra_keys already yields it on decode.
-  static bool salt_needs_field(const EngineBlockStored& e) {
-    if (!e.cache_salt) return false;
-    if (!e.extra_keys_msgpack) return true;
-    ExtraKeysScan scan;
-    if (!scan_extra_keys(*e.extra_keys_msgpack, e.lora_name, scan, nullptr)) return true;
-    return !scan.cache_salt || *scan.cache_salt != *e.cache_salt;
-  }
-
-  void event(const EngineBlockStored& e) {
-    const bool write_salt = salt_needs_field(e);
-    if (map_mode()) {
-      const uint32_t pairs = 8 + write_salt + e.extra_keys_msgpack.has_value() +
-                             e.group_idx.has_value() + e.kv_cache_spec_kind.has_value() +
-                             e.kv_cache_spec_sliding_window.has_value();
-      pk_.pack_map(pairs);
-      key("type");
-      str(kStoredTag);
-      key("block_hashes");
-      hashes(e.block_hashes);
-      key("parent_block_hash");
-      optional_hash(e.parent_block_hash);
-      key("token_ids");
-      tokens(e.token_ids);
-      key("block_size");
-      pk_.pack_uint32(e.block_size);
-      key("lora_id");
-      optional_i64(e.lora_id);
-      key("medium");
-      optional_str(e.medium);
-      key("lora_name");
-      optional_str(e.lora_name);
-      if (write_salt) {
-        key("cache_salt");
-        str(*e.cache_salt);
-      }
-      if (e.extra_keys_msgpack) {
-        key("extra_keys");
-        raw(*e.extra_keys_msgpack);
-      }
-      if (e.group_idx) {
-        key("group_idx");
-        pk_.pack_int64(*e.group_idx);
-      }
-      if (e.kv_cache_spec_kind) {
-        key("kv_cache_spec_kind");
-        str(*e.kv_cache_spec_kind);
-      }
-      if (e.kv_cache_spec_sliding_window) {
-        key("kv_cache_spec_sliding_window");
-        pk_.pack_int64(*e.kv_cache_spec_sliding_window);
-      }
-      return;
-    }
-    // SGLang's BlockStoredWithMetadata puts the salt where lora_name would be.
-    const bool salt_in_slot7 = write_salt && !e.lora_name;
-    uint8_t last = kSlotBlockSize;
-    if (e.lora_id) last = kSlotLoraId;
-    if (e.medium) last = kSlotMedium;
-    if (e.lora_name || salt_in_slot7) last = kSlotLoraName;
-    if (e.extra_keys_msgpack) last = kSlotExtraKeys;
-    if (e.group_idx) last = kSlotGroupIdx;
-    if (e.kv_cache_spec_kind) last = kSlotSpecKind;
-    if (e.kv_cache_spec_sliding_window) last = kSlotSpecWindow;
-    const uint8_t wanted = e.positional_fields == 0 ? kStoredDefaultFields : e.positional_fields;
-    const uint8_t fields = std::min(std::max(last, wanted), kStoredSlots);
-    pk_.pack_array(1u + fields);
-    str(kStoredTag);
-    for (uint8_t slot = 1; slot <= fields; ++slot) {
-      switch (slot) {
-        case kSlotBlockHashes:
-          hashes(e.block_hashes);
-          break;
-        case kSlotParent:
-          optional_hash(e.parent_block_hash);
-          break;
-        case kSlotTokenIds:
-          tokens(e.token_ids);
-          break;
-        case kSlotBlockSize:
-          pk_.pack_uint32(e.block_size);
-          break;
-        case kSlotLoraId:
-          optional_i64(e.lora_id);
-          break;
-        case kSlotMedium:
-          optional_str(e.medium);
-          break;
-        case kSlotLoraName:
-          if (salt_in_slot7) {
-            pk_.pack_map(1);
-            key("cache_salt");
-            str(*e.cache_salt);
-          } else {
-            optional_str(e.lora_name);
-          }
-          break;
-        case kSlotExtraKeys:
-          if (e.extra_keys_msgpack) {
-            raw(*e.extra_keys_msgpack);
-          } else {
-            pk_.pack_nil();
-          }
-          break;
-        case kSlotGroupIdx:
-          optional_i64(e.group_idx);
-          break;
-        case kSlotSpecKind:
-          optional_str(e.kv_cache_spec_kind);
-          break;
-        case kSlotSpecWindow:
-          optional_i64(e.kv_cache_spec_sliding_window);
-          break;
-        default:
-          break;
-      }
-    }
-  }
-
-  void event(const EngineBlockRemoved& e) {
-    if (map_mode()) {
-      pk_.pack_map(3 + e.group_idx.has_value());
-      key("type");
-      str(kRemovedTag);
-      key("block_hashes");
-      hashes(e.block_hashes);
-      key("medium");
-      optional_str(e.medium);
-      if (e.group_idx) {
-        key("group_idx");
-        pk_.pack_int64(*e.group_idx);
-      }
-      return;
-    }
-    uint8_t last = 1;
-    if (e.medium) last = 2;
-    if (e.group_idx) last = 3;
-    const uint8_t wanted = e.positional_fields == 0 ? kRemovedDefaultFields : e.positional_fields;
-    const uint8_t fields = std::min(std::max(last, wanted), kRemovedSlots);
-    pk_.pack_array(1u + fields);
-    str(kRemovedTag);
-    hashes(e.block_hashes);
-    if (fields >= 2) optional_str(e.medium);
-    if (fields >= 3) optional_i64(e.group_idx);
-  }
-
-  void event(const EngineAllBlocksCleared&) {
-    if (map_mode()) {
-      pk_.pack_map(1);
-      key("type");
-    } else {
-      pk_.pack_array(1);
-    }
-    str(kClearedTag);
-  }
-
-  const EngineEncodeOptions& options_;
-  std::vector<uint8_t>& out_;
-  VectorSink sink_;
-  msgpack::packer<VectorSink> pk_;
-};
-
-// A rough upper bound of the encoded size, to reserve once.
-size_t estimate_size(const EngineBatch& batch) {
-  size_t n = 32;
-  for (const EngineEvent& ev : batch.events) {
-    n += 160;
-    if (const auto* s = std::get_if<EngineBlockStored>(&ev)) {
-      n += s->block_hashes.size() * 33 + s->token_ids.size() * 5;
-      if (s->extra_keys_msgpack) n += s->extra_keys_msgpack->size();
-    } else if (const auto* r = std::get_if<EngineBlockRemoved>(&ev)) {
-      n += r->block_hashes.size() * 33;
-    }
-  }
-  return n;
-}
-
 }  // namespace
 
 Result<EngineBatch> decode_engine_payload(std::span<const uint8_t> payload) {
   return PayloadDecoder(payload).run();
-}
-
-void encode_engine_payload(const EngineBatch& batch, const EngineEncodeOptions& options,
-                           std::vector<uint8_t>& out) {
-  out.reserve(out.size() + estimate_size(batch));
-  PayloadEncoder(options, out).batch(batch);
-}
-
-std::vector<uint8_t> encode_engine_payload(const EngineBatch& batch,
-                                           const EngineEncodeOptions& options) {
-  std::vector<uint8_t> out;
-  encode_engine_payload(batch, options, out);
-  return out;
-}
-
-std::vector<uint8_t> reencode_engine_payload(const EngineBatch& batch) {
-  return encode_engine_payload(batch, EngineEncodeOptions{batch.encoding, batch.hash_encoding});
 }
 
 }  // namespace kvmock
