@@ -2,7 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/events/codec_support.h"
+#include "core/events/json_writer.h"
 
 namespace kvmock::dynamo {
 namespace {
