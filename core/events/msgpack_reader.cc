@@ -247,6 +247,56 @@ MsgpackStatus MsgpackReader::read_map(uint32_t& n) {
   return MsgpackStatus::kOk;
 }
 
+namespace {
+
+// What the first byte of a value says about its layout.
+struct ValueLayout {
+  bool valid = true;
+  bool container = false;  // array or map
+  bool map = false;        // a container whose length counts key-value pairs
+  size_t width = 0;        // bytes of the length field after the first byte, if any
+  uint64_t payload = 0;    // fixed payload bytes (scalars), before any length is added
+  uint64_t children = 0;   // values inside a fix-size container
+};
+
+ValueLayout layout_of(uint8_t b) {
+  ValueLayout v;
+  if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) return v;  // one byte
+  if (b <= 0x8f) {
+    v.container = v.map = true;
+    v.children = 2 * uint64_t{b & 0x0fu};
+  } else if (b <= 0x9f) {
+    v.container = true;
+    v.children = b & 0x0fu;
+  } else if (b <= 0xbf) {
+    v.payload = b & 0x1fu;
+  } else if (b == 0xc1) {
+    v.valid = false;
+  } else if (b <= 0xc6) {  // bin 8/16/32
+    v.width = size_t{1} << (b - 0xc4);
+  } else if (b <= 0xc9) {  // ext 8/16/32: the length, then the ext type byte
+    v.width = size_t{1} << (b - 0xc7);
+    v.payload = 1;
+  } else if (b <= 0xcb) {  // float 32/64
+    v.payload = b == 0xca ? 4 : 8;
+  } else if (b <= 0xcf) {  // uint 8..64
+    v.payload = uint64_t{1} << (b - 0xcc);
+  } else if (b <= 0xd3) {  // int 8..64
+    v.payload = uint64_t{1} << (b - 0xd0);
+  } else if (b <= 0xd8) {  // fixext 1..16: type byte plus data
+    v.payload = 1 + (uint64_t{1} << (b - 0xd4));
+  } else if (b <= 0xdb) {  // str 8/16/32
+    v.width = size_t{1} << (b - 0xd9);
+  } else {  // array 16/32 (0xdc, 0xdd), map 16/32 (0xde, 0xdf)
+    v.container = true;
+    v.map = b >= 0xde;
+    v.width = (b == 0xdc || b == 0xde) ? 2 : 4;
+  }
+  return v;
+}
+
+}  // namespace
+
 MsgpackStatus MsgpackReader::skip(int max_depth) {
   max_depth = std::min(max_depth, kSkipStackCapacity - 1);
   const size_t start = pos_;
@@ -265,84 +315,17 @@ MsgpackStatus MsgpackReader::skip(int max_depth) {
     }
     --pending[depth - 1];
     if (at_end()) return fail(MsgpackStatus::kTruncated);
-    const uint8_t b = input_[pos_];
-    size_t header = 1;     // bytes before the payload
-    size_t width = 0;      // bytes of the length field, if any
-    uint64_t payload = 0;  // bytes after the header (scalars)
-    uint64_t children = 0;
-    bool container = false;
-    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
-      // single-byte value
-    } else if (b <= 0x8f) {
-      container = true;
-      children = 2 * uint64_t{b & 0x0fu};
-    } else if (b <= 0x9f) {
-      container = true;
-      children = b & 0x0fu;
-    } else if (b <= 0xbf) {
-      payload = b & 0x1fu;
-    } else {
-      switch (b) {
-        case 0xc1:
-          return fail(MsgpackStatus::kInvalid);
-        case 0xc4:
-        case 0xc5:
-        case 0xc6:
-          width = size_t{1} << (b - 0xc4);
-          break;
-        case 0xc7:
-        case 0xc8:
-        case 0xc9:
-          width = size_t{1} << (b - 0xc7);
-          payload = 1;  // the ext type byte
-          break;
-        case 0xca:
-          payload = 4;
-          break;
-        case 0xcb:
-          payload = 8;
-          break;
-        case 0xcc:
-        case 0xcd:
-        case 0xce:
-        case 0xcf:
-          payload = uint64_t{1} << (b - 0xcc);
-          break;
-        case 0xd0:
-        case 0xd1:
-        case 0xd2:
-        case 0xd3:
-          payload = uint64_t{1} << (b - 0xd0);
-          break;
-        case 0xd4:
-        case 0xd5:
-        case 0xd6:
-        case 0xd7:
-        case 0xd8:
-          payload = 1 + (uint64_t{1} << (b - 0xd4));
-          break;
-        case 0xd9:
-        case 0xda:
-        case 0xdb:
-          width = size_t{1} << (b - 0xd9);
-          break;
-        case 0xdc:
-        case 0xdd:
-          container = true;
-          width = b == 0xdc ? 2 : 4;
-          break;
-        default:  // 0xde, 0xdf
-          container = true;
-          width = b == 0xde ? 2 : 4;
-          break;
-      }
-    }
-    if (width > 0) {
-      if (!has(1 + width)) return fail(MsgpackStatus::kTruncated);
-      const uint64_t len = be(width);
-      header += width;
-      if (container) {
-        children = (b == 0xde || b == 0xdf) ? 2 * len : len;
+    const ValueLayout v = layout_of(input_[pos_]);
+    if (!v.valid) return fail(MsgpackStatus::kInvalid);
+    size_t header = 1;  // bytes before the payload
+    uint64_t payload = v.payload;
+    uint64_t children = v.children;
+    if (v.width > 0) {
+      if (!has(1 + v.width)) return fail(MsgpackStatus::kTruncated);
+      const uint64_t len = be(v.width);
+      header += v.width;
+      if (v.container) {
+        children = v.map ? 2 * len : len;
       } else {
         payload += len;
       }
@@ -351,7 +334,7 @@ MsgpackStatus MsgpackReader::skip(int max_depth) {
       return fail(MsgpackStatus::kTruncated);
     }
     pos_ += header + payload;
-    if (container) {
+    if (v.container) {
       if (depth > max_depth) return fail(MsgpackStatus::kTooDeep);
       if (children > remaining()) return fail(MsgpackStatus::kTruncated);
       if (children > 0) pending[depth++] = children;
