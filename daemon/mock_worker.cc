@@ -1,5 +1,7 @@
 #include "daemon/mock_worker.h"
 
+#include <malloc.h>
+
 namespace kvmock {
 namespace {
 
@@ -23,6 +25,11 @@ std::string context_length_message(uint64_t limit, uint64_t prompt, uint64_t max
          std::to_string(prompt) + " in the messages, " + std::to_string(max_tokens) +
          " in the completion). Please reduce the length of the messages or completion.";
 }
+
+// A request with this many prompt tokens (1 MiB of ids) hands its freed storage back to
+// the system when it ends: glibc keeps large freed blocks in the heap otherwise, and a
+// burst of long queued prompts would stay resident after they are gone.
+constexpr uint64_t kTrimAfterPromptTokens = uint64_t{1} << 18;
 
 // Request ids are unique per worker: the high bits name the rank that serves them.
 constexpr int kRankShift = 56;
@@ -113,6 +120,7 @@ Result<bool> MockWorker::reserve(DpRank rank, uint64_t prompt_tokens) {
 void MockWorker::release(DpRank rank, uint64_t prompt_tokens) {
   held_[rank].fetch_sub(1);
   queued_prompt_tokens_.fetch_sub(prompt_tokens);
+  if (prompt_tokens >= kTrimAfterPromptTokens) malloc_trim(0);
 }
 
 void MockWorker::cancel(uint64_t request_id) {
