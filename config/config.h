@@ -111,6 +111,10 @@ struct WorkersConfig {
   EngineArgs engine;
   ZmqEventsConfig zmq_events;
   LoadDriverConfig load;
+  // Prompt tokens a worker holds for the requests it accepted and has not finished
+  // (waiting or running); past it new requests are refused (HTTP 429). Bounds the
+  // memory queued prompts take (about 4 bytes a token).
+  uint64_t max_queued_prompt_tokens = uint64_t{1} << 24;
 };
 
 // A real engine whose ZMQ KV events are relayed. `endpoint` and `worker_id` are required.

@@ -387,6 +387,10 @@ std::vector<KeySpec<Config>> build_config_keys() {
             "distinct shared prefixes"),
     K::uint("workers.load.seed", [](Config& c) -> auto& { return c.workers.load.seed; }, 0,
             kNoMax, "seed of the synthetic prompts and arrivals"),
+    K::uint("workers.max_queued_prompt_tokens",
+            [](Config& c) -> auto& { return c.workers.max_queued_prompt_tokens; }, 1, kNoMax,
+            "prompt tokens a worker holds for accepted, unfinished requests (waiting or "
+            "running); past it new requests get 429 (an idle worker still takes one)"),
   };
   // clang-format on
   return keys;

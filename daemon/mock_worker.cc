@@ -1,10 +1,35 @@
 #include "daemon/mock_worker.h"
 
+#include <malloc.h>
+
 namespace kvmock {
 namespace {
 
 // Requests a single engine holds waiting before new ones get 429.
 constexpr size_t kMaxWaitingPerEngine = 4096;
+
+// Adds `amount` to `counter` unless that passes `limit`; an empty counter always takes
+// it (so one request bigger than the limit still runs on an idle worker).
+bool try_add(std::atomic<uint64_t>& counter, uint64_t amount, uint64_t limit) {
+  uint64_t current = counter.load();
+  do {
+    if (current != 0 && current + amount > limit) return false;
+  } while (!counter.compare_exchange_weak(current, current + amount));
+  return true;
+}
+
+// vLLM's 400 for a request over the context window (serving_engine._validate_input).
+std::string context_length_message(uint64_t limit, uint64_t prompt, uint64_t max_tokens) {
+  return "This model's maximum context length is " + std::to_string(limit) +
+         " tokens. However, you requested " + std::to_string(prompt + max_tokens) + " tokens (" +
+         std::to_string(prompt) + " in the messages, " + std::to_string(max_tokens) +
+         " in the completion). Please reduce the length of the messages or completion.";
+}
+
+// A request with this many prompt tokens (1 MiB of ids) hands its freed storage back to
+// the system when it ends: glibc keeps large freed blocks in the heap otherwise, and a
+// burst of long queued prompts would stay resident after they are gone.
+constexpr uint64_t kTrimAfterPromptTokens = uint64_t{1} << 18;
 
 // Request ids are unique per worker: the high bits name the rank that serves them.
 constexpr int kRankShift = 56;
@@ -17,7 +42,11 @@ MockWorker::MockWorker(EngineThreads& threads, const Config& config, uint32_t in
                        EngineActor::Clock::time_point epoch)
     : worker_id_(config.workers.worker_id_base + index),
       model_name_(kMockModelName),
-      max_model_len_(config.workers.engine.max_model_len),
+      max_context_tokens_(max_context_tokens(config.workers.engine)),
+      max_queued_prompt_tokens_(config.workers.max_queued_prompt_tokens),
+      // Waiting plus the most that can run, so the waiting queue holds
+      // kMaxWaitingPerEngine however many run.
+      max_held_per_engine_(kMaxWaitingPerEngine + config.workers.engine.max_num_seqs),
       metrics_(metrics) {
   const MetricLabels labels{{"model_name", model_name_}, {"worker_id", std::to_string(worker_id_)}};
   EngineActorHistograms histograms;
@@ -36,19 +65,20 @@ MockWorker::MockWorker(EngineThreads& threads, const Config& config, uint32_t in
     auto timing = make_timing_model(args.timing, profile_text);
     engines_.push_back(std::make_unique<EngineActor>(
         threads.next(), args, worker_id_, rank, timing ? std::move(*timing) : nullptr, pipeline,
-        histograms, epoch, kMaxWaitingPerEngine));
+        histograms, epoch, max_held_per_engine_));
   }
+  held_ = std::make_unique<std::atomic<uint64_t>[]>(engines_.size());
   register_metrics(metrics);
 }
 
 Result<uint64_t> MockWorker::submit(GenerationRequest request, GenerationCallbacks callbacks) {
   if (!ready()) return make_error("not_ready", "worker is shutting down");
   if (request.prompt.empty()) return make_error("bad_request", "the prompt is empty");
-  if (max_model_len_ > 0 && request.prompt.size() + request.max_tokens > max_model_len_) {
-    return make_error("prompt_too_long",
-                      "prompt (" + std::to_string(request.prompt.size()) +
-                          " tokens) plus max_tokens (" + std::to_string(request.max_tokens) +
-                          ") exceeds max_model_len " + std::to_string(max_model_len_));
+  const uint64_t prompt_tokens = request.prompt.size();
+  if (prompt_tokens + request.max_tokens > max_context_tokens_) {
+    refused_context_->inc();
+    return make_error("prompt_too_long", context_length_message(max_context_tokens_, prompt_tokens,
+                                                                request.max_tokens));
   }
   DpRank rank = request.dp_rank;
   if (rank >= engines_.size()) {
@@ -58,14 +88,39 @@ Result<uint64_t> MockWorker::submit(GenerationRequest request, GenerationCallbac
   if (engines_.size() > 1 && request.dp_rank == 0) {
     rank = next_rank_.fetch_add(1) % static_cast<uint32_t>(engines_.size());
   }
-  EngineActor& engine = *engines_[rank];
-  if (engine.stats().waiting.load() >= kMaxWaitingPerEngine) {
+  if (auto reserved = reserve(rank, prompt_tokens); !reserved) return reserved.error();
+  // The reservation ends with the request, however it ends.
+  callbacks.on_finish = [this, rank, prompt_tokens,
+                         inner = std::move(callbacks.on_finish)](const GenerationFinish& finish) {
+    release(rank, prompt_tokens);
+    if (inner) inner(finish);
+  };
+  const uint64_t id = (uint64_t{rank} << kRankShift) | next_request_.fetch_add(1);
+  engines_[rank]->submit(id, std::move(request), std::move(callbacks));
+  return id;
+}
+
+Result<bool> MockWorker::reserve(DpRank rank, uint64_t prompt_tokens) {
+  if (!try_add(held_[rank], 1, max_held_per_engine_)) {
+    refused_queue_full_->inc();
     return make_error("queue_full", "the waiting queue is full (" +
                                         std::to_string(kMaxWaitingPerEngine) + " requests)");
   }
-  const uint64_t id = (uint64_t{rank} << kRankShift) | next_request_.fetch_add(1);
-  engine.submit(id, std::move(request), std::move(callbacks));
-  return id;
+  if (!try_add(queued_prompt_tokens_, prompt_tokens, max_queued_prompt_tokens_)) {
+    held_[rank].fetch_sub(1);
+    refused_prompt_tokens_->inc();
+    return make_error("queue_full",
+                      "the worker holds too many queued prompt tokens "
+                      "(workers.max_queued_prompt_tokens " +
+                          std::to_string(max_queued_prompt_tokens_) + ")");
+  }
+  return true;
+}
+
+void MockWorker::release(DpRank rank, uint64_t prompt_tokens) {
+  held_[rank].fetch_sub(1);
+  queued_prompt_tokens_.fetch_sub(prompt_tokens);
+  if (prompt_tokens >= kTrimAfterPromptTokens) malloc_trim(0);
 }
 
 void MockWorker::cancel(uint64_t request_id) {
@@ -89,6 +144,15 @@ std::string MockWorker::render_metrics() const {
 
 void MockWorker::register_metrics(MetricsRegistry& metrics) {
   const MetricLabels labels{{"model_name", model_name_}, {"worker_id", std::to_string(worker_id_)}};
+  auto refused = [&](const char* reason) {
+    return &metrics.counter("kvmock_worker_refused_requests_total",
+                            "Requests the worker refused before queueing them, by reason "
+                            "(context_length: 400; queue_full, prompt_tokens: 429).",
+                            {{"worker_id", std::to_string(worker_id_)}, {"reason", reason}});
+  };
+  refused_context_ = refused("context_length");
+  refused_queue_full_ = refused("queue_full");
+  refused_prompt_tokens_ = refused("prompt_tokens");
   auto sum = [this](auto read) {
     return [this, read] {
       double total = 0;

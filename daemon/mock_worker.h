@@ -44,11 +44,26 @@ class MockWorker : public WorkerBackend {
   // for workers whose engines have a G2 tier.
   void register_g2_metrics(MetricsRegistry& metrics);
 
+  // Takes one waiting slot on `rank` and the prompt's tokens from the worker's budget,
+  // or names what is full. Exact under concurrent submits, so the engine thread itself
+  // never has to refuse a request the intake already reported as accepted.
+  Result<bool> reserve(DpRank rank, uint64_t prompt_tokens);
+  void release(DpRank rank, uint64_t prompt_tokens);
+
   const uint64_t worker_id_;
   const std::string model_name_;
-  const uint32_t max_model_len_;
+  const uint64_t max_context_tokens_;
+  const uint64_t max_queued_prompt_tokens_;
+  const uint64_t max_held_per_engine_;
   MetricsRegistry& metrics_;
   std::vector<std::unique_ptr<EngineActor>> engines_;
+  // Per engine: requests accepted and not finished (waiting or running).
+  std::unique_ptr<std::atomic<uint64_t>[]> held_;
+  std::atomic<uint64_t> queued_prompt_tokens_{0};
+  // kvmock_worker_refused_requests_total by reason.
+  Counter* refused_context_ = nullptr;
+  Counter* refused_queue_full_ = nullptr;
+  Counter* refused_prompt_tokens_ = nullptr;
   std::atomic<uint64_t> next_request_{1};
   std::atomic<uint32_t> next_rank_{0};
   std::atomic<bool> ready_{true};

@@ -1,5 +1,6 @@
 #include "core/engine/request.h"
 
+#include <algorithm>
 #include <array>
 #include <span>
 
@@ -20,13 +21,25 @@ TokenId synthesize_output_token(uint64_t seed, RequestId id, uint32_t position) 
   return static_cast<TokenId>(1000 + xxh3_64(std::span<const uint8_t>(bytes), 0) % 31000);
 }
 
+uint64_t max_context_tokens(const EngineArgs& args) {
+  uint64_t limit = args.num_gpu_blocks * std::max<uint64_t>(1, args.block_size);
+  if (args.max_model_len > 0) limit = std::min<uint64_t>(limit, args.max_model_len);
+  if (!args.enable_chunked_prefill && args.max_num_batched_tokens > 0) {
+    limit = std::min<uint64_t>(limit, args.max_num_batched_tokens);
+  }
+  return limit;
+}
+
 RequestState::RequestState(Request request)
     : request_(std::move(request)),
+      prompt_len_(static_cast<uint32_t>(request_.prompt.size())),
       max_output_(request_.planned_output.empty()
                       ? request_.max_tokens
                       : static_cast<uint32_t>(request_.planned_output.size())),
-      tokens_(request_.prompt),
-      hash_seed_(block_hash_seed(request_.lora_name, request_.cache_salt)) {}
+      tokens_(std::move(request_.prompt)),
+      hash_seed_(block_hash_seed(request_.lora_name, request_.cache_salt)) {
+  request_.prompt = {};
+}
 
 bool RequestState::generation_complete(uint32_t max_model_len) const {
   return num_generated() >= max_output_ || (max_model_len > 0 && len() >= max_model_len);
@@ -34,6 +47,12 @@ bool RequestState::generation_complete(uint32_t max_model_len) const {
 
 TokenId RequestState::append_output(uint64_t seed) {
   const uint32_t position = num_generated();
+  // Room for the output at once, instead of doubling a long prompt's storage on the
+  // first token (bounded: max_output may be far more than the request will run).
+  constexpr uint32_t kMaxOutputReserve = 1u << 16;
+  if (position == 0) {
+    tokens_.reserve(size_t{prompt_len_} + std::min(max_output_, kMaxOutputReserve));
+  }
   const TokenId token = position < request_.planned_output.size()
                             ? request_.planned_output[position]
                             : synthesize_output_token(seed, request_.id, position);

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/engine/engine_args.h"
 #include "core/events/router_event.h"
 #include "core/kv/block_pool.h"
 #include "core/tokens/block_hash.h"
@@ -37,17 +38,27 @@ enum class RequestStatus : uint8_t { kWaiting, kRunning, kPreempted, kFinished }
 // does with a different mixer.
 TokenId synthesize_output_token(uint64_t seed, RequestId id, uint32_t position);
 
+// The longest sequence (prompt + max_tokens) an engine with `args` can ever finish:
+// max_model_len when set, and never more than its KV cache holds (num_gpu_blocks ×
+// block_size), as vLLM refuses to start with a max_model_len its cache cannot hold;
+// without chunked prefill also at most max_num_batched_tokens (vLLM's rule too). A
+// request past it can only fail, so intakes refuse it up front.
+uint64_t max_context_tokens(const EngineArgs& args);
+
 // The scheduler's view of one request. Tokens are the prompt followed by the tokens
 // generated so far; `num_computed` of them have KV in the pool. Blocks are the pool
 // slots holding this sequence's KV, in order; the first `num_committed_blocks` are
 // cached (published), the rest private.
+//
+// The prompt is held once: it is moved into tokens() (request().prompt is left empty),
+// because a queued prompt of a million tokens would otherwise cost its size twice.
 class RequestState {
  public:
   explicit RequestState(Request request);
 
   const Request& request() const { return request_; }
   RequestId id() const { return request_.id; }
-  uint32_t prompt_len() const { return static_cast<uint32_t>(request_.prompt.size()); }
+  uint32_t prompt_len() const { return prompt_len_; }
   uint32_t len() const { return static_cast<uint32_t>(tokens_.size()); }
   uint32_t max_output() const { return max_output_; }
   uint32_t num_generated() const { return len() - prompt_len(); }
@@ -81,6 +92,7 @@ class RequestState {
 
  private:
   Request request_;
+  uint32_t prompt_len_;
   uint32_t max_output_;
   std::vector<TokenId> tokens_;
   uint64_t hash_seed_;

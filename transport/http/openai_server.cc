@@ -326,7 +326,7 @@ void OpenAiServer::generate(const std::shared_ptr<HttpExchange>& exchange, Api a
   }
 
   GenerationRequest request;
-  request.prompt = parsed->prompt;
+  request.prompt = std::move(parsed->prompt);  // a long prompt is held once, by the engine
   request.max_tokens = parsed->max_tokens;
   const std::string id = std::string(chat ? "chatcmpl-" : "cmpl-") +
                          std::to_string(backend_.worker_id()) + "-" +

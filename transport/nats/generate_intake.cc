@@ -1,5 +1,7 @@
 #include "transport/nats/generate_intake.h"
 
+#include <algorithm>
+#include <charconv>
 #include <nlohmann/json.hpp>
 
 #include "core/events/codec_support.h"
@@ -24,12 +26,6 @@ Result<uint32_t> read_u32(const json& object, const char* key, const char* path,
 std::string read_string(const json& object, const char* key) {
   auto it = object.find(key);
   return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
-void send(NatsClient& client, const std::string& reply, const json& message) {
-  const std::string text = message.dump();
-  (void)client.publish_reply(reply.c_str(),
-                             std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
 }
 
 json engine_output(const std::vector<TokenId>& tokens) {
@@ -89,9 +85,74 @@ NatsGenerateIntake::NatsGenerateIntake(NatsClient& client, std::string ns, std::
   rejected_ = &metrics.counter("kvmock_nats_generate_requests_total",
                                "Requests received on the NATS generate subjects.",
                                {{"result", "rejected"}});
+  cancelled_ = &metrics.counter(
+      "kvmock_nats_generate_cancelled_total",
+      "NATS generate requests cancelled because their reply subject lost its subscriber.");
 }
 
 NatsGenerateIntake::~NatsGenerateIntake() { stop(); }
+
+Result<bool> NatsGenerateIntake::ensure_watch() {
+  if (watch_ != nullptr) return true;
+  natsInbox* inbox = nullptr;
+  natsStatus s = natsInbox_Create(&inbox);
+  if (s != NATS_OK) return nats_error("creating the generate watch inbox", s);
+  const std::string prefix = std::string(inbox) + ".";
+  natsInbox_Destroy(inbox);
+  s = natsConnection_Subscribe(&watch_, client_.connection(), (prefix + "*").c_str(),
+                               &NatsGenerateIntake::on_watch, this);
+  if (s != NATS_OK) {
+    watch_ = nullptr;
+    return nats_error("subscribing the generate watch inbox", s);
+  }
+  watch_prefix_ = prefix;
+  return true;
+}
+
+void NatsGenerateIntake::on_watch(natsConnection*, natsSubscription*, natsMsg* msg, void* self) {
+  auto* intake = static_cast<NatsGenerateIntake*>(self);
+  if (natsMsg_IsNoResponders(msg)) {
+    const std::string_view subject = natsMsg_GetSubject(msg);
+    const std::string_view key_text =
+        subject.substr(std::min(subject.size(), intake->watch_prefix_.size()));
+    uint64_t key = 0;
+    const auto [end, ec] = std::from_chars(key_text.data(), key_text.data() + key_text.size(), key);
+    if (ec == std::errc() && end == key_text.data() + key_text.size()) intake->requester_gone(key);
+  }
+  natsMsg_Destroy(msg);
+}
+
+void NatsGenerateIntake::requester_gone(uint64_t key) {
+  WorkerBackend* worker = nullptr;
+  uint64_t request_id = 0;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = watched_.find(key);
+    if (it == watched_.end() || it->second.gone) return;  // finished, or already cancelled
+    it->second.gone = true;
+    if (!it->second.request_id) return;  // cancelled by handle() once submit() returns
+    worker = it->second.worker;
+    request_id = *it->second.request_id;
+  }
+  cancelled_->inc();
+  worker->cancel(request_id);
+}
+
+void NatsGenerateIntake::forget(uint64_t key) {
+  std::lock_guard lock(mutex_);
+  watched_.erase(key);
+}
+
+void NatsGenerateIntake::send(const std::string& reply, uint64_t key, const std::string& text) {
+  const auto* data = reinterpret_cast<const uint8_t*>(text.data());
+  if (key == 0 || watch_prefix_.empty()) {
+    (void)client_.publish_reply(reply.c_str(), std::span(data, text.size()));
+    return;
+  }
+  const std::string watch = watch_prefix_ + std::to_string(key);
+  (void)natsConnection_PublishRequest(client_.connection(), reply.c_str(), watch.c_str(),
+                                      text.data(), static_cast<int>(text.size()));
+}
 
 std::string NatsGenerateIntake::subject(std::string_view ns, std::string_view component,
                                         uint64_t worker_id) {
@@ -100,6 +161,7 @@ std::string NatsGenerateIntake::subject(std::string_view ns, std::string_view co
 }
 
 Result<bool> NatsGenerateIntake::serve(WorkerBackend& worker) {
+  if (auto watching = ensure_watch(); !watching) return watching.error();
   auto route = std::make_unique<Route>(Route{this, &worker, nullptr});
   const std::string name = subject(ns_, component_, worker.worker_id());
   const natsStatus s =
@@ -111,6 +173,11 @@ Result<bool> NatsGenerateIntake::serve(WorkerBackend& worker) {
 }
 
 void NatsGenerateIntake::stop() {
+  if (watch_ != nullptr) {
+    natsSubscription_Unsubscribe(watch_);
+    natsSubscription_Destroy(watch_);
+    watch_ = nullptr;
+  }
   for (auto& route : routes_) {
     if (route->subscription) {
       natsSubscription_Unsubscribe(route->subscription);
@@ -142,15 +209,21 @@ void NatsGenerateIntake::handle(WorkerBackend& worker, natsMsg* msg) {
     rejected_->inc();
     json last = engine_output({});
     last["finish_reason"] = json{{"error", message}};
-    send(client_, reply, last);
+    send(reply, 0, last.dump());
   };
   if (!request) return fail(request.error().message);
-  NatsClient& client = client_;
+  uint64_t key = 0;
+  {
+    std::lock_guard lock(mutex_);
+    key = next_key_++;
+    watched_[key].worker = &worker;
+  }
   GenerationCallbacks callbacks;
-  callbacks.on_tokens = [&client, reply](const std::vector<TokenId>& tokens) {
-    send(client, reply, engine_output(tokens));
+  callbacks.on_tokens = [this, reply, key](const std::vector<TokenId>& tokens) {
+    send(reply, key, engine_output(tokens).dump());
   };
-  callbacks.on_finish = [&client, reply](const GenerationFinish& finish) {
+  callbacks.on_finish = [this, reply, key](const GenerationFinish& finish) {
+    forget(key);
     json last = engine_output({});
     if (finish.finish_reason == "error") {
       last["finish_reason"] = json{{"error", finish.error}};
@@ -162,12 +235,26 @@ void NatsGenerateIntake::handle(WorkerBackend& worker, natsMsg* msg) {
         {"completion_tokens", finish.completion_tokens},
         {"total_tokens", finish.prompt_tokens + finish.completion_tokens},
         {"prompt_tokens_details", {{"cached_tokens", finish.cached_tokens}}}};
-    send(client, reply, last);
+    send(reply, 0, last.dump());
   };
   auto submitted = worker.submit(std::move(*request), std::move(callbacks));
-  if (!submitted)
+  if (!submitted) {
+    forget(key);
     return fail(std::string(submitted.error().reason) + ": " + submitted.error().message);
+  }
   accepted_->inc();
+  bool cancel_now = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = watched_.find(key); it != watched_.end()) {  // else: already finished
+      it->second.request_id = *submitted;
+      cancel_now = it->second.gone;
+    }
+  }
+  if (cancel_now) {
+    cancelled_->inc();
+    worker.cancel(*submitted);
+  }
 }
 
 }  // namespace kvmock

@@ -5,12 +5,26 @@
 // answer is a stream of LLMEngineOutput JSON messages on that subject: one per pass with
 // the new `token_ids`, then a last one with `finish_reason` ("length", "cancelled", or
 // {"error": "..."}) and `completion_usage`.
+//
+// Cancellation: this request path has no control message (Dynamo's own request plane
+// cancels with "stop"/"kill" frames on its TCP response stream, which this simplified
+// path does not have), so the requester going away is what cancels. Every answer
+// message is published with a reply-to subject of the intake's own (`{inbox}.{key}`);
+// when the requester's reply subject has no subscriber any more, nats-server answers
+// that with a "no responders" status, and the intake cancels the request, freeing its
+// blocks. A requester that unsubscribes (or disconnects) is thus detected at the next
+// message of its answer (the first token, or the next one); the request then finishes
+// "cancelled", counted in kvmock_nats_generate_cancelled_total.
 #pragma once
 
 #include <nats/nats.h>
 
+#include <cstdint>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "transport/http/worker_backend.h"
@@ -37,8 +51,20 @@ class NatsGenerateIntake {
 
  private:
   struct Route;
+  // A request in flight, by key (the last token of its watch subject).
+  struct Watched {
+    WorkerBackend* worker = nullptr;
+    std::optional<uint64_t> request_id;  // known once submit() returned
+    bool gone = false;                   // the requester left before the id was known
+  };
   static void on_message(natsConnection* nc, natsSubscription* sub, natsMsg* msg, void* route);
+  static void on_watch(natsConnection* nc, natsSubscription* sub, natsMsg* msg, void* self);
   void handle(WorkerBackend& worker, natsMsg* msg);
+  Result<bool> ensure_watch();
+  // The requester of `key` has gone: cancel its request (now, or once its id is known).
+  void requester_gone(uint64_t key);
+  void forget(uint64_t key);
+  void send(const std::string& reply, uint64_t key, const std::string& text);
 
   NatsClient& client_;
   const std::string ns_;
@@ -46,6 +72,12 @@ class NatsGenerateIntake {
   std::vector<std::unique_ptr<Route>> routes_;
   Counter* accepted_;
   Counter* rejected_;
+  Counter* cancelled_;
+  std::string watch_prefix_;  // "{inbox}." once the watch subscription exists
+  natsSubscription* watch_ = nullptr;
+  std::mutex mutex_;  // guards watched_ and next_key_
+  std::unordered_map<uint64_t, Watched> watched_;
+  uint64_t next_key_ = 1;
 };
 
 }  // namespace kvmock

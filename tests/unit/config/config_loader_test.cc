@@ -142,6 +142,7 @@ workers:
     shared_prefix_ratio: 0.25
     prefix_groups: 3
     seed: 9
+  max_queued_prompt_tokens: 5000000
 relays:
   - endpoint: tcp://10.0.0.5:5557
     replay_endpoint: tcp://10.0.0.5:5558
@@ -185,6 +186,7 @@ TEST(ConfigLoader, EveryKeyIsSettableFromYaml) {
   EXPECT_EQ(c.workers.zmq_events.encoding, ZmqEncoding::kPositional);
   EXPECT_EQ(c.workers.zmq_events.hash_encoding, HashEncoding::kBytes32);
   EXPECT_EQ(c.workers.load.shared_prefix_ratio, 0.25);
+  EXPECT_EQ(c.workers.max_queued_prompt_tokens, 5000000u);
   ASSERT_EQ(c.relays.size(), 1u);
   EXPECT_EQ(c.relays[0],
             (RelayConfig{"tcp://10.0.0.5:5557", "tcp://10.0.0.5:5558", "engine", 42, 32, 4, 500}));

@@ -84,5 +84,34 @@ TEST(Request, FinishReasonsHaveTheirWireNames) {
   EXPECT_EQ(finish_reason_name(FinishReason::kNone), "");
 }
 
+TEST(Request, ThePromptIsHeldOnceAndTheOutputRoomIsReservedOnce) {
+  std::vector<TokenId> prompt(100000, 7);
+  RequestState s(make(prompt, 16));
+  EXPECT_TRUE(s.request().prompt.empty());
+  EXPECT_EQ(s.prompt_len(), 100000u);
+  EXPECT_EQ(s.tokens(), prompt);
+  EXPECT_EQ(s.tokens().capacity(), 100000u);
+  s.append_output(0);
+  // Not doubled by the first output token: room for exactly the 16 it will produce.
+  EXPECT_EQ(s.tokens().capacity(), 100016u);
+  EXPECT_EQ(s.prompt_len(), 100000u);
+  EXPECT_EQ(s.num_generated(), 1u);
+}
+
+TEST(Request, TheContextWindowIsWhatTheKvCacheCanHoldWhenMaxModelLenIsUnset) {
+  EngineArgs args;
+  args.block_size = 16;
+  args.num_gpu_blocks = 1024;
+  args.max_model_len = 0;
+  EXPECT_EQ(max_context_tokens(args), 16384u);
+  args.max_model_len = 8192;
+  EXPECT_EQ(max_context_tokens(args), 8192u);
+  args.max_model_len = 100000;  // more than the cache holds: the cache wins
+  EXPECT_EQ(max_context_tokens(args), 16384u);
+  args.enable_chunked_prefill = false;
+  args.max_num_batched_tokens = 2048;
+  EXPECT_EQ(max_context_tokens(args), 2048u);
+}
+
 }  // namespace
 }  // namespace kvmock

@@ -81,5 +81,13 @@ TEST(MockTokenizerTest, OneTurnsPromptIsAPrefixOfTheNextTurnsPrompt) {
   EXPECT_TRUE(std::equal(first.begin(), first.end(), second.begin()));
 }
 
+TEST(MockTokenizerTest, IdsOfALongTextTakeNoSpareStorage) {
+  std::string text;
+  for (int i = 0; i < 100001; ++i) text += " a\t";
+  const auto ids = mock_tokenize(text);
+  EXPECT_EQ(ids.size(), 100001u);
+  EXPECT_EQ(ids.capacity(), ids.size());
+}
+
 }  // namespace
 }  // namespace kvmock
