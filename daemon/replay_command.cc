@@ -16,6 +16,7 @@
 #include "core/replay/replay_driver.h"
 #include "core/workload/mooncake_trace.h"
 #include "core/workload/synthetic_workload.h"
+#include "transport/time/system_clock.h"
 
 namespace kvmock {
 namespace {
@@ -295,11 +296,12 @@ int run_replay_command(int argc, char** argv) {
         p.now_ms / 1000.0, static_cast<unsigned long long>(p.output_tokens));
   };
 
-  const auto started = std::chrono::steady_clock::now();
+  const Clock& clock = SystemClock::instance();
+  const auto started = clock.steady_now();
   Result<ReplayResult> result = run_replay(std::move(workload), options);
   if (!result.ok()) return fail(2, result.error().message);
   const double wall_ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+      std::chrono::duration<double, std::milli>(clock.steady_now() - started).count();
 
   const std::optional<double> wall =
       flags.omit_wall_time ? std::nullopt : std::optional<double>(wall_ms);

@@ -30,6 +30,7 @@
 #include "core/events/router_event.h"
 #include "core/indexer/local_indexer.h"
 #include "core/pipeline/load_debouncer.h"
+#include "core/pipeline/router_event_sink.h"
 #include "core/pipeline/worker_event_stream.h"
 #include "transport/metrics/metrics_registry.h"
 #include "transport/nats/nats_client.h"
@@ -57,7 +58,7 @@ struct ChannelProgress {
   EventId last_event_id = 0;  // every id 1..last_event_id has been queued
 };
 
-class KvEventPipeline {
+class KvEventPipeline : public RouterEventSink {
  public:
   KvEventPipeline(NatsClient& client, Outbox& outbox, KvEventPipelineOptions options,
                   MetricsRegistry& metrics);
@@ -73,11 +74,11 @@ class KvEventPipeline {
 
   // Publishes events (ids are assigned here; the ones given are ignored) for one
   // (worker, rank). Returns the number of events queued after batching and dedup.
-  size_t publish(WorkerId worker, DpRank rank, std::vector<RouterEvent> events);
+  size_t publish(WorkerId worker, DpRank rank, std::vector<RouterEvent> events) override;
   // Publishes a Cleared for (worker, rank): the engine restarted.
-  void publish_cleared(WorkerId worker, DpRank rank);
+  void publish_cleared(WorkerId worker, DpRank rank) override;
   // Records a load sample; publication is debounced.
-  void update_load(const ActiveLoad& load);
+  void update_load(const ActiveLoad& load) override;
 
   // The same answer the NATS query service gives.
   WorkerKvQueryResponse query(const WorkerKvQueryRequest& request);
