@@ -13,6 +13,7 @@
 #include "daemon/worker_fleet.h"
 #include "transport/log/logger.h"
 #include "transport/log/thread_name.h"
+#include "transport/time/system_clock.h"
 
 namespace kvmock {
 namespace {
@@ -161,7 +162,8 @@ Result<bool> Daemon::start() {
 }
 
 void Daemon::status_loop() {
-  const auto start = std::chrono::steady_clock::now();
+  const Clock& clock = SystemClock::instance();
+  const auto start = clock.steady_now();
   uint64_t last_events = 0;
   std::unique_lock lock(status_mutex_);
   while (!status_wake_.wait_for(lock, std::chrono::seconds(1), [this] { return status_stop_; })) {
@@ -175,8 +177,7 @@ void Daemon::status_loop() {
     };
     const uint64_t events = pipeline_->events_queued();
     const auto elapsed =
-        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start)
-            .count();
+        std::chrono::duration_cast<std::chrono::seconds>(clock.steady_now() - start).count();
     char line[320];
     std::snprintf(
         line, sizeof line,
@@ -195,8 +196,9 @@ void Daemon::status_loop() {
 
 int Daemon::shutdown() {
   if (!work_) return 0;
+  const Clock& clock = SystemClock::instance();
   const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::seconds(config_.shutdown.flush_deadline_s);
+      clock.steady_now() + std::chrono::seconds(config_.shutdown.flush_deadline_s);
   admin_.set_shutting_down();
   {
     std::lock_guard lock(status_mutex_);
@@ -209,8 +211,8 @@ int Daemon::shutdown() {
   if (workers_) workers_->stop(std::chrono::seconds(config_.shutdown.grace_s));
   pipeline_->stop();
   queries_->stop();
-  const size_t unsent = publisher_->stop(
-      std::max(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(100)));
+  const size_t unsent =
+      publisher_->stop(std::max(deadline, clock.steady_now() + std::chrono::milliseconds(100)));
   if (admin_server_) admin_server_->stop();
   admin_work_.reset();
   admin_io_.stop();

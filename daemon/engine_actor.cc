@@ -16,49 +16,54 @@ constexpr auto kStalledRetry = std::chrono::milliseconds(1);
 // most this much, which the lateness histogram records.
 constexpr auto kPassEndGrid = std::chrono::microseconds(100);
 
-EngineActor::Clock::time_point on_grid(EngineActor::Clock::time_point epoch,
-                                       EngineActor::Clock::time_point at) {
-  const auto grid = std::chrono::duration_cast<EngineActor::Clock::duration>(kPassEndGrid);
+Clock::SteadyTime on_grid(Clock::SteadyTime epoch, Clock::SteadyTime at) {
+  const auto grid = std::chrono::duration_cast<Clock::SteadyTime::duration>(kPassEndGrid);
   const auto since = at - epoch;
-  const auto slots = (since + grid - EngineActor::Clock::duration(1)) / grid;
+  const auto slots = (since + grid - Clock::SteadyTime::duration(1)) / grid;
   return epoch + slots * grid;
 }
 
-double seconds_between(EngineActor::Clock::time_point from, EngineActor::Clock::time_point to) {
+double seconds_between(Clock::SteadyTime from, Clock::SteadyTime to) {
   return std::chrono::duration<double>(to - from).count();
 }
 
 }  // namespace
 
 EngineActor::EngineActor(boost::asio::io_context& io, const EngineArgs& args, WorkerId worker,
-                         DpRank rank, std::unique_ptr<TimingModel> timing,
-                         RouterEventSink& pipeline, EngineActorHistograms histograms,
-                         Clock::time_point epoch, size_t max_waiting)
+                         DpRank rank, std::unique_ptr<TimingModel> timing, RouterEventSink& sink,
+                         EngineActorHistograms histograms, EngineTime time, size_t max_waiting)
     : executor_(io.get_executor()),
-      timer_(io),
       core_(args, worker, rank, std::move(timing)),
       worker_(worker),
       rank_(rank),
       g2_enabled_(core_.g2_enabled()),
-      pipeline_(pipeline),
+      sink_(sink),
       histograms_(histograms),
-      epoch_(epoch),
-      max_waiting_(max_waiting) {
-  update_stats(core_.metrics());
+      clock_(time.clock),
+      epoch_(time.epoch),
+      max_waiting_(max_waiting),
+      timer_(time.timers.make(io, [this] { on_pass_end(); })) {
+  counters_.engine = core_.metrics();
+  publish_stats();
 }
 
 double EngineActor::now_ms() const {
-  return std::chrono::duration<double, std::milli>(Clock::now() - epoch_).count();
+  return std::chrono::duration<double, std::milli>(clock_.steady_now() - epoch_).count();
+}
+
+EngineActorStats EngineActor::stats() const {
+  std::lock_guard lock(stats_mutex_);
+  return stats_;
 }
 
 void EngineActor::submit(RequestId id, GenerationRequest request, GenerationCallbacks callbacks) {
-  stats_.in_flight.fetch_add(1);
+  in_flight_.fetch_add(1);
   boost::asio::post(executor_, [this, id, request = std::move(request),
                                 callbacks = std::move(callbacks)]() mutable {
     GenerationFinish refusal;
     refusal.prompt_tokens = static_cast<uint32_t>(request.prompt.size());
     refusal.finish_reason = "error";
-    if (stats_.waiting.load() >= max_waiting_) {
+    if (waiting_.load(std::memory_order_relaxed) >= max_waiting_) {
       refusal.error = "queue_full";
     } else {
       if (observer_) observer_->on_request(id, request);
@@ -75,16 +80,16 @@ void EngineActor::submit(RequestId id, GenerationRequest request, GenerationCall
         Live& live = live_[id];
         live.callbacks = std::move(callbacks);
         live.prompt_tokens = prompt_tokens;
-        live.arrival = Clock::now();
-        stats_.prompt_tokens.fetch_add(prompt_tokens);
-        stats_.waiting.fetch_add(1);
+        live.arrival = clock_.steady_now();
+        counters_.prompt_tokens += prompt_tokens;
+        waiting_.fetch_add(1, std::memory_order_relaxed);
         maybe_start_pass();
         return;
       }
       refusal.error = std::string(added.error().reason);
       if (observer_) observer_->on_request_done(id);
     }
-    stats_.in_flight.fetch_sub(1);
+    in_flight_.fetch_sub(1);
     if (callbacks.on_finish) callbacks.on_finish(refusal);
   });
 }
@@ -109,38 +114,35 @@ void EngineActor::maybe_start_pass() {
 
 void EngineActor::run_pass() {
   pass_running_ = true;
-  PassOutput output = core_.step(now_ms());
-  stats_.passes.fetch_add(1);
-  if (!output.events.empty()) {
-    if (observer_) observer_->on_pass_events(output.events);
-    pipeline_.publish(worker_, rank_, std::move(output.events));
-    output.events.clear();
+  pass_ = core_.step(now_ms());
+  ++counters_.passes;
+  if (!pass_.events.empty()) {
+    if (observer_) observer_->on_pass_events(pass_.events);
+    sink_.publish(worker_, rank_, std::move(pass_.events));
+    pass_.events.clear();
   }
-  update_stats(output.metrics);
+  waiting_.store(pass_.metrics.waiting_requests, std::memory_order_relaxed);
   publish_load();
-  const double end_ms = output.end_ms;
-  const bool idle_pass = output.outputs.empty() && end_ms <= output.start_ms;
-  const auto modeled_end = epoch_ + std::chrono::duration_cast<Clock::duration>(
-                                        std::chrono::duration<double, std::milli>(end_ms));
-  timer_.expires_at(idle_pass ? Clock::now() + kStalledRetry : on_grid(epoch_, modeled_end));
-  timer_.async_wait([this, output = std::move(output), modeled_end,
-                     idle_pass](const boost::system::error_code& ec) {
-    if (ec) return;
-    if (!idle_pass && histograms_.pass_lateness) {
-      histograms_.pass_lateness->observe(std::max(0.0, seconds_between(modeled_end, Clock::now())));
-    }
-    finish_pass(output);
-  });
+  pass_idle_ = pass_.outputs.empty() && pass_.end_ms <= pass_.start_ms;
+  pass_modeled_end_ = epoch_ + std::chrono::duration_cast<Clock::SteadyTime::duration>(
+                                   std::chrono::duration<double, std::milli>(pass_.end_ms));
+  timer_->schedule_at(pass_idle_ ? clock_.steady_now() + kStalledRetry
+                                 : on_grid(epoch_, pass_modeled_end_));
 }
 
-void EngineActor::finish_pass(const PassOutput& output) {
-  const auto now = Clock::now();
-  for (const RequestOutput& request_output : output.outputs) deliver(request_output, now);
+void EngineActor::on_pass_end() {
+  const auto now = clock_.steady_now();
+  if (!pass_idle_ && histograms_.pass_lateness) {
+    histograms_.pass_lateness->observe(std::max(0.0, seconds_between(pass_modeled_end_, now)));
+  }
+  for (const RequestOutput& request_output : pass_.outputs) deliver(request_output, now);
+  counters_.engine = pass_.metrics;
+  publish_stats();
   pass_running_ = false;
   maybe_start_pass();
 }
 
-void EngineActor::deliver(const RequestOutput& output, Clock::time_point now) {
+void EngineActor::deliver(const RequestOutput& output, Clock::SteadyTime now) {
   auto it = live_.find(output.id);
   if (it == live_.end()) return;
   Live& live = it->second;
@@ -157,7 +159,7 @@ void EngineActor::deliver(const RequestOutput& output, Clock::time_point now) {
     }
     live.generated += static_cast<uint32_t>(output.tokens.size());
     live.last_token = now;
-    stats_.generation_tokens.fetch_add(output.tokens.size());
+    counters_.generation_tokens += output.tokens.size();
     if (observer_) observer_->on_tokens(output.id, output.tokens);
     if (live.callbacks.on_tokens) live.callbacks.on_tokens(output.tokens);
   }
@@ -174,8 +176,8 @@ void EngineActor::deliver(const RequestOutput& output, Clock::time_point now) {
   GenerationCallbacks callbacks = std::move(live.callbacks);
   live_.erase(it);
   if (observer_) observer_->on_request_done(output.id);
-  stats_.requests_finished.fetch_add(1);
-  stats_.in_flight.fetch_sub(1);
+  ++counters_.requests_finished;
+  in_flight_.fetch_sub(1);
   if (callbacks.on_finish) callbacks.on_finish(finish);
 }
 
@@ -185,31 +187,12 @@ void EngineActor::publish_load() {
   if (decode == last_load_decode_ && used == last_load_used_) return;
   last_load_decode_ = decode;
   last_load_used_ = used;
-  pipeline_.update_load(ActiveLoad{worker_, rank_, decode, std::nullopt, used});
+  sink_.update_load(ActiveLoad{worker_, rank_, decode, std::nullopt, used});
 }
 
-void EngineActor::update_stats(const EngineMetrics& metrics) {
-  // Relaxed: each figure is read on its own by metrics callbacks, and a sequentially
-  // consistent store is a locked instruction, sixteen of them on every pass.
-  auto store = [](std::atomic<uint64_t>& figure, uint64_t value) {
-    figure.store(value, std::memory_order_relaxed);
-  };
-  store(stats_.running, metrics.running_requests);
-  store(stats_.waiting, metrics.waiting_requests);
-  store(stats_.active_blocks, metrics.active_blocks);
-  store(stats_.total_blocks, metrics.total_blocks);
-  store(stats_.preemptions, metrics.preemptions_total);
-  store(stats_.prefix_queries_tokens, metrics.prefix_cache_queries_tokens);
-  store(stats_.prefix_hits_tokens, metrics.prefix_cache_hits_tokens);
-  store(stats_.g2_total_blocks, metrics.g2_total_blocks);
-  store(stats_.g2_used_blocks, metrics.g2_used_blocks);
-  store(stats_.g2_offloads_in_flight, metrics.offload_transfers_in_flight);
-  store(stats_.g2_onboards_in_flight, metrics.onboard_transfers_in_flight);
-  store(stats_.g2_offload_queued_blocks, metrics.offload_queued_blocks);
-  store(stats_.g2_bytes_offloaded, metrics.g2_bytes_offloaded);
-  store(stats_.g2_bytes_onboarded, metrics.g2_bytes_onboarded);
-  store(stats_.g2_onboard_hit_tokens, metrics.g2_onboard_hit_tokens);
-  store(stats_.g2_offloads_dropped, metrics.g2_offloads_dropped);
+void EngineActor::publish_stats() {
+  std::lock_guard lock(stats_mutex_);
+  stats_ = counters_;
 }
 
 }  // namespace kvmock

@@ -3,50 +3,36 @@
 // no lock and no strand: every call from another thread is posted there.
 //
 // A pass: run step(now), publish its KV events at once (vLLM makes blocks visible at
-// the start of the pass), sleep until the modeled end with a steady timer, then deliver
-// the pass's tokens. An idle engine has no timer armed and costs nothing. Lateness
+// the start of the pass), sleep until the modeled end with the pass timer (EngineTime),
+// then deliver the pass's tokens. An idle engine has no timer armed and costs nothing. Lateness
 // (actual minus modeled pass end) goes to a histogram.
 #pragma once
 
 #include <atomic>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <unordered_map>
 
 #include "core/engine/engine_core.h"
 #include "core/pipeline/router_event_sink.h"
+#include "daemon/pass_timer.h"
 #include "transport/http/worker_backend.h"
 #include "transport/metrics/metrics_registry.h"
 
 namespace kvmock {
 
-// Per-engine figures read by metrics callbacks on other threads.
+// An engine's figures as of the end of its last pass: the engine's metrics plus the
+// actor's own counters. The actor publishes one snapshot per pass; metrics callbacks on
+// other threads copy it whole, so the figures of one scrape agree with each other.
 struct EngineActorStats {
-  std::atomic<uint64_t> running{0};
-  std::atomic<uint64_t> waiting{0};
-  std::atomic<uint64_t> active_blocks{0};
-  std::atomic<uint64_t> total_blocks{0};
-  std::atomic<uint64_t> preemptions{0};
-  std::atomic<uint64_t> prefix_queries_tokens{0};
-  std::atomic<uint64_t> prefix_hits_tokens{0};
-  std::atomic<uint64_t> prompt_tokens{0};
-  std::atomic<uint64_t> generation_tokens{0};
-  std::atomic<uint64_t> requests_finished{0};
-  std::atomic<uint64_t> in_flight{0};  // accepted and not yet finished
-  std::atomic<uint64_t> passes{0};
-  // G2 (host) offload tier; all zero when the engine has none.
-  std::atomic<uint64_t> g2_total_blocks{0};
-  std::atomic<uint64_t> g2_used_blocks{0};
-  std::atomic<uint64_t> g2_offloads_in_flight{0};     // G1->G2 transfers
-  std::atomic<uint64_t> g2_onboards_in_flight{0};     // G2->G1 transfers
-  std::atomic<uint64_t> g2_offload_queued_blocks{0};  // evicted, waiting for a transfer
-  std::atomic<uint64_t> g2_bytes_offloaded{0};
-  std::atomic<uint64_t> g2_bytes_onboarded{0};
-  std::atomic<uint64_t> g2_onboard_hit_tokens{0};
-  std::atomic<uint64_t> g2_offloads_dropped{0};
+  EngineMetrics engine;
+  uint64_t passes = 0;
+  uint64_t prompt_tokens = 0;  // of accepted requests
+  uint64_t generation_tokens = 0;
+  uint64_t requests_finished = 0;
 };
 
 // Histograms shared by the engines of one worker (vLLM names, worker_id label).
@@ -71,12 +57,11 @@ class EngineObserver {
 
 class EngineActor {
  public:
-  using Clock = std::chrono::steady_clock;
-
   // `io` must be run by one thread only: the actor relies on it to serialize its work.
+  // A request that arrives while `max_waiting` wait is refused with "queue_full".
   EngineActor(boost::asio::io_context& io, const EngineArgs& args, WorkerId worker, DpRank rank,
-              std::unique_ptr<TimingModel> timing, RouterEventSink& pipeline,
-              EngineActorHistograms histograms, Clock::time_point epoch, size_t max_waiting);
+              std::unique_ptr<TimingModel> timing, RouterEventSink& sink,
+              EngineActorHistograms histograms, EngineTime time, size_t max_waiting);
 
   // Queues a request (from any thread). Errors come back through callbacks.on_finish.
   void submit(RequestId id, GenerationRequest request, GenerationCallbacks callbacks);
@@ -86,7 +71,12 @@ class EngineActor {
   // Set before the first submit; `observer` must outlive the actor's work.
   void set_observer(EngineObserver* observer) { observer_ = observer; }
 
-  const EngineActorStats& stats() const { return stats_; }
+  // The figures as of the end of the last pass (any thread).
+  EngineActorStats stats() const;
+  // Requests waiting, counted as they are accepted (any thread): the queue-full check.
+  uint64_t waiting() const { return waiting_.load(std::memory_order_relaxed); }
+  // Requests accepted and not yet finished (any thread).
+  uint64_t in_flight() const { return in_flight_.load(); }
   WorkerId worker_id() const { return worker_; }
   DpRank dp_rank() const { return rank_; }
   // Whether the engine has a G2 tier; fixed at construction, safe from any thread.
@@ -98,31 +88,42 @@ class EngineActor {
     uint32_t prompt_tokens = 0;
     uint32_t cached_tokens = 0;
     uint32_t generated = 0;
-    Clock::time_point arrival{};
-    Clock::time_point last_token{};
+    Clock::SteadyTime arrival{};
+    Clock::SteadyTime last_token{};
   };
 
   double now_ms() const;
   void maybe_start_pass();
   void run_pass();
-  void finish_pass(const PassOutput& output);
-  void deliver(const RequestOutput& output, Clock::time_point now);
+  // The pass timer expired: the running pass (pass_) has reached its end.
+  void on_pass_end();
+  void deliver(const RequestOutput& output, Clock::SteadyTime now);
   void publish_load();
-  void update_stats(const EngineMetrics& metrics);
+  void publish_stats();
 
   boost::asio::io_context::executor_type executor_;
-  boost::asio::steady_timer timer_;
   EngineCore core_;
   const WorkerId worker_;
   const DpRank rank_;
   const bool g2_enabled_;
-  RouterEventSink& pipeline_;
+  RouterEventSink& sink_;
   EngineActorHistograms histograms_;
-  const Clock::time_point epoch_;
+  const Clock& clock_;
+  const Clock::SteadyTime epoch_;
   const size_t max_waiting_;
+  std::unique_ptr<PassTimer> timer_;
   std::unordered_map<RequestId, Live> live_;
   bool pass_running_ = false;
+  // The running pass: its output is delivered at its modeled end.
+  PassOutput pass_;
+  Clock::SteadyTime pass_modeled_end_{};
+  bool pass_idle_ = false;
+  // Counters of the engine thread; published with the engine's metrics.
+  EngineActorStats counters_;
+  mutable std::mutex stats_mutex_;  // guards stats_; held for one copy
   EngineActorStats stats_;
+  std::atomic<uint64_t> waiting_{0};
+  std::atomic<uint64_t> in_flight_{0};
   EngineObserver* observer_ = nullptr;
   uint64_t last_load_decode_ = UINT64_MAX;
   uint64_t last_load_used_ = UINT64_MAX;

@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "transport/time/system_clock.h"
+
 namespace kvmock {
 namespace {
 
@@ -59,7 +61,8 @@ void EngineFormatOutput::on_request_done(RequestId id) { builder_.remove_request
 
 void EngineFormatOutput::on_pass_events(const std::vector<RouterEvent>& events) {
   const double ts =
-      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+      std::chrono::duration<double>(SystemClock::instance().system_now().time_since_epoch())
+          .count();
   const EngineBatch batch = builder_.build(events, ts, rank_);
   if (batch.events.empty()) return;
   (void)publisher_->publish(encode_engine_payload(batch, encode_options_));

@@ -4,7 +4,6 @@
 #include <cstdio>
 #include <memory>
 
-#include "core/workload/synthetic_workload.h"
 #include "transport/log/logger.h"
 #include "transport/log/thread_name.h"
 
@@ -26,15 +25,25 @@ SyntheticSpec spec_for(const LoadDriverConfig& config, size_t workers) {
 
 }  // namespace
 
-LoadDriver::LoadDriver(const LoadDriverConfig& config, std::vector<WorkerBackend*> workers)
-    : config_(config), workers_(std::move(workers)) {}
+LoadDriver::LoadDriver(const LoadDriverConfig& config, std::vector<WorkerBackend*> workers,
+                       const Clock& clock)
+    : config_(config), workers_(std::move(workers)), clock_(clock) {}
 
 LoadDriver::~LoadDriver() { stop(); }
 
-Result<bool> LoadDriver::start() {
+Result<bool> LoadDriver::begin() {
   if (workers_.empty()) return make_error("config", "workers.load: no workers to drive");
   auto workload = SyntheticWorkload::create(spec_for(config_, workers_.size()));
   if (!workload) return make_error("config", "workers.load: " + workload.error().message);
+  workload_.emplace(std::move(*workload));
+  next_ = workload_->next();
+  start_ = clock_.steady_now();
+  return true;
+}
+
+Result<bool> LoadDriver::start() {
+  auto begun = begin();
+  if (!begun) return begun.error();
   thread_ = std::thread([this] {
     name_this_thread("kvmock-load");
     run();
@@ -76,46 +85,53 @@ void LoadDriver::record_done(bool ok) {
 }
 
 void LoadDriver::run() {
-  auto workload = SyntheticWorkload::create(spec_for(config_, workers_.size()));
-  const auto start = std::chrono::steady_clock::now();
-  size_t next_worker = 0;
   while (true) {
-    auto request = workload->next();
-    if (!request) return;
-    const auto due = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                 std::chrono::duration<double, std::milli>(request->arrival_ms));
-    {
-      std::unique_lock lock(mutex_);
-      if (wake_.wait_until(lock, due, [this] { return stopping_; })) return;
+    const Clock::SteadyTime due = issue_due();
+    if (due == Clock::SteadyTime::max()) return;
+    std::unique_lock lock(mutex_);
+    if (wake_.wait_until(lock, due, [this] { return stopping_; })) return;
+  }
+}
+
+Clock::SteadyTime LoadDriver::issue_due() {
+  const Clock::SteadyTime now = clock_.steady_now();
+  while (next_) {
+    const auto due = start_ + std::chrono::duration_cast<Clock::SteadyTime::duration>(
+                                  std::chrono::duration<double, std::milli>(next_->arrival_ms));
+    if (due > now) return due;
+    submit(std::move(*next_));
+    next_ = workload_->next();
+  }
+  return Clock::SteadyTime::max();
+}
+
+void LoadDriver::submit(WorkloadRequest request) {
+  WorkerBackend& worker = *workers_[next_worker_];
+  next_worker_ = (next_worker_ + 1) % workers_.size();
+  GenerationRequest generation;
+  generation.prompt = std::move(request.prompt);
+  generation.max_tokens = request.max_tokens;
+  const auto submitted_at = clock_.steady_now();
+  auto first = std::make_shared<std::atomic<bool>>(false);
+  GenerationCallbacks callbacks;
+  callbacks.on_tokens = [this, submitted_at, first](const std::vector<TokenId>&) {
+    // Called for every token; the plain load keeps the hot path free of a locked RMW.
+    if (!first->load(std::memory_order_relaxed) && !first->exchange(true)) {
+      record_first_token(
+          std::chrono::duration<double, std::milli>(clock_.steady_now() - submitted_at).count());
     }
-    WorkerBackend& worker = *workers_[next_worker];
-    next_worker = (next_worker + 1) % workers_.size();
-    GenerationRequest generation;
-    generation.prompt = std::move(request->prompt);
-    generation.max_tokens = request->max_tokens;
-    const auto submitted_at = std::chrono::steady_clock::now();
-    auto first = std::make_shared<std::atomic<bool>>(false);
-    GenerationCallbacks callbacks;
-    callbacks.on_tokens = [this, submitted_at, first](const std::vector<TokenId>&) {
-      // Called for every token; the plain load keeps the hot path free of a locked RMW.
-      if (!first->load(std::memory_order_relaxed) && !first->exchange(true)) {
-        record_first_token(std::chrono::duration<double, std::milli>(
-                               std::chrono::steady_clock::now() - submitted_at)
-                               .count());
-      }
-    };
-    callbacks.on_finish = [this](const GenerationFinish& finish) {
-      record_done(finish.finish_reason == "length");
-    };
-    in_flight_.fetch_add(1);
-    auto accepted = worker.submit(std::move(generation), std::move(callbacks));
-    std::lock_guard lock(mutex_);
-    if (accepted) {
-      ++window_.submitted;
-    } else {
-      in_flight_.fetch_sub(1);
-      ++window_.rejected;
-    }
+  };
+  callbacks.on_finish = [this](const GenerationFinish& finish) {
+    record_done(finish.finish_reason == "length");
+  };
+  in_flight_.fetch_add(1);
+  auto accepted = worker.submit(std::move(generation), std::move(callbacks));
+  std::lock_guard lock(mutex_);
+  if (accepted) {
+    ++window_.submitted;
+  } else {
+    in_flight_.fetch_sub(1);
+    ++window_.rejected;
   }
 }
 

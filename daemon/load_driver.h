@@ -8,10 +8,13 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
 #include "config/config.h"
+#include "core/common/clock.h"
+#include "core/workload/synthetic_workload.h"
 #include "transport/http/worker_backend.h"
 
 namespace kvmock {
@@ -26,22 +29,38 @@ struct LoadWindow {
 
 class LoadDriver {
  public:
-  LoadDriver(const LoadDriverConfig& config, std::vector<WorkerBackend*> workers);
+  // `clock` times the arrivals and the time to first token; the thread's waits are real,
+  // so a test that uses a manual clock drives the driver with issue_due() instead.
+  LoadDriver(const LoadDriverConfig& config, std::vector<WorkerBackend*> workers,
+             const Clock& clock);
   ~LoadDriver();
 
+  // Checks the config and starts the driver thread. Arrivals count from this call.
   Result<bool> start();
   void stop();
+  // Checks the config; arrivals count from this call. start() calls it.
+  Result<bool> begin();
+  // Submits every request whose arrival the clock has reached (after begin()); returns
+  // when the next one is due. The driver thread calls it; a test may call it instead.
+  Clock::SteadyTime issue_due();
   // Takes the figures gathered since the previous call.
   LoadWindow take_window();
   uint64_t in_flight() const { return in_flight_.load(); }
 
  private:
   void run();
+  void submit(WorkloadRequest request);
   void record_first_token(double ttft_ms);
   void record_done(bool ok);
 
   const LoadDriverConfig config_;
   std::vector<WorkerBackend*> workers_;
+  const Clock& clock_;
+  // Used by the driver thread only (or the test calling issue_due()).
+  std::optional<SyntheticWorkload> workload_;
+  std::optional<WorkloadRequest> next_;
+  Clock::SteadyTime start_{};
+  size_t next_worker_ = 0;
   std::thread thread_;
   std::mutex mutex_;
   std::condition_variable wake_;

@@ -5,9 +5,6 @@
 namespace kvmock {
 namespace {
 
-// Requests a single engine holds waiting before new ones get 429.
-constexpr size_t kMaxWaitingPerEngine = 4096;
-
 // Adds `amount` to `counter` unless that passes `limit`; an empty counter always takes
 // it (so one request bigger than the limit still runs on an idle worker).
 bool try_add(std::atomic<uint64_t>& counter, uint64_t amount, uint64_t limit) {
@@ -34,19 +31,82 @@ constexpr uint64_t kTrimAfterPromptTokens = uint64_t{1} << 18;
 // Request ids are unique per worker: the high bits name the rank that serves them.
 constexpr int kRankShift = 56;
 
+// One series of a worker: the sum of a figure over the worker's engines (dp ranks).
+struct WorkerSeries {
+  enum Labels { kVllm, kG2, kG2Offload, kG2Onboard };
+  MetricsRegistry::Type type;
+  Labels labels;  // kVllm: model_name and worker_id; kG2*: worker_id (and link)
+  const char* name;
+  const char* help;
+  uint64_t (*read)(const EngineActor& engine);
+};
+
+using Type = MetricsRegistry::Type;
+constexpr const char* kInFlightHelp = "KV transfers in flight between G1 and G2, by link.";
+constexpr const char* kBytesHelp = "Bytes of finished KV transfers between G1 and G2, by link.";
+
+// vllm:kv_cache_usage_perc is a ratio, registered on its own.
+const WorkerSeries kWorkerSeries[] = {
+    {Type::kGauge, WorkerSeries::kVllm, "vllm:num_requests_running",
+     "Number of requests in model execution batches.",
+     [](const EngineActor& e) -> uint64_t { return e.stats().engine.running_requests; }},
+    {Type::kGauge, WorkerSeries::kVllm, "vllm:num_requests_waiting",
+     "Number of requests waiting to be processed.",
+     [](const EngineActor& e) -> uint64_t { return e.waiting(); }},
+    {Type::kCounter, WorkerSeries::kVllm, "vllm:prefix_cache_queries_total",
+     "Prefix cache queries, in tokens.",
+     [](const EngineActor& e) { return e.stats().engine.prefix_cache_queries_tokens; }},
+    {Type::kCounter, WorkerSeries::kVllm, "vllm:prefix_cache_hits_total",
+     "Prefix cache hits, in tokens.",
+     [](const EngineActor& e) { return e.stats().engine.prefix_cache_hits_tokens; }},
+    {Type::kCounter, WorkerSeries::kVllm, "vllm:num_preemptions_total",
+     "Cumulative number of preemptions.",
+     [](const EngineActor& e) { return e.stats().engine.preemptions_total; }},
+    {Type::kCounter, WorkerSeries::kVllm, "vllm:prompt_tokens_total",
+     "Number of prefill tokens processed.",
+     [](const EngineActor& e) { return e.stats().prompt_tokens; }},
+    {Type::kCounter, WorkerSeries::kVllm, "vllm:generation_tokens_total",
+     "Number of generation tokens processed.",
+     [](const EngineActor& e) { return e.stats().generation_tokens; }},
+    {Type::kCounter, WorkerSeries::kVllm, "vllm:request_success_total",
+     "Count of finished requests.",
+     [](const EngineActor& e) { return e.stats().requests_finished; }},
+    {Type::kGauge, WorkerSeries::kG2, "kvmock_g2_blocks_used", "Blocks held in the G2 (host) tier.",
+     [](const EngineActor& e) { return e.stats().engine.g2_used_blocks; }},
+    {Type::kGauge, WorkerSeries::kG2, "kvmock_g2_blocks_capacity",
+     "Capacity of the G2 (host) tier in blocks (g2.num_blocks per dp rank).",
+     [](const EngineActor& e) { return e.stats().engine.g2_total_blocks; }},
+    {Type::kGauge, WorkerSeries::kG2Offload, "kvmock_g2_transfers_in_flight", kInFlightHelp,
+     [](const EngineActor& e) { return e.stats().engine.offload_transfers_in_flight; }},
+    {Type::kGauge, WorkerSeries::kG2Onboard, "kvmock_g2_transfers_in_flight", kInFlightHelp,
+     [](const EngineActor& e) { return e.stats().engine.onboard_transfers_in_flight; }},
+    {Type::kGauge, WorkerSeries::kG2, "kvmock_g2_offload_queued_blocks",
+     "Blocks evicted from G1 waiting for a G1->G2 transfer.",
+     [](const EngineActor& e) { return e.stats().engine.offload_queued_blocks; }},
+    {Type::kCounter, WorkerSeries::kG2Offload, "kvmock_g2_bytes_moved_total", kBytesHelp,
+     [](const EngineActor& e) { return e.stats().engine.g2_bytes_offloaded; }},
+    {Type::kCounter, WorkerSeries::kG2Onboard, "kvmock_g2_bytes_moved_total", kBytesHelp,
+     [](const EngineActor& e) { return e.stats().engine.g2_bytes_onboarded; }},
+    {Type::kCounter, WorkerSeries::kG2, "kvmock_g2_onboard_hit_tokens_total",
+     "Prompt tokens served by onboarding blocks from G2.",
+     [](const EngineActor& e) { return e.stats().engine.g2_onboard_hit_tokens; }},
+    {Type::kCounter, WorkerSeries::kG2, "kvmock_g2_offloads_dropped_total",
+     "Evicted blocks not kept because G2 was full of pinned blocks.",
+     [](const EngineActor& e) { return e.stats().engine.g2_offloads_dropped; }},
+};
+
 }  // namespace
 
 MockWorker::MockWorker(EngineThreads& threads, const Config& config, uint32_t index,
-                       const std::string& profile_text, RouterEventSink& pipeline,
-                       MetricsRegistry& metrics, Histogram* pass_lateness,
-                       EngineActor::Clock::time_point epoch)
+                       const std::string& profile_text, RouterEventSink& sink,
+                       MetricsRegistry& metrics, Histogram* pass_lateness, EngineTime time,
+                       size_t max_waiting_per_engine)
     : worker_id_(config.workers.worker_id_base + index),
       model_name_(kMockModelName),
       max_context_tokens_(max_context_tokens(config.workers.engine)),
       max_queued_prompt_tokens_(config.workers.max_queued_prompt_tokens),
-      // Waiting plus the most that can run, so the waiting queue holds
-      // kMaxWaitingPerEngine however many run.
-      max_held_per_engine_(kMaxWaitingPerEngine + config.workers.engine.max_num_seqs),
+      max_waiting_per_engine_(max_waiting_per_engine),
+      max_held_per_engine_(max_waiting_per_engine + config.workers.engine.max_num_seqs),
       metrics_(metrics) {
   const MetricLabels labels{{"model_name", model_name_}, {"worker_id", std::to_string(worker_id_)}};
   EngineActorHistograms histograms;
@@ -63,9 +123,9 @@ MockWorker::MockWorker(EngineThreads& threads, const Config& config, uint32_t in
   const EngineArgs& args = config.workers.engine;
   for (DpRank rank = 0; rank < std::max<uint32_t>(1, args.dp_size); ++rank) {
     auto timing = make_timing_model(args.timing, profile_text);
-    engines_.push_back(std::make_unique<EngineActor>(
-        threads.next(), args, worker_id_, rank, timing ? std::move(*timing) : nullptr, pipeline,
-        histograms, epoch, max_held_per_engine_));
+    engines_.push_back(std::make_unique<EngineActor>(threads.next(), args, worker_id_, rank,
+                                                     timing ? std::move(*timing) : nullptr, sink,
+                                                     histograms, time, max_held_per_engine_));
   }
   held_ = std::make_unique<std::atomic<uint64_t>[]>(engines_.size());
   register_metrics(metrics);
@@ -104,7 +164,7 @@ Result<bool> MockWorker::reserve(DpRank rank, uint64_t prompt_tokens) {
   if (!try_add(held_[rank], 1, max_held_per_engine_)) {
     refused_queue_full_->inc();
     return make_error("queue_full", "the waiting queue is full (" +
-                                        std::to_string(kMaxWaitingPerEngine) + " requests)");
+                                        std::to_string(max_waiting_per_engine_) + " requests)");
   }
   if (!try_add(queued_prompt_tokens_, prompt_tokens, max_queued_prompt_tokens_)) {
     held_[rank].fetch_sub(1);
@@ -134,7 +194,7 @@ void MockWorker::cancel_all() {
 
 uint64_t MockWorker::in_flight() const {
   uint64_t total = 0;
-  for (const auto& engine : engines_) total += engine->stats().in_flight.load();
+  for (const auto& engine : engines_) total += engine->in_flight();
   return total;
 }
 
@@ -143,97 +203,45 @@ std::string MockWorker::render_metrics() const {
 }
 
 void MockWorker::register_metrics(MetricsRegistry& metrics) {
-  const MetricLabels labels{{"model_name", model_name_}, {"worker_id", std::to_string(worker_id_)}};
+  const std::string worker = std::to_string(worker_id_);
   auto refused = [&](const char* reason) {
     return &metrics.counter("kvmock_worker_refused_requests_total",
                             "Requests the worker refused before queueing them, by reason "
                             "(context_length: 400; queue_full, prompt_tokens: 429).",
-                            {{"worker_id", std::to_string(worker_id_)}, {"reason", reason}});
+                            {{"worker_id", worker}, {"reason", reason}});
   };
   refused_context_ = refused("context_length");
   refused_queue_full_ = refused("queue_full");
   refused_prompt_tokens_ = refused("prompt_tokens");
-  auto sum = [this](auto read) {
-    return [this, read] {
+  const MetricLabels vllm{{"model_name", model_name_}, {"worker_id", worker}};
+  const bool g2 = engines_.front()->g2_enabled();
+  for (const WorkerSeries& series : kWorkerSeries) {
+    if (series.labels != WorkerSeries::kVllm && !g2) continue;
+    MetricLabels labels = vllm;
+    if (series.labels != WorkerSeries::kVllm) labels = {{"worker_id", worker}};
+    if (series.labels == WorkerSeries::kG2Offload) labels.emplace_back("link", "offload");
+    if (series.labels == WorkerSeries::kG2Onboard) labels.emplace_back("link", "onboard");
+    auto sum = [this, read = series.read] {
       double total = 0;
-      for (const auto& engine : engines_) total += static_cast<double>(read(engine->stats()));
+      for (const auto& engine : engines_) total += static_cast<double>(read(*engine));
       return total;
     };
-  };
-  metrics.gauge_callback("vllm:num_requests_running",
-                         "Number of requests in model execution batches.", labels,
-                         sum([](const EngineActorStats& s) { return s.running.load(); }));
-  metrics.gauge_callback("vllm:num_requests_waiting", "Number of requests waiting to be processed.",
-                         labels, sum([](const EngineActorStats& s) { return s.waiting.load(); }));
+    if (series.type == Type::kGauge) {
+      metrics.gauge_callback(series.name, series.help, std::move(labels), sum);
+    } else {
+      metrics.counter_callback(series.name, series.help, std::move(labels), sum);
+    }
+  }
   metrics.gauge_callback("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.",
-                         labels, [this] {
+                         vllm, [this] {
                            double active = 0, total = 0;
-                           for (const auto& e : engines_) {
-                             active += static_cast<double>(e->stats().active_blocks.load());
-                             total += static_cast<double>(e->stats().total_blocks.load());
+                           for (const auto& engine : engines_) {
+                             const EngineActorStats stats = engine->stats();
+                             active += static_cast<double>(stats.engine.active_blocks);
+                             total += static_cast<double>(stats.engine.total_blocks);
                            }
                            return total > 0 ? active / total : 0.0;
                          });
-  metrics.counter_callback(
-      "vllm:prefix_cache_queries_total", "Prefix cache queries, in tokens.", labels,
-      sum([](const EngineActorStats& s) { return s.prefix_queries_tokens.load(); }));
-  metrics.counter_callback(
-      "vllm:prefix_cache_hits_total", "Prefix cache hits, in tokens.", labels,
-      sum([](const EngineActorStats& s) { return s.prefix_hits_tokens.load(); }));
-  metrics.counter_callback("vllm:num_preemptions_total", "Cumulative number of preemptions.",
-                           labels,
-                           sum([](const EngineActorStats& s) { return s.preemptions.load(); }));
-  metrics.counter_callback("vllm:prompt_tokens_total", "Number of prefill tokens processed.",
-                           labels,
-                           sum([](const EngineActorStats& s) { return s.prompt_tokens.load(); }));
-  metrics.counter_callback(
-      "vllm:generation_tokens_total", "Number of generation tokens processed.", labels,
-      sum([](const EngineActorStats& s) { return s.generation_tokens.load(); }));
-  metrics.counter_callback(
-      "vllm:request_success_total", "Count of finished requests.", labels,
-      sum([](const EngineActorStats& s) { return s.requests_finished.load(); }));
-  if (engines_.front()->g2_enabled()) register_g2_metrics(metrics);
-}
-
-void MockWorker::register_g2_metrics(MetricsRegistry& metrics) {
-  const std::string worker = std::to_string(worker_id_);
-  const MetricLabels labels{{"worker_id", worker}};
-  const MetricLabels offload{{"worker_id", worker}, {"link", "offload"}};
-  const MetricLabels onboard{{"worker_id", worker}, {"link", "onboard"}};
-  // Sums one atomic of EngineActorStats over the worker's dp ranks.
-  auto sum = [this](std::atomic<uint64_t> EngineActorStats::*field) {
-    return [this, field] {
-      double total = 0;
-      for (const auto& engine : engines_) {
-        total += static_cast<double>((engine->stats().*field).load());
-      }
-      return total;
-    };
-  };
-  metrics.gauge_callback("kvmock_g2_blocks_used", "Blocks held in the G2 (host) tier.", labels,
-                         sum(&EngineActorStats::g2_used_blocks));
-  metrics.gauge_callback("kvmock_g2_blocks_capacity",
-                         "Capacity of the G2 (host) tier in blocks (g2.num_blocks per dp rank).",
-                         labels, sum(&EngineActorStats::g2_total_blocks));
-  const char* in_flight_help = "KV transfers in flight between G1 and G2, by link.";
-  metrics.gauge_callback("kvmock_g2_transfers_in_flight", in_flight_help, offload,
-                         sum(&EngineActorStats::g2_offloads_in_flight));
-  metrics.gauge_callback("kvmock_g2_transfers_in_flight", in_flight_help, onboard,
-                         sum(&EngineActorStats::g2_onboards_in_flight));
-  metrics.gauge_callback("kvmock_g2_offload_queued_blocks",
-                         "Blocks evicted from G1 waiting for a G1->G2 transfer.", labels,
-                         sum(&EngineActorStats::g2_offload_queued_blocks));
-  const char* bytes_help = "Bytes of finished KV transfers between G1 and G2, by link.";
-  metrics.counter_callback("kvmock_g2_bytes_moved_total", bytes_help, offload,
-                           sum(&EngineActorStats::g2_bytes_offloaded));
-  metrics.counter_callback("kvmock_g2_bytes_moved_total", bytes_help, onboard,
-                           sum(&EngineActorStats::g2_bytes_onboarded));
-  metrics.counter_callback("kvmock_g2_onboard_hit_tokens_total",
-                           "Prompt tokens served by onboarding blocks from G2.", labels,
-                           sum(&EngineActorStats::g2_onboard_hit_tokens));
-  metrics.counter_callback("kvmock_g2_offloads_dropped_total",
-                           "Evicted blocks not kept because G2 was full of pinned blocks.", labels,
-                           sum(&EngineActorStats::g2_offloads_dropped));
 }
 
 }  // namespace kvmock

@@ -17,12 +17,16 @@ namespace kvmock {
 
 class MockWorker : public WorkerBackend {
  public:
+  // Requests a single engine holds waiting (besides those running) before new ones get 429.
+  static constexpr size_t kMaxWaitingPerEngine = 4096;
+
   // `profile_text` is the timing profile file's contents (timing.model profile); the
   // caller has checked that make_timing_model accepts it. Each engine (dp rank) goes to
   // the next of `threads`.
   MockWorker(EngineThreads& threads, const Config& config, uint32_t index,
-             const std::string& profile_text, RouterEventSink& pipeline, MetricsRegistry& metrics,
-             Histogram* pass_lateness, EngineActor::Clock::time_point epoch);
+             const std::string& profile_text, RouterEventSink& sink, MetricsRegistry& metrics,
+             Histogram* pass_lateness, EngineTime time,
+             size_t max_waiting_per_engine = kMaxWaitingPerEngine);
 
   Result<uint64_t> submit(GenerationRequest request, GenerationCallbacks callbacks) override;
   void cancel(uint64_t request_id) override;
@@ -39,10 +43,10 @@ class MockWorker : public WorkerBackend {
   size_t dp_size() const { return engines_.size(); }
 
  private:
+  // The vllm:* series (model_name and worker_id labels) and, for workers whose engines
+  // have a G2 tier, the kvmock_g2_* series (worker_id label; link="offload"|"onboard"
+  // where per link).
   void register_metrics(MetricsRegistry& metrics);
-  // kvmock_g2_* series (worker_id label; link="offload"|"onboard" where per link), only
-  // for workers whose engines have a G2 tier.
-  void register_g2_metrics(MetricsRegistry& metrics);
 
   // Takes one waiting slot on `rank` and the prompt's tokens from the worker's budget,
   // or names what is full. Exact under concurrent submits, so the engine thread itself
@@ -54,6 +58,9 @@ class MockWorker : public WorkerBackend {
   const std::string model_name_;
   const uint64_t max_context_tokens_;
   const uint64_t max_queued_prompt_tokens_;
+  const size_t max_waiting_per_engine_;
+  // Waiting plus the most that can run, so the waiting queue holds max_waiting_per_engine_
+  // however many run.
   const uint64_t max_held_per_engine_;
   MetricsRegistry& metrics_;
   std::vector<std::unique_ptr<EngineActor>> engines_;

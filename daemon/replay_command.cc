@@ -15,6 +15,7 @@
 #include "core/workload/mooncake_trace.h"
 #include "core/workload/synthetic_workload.h"
 #include "daemon/flags.h"
+#include "transport/time/system_clock.h"
 
 namespace kvmock {
 namespace {
@@ -270,11 +271,12 @@ int run_replay_command(int argc, char** argv) {
   if (!workload.ok()) return fail(2, workload.error().message);
   report_progress_every_tenth(*options, workload->size());
 
-  const auto started = std::chrono::steady_clock::now();
+  const Clock& clock = SystemClock::instance();
+  const auto started = clock.steady_now();
   Result<ReplayResult> result = run_replay(std::move(workload).value(), *options);
   if (!result.ok()) return fail(2, result.error().message);
   const double wall_ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+      std::chrono::duration<double, std::milli>(clock.steady_now() - started).count();
   return write_outputs(flags, *result, wall_ms);
 }
 

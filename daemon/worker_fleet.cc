@@ -8,6 +8,7 @@
 #include "daemon/load_driver.h"
 #include "transport/log/logger.h"
 #include "transport/nats/generate_intake.h"
+#include "transport/time/system_clock.h"
 
 namespace kvmock {
 namespace {
@@ -22,12 +23,11 @@ size_t engine_thread_count(const WorkersConfig& workers) {
 
 }  // namespace
 
-WorkerFleet::WorkerFleet(const Config& config, boost::asio::io_context& io,
-                         KvEventPipeline& pipeline, NatsClient& nats, zmq::context_t& zmq,
-                         MetricsRegistry& metrics)
+WorkerFleet::WorkerFleet(const Config& config, boost::asio::io_context& io, RouterEventSink& sink,
+                         NatsClient& nats, zmq::context_t& zmq, MetricsRegistry& metrics)
     : config_(config),
       io_(io),
-      pipeline_(pipeline),
+      sink_(sink),
       nats_(nats),
       zmq_(zmq),
       metrics_(metrics),
@@ -46,14 +46,14 @@ Result<bool> WorkerFleet::start() {
       "kvmock_worker_pass_lateness_seconds",
       "How late a simulated pass ended against its modeled end (wall clock).", {},
       {0.0001, 0.00025, 0.0005, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.01, 0.05, 0.1, 1.0});
-  const auto epoch = EngineActor::Clock::now();
+  const EngineTime time = system_engine_time();
   const WorkersConfig& workers = config_.workers;
   const uint32_t dp_size = std::max<uint32_t>(1, workers.engine.dp_size);
   nats_intake_ = std::make_unique<NatsGenerateIntake>(nats_, config_.nats.namespace_,
                                                       config_.nats.component, metrics_);
   for (uint32_t i = 0; i < workers.count; ++i) {
-    auto worker = std::make_unique<MockWorker>(engine_threads_, config_, i, *profile, pipeline_,
-                                               metrics_, &lateness, epoch);
+    auto worker = std::make_unique<MockWorker>(engine_threads_, config_, i, *profile, sink_,
+                                               metrics_, &lateness, time);
     if (workers.zmq_events.enabled) {
       for (DpRank rank = 0; rank < dp_size; ++rank) {
         // The config rules guarantee both ranges fit below 65536.
@@ -82,7 +82,8 @@ Result<bool> WorkerFleet::start() {
   if (workers.load.enabled) {
     std::vector<WorkerBackend*> targets;
     for (auto& worker : workers_) targets.push_back(worker.get());
-    load_driver_ = std::make_unique<LoadDriver>(workers.load, std::move(targets));
+    load_driver_ =
+        std::make_unique<LoadDriver>(workers.load, std::move(targets), SystemClock::instance());
     auto started = load_driver_->start();
     if (!started) return started.error();
   }
@@ -123,8 +124,9 @@ double WorkerFleet::kv_usage() const {
   double active = 0, total = 0;
   for (const auto& worker : workers_) {
     for (DpRank rank = 0; rank < worker->dp_size(); ++rank) {
-      active += static_cast<double>(worker->engine(rank).stats().active_blocks.load());
-      total += static_cast<double>(worker->engine(rank).stats().total_blocks.load());
+      const EngineActorStats stats = worker->engine(rank).stats();
+      active += static_cast<double>(stats.engine.active_blocks);
+      total += static_cast<double>(stats.engine.total_blocks);
     }
   }
   return total > 0 ? active / total : 0;
@@ -136,20 +138,22 @@ void WorkerFleet::stop(std::chrono::seconds grace) {
   if (load_driver_) load_driver_->stop();
   for (auto& worker : workers_) worker->set_ready(false);
   if (nats_intake_) nats_intake_->stop();
-  const auto deadline = std::chrono::steady_clock::now() + grace;
+  // Real time: the waits below sleep.
+  const Clock& clock = SystemClock::instance();
+  const auto deadline = clock.steady_now() + grace;
   auto in_flight = [this] {
     uint64_t total = 0;
     for (auto& worker : workers_) total += worker->in_flight();
     return total;
   };
-  while (in_flight() > 0 && std::chrono::steady_clock::now() < deadline) {
+  while (in_flight() > 0 && clock.steady_now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   if (const uint64_t left = in_flight(); left > 0) {
     log_warn("workers", "grace period over: cancelling " + std::to_string(left) + " requests");
     for (auto& worker : workers_) worker->cancel_all();
-    const auto cancel_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-    while (in_flight() > 0 && std::chrono::steady_clock::now() < cancel_deadline) {
+    const auto cancel_deadline = clock.steady_now() + std::chrono::seconds(1);
+    while (in_flight() > 0 && clock.steady_now() < cancel_deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   }

@@ -10,11 +10,11 @@
 #include <zmq.hpp>
 
 #include "config/config.h"
+#include "core/pipeline/router_event_sink.h"
 #include "daemon/engine_threads.h"
 #include "daemon/mock_worker.h"
 #include "transport/http/http_server.h"
 #include "transport/http/openai_server.h"
-#include "transport/nats/kv_event_pipeline.h"
 #include "transport/nats/nats_client.h"
 
 namespace kvmock {
@@ -25,7 +25,7 @@ class LoadDriver;
 
 class WorkerFleet {
  public:
-  WorkerFleet(const Config& config, boost::asio::io_context& io, KvEventPipeline& pipeline,
+  WorkerFleet(const Config& config, boost::asio::io_context& io, RouterEventSink& sink,
               NatsClient& nats, zmq::context_t& zmq, MetricsRegistry& metrics);
   ~WorkerFleet();
 
@@ -51,7 +51,7 @@ class WorkerFleet {
 
   const Config& config_;
   boost::asio::io_context& io_;
-  KvEventPipeline& pipeline_;
+  RouterEventSink& sink_;
   NatsClient& nats_;
   zmq::context_t& zmq_;
   MetricsRegistry& metrics_;

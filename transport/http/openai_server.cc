@@ -17,11 +17,7 @@ constexpr std::string_view kJson = "application/json";
 constexpr std::string_view kPrometheusText = "text/plain; version=0.0.4; charset=utf-8";
 constexpr std::string_view kWorkerIdHeader = "x-kvmock-worker-id";
 
-int64_t unix_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+int64_t unix_seconds(const Clock& clock) { return static_cast<int64_t>(clock.unix_ms() / 1000); }
 
 std::string_view error_type(int status) {
   switch (status) {
@@ -66,14 +62,15 @@ std::string_view backend_error_code(std::string_view reason) {
 class Generation {
  public:
   Generation(std::shared_ptr<HttpExchange> exchange, bool chat, ParsedRequest request,
-             std::string id, std::string model, std::map<std::string, std::string> headers)
+             std::string id, std::string model, std::map<std::string, std::string> headers,
+             int64_t created)
       : exchange_(std::move(exchange)),
         chat_(chat),
         stream_(request.stream),
         include_usage_(request.include_usage),
         id_(std::move(id)),
         model_(std::move(model)),
-        created_(unix_seconds()),
+        created_(created),
         headers_(std::move(headers)) {
     if (stream_ && chat_) {
       ordered_json delta{{"role", "assistant"}, {"content", ""}};
@@ -294,7 +291,7 @@ void OpenAiServer::handle(const std::shared_ptr<HttpExchange>& exchange) {
     ordered_json model;
     model["id"] = backend_.model_name();
     model["object"] = "model";
-    model["created"] = unix_seconds();
+    model["created"] = unix_seconds(clock_);
     model["owned_by"] = "kvmock";
     model["root"] = backend_.model_name();
     model["parent"] = nullptr;
@@ -331,8 +328,8 @@ void OpenAiServer::generate(const std::shared_ptr<HttpExchange>& exchange, Api a
   const std::string id = std::string(chat ? "chatcmpl-" : "cmpl-") +
                          std::to_string(backend_.worker_id()) + "-" +
                          std::to_string(next_id_.fetch_add(1));
-  auto generation =
-      std::make_shared<Generation>(exchange, chat, std::move(*parsed), id, model, headers);
+  auto generation = std::make_shared<Generation>(exchange, chat, std::move(*parsed), id, model,
+                                                 headers, unix_seconds(clock_));
 
   // Weak: the exchange keeps this callback, and the generation keeps the exchange.
   WorkerBackend& backend = backend_;

@@ -19,13 +19,16 @@
 #include "transport/http/http_server.h"
 #include "transport/http/openai_request.h"
 #include "transport/http/worker_backend.h"
+#include "transport/time/system_clock.h"
 
 namespace kvmock {
 
 class OpenAiServer {
  public:
-  // `backend` must outlive this object and every exchange handed to handle().
-  explicit OpenAiServer(WorkerBackend& backend) : backend_(backend) {}
+  // `backend` must outlive this object and every exchange handed to handle(). `clock`
+  // gives the `created` timestamps.
+  explicit OpenAiServer(WorkerBackend& backend, const Clock& clock = SystemClock::instance())
+      : backend_(backend), clock_(clock) {}
 
   // An HttpHandler for HttpServer; answers asynchronously from the worker's thread.
   void handle(const std::shared_ptr<HttpExchange>& exchange);
@@ -38,6 +41,7 @@ class OpenAiServer {
   std::map<std::string, std::string> response_headers() const;
 
   WorkerBackend& backend_;
+  const Clock& clock_;
   std::atomic<uint64_t> next_id_{1};  // response ids: unique per worker
 };
 

@@ -20,8 +20,8 @@ const char* severity_name(LogSeverity level) {
   return "info";
 }
 
-std::string timestamp() {
-  const auto now = std::chrono::system_clock::now();
+std::string timestamp(const Clock& clock) {
+  const auto now = clock.system_now();
   const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
   const auto millis =
       std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
@@ -59,7 +59,7 @@ bool Logger::log_limited(LogSeverity level, std::string_view key, std::string_vi
     std::lock_guard lock(mutex_);
     auto it = limits_.find(key);
     if (it == limits_.end()) it = limits_.emplace(std::string(key), Limit{}).first;
-    const auto now = std::chrono::steady_clock::now();
+    const auto now = clock_->steady_now();
     if (it->second.last.time_since_epoch().count() != 0 && now - it->second.last < interval) {
       ++it->second.suppressed;
       return false;
@@ -76,14 +76,14 @@ void Logger::write(LogSeverity level, std::string_view component, std::string_vi
   std::string line;
   if (json_) {
     nlohmann::ordered_json j;
-    j["ts"] = timestamp();
+    j["ts"] = timestamp(*clock_);
     j["level"] = severity_name(level);
     j["component"] = component;
     j["msg"] = message;
     if (suppressed > 0) j["suppressed"] = suppressed;
     line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   } else {
-    line = timestamp() + " " + severity_name(level) + " [" + std::string(component) + "] " +
+    line = timestamp(*clock_) + " " + severity_name(level) + " [" + std::string(component) + "] " +
            std::string(message);
     if (suppressed > 0) line += " (" + std::to_string(suppressed) + " similar lines suppressed)";
   }

@@ -11,6 +11,8 @@
 #include <string>
 #include <string_view>
 
+#include "transport/time/system_clock.h"
+
 namespace kvmock {
 
 enum class LogSeverity : uint8_t { kDebug, kInfo, kWarn, kError };
@@ -22,6 +24,9 @@ class Logger {
   void configure(LogSeverity min_level, bool json);
   // Redirects output (tests). Not thread-safe with concurrent logging.
   void set_output(FILE* out) { out_ = out; }
+  // Replaces the clock of timestamps and rate limits (tests; `clock` must outlive its use).
+  // Not thread-safe with concurrent logging.
+  void set_clock(const Clock& clock) { clock_ = &clock; }
   bool enabled(LogSeverity level) const { return level >= min_level_.load(); }
 
   void log(LogSeverity level, std::string_view component, std::string_view message);
@@ -38,9 +43,10 @@ class Logger {
   std::atomic<LogSeverity> min_level_{LogSeverity::kInfo};
   std::atomic<bool> json_{false};
   FILE* out_ = stderr;
+  const Clock* clock_ = &SystemClock::instance();
   std::mutex mutex_;
   struct Limit {
-    std::chrono::steady_clock::time_point last{};
+    Clock::SteadyTime last{};
     uint64_t suppressed = 0;
   };
   std::map<std::string, Limit, std::less<>> limits_;

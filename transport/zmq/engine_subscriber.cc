@@ -6,6 +6,7 @@
 #include <zmq_addon.hpp>
 
 #include "transport/log/thread_name.h"
+#include "transport/time/system_clock.h"
 #include "transport/zmq/seq_frame.h"
 #include "transport/zmq/zmq_endpoint.h"
 
@@ -28,7 +29,7 @@ std::span<const uint8_t> bytes(const zmq::message_t& frame) {
 
 int64_t steady_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
+             SystemClock::instance().steady_now().time_since_epoch())
       .count();
 }
 

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <zmq_addon.hpp>
 
+#include "transport/time/system_clock.h"
 #include "transport/zmq/seq_frame.h"
 
 namespace kvmock {
@@ -20,8 +21,10 @@ constexpr int kPollSliceMs = 50;
 Result<ReplayResult> fetch_replay(zmq::context_t& context, const ReplayRequest& request,
                                   const std::atomic<bool>* cancel) {
   ReplayResult result;
+  // Real time: the socket polls below wait.
+  const Clock& clock = SystemClock::instance();
   const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max(request.timeout_ms, 0));
+      clock.steady_now() + std::chrono::milliseconds(std::max(request.timeout_ms, 0));
   try {
     zmq::socket_t dealer(context, zmq::socket_type::dealer);
     dealer.set(zmq::sockopt::linger, 0);
@@ -35,7 +38,7 @@ Result<ReplayResult> fetch_replay(zmq::context_t& context, const ReplayRequest& 
     std::vector<zmq::message_t> frames;
     while (result.batches.size() < request.max_batches) {
       if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) break;
-      const auto now = std::chrono::steady_clock::now();
+      const auto now = clock.steady_now();
       if (now >= deadline) break;
       const auto left =
           std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();

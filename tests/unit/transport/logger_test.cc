@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "tests/support/manual_clock.h"
+
 namespace kvmock {
 namespace {
 
@@ -17,6 +19,7 @@ class LoggerTest : public ::testing::Test {
   }
   void TearDown() override {
     Logger::instance().set_output(stderr);
+    Logger::instance().set_clock(SystemClock::instance());
     Logger::instance().configure(LogSeverity::kInfo, false);
     std::fclose(file_);
   }
@@ -83,6 +86,23 @@ TEST_F(LoggerTest, JsonRateLimitedLinesCarryTheSuppressedCountAsANumber) {
   EXPECT_FALSE(first.contains("suppressed"));
   EXPECT_EQ(second["suppressed"], 7);
   EXPECT_EQ(second["msg"], "bad");
+}
+
+TEST_F(LoggerTest, TimestampsAndRateLimitsFollowTheLoggersClock) {
+  Logger::instance().configure(LogSeverity::kInfo, false);
+  test::ManualClock clock;  // starts at 2025-10-09T08:53:20Z
+  auto& logger = Logger::instance();
+  logger.set_clock(clock);
+  const auto interval = std::chrono::milliseconds(50);
+  EXPECT_TRUE(logger.log_limited(LogSeverity::kWarn, "manual-clock", "relay", "first", interval));
+  clock.advance(std::chrono::milliseconds(49));
+  EXPECT_FALSE(logger.log_limited(LogSeverity::kWarn, "manual-clock", "relay", "held", interval));
+  clock.advance(std::chrono::milliseconds(1));
+  EXPECT_TRUE(logger.log_limited(LogSeverity::kWarn, "manual-clock", "relay", "next", interval));
+  const std::string text = output();
+  EXPECT_NE(text.find("2025-10-09T08:53:20.000Z warn [relay] first"), std::string::npos) << text;
+  EXPECT_NE(text.find("2025-10-09T08:53:20.050Z warn [relay] next"), std::string::npos) << text;
+  EXPECT_EQ(text.find("held"), std::string::npos) << text;
 }
 
 }  // namespace

@@ -1,0 +1,139 @@
+#include "daemon/mock_worker.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <optional>
+#include <sstream>
+
+#include "tests/support/capturing_event_sink.h"
+#include "tests/support/manual_clock.h"
+#include "tests/support/manual_pass_timers.h"
+
+namespace kvmock {
+namespace {
+
+using std::chrono::microseconds;
+
+Config worker_config() {
+  Config config;
+  config.workers.worker_id_base = 1000;
+  EngineArgs& engine = config.workers.engine;
+  engine.block_size = 4;
+  engine.num_gpu_blocks = 16;
+  engine.timing.model = TimingModelKind::kFixed;
+  engine.timing.fixed_prefill_ms = 1.0;
+  engine.timing.fixed_decode_ms = 1.0;
+  return config;
+}
+
+GenerationRequest request_of(uint32_t prompt_tokens, uint32_t max_tokens) {
+  GenerationRequest request;
+  for (uint32_t i = 0; i < prompt_tokens; ++i) request.prompt.push_back(100 + i);
+  request.max_tokens = max_tokens;
+  return request;
+}
+
+// The value of the series whose line starts with `series` (name and labels), if present.
+std::optional<std::string> series_value(const std::string& text, const std::string& series) {
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(series, 0) == 0 && line.size() > series.size() && line[series.size()] == ' ') {
+      return line.substr(series.size() + 1);
+    }
+  }
+  return std::nullopt;
+}
+
+// Worker 3 (id 1003) with one engine on an io_context the test polls (the engine
+// threads are never started), a manual clock and manual pass timers.
+class MockWorkerTest : public ::testing::Test {
+ protected:
+  MockWorker& worker(size_t max_waiting = MockWorker::kMaxWaitingPerEngine) {
+    if (!worker_) {
+      worker_ = std::make_unique<MockWorker>(threads_, config_, 3, "", sink_, metrics_, nullptr,
+                                             EngineTime{clock_, timers_, clock_.steady_now()},
+                                             max_waiting);
+    }
+    return *worker_;
+  }
+  void poll() {
+    boost::asio::io_context& io = threads_.next();  // the only engine thread
+    io.restart();
+    io.poll();
+  }
+  void advance_until_idle() {
+    for (int i = 0; i < 1000 && worker().in_flight() > 0; ++i) {
+      clock_.advance(microseconds(100));
+      timers_.fire_due();
+      poll();
+    }
+  }
+
+  Config config_ = worker_config();
+  test::ManualClock clock_;
+  test::ManualPassTimers timers_{clock_};
+  EngineThreads threads_{1};
+  test::CapturingEventSink sink_;
+  MetricsRegistry metrics_;
+  std::unique_ptr<MockWorker> worker_;
+};
+
+TEST_F(MockWorkerTest, AWorkerWhoseWaitingQueueIsFullRefusesNewRequestsWithQueueFull) {
+  // One request runs at a time, and one may wait: the worker holds two.
+  config_.workers.engine.max_num_seqs = 1;
+  MockWorker& w = worker(1);
+  ASSERT_TRUE(w.submit(request_of(8, 3), {}).ok());
+  poll();  // the first request runs
+  ASSERT_TRUE(w.submit(request_of(8, 3), {}).ok());
+  poll();  // the second waits for the pass to end
+
+  auto refused = w.submit(request_of(8, 3), {});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().reason, "queue_full");
+  EXPECT_EQ(w.in_flight(), 2u);
+}
+
+TEST_F(MockWorkerTest, RequestIdsOfAWorkerAreDistinct) {
+  MockWorker& w = worker();
+  auto first = w.submit(request_of(8, 3), {});
+  auto second = w.submit(request_of(8, 3), {});
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(second.ok());
+  EXPECT_NE(*first, *second);
+  EXPECT_EQ(w.worker_id(), 1003u);
+}
+
+TEST_F(MockWorkerTest, VllmMetricsShowTheFiguresOfTheLastPass) {
+  MockWorker& w = worker();
+  ASSERT_TRUE(w.submit(request_of(8, 3), {}).ok());
+  ASSERT_TRUE(w.submit(request_of(12, 2), {}).ok());
+  poll();
+  advance_until_idle();
+  ASSERT_EQ(w.in_flight(), 0u);
+
+  const std::string text = w.render_metrics();
+  const std::string labels = "{model_name=\"kvmock-model\",worker_id=\"1003\"}";
+  EXPECT_EQ(series_value(text, "vllm:request_success_total" + labels), "2") << text;
+  EXPECT_EQ(series_value(text, "vllm:prompt_tokens_total" + labels), "20") << text;
+  EXPECT_EQ(series_value(text, "vllm:generation_tokens_total" + labels), "5") << text;
+  EXPECT_EQ(series_value(text, "vllm:num_requests_running" + labels), "0") << text;
+  EXPECT_EQ(series_value(text, "vllm:num_requests_waiting" + labels), "0") << text;
+  EXPECT_EQ(text.find("kvmock_g2_"), std::string::npos) << "no G2 tier, no G2 series";
+}
+
+TEST_F(MockWorkerTest, AWorkerWithAG2TierAlsoExposesTheG2SeriesPerLink) {
+  config_.workers.engine.g2.num_blocks = 8;
+  config_.workers.engine.g2.kv_bytes_per_token = 16;
+  const std::string text = worker().render_metrics();
+  EXPECT_EQ(series_value(text, "kvmock_g2_blocks_capacity{worker_id=\"1003\"}"), "8") << text;
+  EXPECT_TRUE(
+      series_value(text, "kvmock_g2_transfers_in_flight{worker_id=\"1003\",link=\"offload\"}"))
+      << text;
+  EXPECT_TRUE(
+      series_value(text, "kvmock_g2_transfers_in_flight{worker_id=\"1003\",link=\"onboard\"}"))
+      << text;
+}
+
+}  // namespace
+}  // namespace kvmock
