@@ -44,8 +44,10 @@ SequenceStep EngineSequenceTracker::judge(uint64_t seq, SequenceStep step) {
       step.current = SequenceStep::Current::kHold;
       return step;
     }
-    step.heal_from = last + 1;
-    step.heal_to = seq;
+    if (skipped > 0) {
+      step.heal_from = last + 1;
+      step.heal_to = seq;
+    }
   } else {
     if (seq > max_gap_) {
       held_ = seq;
