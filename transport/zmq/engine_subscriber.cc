@@ -148,11 +148,11 @@ void EngineSubscriber::open_socket() {
     socket->set(zmq::sockopt::maxmsgsize, options_.max_message_bytes);
   }
   socket->set(zmq::sockopt::subscribe, options_.topic);
-  // Disconnects are watched so a refused oversize message (libzmq closes the connection
-  // and reconnects by itself) is counted and logged rather than unseen.
-  const std::string monitor_endpoint =
-      "inproc://kvmock-relay-monitor-" + std::to_string(reinterpret_cast<uintptr_t>(this)) + "-" +
-      std::to_string(counters_.socket_recreations.load(std::memory_order_relaxed));
+  // Disconnects are watched: a refused oversize message makes libzmq close the connection
+  // for good, so it is counted, logged and answered with a new socket.
+  const std::string monitor_endpoint = "inproc://kvmock-relay-monitor-" +
+                                       std::to_string(reinterpret_cast<uintptr_t>(this)) + "-" +
+                                       std::to_string(++monitor_generation_);
   if (zmq_socket_monitor(socket->handle(), monitor_endpoint.c_str(), ZMQ_EVENT_DISCONNECTED) == 0) {
     auto monitor = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::pair);
     monitor->set(zmq::sockopt::linger, 0);
@@ -183,7 +183,14 @@ void EngineSubscriber::poll_once() {
       zmq::pollitem_t{monitor_ ? monitor_->handle() : nullptr, 0, ZMQ_POLLIN, 0}};
   zmq::poll(items.data(), monitor_ ? 2 : 1, std::chrono::milliseconds(kPollMs));
   if (monitor_ && (items[1].revents & ZMQ_POLLIN) != 0) drain_monitor();
-  if ((items[0].revents & ZMQ_POLLIN) == 0) return;
+  if ((items[0].revents & ZMQ_POLLIN) == 0) {
+    if (reconnect_pending_) {
+      reconnect_pending_ = false;
+      monitor_.reset();
+      socket_.reset();  // run() opens a new one; the seq state carries over
+    }
+    return;
+  }
   // Drain what has arrived before polling again: under load that saves a poll system call
   // per message.
   std::vector<zmq::message_t> frames;
@@ -210,20 +217,11 @@ void EngineSubscriber::drain_monitor() {
                             " (the engine closed it, or sent a message over " +
                             std::to_string(options_.max_message_bytes) +
                             " bytes); reconnecting, batches sent meanwhile become a gap");
-    reconnect();
+    // libzmq reconnects by itself after a connection error but not after a protocol
+    // error, and a refused oversize message is one: without a new socket the relay would
+    // go deaf. The socket is replaced once what it already holds has been read.
+    reconnect_pending_ = true;
   }
-}
-
-void EngineSubscriber::reconnect() {
-  // libzmq reconnects by itself after a connection error, but not after a protocol error,
-  // and a refused oversize message is one: without this the relay would go deaf. What is
-  // already queued in the socket stays readable.
-  try {
-    socket_->disconnect(endpoint_);
-  } catch (const zmq::error_t&) {
-    // The session is already gone: nothing to undo.
-  }
-  socket_->connect(endpoint_);
 }
 
 void EngineSubscriber::on_receive_error(const char* what) {

@@ -5,8 +5,8 @@
 // The msgpack payload is handed on as bytes; decoding is the caller's job (core/events).
 //
 // Memory is bounded in bytes: a message over max_message_bytes is refused by libzmq (which
-// drops the connection; the SUB reconnects by itself and the lost batches become a gap),
-// and at most max_buffered_bytes / max_message_bytes messages wait in the socket while the
+// drops the connection; the subscriber then opens a new socket and the lost batches become
+// a gap), and at most max_buffered_bytes / max_message_bytes messages wait in the socket while the
 // downstream is full (the engine's own send queue and replay buffer carry the rest).
 //
 // A replay endpoint that fails (no answer in time, a garbage answer, no connection)
@@ -167,7 +167,6 @@ class EngineSubscriber {
   void open_socket();
   void poll_once();
   void drain_monitor();
-  void reconnect();
   void handle_message(std::vector<zmq::message_t>& frames);
   void accept(uint64_t seq, std::span<const uint8_t> payload);
   void deliver(uint64_t seq, std::span<const uint8_t> payload);
@@ -192,6 +191,8 @@ class EngineSubscriber {
   // Receive-thread state.
   std::unique_ptr<zmq::socket_t> socket_;
   std::unique_ptr<zmq::socket_t> monitor_;  // PAIR receiving the SUB's disconnect events
+  uint64_t monitor_generation_ = 0;         // makes each monitor's inproc endpoint unique
+  bool reconnect_pending_ = false;          // replace the socket once it is drained
   EngineSequenceTracker tracker_;
   std::vector<uint8_t> held_payload_;  // the batch the tracker holds, if any
   uint32_t consecutive_errors_ = 0;
