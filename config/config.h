@@ -126,6 +126,9 @@ struct RelayConfig {
   uint32_t block_size = 16;
   uint32_t dp_size = 1;
   uint32_t replay_timeout_ms = 2000;
+  uint64_t max_message_bytes = 4 << 20;     // larger engine messages are refused
+  uint64_t max_buffered_bytes = 256 << 20;  // bound on what waits in the ZMQ socket
+  uint64_t max_gap = 1000000;               // larger seq jumps need the next batch to confirm
 
   bool operator==(const RelayConfig&) const = default;
 };

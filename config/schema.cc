@@ -416,6 +416,16 @@ std::vector<KeySpec<RelayConfig>> build_relay_keys() {
             "the engine's data-parallel ranks"),
     K::uint("replay_timeout_ms", [](RelayConfig& r) -> auto& { return r.replay_timeout_ms; }, 1,
             600000, "how long to wait for a replay to finish"),
+    K::uint("max_message_bytes", [](RelayConfig& r) -> auto& { return r.max_message_bytes; },
+            1024, uint64_t{1} << 30,
+            "larger engine messages are refused (the connection is dropped and re-made)"),
+    K::uint("max_buffered_bytes", [](RelayConfig& r) -> auto& { return r.max_buffered_bytes; },
+            1024, uint64_t{1} << 40,
+            "bytes that may wait in the ZMQ socket while NATS is behind, counted in "
+            "max_message_bytes messages"),
+    K::uint("max_gap", [](RelayConfig& r) -> auto& { return r.max_gap; }, 1, uint64_t{1} << 62,
+            "largest seq jump taken as a gap; a larger one is dropped as corrupted unless the "
+            "next batch confirms it"),
   };
   // clang-format on
   keys[0].required = true;

@@ -24,6 +24,9 @@ Result<bool> EngineRelay::start() {
     options.dp_rank = rank;
     options.topic = config_.topic;
     options.replay_timeout_ms = static_cast<int>(config_.replay_timeout_ms);
+    options.max_message_bytes = static_cast<int64_t>(config_.max_message_bytes);
+    options.max_buffered_bytes = config_.max_buffered_bytes;
+    options.max_gap = config_.max_gap;
     // Backpressure: while the outbox is full the socket is not read, so the engine's HWM
     // and replay buffer carry the rest. Returns promptly once stop() begins.
     options.wait_for_room = [this] {
@@ -141,6 +144,9 @@ void EngineRelay::register_metrics(MetricsRegistry& metrics) {
        [](const auto& c) { return c.restarts.load(); }},
       {"kvmock_relay_receive_errors_total", "ZMQ receive errors.",
        [](const auto& c) { return c.receive_errors.load(); }},
+      {"kvmock_relay_disconnects_total",
+       "Engine connections lost (engine gone, or a message over max_message_bytes refused).",
+       [](const auto& c) { return c.disconnects.load(); }},
   };
   for (const Series& s : series) metrics.counter_callback(s.name, s.help, labels_, sum(s.read));
   for (size_t r = 0; r < kSubscriberDropReasons; ++r) {
@@ -150,6 +156,15 @@ void EngineRelay::register_metrics(MetricsRegistry& metrics) {
     metrics.counter_callback(
         "kvmock_relay_dropped_messages_total", "Malformed ZMQ messages dropped.", labels,
         sum([r](const EngineSubscriberCounters& c) { return c.dropped[r].load(); }));
+  }
+  for (size_t r = 0; r < kReplayFailureReasons; ++r) {
+    MetricLabels labels = labels_;
+    labels.emplace_back("reason",
+                        std::string(replay_failure_reason(static_cast<ReplayFailure>(r))));
+    metrics.counter_callback(
+        "kvmock_relay_replay_failures_total", "Sequence gaps replay did not fully heal, by reason.",
+        labels,
+        sum([r](const EngineSubscriberCounters& c) { return c.replay_failures[r].load(); }));
   }
   metrics.counter_callback("kvmock_relay_events_in_total", "Engine events decoded.", labels_,
                            [this] { return static_cast<double>(events_in_.load()); });

@@ -1,7 +1,17 @@
 // Follows one real engine's KV-event stream: one SUB socket per (relay endpoint, dp rank),
-// on its own thread. Validates the 3-frame envelope, tracks the per-rank sequence number,
-// heals gaps from the engine's replay socket and detects engine restarts. The msgpack
-// payload is handed on as bytes; decoding is the caller's job (core/events).
+// on its own thread. Validates the 3-frame envelope, tracks the per-rank sequence number
+// (core/pipeline/engine_sequence_tracker.h decides duplicates, gaps, restarts and
+// corrupted seqs), heals gaps from the engine's replay socket and detects engine restarts.
+// The msgpack payload is handed on as bytes; decoding is the caller's job (core/events).
+//
+// Memory is bounded in bytes: a message over max_message_bytes is refused by libzmq (which
+// drops the connection; the subscriber then opens a new socket and the lost batches become
+// a gap), and at most max_buffered_bytes / max_message_bytes messages wait in the socket while the
+// downstream is full (the engine's own send queue and replay buffer carry the rest).
+//
+// A replay endpoint that fails (no answer in time, a garbage answer, no connection)
+// twice in a row is not asked again for a while (1 s, doubling to 60 s); gaps in that
+// time are counted as missing at once, so the live stream never waits on it.
 //
 // Wire format and replay protocol: reference/engines-and-peers.md §1.3–§1.5.
 #pragma once
@@ -13,13 +23,16 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 #include <zmq.hpp>
 
 #include "core/common/result.h"
+#include "core/pipeline/engine_sequence_tracker.h"
 #include "transport/zmq/replay_client.h"
 
 namespace kvmock {
@@ -41,13 +54,27 @@ struct EngineStreamSink {
 
 // Why a live message was not delivered. Each value's name is a metric label.
 enum class SubscriberDrop : uint8_t {
-  kFrameCount,  // not exactly 3 frames
-  kSeqSize,     // frame 2 is not 8 bytes
-  kDuplicate,   // seq == last seq (already delivered)
+  kFrameCount,    // not exactly 3 frames
+  kSeqSize,       // frame 2 is not 8 bytes
+  kDuplicate,     // seq == last seq (already delivered)
+  kCorruptedSeq,  // an implausible seq jump the next seq did not confirm (dropped)
   kCount_,
 };
 inline constexpr size_t kSubscriberDropReasons = static_cast<size_t>(SubscriberDrop::kCount_);
 std::string_view subscriber_drop_reason(SubscriberDrop reason);  // "frame_count", ...
+
+// Why a gap was not fully healed from the replay socket. Each value's name is a metric label.
+enum class ReplayFailure : uint8_t {
+  kTimeout,    // the answer did not end before replay_timeout_ms (or never came)
+  kCapped,     // more batches than max_replay_batches were owed
+  kEvicted,    // the answer ended, but the engine's buffer no longer held them
+  kBadAnswer,  // undecodable reply frames or a seq that cannot be right
+  kPaused,     // not asked: the endpoint failed repeatedly and is being left alone
+  kConnect,    // the replay socket could not be set up
+  kCount_,
+};
+inline constexpr size_t kReplayFailureReasons = static_cast<size_t>(ReplayFailure::kCount_);
+std::string_view replay_failure_reason(ReplayFailure reason);  // "timeout", ...
 
 // Monotonic counters, written by the subscriber thread, readable from any thread.
 struct EngineSubscriberCounters {
@@ -62,9 +89,16 @@ struct EngineSubscriberCounters {
   std::atomic<uint64_t> restarts{0};
   std::atomic<uint64_t> receive_errors{0};
   std::atomic<uint64_t> socket_recreations{0};
+  // Connections to the engine lost: the engine went away, or it sent a message over
+  // max_message_bytes (libzmq refuses it by closing the connection).
+  std::atomic<uint64_t> disconnects{0};
+  std::array<std::atomic<uint64_t>, kReplayFailureReasons> replay_failures{};
 
   uint64_t dropped_for(SubscriberDrop reason) const {
     return dropped[static_cast<size_t>(reason)].load(std::memory_order_relaxed);
+  }
+  uint64_t replay_failures_for(ReplayFailure reason) const {
+    return replay_failures[static_cast<size_t>(reason)].load(std::memory_order_relaxed);
   }
 };
 
@@ -73,7 +107,14 @@ struct EngineSubscriberOptions {
   std::string replay_endpoint;  // rank 0's replay ROUTER; empty disables gap healing
   uint32_t dp_rank = 0;         // both endpoints are offset by this rank (port + rank)
   std::string topic;            // SUB prefix filter; empty receives every topic
-  int rcvhwm = 100000;
+  // Larger messages are refused by libzmq (ZMQ_MAXMSGSIZE); 0 = no limit.
+  int64_t max_message_bytes = 4 << 20;
+  // Bound on the bytes waiting in the socket: rcvhwm = max_buffered_bytes /
+  // max_message_bytes messages (subscriber_rcvhwm).
+  uint64_t max_buffered_bytes = 256 << 20;
+  // Largest seq jump taken as a gap (see EngineSequenceTracker); also the bound on how far
+  // past the gap a replay answer's seq may be.
+  uint64_t max_gap = 1000000;
   int replay_timeout_ms = 2000;       // bound on one replay exchange
   size_t max_replay_batches = 10000;  // bound on the batches recovered per gap
   // Called before each receive; may block while the downstream outbox is full. It must
@@ -87,6 +128,15 @@ struct EngineSubscriberOptions {
 // Pure backoff schedule for consecutive receive errors: 10 ms doubling per error with the
 // exponent capped at 8, never above 5000 ms. `consecutive_errors` counts from 1.
 int subscriber_backoff_ms(uint32_t consecutive_errors);
+
+// The SUB socket's high-water mark in messages for a byte budget: max_buffered_bytes /
+// max_message_bytes, at least 1 and at most INT_MAX. With no message limit (0) the
+// budget cannot be turned into a count, and the libzmq default (1000) is used.
+int subscriber_rcvhwm(uint64_t max_buffered_bytes, int64_t max_message_bytes);
+
+// Pause before asking a failing replay endpoint again, after `failures_in_row` failed
+// exchanges: 0 below 2, then 1000 ms doubling per further failure, never above 60000 ms.
+int replay_pause_ms(uint32_t failures_in_row);
 
 class EngineSubscriber {
  public:
@@ -115,11 +165,18 @@ class EngineSubscriber {
 
   void run();
   void open_socket();
+  void poll_once();
+  void drain_monitor();
   void handle_message(std::vector<zmq::message_t>& frames);
   void accept(uint64_t seq, std::span<const uint8_t> payload);
+  void deliver(uint64_t seq, std::span<const uint8_t> payload);
   // Recovers [first_seq, gap_seq) from the replay socket and delivers it in order; counts
   // what it could not recover as missing.
   void heal_gap(uint64_t first_seq, uint64_t gap_seq);
+  // Asks the replay socket for [first_seq, gap_seq) and delivers what it returns; the
+  // failure reason when it fell short.
+  std::optional<ReplayFailure> replay(uint64_t first_seq, uint64_t gap_seq, uint64_t& recovered);
+  void note_replay_outcome(bool failed);
   void on_receive_error(const char* what);
   void log(int kind, const std::string& message);
   void sleep_unless_stopped(int ms);
@@ -133,11 +190,16 @@ class EngineSubscriber {
 
   // Receive-thread state.
   std::unique_ptr<zmq::socket_t> socket_;
-  bool have_seq_ = false;  // false until the first message: it is accepted whatever its seq
-  uint64_t last_seq_ = 0;
+  std::unique_ptr<zmq::socket_t> monitor_;  // PAIR receiving the SUB's disconnect events
+  uint64_t monitor_generation_ = 0;         // makes each monitor's inproc endpoint unique
+  bool reconnect_pending_ = false;          // replace the socket once it is drained
+  EngineSequenceTracker tracker_;
+  std::vector<uint8_t> held_payload_;  // the batch the tracker holds, if any
   uint32_t consecutive_errors_ = 0;
-  std::array<int64_t, 4> last_log_ms_{};  // per log kind, steady clock, for rate limiting
-  std::array<uint64_t, 4> suppressed_logs_{};
+  uint32_t replay_failures_in_row_ = 0;
+  int64_t replay_paused_until_ms_ = 0;    // steady clock
+  std::array<int64_t, 5> last_log_ms_{};  // per log kind, steady clock, for rate limiting
+  std::array<uint64_t, 5> suppressed_logs_{};
 
   std::atomic<bool> stopping_{false};
   std::mutex stop_mutex_;  // with stop_cv_: wakes a backoff sleep on stop()

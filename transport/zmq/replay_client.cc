@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <zmq_addon.hpp>
 
 #include "transport/time/system_clock.h"
@@ -15,6 +16,11 @@ std::span<const uint8_t> bytes(const zmq::message_t& frame) {
 }
 
 constexpr int kPollSliceMs = 50;
+
+bool implausibly_far(uint64_t seq, const ReplayRequest& request) {
+  const uint64_t stop = request.stop_before_seq;
+  return seq >= stop && seq - stop >= request.max_seq_ahead;
+}
 
 }  // namespace
 
@@ -36,6 +42,7 @@ Result<ReplayResult> fetch_replay(zmq::context_t& context, const ReplayRequest& 
       return make_error("replay_connect", "replay request to " + request.endpoint + " not queued");
     }
     std::vector<zmq::message_t> frames;
+    std::optional<uint64_t> last_seq;  // of the previous reply batch
     while (result.batches.size() < request.max_batches) {
       if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) break;
       const auto now = clock.steady_now();
@@ -49,6 +56,7 @@ Result<ReplayResult> fetch_replay(zmq::context_t& context, const ReplayRequest& 
       if (!zmq::recv_multipart(dealer, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
         continue;
       }
+      ++result.replies;
       // ["", topic, seq, payload] or ["", seq, payload].
       if ((frames.size() != 3 && frames.size() != 4) || frames[0].size() != 0) {
         ++result.malformed_replies;
@@ -68,6 +76,11 @@ Result<ReplayResult> fetch_replay(zmq::context_t& context, const ReplayRequest& 
         ++result.malformed_replies;  // half an end marker: neither a batch nor the end
         continue;
       }
+      if ((last_seq && *seq <= *last_seq) || implausibly_far(*seq, request)) {
+        ++result.wrong_seq_replies;
+        break;
+      }
+      last_seq = *seq;
       if (*seq >= request.stop_before_seq) {
         result.complete = true;
         break;

@@ -24,6 +24,10 @@ struct ReplayRequest {
   uint64_t stop_before_seq = ~uint64_t{0};
   int timeout_ms = 2000;       // bound on the whole exchange
   size_t max_batches = 10000;  // bound on the batches kept
+  // A reply seq at or beyond stop_before_seq + max_seq_ahead is not believed: the live
+  // stream cannot have moved that far during one exchange, so it is garbage, not the
+  // "already have it" signal.
+  uint64_t max_seq_ahead = ~uint64_t{0};
 };
 
 struct ReplayedBatch {
@@ -37,7 +41,12 @@ struct ReplayResult {
   // True when the end marker or a seq >= stop_before_seq arrived: nothing more is owed.
   // False after the deadline, the batch cap or a cancel.
   bool complete = false;
+  uint64_t replies = 0;            // reply messages received, whatever their content
   uint64_t malformed_replies = 0;  // wrong frame count, no delimiter, bad seq frame
+  // A seq not above the previous reply's, or beyond max_seq_ahead: the exchange ends at
+  // once (complete == false), since nothing after it can be trusted either.
+  uint64_t wrong_seq_replies = 0;
+  bool bad_answer() const { return malformed_replies > 0 || wrong_seq_replies > 0; }
 };
 
 // Sends ["", start_seq as 8-byte BE] and reads replies of either layout: with the topic

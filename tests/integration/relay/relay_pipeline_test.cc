@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <map>
 #include <numeric>
 #include <thread>
+#include <zmq_addon.hpp>
 
 #include "core/events/active_load_codec.h"
 #include "core/events/engine_payload_codec.h"
@@ -461,6 +463,78 @@ TEST(RelayPipeline, AFlappingLoadIsPublishedAtMostOncePerDebounceAndEndsOnItsLas
   EXPECT_LE(published.size(), static_cast<size_t>(periods) + 3) << "over " << periods << " ms";
   EXPECT_TRUE(std::all_of(published.begin(), published.end() - 1,
                           [](uint64_t v) { return v == 40 || v == 41; }));
+}
+
+}  // namespace
+}  // namespace kvmock
+
+namespace kvmock {
+namespace {
+
+// One engine message with a wild seq (2^40 ahead) in an otherwise steady stream: the
+// router sees every real batch once and no Cleared, and the drop is counted by reason.
+TEST(RelayPipeline, ACorruptedSeqIsDroppedAndCountedWithoutAFalseRestart) {
+  RelayRig rig;
+  EventSubscriber router(*rig.client, kv_events_subject("dynamo", "backend", "kv_events"));
+  RawEngine engine(rig.zmq);
+  rig.follow(engine.endpoint());
+  ASSERT_TRUE(engine.wait_for_subscriber());
+  for (uint64_t i = 0; i < 3; ++i) engine.send_batch(i, store_payload(i));
+  engine.send_batch(3 + (uint64_t{1} << 40), store_payload(50));
+  for (uint64_t i = 3; i < 6; ++i) engine.send_batch(i, store_payload(i));
+  for (uint64_t i = 0; i < 6; ++i) {
+    auto event = router.next();
+    ASSERT_TRUE(event.has_value()) << "event " << i;
+    EXPECT_EQ(event->event.event_id, i + 1);
+    EXPECT_TRUE(is_store(event->event.data)) << "event " << i;
+  }
+  EXPECT_EQ(rig.pipeline->block_count(kWorker, 0), 6u);
+  const std::string labels = "{relay=\"" + engine.endpoint() + "\",worker_id=\"42\"";
+  const std::string metrics = rig.metrics.render();
+  EXPECT_NE(
+      metrics.find("kvmock_relay_dropped_messages_total" + labels + ",reason=\"corrupted_seq\"} 1"),
+      std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("kvmock_relay_missing_batches_total" + labels + "} 0"), std::string::npos);
+  EXPECT_NE(metrics.find("kvmock_relay_restarts_total" + labels + "} 0"), std::string::npos);
+}
+
+// A replay socket that answers garbage: the gap is counted under its own reason.
+TEST(RelayPipeline, AGarbageReplayAnswerIsCountedAsABadAnswer) {
+  RelayRig rig;
+  zmq::socket_t replay(rig.zmq, zmq::socket_type::router);
+  replay.set(zmq::sockopt::linger, 0);
+  const std::string replay_endpoint = testing::bind_ephemeral(replay);
+  std::thread server([&] {
+    zmq::pollitem_t item{replay.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, std::chrono::seconds(5));
+    if ((item.revents & ZMQ_POLLIN) == 0) return;
+    std::vector<zmq::message_t> request;
+    (void)zmq::recv_multipart(replay, std::back_inserter(request));
+    const std::vector<uint8_t> wild_seq = {0x7f, 0x13, 0, 0, 0, 0, 0, 1};
+    const std::vector<uint8_t> junk = {0xc1, 0xc1};
+    std::array<zmq::const_buffer, 4> answer = {zmq::buffer(request[0].data(), request[0].size()),
+                                               zmq::const_buffer(nullptr, 0), zmq::buffer(wild_seq),
+                                               zmq::buffer(junk)};
+    (void)zmq::send_multipart(replay, answer);
+  });
+  EventSubscriber router(*rig.client, kv_events_subject("dynamo", "backend", "kv_events"));
+  RawEngine engine(rig.zmq);
+  rig.follow(engine.endpoint(), replay_endpoint);
+  ASSERT_TRUE(engine.wait_for_subscriber());
+  engine.send_batch(0, store_payload(0));
+  engine.send_batch(4, store_payload(4));
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(router.next().has_value());
+  server.join();
+  const std::string labels = "{relay=\"" + engine.endpoint() + "\",worker_id=\"42\"";
+  const std::string metrics = rig.metrics.render();
+  EXPECT_NE(
+      metrics.find("kvmock_relay_replay_failures_total" + labels + ",reason=\"bad_answer\"} 1"),
+      std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("kvmock_relay_replay_failures_total" + labels + ",reason=\"evicted\"} 0"),
+            std::string::npos);
+  EXPECT_NE(metrics.find("kvmock_relay_missing_batches_total" + labels + "} 3"), std::string::npos);
 }
 
 }  // namespace

@@ -151,6 +151,9 @@ relays:
     block_size: 32
     dp_size: 4
     replay_timeout_ms: 500
+    max_message_bytes: 65536
+    max_buffered_bytes: 1048576
+    max_gap: 5000
 )";
 
 TEST(ConfigLoader, EveryKeyIsSettableFromYaml) {
@@ -188,8 +191,8 @@ TEST(ConfigLoader, EveryKeyIsSettableFromYaml) {
   EXPECT_EQ(c.workers.load.shared_prefix_ratio, 0.25);
   EXPECT_EQ(c.workers.max_queued_prompt_tokens, 5000000u);
   ASSERT_EQ(c.relays.size(), 1u);
-  EXPECT_EQ(c.relays[0],
-            (RelayConfig{"tcp://10.0.0.5:5557", "tcp://10.0.0.5:5558", "engine", 42, 32, 4, 500}));
+  EXPECT_EQ(c.relays[0], (RelayConfig{"tcp://10.0.0.5:5557", "tcp://10.0.0.5:5558", "engine", 42,
+                                      32, 4, 500, 65536, 1048576, 5000}));
 
   // Table-driven: every declared key differs from its default in one of these files.
   const Config token = parse_ok("nats: { token: t0k }\n");
