@@ -39,7 +39,7 @@ int run_command_line(int argc, char** argv) {
   }
   if (command == "decode") return run_decode_command(argc - 1, argv + 1);
   if (command == "replay") return run_replay_command(argc - 1, argv + 1);
-  if (command == "run") return run_run_command(argc - 1, argv + 1);
+  if (command == "run") return run_daemon_command(argc - 1, argv + 1);
   if (command == "check-config") return run_check_config_command(argc - 1, argv + 1);
   std::fprintf(stderr, "kvmockd: unknown command '%s'\n%s", argv[1], kUsage);
   return 2;

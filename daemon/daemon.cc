@@ -8,8 +8,8 @@
 #include "config/config_loader.h"
 #include "config/endpoint.h"
 #include "core/events/subjects.h"
-#include "daemon/engine_relay.h"
 #include "daemon/load_driver.h"
+#include "daemon/relayed_engine.h"
 #include "daemon/worker_fleet.h"
 #include "transport/log/logger.h"
 #include "transport/log/thread_name.h"
@@ -138,7 +138,7 @@ Result<bool> Daemon::start() {
 
   for (const RelayConfig& relay_config : config_.relays) {
     open_worker(relay_config.worker_id, relay_config.dp_size);
-    auto relay = std::make_unique<EngineRelay>(relay_config, zmq_, *pipeline_, outbox_, metrics_);
+    auto relay = std::make_unique<RelayedEngine>(relay_config, zmq_, *pipeline_, outbox_, metrics_);
     auto started = relay->start();
     if (!started) return started.error();
     relays_.push_back(std::move(relay));

@@ -26,7 +26,7 @@
 
 namespace kvmock {
 
-class EngineRelay;
+class RelayedEngine;
 class WorkerFleet;
 
 class Daemon {
@@ -72,7 +72,7 @@ class Daemon {
   std::unique_ptr<KvEventPipeline> pipeline_;
   std::unique_ptr<IndexerQueryService> queries_;
   zmq::context_t zmq_;
-  std::vector<std::unique_ptr<EngineRelay>> relays_;
+  std::vector<std::unique_ptr<RelayedEngine>> relays_;
   std::unique_ptr<WorkerFleet> workers_;
   AdminEndpoints admin_{metrics_};
   std::unique_ptr<HttpServer> admin_server_;
@@ -87,6 +87,6 @@ class Daemon {
 };
 
 // `kvmockd run --config FILE [--set KEY=VALUE ...] [--log-format text|json] [--log-level L]`
-int run_run_command(int argc, char** argv);
+int run_daemon_command(int argc, char** argv);
 
 }  // namespace kvmock

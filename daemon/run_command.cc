@@ -48,7 +48,7 @@ int wait_for_signal(const sigset_t& signals) {
 
 }  // namespace
 
-int run_run_command(int argc, char** argv) {
+int run_daemon_command(int argc, char** argv) {
   ConfigSource source;
   const std::vector<FlagSpec> flags = config_flags(source, /*with_log=*/true);
   if (auto status = handle_command_line(argc, argv, flags, kRunUsage)) return *status;

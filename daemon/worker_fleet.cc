@@ -4,8 +4,8 @@
 
 #include "config/timing_profile.h"
 #include "core/common/ports.h"
-#include "daemon/engine_format_output.h"
 #include "daemon/load_driver.h"
+#include "daemon/vllm_zmq_event_output.h"
 #include "transport/log/logger.h"
 #include "transport/nats/generate_intake.h"
 #include "transport/time/system_clock.h"
@@ -60,7 +60,7 @@ Result<bool> WorkerFleet::start() {
         const uint64_t slot = dp_slot(i, dp_size, rank);
         const uint16_t port = *port_for_index(workers.zmq_events.base_port, slot);
         const uint16_t replay_port = *port_for_index(workers.zmq_events.replay_base_port, slot);
-        auto output = EngineFormatOutput::start(zmq_, workers.zmq_events, workers.engine.block_size,
+        auto output = VllmZmqEventOutput::start(zmq_, workers.zmq_events, workers.engine.block_size,
                                                 rank, port, replay_port);
         if (!output) {
           return make_error(output.error().reason, "worker " + std::to_string(worker->worker_id()) +

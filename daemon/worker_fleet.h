@@ -20,7 +20,7 @@
 namespace kvmock {
 
 class NatsGenerateIntake;
-class EngineFormatOutput;
+class VllmZmqEventOutput;
 class LoadDriver;
 
 class WorkerFleet {
@@ -62,7 +62,7 @@ class WorkerFleet {
   std::vector<std::unique_ptr<OpenAiServer>> openai_apis_;
   std::vector<std::unique_ptr<HttpServer>> http_servers_;
   std::unique_ptr<NatsGenerateIntake> nats_intake_;
-  std::vector<std::unique_ptr<EngineFormatOutput>> zmq_outputs_;
+  std::vector<std::unique_ptr<VllmZmqEventOutput>> zmq_outputs_;
   std::unique_ptr<LoadDriver> load_driver_;
   bool stopped_ = false;
 };

@@ -28,7 +28,7 @@
 #include "tests/support/nats_server.h"
 #include "tests/support/subprocess.h"
 #include "transport/nats/nats_client.h"
-#include "transport/zmq/engine_publisher.h"
+#include "transport/zmq/vllm_zmq_event_publisher.h"
 
 namespace kvmock {
 namespace {
@@ -99,9 +99,9 @@ class Rig {
  public:
   explicit Rig(bool jetstream) {
     if (!nats_.start()) fail("nats-server did not start");
-    EnginePublisherOptions engine_options;
+    VllmZmqEventPublisherOptions engine_options;
     engine_options.bind_host = "127.0.0.1";
-    engine_ = std::move(EnginePublisher::start(zmq_, engine_options)).value();
+    engine_ = std::move(VllmZmqEventPublisher::start(zmq_, engine_options)).value();
     admin_port_ = static_cast<uint16_t>(testing::free_loopback_port());
     config_path_ = testing::write_temp_file(
         "nats:\n  url: " + nats_.url() +
@@ -131,7 +131,7 @@ class Rig {
   Rig(const Rig&) = delete;
   Rig& operator=(const Rig&) = delete;
 
-  EnginePublisher& engine() { return *engine_; }
+  VllmZmqEventPublisher& engine() { return *engine_; }
   NatsClient& router() { return *router_; }
   double daemon_cpu_seconds() const { return bench::cpu_seconds(daemon_->pid()); }
   double nats_cpu_seconds() const { return bench::cpu_seconds(nats_.pid()); }
@@ -150,7 +150,7 @@ class Rig {
 
   testing::NatsServer nats_;
   zmq::context_t zmq_{1};
-  std::unique_ptr<EnginePublisher> engine_;
+  std::unique_ptr<VllmZmqEventPublisher> engine_;
   uint16_t admin_port_ = 0;
   std::string config_path_;
   std::unique_ptr<testing::ChildProcess> daemon_;

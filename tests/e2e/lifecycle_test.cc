@@ -16,7 +16,7 @@
 #include "tests/support/nats_server.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/zmq_test_support.h"
-#include "transport/zmq/engine_publisher.h"
+#include "transport/zmq/vllm_zmq_event_publisher.h"
 
 namespace kvmock {
 namespace {
@@ -188,9 +188,9 @@ TEST_F(LifecycleTest, ReadinessWaitsUntilEveryWorkerPortListens) {
 // whose next occurrence carries the number of lines suppressed.
 TEST_F(LifecycleTest, JsonLogLinesAndRateLimitedWarningsWithASuppressedCount) {
   zmq::context_t zmq(1);
-  EnginePublisherOptions options;
+  VllmZmqEventPublisherOptions options;
   options.bind_host = "127.0.0.1";
-  auto engine = std::move(EnginePublisher::start(zmq, options)).value();
+  auto engine = std::move(VllmZmqEventPublisher::start(zmq, options)).value();
   config_path_ = testing::write_temp_file(
       "nats:\n  url: " + server_.url() +
       "\nadmin:\n  listen: 127.0.0.1:" + std::to_string(admin_port_) +

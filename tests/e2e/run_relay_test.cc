@@ -14,7 +14,7 @@
 #include "tests/support/nats_server.h"
 #include "tests/support/subprocess.h"
 #include "transport/nats/nats_client.h"
-#include "transport/zmq/engine_publisher.h"
+#include "transport/zmq/vllm_zmq_event_publisher.h"
 
 namespace kvmock {
 namespace {
@@ -42,9 +42,9 @@ class RunRelayTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(server_.start());
-    EnginePublisherOptions options;
+    VllmZmqEventPublisherOptions options;
     options.bind_host = "127.0.0.1";
-    engine_ = std::move(EnginePublisher::start(zmq_, options)).value();
+    engine_ = std::move(VllmZmqEventPublisher::start(zmq_, options)).value();
     admin_port_ = testing::free_loopback_port();
     config_path_ = testing::write_temp_file(
         "nats:\n  url: " + server_.url() +
@@ -79,7 +79,7 @@ class RunRelayTest : public ::testing::Test {
 
   NatsServer server_;
   zmq::context_t zmq_{1};
-  std::unique_ptr<EnginePublisher> engine_;
+  std::unique_ptr<VllmZmqEventPublisher> engine_;
   std::unique_ptr<NatsClient> client_;
   std::unique_ptr<EventSubscriber> router_;
   int admin_port_ = 0;

@@ -1,5 +1,5 @@
 // Helpers for tests that talk over real ZMQ sockets on 127.0.0.1: ephemeral ports, a
-// recording EngineStreamSink, a raw engine stand-in whose frames the test controls, and
+// recording RelayedEngineStreamSink, a raw engine stand-in whose frames the test controls, and
 // bounded waiting (no test loop may spin forever).
 #pragma once
 
@@ -11,7 +11,7 @@
 #include <vector>
 #include <zmq.hpp>
 
-#include "transport/zmq/engine_subscriber.h"
+#include "transport/zmq/relayed_engine_subscriber.h"
 
 namespace kvmock::testing {
 
@@ -25,7 +25,7 @@ bool wait_until(const std::function<bool()>& done,
 std::vector<uint8_t> payload_for(uint64_t seq, size_t size = 16);  // distinct per seq
 
 // Records every sink call; thread-safe.
-class RecordingSink : public EngineStreamSink {
+class RecordingSink : public RelayedEngineStreamSink {
  public:
   struct Call {
     bool restart = false;

@@ -16,7 +16,7 @@
 #include "core/events/router_event_codec.h"
 #include "core/events/subjects.h"
 #include "core/indexer/radix_tree.h"
-#include "daemon/engine_relay.h"
+#include "daemon/relayed_engine.h"
 #include "tests/support/daemon_harness.h"
 #include "tests/support/event_subscriber.h"
 #include "tests/support/nats_server.h"
@@ -24,7 +24,7 @@
 #include "transport/nats/indexer_query_service.h"
 #include "transport/nats/kv_event_pipeline.h"
 #include "transport/nats/nats_publisher.h"
-#include "transport/zmq/engine_publisher.h"
+#include "transport/zmq/vllm_zmq_event_publisher.h"
 
 namespace kvmock {
 namespace {
@@ -98,7 +98,7 @@ struct RelayRig {
     config.replay_endpoint = replay_endpoint;
     config.worker_id = kWorker;
     config.block_size = kBlockSize;
-    relay = std::make_unique<EngineRelay>(config, zmq, *pipeline, outbox, metrics);
+    relay = std::make_unique<RelayedEngine>(config, zmq, *pipeline, outbox, metrics);
     ASSERT_TRUE(relay->start().ok());
   }
 
@@ -110,7 +110,7 @@ struct RelayRig {
   std::unique_ptr<KvEventPipeline> pipeline;
   std::unique_ptr<IndexerQueryService> queries;
   zmq::context_t zmq{1};
-  std::unique_ptr<EngineRelay> relay;
+  std::unique_ptr<RelayedEngine> relay;
 };
 
 TEST(RelayPipeline, EveryEngineEncodingArrivesOnCoreNatsNumberedAndRehashed) {
@@ -216,10 +216,10 @@ TEST(RelayPipeline, SequenceGapIsHealedFromTheEngineReplaySocket) {
   RelayRig rig;
   EventSubscriber router(*rig.client, kv_events_subject("dynamo", "backend", "kv_events"));
   // The replay side: an engine-format publisher whose ring holds batches 0..15.
-  EnginePublisherOptions replay_options;
+  VllmZmqEventPublisherOptions replay_options;
   replay_options.bind_host = "127.0.0.1";
   replay_options.replay_port = 0;
-  auto replay = EnginePublisher::start(rig.zmq, replay_options);
+  auto replay = VllmZmqEventPublisher::start(rig.zmq, replay_options);
   ASSERT_TRUE(replay.ok());
   for (uint64_t i = 0; i < 16; ++i) ASSERT_TRUE((*replay)->publish(store_payload(i)).ok());
   ASSERT_TRUE(wait_until([&] { return (*replay)->counters().published.load() >= 16; }));

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "transport/zmq/engine_subscriber.h"
+#include "transport/zmq/relayed_engine_subscriber.h"
 
 namespace kvmock {
 namespace {

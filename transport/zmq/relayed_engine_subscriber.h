@@ -40,8 +40,8 @@ namespace kvmock {
 // Receives what a subscriber accepts, on the subscriber's thread, in seq order.
 // Implementations must not throw and should return quickly (post to a strand or a queue);
 // a slow sink stalls the ZMQ receive for that rank, which is the intended backpressure.
-struct EngineStreamSink {
-  virtual ~EngineStreamSink() = default;
+struct RelayedEngineStreamSink {
+  virtual ~RelayedEngineStreamSink() = default;
   // One batch (the msgpack EventBatch bytes, valid only during the call). `replayed` is
   // true for batches recovered from the replay socket after a gap.
   virtual void on_batch(uint32_t dp_rank, uint64_t seq, std::span<const uint8_t> payload,
@@ -77,7 +77,7 @@ inline constexpr size_t kReplayFailureReasons = static_cast<size_t>(ReplayFailur
 std::string_view replay_failure_reason(ReplayFailure reason);  // "timeout", ...
 
 // Monotonic counters, written by the subscriber thread, readable from any thread.
-struct EngineSubscriberCounters {
+struct RelayedEngineSubscriberCounters {
   std::atomic<uint64_t> messages{0};  // multipart messages received on the SUB socket
   std::atomic<uint64_t> frames{0};    // ZMQ frames received on the SUB socket
   std::atomic<uint64_t> batches{0};   // live batches delivered to the sink
@@ -102,7 +102,7 @@ struct EngineSubscriberCounters {
   }
 };
 
-struct EngineSubscriberOptions {
+struct RelayedEngineSubscriberOptions {
   std::string endpoint;         // rank 0's PUB endpoint, e.g. "tcp://10.0.0.7:5557"
   std::string replay_endpoint;  // rank 0's replay ROUTER; empty disables gap healing
   uint32_t dp_rank = 0;         // both endpoints are offset by this rank (port + rank)
@@ -138,30 +138,31 @@ int subscriber_rcvhwm(uint64_t max_buffered_bytes, int64_t max_message_bytes);
 // exchanges: 0 below 2, then 1000 ms doubling per further failure, never above 60000 ms.
 int replay_pause_ms(uint32_t failures_in_row);
 
-class EngineSubscriber {
+class RelayedEngineSubscriber {
  public:
   // Validates and offsets the endpoints (errors: "bad_endpoint", "bad_port") and starts
   // the receive thread, which connects at once (engines bind; ZMQ retries the connection
   // in the background until the engine is up). `context` and `sink` must outlive the
   // subscriber.
-  static Result<std::unique_ptr<EngineSubscriber>> start(zmq::context_t& context,
-                                                         EngineSubscriberOptions options,
-                                                         EngineStreamSink& sink);
-  ~EngineSubscriber();  // stop()s
-  EngineSubscriber(const EngineSubscriber&) = delete;
-  EngineSubscriber& operator=(const EngineSubscriber&) = delete;
+  static Result<std::unique_ptr<RelayedEngineSubscriber>> start(
+      zmq::context_t& context, RelayedEngineSubscriberOptions options,
+      RelayedEngineStreamSink& sink);
+  ~RelayedEngineSubscriber();  // stop()s
+  RelayedEngineSubscriber(const RelayedEngineSubscriber&) = delete;
+  RelayedEngineSubscriber& operator=(const RelayedEngineSubscriber&) = delete;
 
   // Stops and joins the thread; returns within about 50 ms plus any sink or
   // wait_for_room call in progress (an in-flight replay is abandoned). Idempotent.
   void stop();
 
-  const EngineSubscriberCounters& counters() const { return counters_; }
+  const RelayedEngineSubscriberCounters& counters() const { return counters_; }
   const std::string& endpoint() const { return endpoint_; }  // after the rank offset
   const std::string& replay_endpoint() const { return replay_endpoint_; }
 
  private:
-  EngineSubscriber(zmq::context_t& context, EngineSubscriberOptions options, EngineStreamSink& sink,
-                   std::string endpoint, std::string replay_endpoint);
+  RelayedEngineSubscriber(zmq::context_t& context, RelayedEngineSubscriberOptions options,
+                          RelayedEngineStreamSink& sink, std::string endpoint,
+                          std::string replay_endpoint);
 
   void run();
   void open_socket();
@@ -182,11 +183,11 @@ class EngineSubscriber {
   void sleep_unless_stopped(int ms);
 
   zmq::context_t& context_;
-  const EngineSubscriberOptions options_;
-  EngineStreamSink& sink_;
+  const RelayedEngineSubscriberOptions options_;
+  RelayedEngineStreamSink& sink_;
   const std::string endpoint_;
   const std::string replay_endpoint_;
-  EngineSubscriberCounters counters_;
+  RelayedEngineSubscriberCounters counters_;
 
   // Receive-thread state.
   std::unique_ptr<zmq::socket_t> socket_;

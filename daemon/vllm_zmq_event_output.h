@@ -11,15 +11,15 @@
 #include "core/events/engine_event_builder.h"
 #include "core/events/engine_payload_codec.h"
 #include "daemon/engine_actor.h"
-#include "transport/zmq/engine_publisher.h"
+#include "transport/zmq/vllm_zmq_event_publisher.h"
 
 namespace kvmock {
 
-class EngineFormatOutput : public EngineObserver {
+class VllmZmqEventOutput : public EngineObserver {
  public:
   // Binds the PUB socket at bind_host:`port` and the replay ROUTER at `replay_port` (0: no
   // replay socket).
-  static Result<std::unique_ptr<EngineFormatOutput>> start(zmq::context_t& context,
+  static Result<std::unique_ptr<VllmZmqEventOutput>> start(zmq::context_t& context,
                                                            const ZmqEventsConfig& config,
                                                            uint32_t block_size, DpRank rank,
                                                            uint16_t port, uint16_t replay_port);
@@ -32,14 +32,14 @@ class EngineFormatOutput : public EngineObserver {
   void stop();
   std::string endpoint() const { return publisher_->endpoint(); }
   std::string replay_endpoint() const { return publisher_->replay_endpoint(); }
-  const EnginePublisherCounters& counters() const { return publisher_->counters(); }
+  const VllmZmqEventPublisherCounters& counters() const { return publisher_->counters(); }
   uint64_t untraced_stores() const { return builder_.untraced_stores(); }
 
  private:
-  EngineFormatOutput(std::unique_ptr<EnginePublisher> publisher, EngineEventBuilderOptions options,
-                     EngineHashEncoding hashes, DpRank rank);
+  VllmZmqEventOutput(std::unique_ptr<VllmZmqEventPublisher> publisher,
+                     EngineEventBuilderOptions options, EngineHashEncoding hashes, DpRank rank);
 
-  std::unique_ptr<EnginePublisher> publisher_;
+  std::unique_ptr<VllmZmqEventPublisher> publisher_;
   EngineEventBuilder builder_;  // touched only on the engine's thread
   const EngineEncodeOptions encode_options_;
   const DpRank rank_;

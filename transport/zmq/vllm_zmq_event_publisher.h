@@ -36,7 +36,7 @@
 
 namespace kvmock {
 
-struct EnginePublisherOptions {
+struct VllmZmqEventPublisherOptions {
   std::string bind_host = "*";          // e.g. "*", "127.0.0.1"
   uint16_t port = 0;                    // 0: ephemeral, see endpoint()
   std::optional<uint16_t> replay_port;  // nullopt: no replay socket; 0: ephemeral
@@ -49,7 +49,7 @@ struct EnginePublisherOptions {
 };
 
 // Monotonic counters, written by the publisher thread (and publish()), readable anywhere.
-struct EnginePublisherCounters {
+struct VllmZmqEventPublisherCounters {
   std::atomic<uint64_t> published{0};         // batches sent on the PUB socket
   std::atomic<uint64_t> queue_full_drops{0};  // publish() refused: the queue was full
   std::atomic<uint64_t> replay_requests{0};
@@ -61,16 +61,16 @@ struct EnginePublisherCounters {
   std::atomic<uint64_t> replay_requests_rejected{0};  // too many clients with queued replies
 };
 
-class EnginePublisher {
+class VllmZmqEventPublisher {
  public:
   // Binds tcp://{bind_host}:{port} (PUB) and, if configured, tcp://{bind_host}:{replay_port}
   // (ROUTER), then starts the thread. Errors: "bind" (address in use, bad host) and
   // "bad_option". `context` must outlive the publisher.
-  static Result<std::unique_ptr<EnginePublisher>> start(zmq::context_t& context,
-                                                        EnginePublisherOptions options);
-  ~EnginePublisher();  // stop()s
-  EnginePublisher(const EnginePublisher&) = delete;
-  EnginePublisher& operator=(const EnginePublisher&) = delete;
+  static Result<std::unique_ptr<VllmZmqEventPublisher>> start(zmq::context_t& context,
+                                                              VllmZmqEventPublisherOptions options);
+  ~VllmZmqEventPublisher();  // stop()s
+  VllmZmqEventPublisher(const VllmZmqEventPublisher&) = delete;
+  VllmZmqEventPublisher& operator=(const VllmZmqEventPublisher&) = delete;
 
   // Queues one msgpack EventBatch and returns the seq it will carry. Thread-safe and
   // non-blocking. When max_queue batches are already waiting, the batch is dropped with
@@ -85,7 +85,7 @@ class EnginePublisher {
   // is empty without a replay socket.
   const std::string& endpoint() const { return endpoint_; }
   const std::string& replay_endpoint() const { return replay_endpoint_; }
-  const EnginePublisherCounters& counters() const { return counters_; }
+  const VllmZmqEventPublisherCounters& counters() const { return counters_; }
 
  private:
   struct Batch {
@@ -94,7 +94,7 @@ class EnginePublisher {
   };
   struct PendingReplay;  // one client's unsent replies, see .cc
 
-  EnginePublisher(zmq::context_t& context, EnginePublisherOptions options);
+  VllmZmqEventPublisher(zmq::context_t& context, VllmZmqEventPublisherOptions options);
   Result<bool> bind();
   void run();
   void send_live(std::deque<Batch>& batches);
@@ -104,8 +104,8 @@ class EnginePublisher {
   void wake();
 
   zmq::context_t& context_;
-  const EnginePublisherOptions options_;
-  EnginePublisherCounters counters_;
+  const VllmZmqEventPublisherOptions options_;
+  VllmZmqEventPublisherCounters counters_;
   std::string endpoint_;
   std::string replay_endpoint_;
   int wake_fd_ = -1;  // eventfd: publish()/stop() → thread

@@ -1,4 +1,4 @@
-#include "transport/zmq/engine_subscriber.h"
+#include "transport/zmq/relayed_engine_subscriber.h"
 
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "tests/support/zmq_test_support.h"
-#include "transport/zmq/engine_publisher.h"
+#include "transport/zmq/vllm_zmq_event_publisher.h"
 
 namespace kvmock {
 namespace {
@@ -17,11 +17,11 @@ using testing::RawEngine;
 using testing::RecordingSink;
 using testing::wait_until;
 
-std::unique_ptr<EngineSubscriber> start_subscriber(zmq::context_t& context,
-                                                   EngineSubscriberOptions options,
-                                                   EngineStreamSink& sink) {
-  Result<std::unique_ptr<EngineSubscriber>> subscriber =
-      EngineSubscriber::start(context, std::move(options), sink);
+std::unique_ptr<RelayedEngineSubscriber> start_subscriber(zmq::context_t& context,
+                                                          RelayedEngineSubscriberOptions options,
+                                                          RelayedEngineStreamSink& sink) {
+  Result<std::unique_ptr<RelayedEngineSubscriber>> subscriber =
+      RelayedEngineSubscriber::start(context, std::move(options), sink);
   EXPECT_TRUE(subscriber.ok()) << subscriber.error().message;
   return std::move(subscriber).value();
 }
@@ -32,15 +32,15 @@ std::vector<uint8_t> seq_bytes(uint64_t seq, size_t size = 8) {
   return out;
 }
 
-TEST(EngineSubscriberTest, ThousandPublishedBatchesArriveInOrderWithTheirBytes) {
+TEST(RelayedEngineSubscriberTest, ThousandPublishedBatchesArriveInOrderWithTheirBytes) {
   zmq::context_t context;
-  EnginePublisherOptions publisher_options;
+  VllmZmqEventPublisherOptions publisher_options;
   publisher_options.bind_host = "127.0.0.1";
   publisher_options.topic = "kv@pod@model";
-  auto publisher = EnginePublisher::start(context, publisher_options);
+  auto publisher = VllmZmqEventPublisher::start(context, publisher_options);
   ASSERT_TRUE(publisher.ok()) << publisher.error().message;
   RecordingSink sink;
-  EngineSubscriberOptions options;
+  RelayedEngineSubscriberOptions options;
   options.endpoint = (*publisher)->endpoint();
   options.topic = "kv@";
   auto subscriber = start_subscriber(context, options, sink);
@@ -78,11 +78,11 @@ TEST(EngineSubscriberTest, ThousandPublishedBatchesArriveInOrderWithTheirBytes) 
   EXPECT_EQ(subscriber->counters().batches, calls.size());
 }
 
-TEST(EngineSubscriberTest, MalformedMessagesAreDroppedByReasonAndTheStreamContinues) {
+TEST(RelayedEngineSubscriberTest, MalformedMessagesAreDroppedByReasonAndTheStreamContinues) {
   zmq::context_t context;
   RawEngine engine(context);
   RecordingSink sink;
-  EngineSubscriberOptions options;
+  RelayedEngineSubscriberOptions options;
   options.endpoint = engine.endpoint();
   std::atomic<int> log_lines{0};
   options.log = [&](std::string_view) { ++log_lines; };
@@ -114,23 +114,23 @@ TEST(EngineSubscriberTest, MalformedMessagesAreDroppedByReasonAndTheStreamContin
   EXPECT_EQ(log_lines.load(), 1);  // four drops in a burst: one line, the rest rate-limited
 }
 
-// Live stream: 0..9 then 15 from a raw engine. The replay ROUTER is a real EnginePublisher
+// Live stream: 0..9 then 15 from a raw engine. The replay ROUTER is a real VllmZmqEventPublisher
 // that published 0..15, so 10..14 are in its ring.
 void expect_gap_healed_from_replay(bool replay_topic_frame) {
   zmq::context_t context;
-  EnginePublisherOptions ring_options;
+  VllmZmqEventPublisherOptions ring_options;
   ring_options.bind_host = "127.0.0.1";
   ring_options.replay_port = 0;
   ring_options.topic = "t";
   ring_options.replay_topic_frame = replay_topic_frame;
-  auto ring = EnginePublisher::start(context, ring_options);
+  auto ring = VllmZmqEventPublisher::start(context, ring_options);
   ASSERT_TRUE(ring.ok()) << ring.error().message;
   for (uint64_t seq = 0; seq <= 15; ++seq) ASSERT_TRUE((*ring)->publish(payload_for(seq)).ok());
   ASSERT_TRUE(wait_until([&] { return (*ring)->counters().published == 16; }));
 
   RawEngine engine(context);
   RecordingSink sink;
-  EngineSubscriberOptions options;
+  RelayedEngineSubscriberOptions options;
   options.endpoint = engine.endpoint();
   options.replay_endpoint = (*ring)->replay_endpoint();
   auto subscriber = start_subscriber(context, options, sink);
@@ -158,20 +158,20 @@ void expect_gap_healed_from_replay(bool replay_topic_frame) {
   EXPECT_EQ((*ring)->counters().replay_requests, 1u);
 }
 
-TEST(EngineSubscriberTest, GapIsHealedFromReplayRepliesWithTopicFrame) {
+TEST(RelayedEngineSubscriberTest, GapIsHealedFromReplayRepliesWithTopicFrame) {
   expect_gap_healed_from_replay(true);
 }
 
-TEST(EngineSubscriberTest, GapIsHealedFromReplayRepliesWithoutTopicFrame) {
+TEST(RelayedEngineSubscriberTest, GapIsHealedFromReplayRepliesWithoutTopicFrame) {
   expect_gap_healed_from_replay(false);
 }
 
-TEST(EngineSubscriberTest, GapWithoutReplayEndpointIsCountedAsMissingAndTheStreamContinues) {
+TEST(RelayedEngineSubscriberTest, GapWithoutReplayEndpointIsCountedAsMissingAndTheStreamContinues) {
   zmq::context_t context;
   RawEngine engine(context);
   RecordingSink sink;
   std::atomic<int> log_lines{0};
-  EngineSubscriberOptions options;
+  RelayedEngineSubscriberOptions options;
   options.endpoint = engine.endpoint();
   options.log = [&](std::string_view) { ++log_lines; };
   auto subscriber = start_subscriber(context, options, sink);
@@ -193,20 +193,20 @@ TEST(EngineSubscriberTest, GapWithoutReplayEndpointIsCountedAsMissingAndTheStrea
   EXPECT_EQ(log_lines.load(), 1);
 }
 
-TEST(EngineSubscriberTest, ReplayThatFallsShortCountsTheBatchesItDidNotReturn) {
+TEST(RelayedEngineSubscriberTest, ReplayThatFallsShortCountsTheBatchesItDidNotReturn) {
   zmq::context_t context;
-  EnginePublisherOptions ring_options;
+  VllmZmqEventPublisherOptions ring_options;
   ring_options.bind_host = "127.0.0.1";
   ring_options.replay_port = 0;
   ring_options.buffer_steps = 3;  // keeps only 17..19 of 0..19
-  auto ring = EnginePublisher::start(context, ring_options);
+  auto ring = VllmZmqEventPublisher::start(context, ring_options);
   ASSERT_TRUE(ring.ok()) << ring.error().message;
   for (uint64_t seq = 0; seq < 20; ++seq) ASSERT_TRUE((*ring)->publish(payload_for(seq)).ok());
   ASSERT_TRUE(wait_until([&] { return (*ring)->counters().published == 20; }));
 
   RawEngine engine(context);
   RecordingSink sink;
-  EngineSubscriberOptions options;
+  RelayedEngineSubscriberOptions options;
   options.endpoint = engine.endpoint();
   options.replay_endpoint = (*ring)->replay_endpoint();
   options.log = [](std::string_view) {};
@@ -230,11 +230,11 @@ TEST(EngineSubscriberTest, ReplayThatFallsShortCountsTheBatchesItDidNotReturn) {
   EXPECT_EQ(subscriber->counters().replayed_batches, 2u);
 }
 
-TEST(EngineSubscriberTest, SeqGoingBackToZeroReportsOneRestartBeforeTheNewRun) {
+TEST(RelayedEngineSubscriberTest, SeqGoingBackToZeroReportsOneRestartBeforeTheNewRun) {
   zmq::context_t context;
   RawEngine engine(context);
   RecordingSink sink;
-  EngineSubscriberOptions options;
+  RelayedEngineSubscriberOptions options;
   options.endpoint = engine.endpoint();
   options.dp_rank = 0;
   options.log = [](std::string_view) {};
@@ -258,12 +258,12 @@ TEST(EngineSubscriberTest, SeqGoingBackToZeroReportsOneRestartBeforeTheNewRun) {
   EXPECT_EQ(subscriber->counters().gaps, 0u);
 }
 
-TEST(EngineSubscriberTest, RestartFirstSeenAboveZeroRecoversTheNewRunsFirstBatches) {
+TEST(RelayedEngineSubscriberTest, RestartFirstSeenAboveZeroRecoversTheNewRunsFirstBatches) {
   zmq::context_t context;
-  EnginePublisherOptions ring_options;  // the restarted engine's replay socket
+  VllmZmqEventPublisherOptions ring_options;  // the restarted engine's replay socket
   ring_options.bind_host = "127.0.0.1";
   ring_options.replay_port = 0;
-  auto ring = EnginePublisher::start(context, ring_options);
+  auto ring = VllmZmqEventPublisher::start(context, ring_options);
   ASSERT_TRUE(ring.ok()) << ring.error().message;
   for (uint64_t seq = 0; seq <= 3; ++seq) {
     ASSERT_TRUE((*ring)->publish(payload_for(100 + seq)).ok());
@@ -272,7 +272,7 @@ TEST(EngineSubscriberTest, RestartFirstSeenAboveZeroRecoversTheNewRunsFirstBatch
 
   RawEngine engine(context);
   RecordingSink sink;
-  EngineSubscriberOptions options;
+  RelayedEngineSubscriberOptions options;
   options.endpoint = engine.endpoint();
   options.replay_endpoint = (*ring)->replay_endpoint();
   options.log = [](std::string_view) {};
@@ -298,11 +298,11 @@ TEST(EngineSubscriberTest, RestartFirstSeenAboveZeroRecoversTheNewRunsFirstBatch
   EXPECT_EQ(subscriber->counters().missing_batches, 0u);
 }
 
-TEST(EngineSubscriberTest, RepeatedSeqIsDroppedAsDuplicate) {
+TEST(RelayedEngineSubscriberTest, RepeatedSeqIsDroppedAsDuplicate) {
   zmq::context_t context;
   RawEngine engine(context);
   RecordingSink sink;
-  EngineSubscriberOptions options;
+  RelayedEngineSubscriberOptions options;
   options.endpoint = engine.endpoint();
   auto subscriber = start_subscriber(context, options, sink);
   ASSERT_TRUE(engine.wait_for_subscriber());
@@ -317,13 +317,13 @@ TEST(EngineSubscriberTest, RepeatedSeqIsDroppedAsDuplicate) {
   EXPECT_EQ(subscriber->counters().restarts, 0u);
 }
 
-TEST(EngineSubscriberTest, WaitForRoomHoldsBackReceivingUntilItReturns) {
+TEST(RelayedEngineSubscriberTest, WaitForRoomHoldsBackReceivingUntilItReturns) {
   zmq::context_t context;
   RawEngine engine(context);
   RecordingSink sink;
   std::atomic<bool> room{true};
   std::atomic<int> waits{0};
-  EngineSubscriberOptions options;
+  RelayedEngineSubscriberOptions options;
   options.endpoint = engine.endpoint();
   options.wait_for_room = [&] {
     ++waits;
@@ -345,11 +345,11 @@ TEST(EngineSubscriberTest, WaitForRoomHoldsBackReceivingUntilItReturns) {
   subscriber->stop();
 }
 
-TEST(EngineSubscriberTest, StopReturnsWithinOneSecondWithNoTraffic) {
+TEST(RelayedEngineSubscriberTest, StopReturnsWithinOneSecondWithNoTraffic) {
   zmq::context_t context;
   RawEngine engine(context);
   RecordingSink sink;
-  EngineSubscriberOptions options;
+  RelayedEngineSubscriberOptions options;
   options.endpoint = engine.endpoint();
   auto subscriber = start_subscriber(context, options, sink);
   ASSERT_TRUE(engine.wait_for_subscriber());
@@ -360,10 +360,10 @@ TEST(EngineSubscriberTest, StopReturnsWithinOneSecondWithNoTraffic) {
   EXPECT_EQ(sink.batch_count(), 0u);
 }
 
-TEST(EngineSubscriberTest, StopReturnsPromptlyWhenNoEngineListens) {
+TEST(RelayedEngineSubscriberTest, StopReturnsPromptlyWhenNoEngineListens) {
   zmq::context_t context;
   RecordingSink sink;
-  EngineSubscriberOptions options;
+  RelayedEngineSubscriberOptions options;
   options.endpoint = "tcp://127.0.0.1:1";  // nothing listens: ZMQ keeps retrying
   auto subscriber = start_subscriber(context, options, sink);
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -372,10 +372,10 @@ TEST(EngineSubscriberTest, StopReturnsPromptlyWhenNoEngineListens) {
   EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(1));
 }
 
-TEST(EngineSubscriberTest, StartOffsetsTheEndpointsByDpRank) {
+TEST(RelayedEngineSubscriberTest, StartOffsetsTheEndpointsByDpRank) {
   zmq::context_t context;
   RecordingSink sink;
-  EngineSubscriberOptions options;
+  RelayedEngineSubscriberOptions options;
   options.endpoint = "tcp://127.0.0.1:5557";
   options.replay_endpoint = "tcp://127.0.0.1:5558";
   options.dp_rank = 2;
@@ -384,13 +384,13 @@ TEST(EngineSubscriberTest, StartOffsetsTheEndpointsByDpRank) {
   EXPECT_EQ(subscriber->replay_endpoint(), "tcp://127.0.0.1:5560");
 }
 
-TEST(EngineSubscriberTest, StartRejectsAnEndpointWithoutPort) {
+TEST(RelayedEngineSubscriberTest, StartRejectsAnEndpointWithoutPort) {
   zmq::context_t context;
   RecordingSink sink;
-  EngineSubscriberOptions options;
+  RelayedEngineSubscriberOptions options;
   options.endpoint = "tcp://engine-host";
   options.dp_rank = 1;
-  auto subscriber = EngineSubscriber::start(context, options, sink);
+  auto subscriber = RelayedEngineSubscriber::start(context, options, sink);
   ASSERT_FALSE(subscriber.ok());
   EXPECT_EQ(subscriber.error().reason, "bad_endpoint");
 }

@@ -1,4 +1,4 @@
-#include "transport/zmq/engine_publisher.h"
+#include "transport/zmq/vllm_zmq_event_publisher.h"
 
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -29,17 +29,18 @@ void bump(std::atomic<uint64_t>& counter) { counter.fetch_add(1, std::memory_ord
 
 // One client's replies not yet handed to ZMQ, in order. A null batch is the end marker
 // of one request; several requests from the same identity queue up behind each other.
-struct EnginePublisher::PendingReplay {
+struct VllmZmqEventPublisher::PendingReplay {
   std::string identity;
   std::deque<std::shared_ptr<const Batch>> items;
 };
 
-Result<std::unique_ptr<EnginePublisher>> EnginePublisher::start(zmq::context_t& context,
-                                                                EnginePublisherOptions options) {
+Result<std::unique_ptr<VllmZmqEventPublisher>> VllmZmqEventPublisher::start(
+    zmq::context_t& context, VllmZmqEventPublisherOptions options) {
   if (options.max_queue == 0 || options.sndhwm < 0 || options.replay_sndhwm < 0) {
     return make_error("bad_option", "max_queue must be > 0 and high-water marks >= 0");
   }
-  std::unique_ptr<EnginePublisher> publisher(new EnginePublisher(context, std::move(options)));
+  std::unique_ptr<VllmZmqEventPublisher> publisher(
+      new VllmZmqEventPublisher(context, std::move(options)));
   Result<bool> bound = publisher->bind();
   if (!bound) return bound.error();
   publisher->thread_ = std::thread([p = publisher.get()] {
@@ -49,15 +50,16 @@ Result<std::unique_ptr<EnginePublisher>> EnginePublisher::start(zmq::context_t& 
   return publisher;
 }
 
-EnginePublisher::EnginePublisher(zmq::context_t& context, EnginePublisherOptions options)
+VllmZmqEventPublisher::VllmZmqEventPublisher(zmq::context_t& context,
+                                             VllmZmqEventPublisherOptions options)
     : context_(context), options_(std::move(options)) {}
 
-EnginePublisher::~EnginePublisher() {
+VllmZmqEventPublisher::~VllmZmqEventPublisher() {
   stop();
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
-Result<bool> EnginePublisher::bind() {
+Result<bool> VllmZmqEventPublisher::bind() {
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd_ < 0) return make_error("bind", std::string("eventfd: ") + std::strerror(errno));
   const std::string prefix = "tcp://" + options_.bind_host + ":";
@@ -85,7 +87,7 @@ Result<bool> EnginePublisher::bind() {
   return true;
 }
 
-Result<uint64_t> EnginePublisher::publish(std::vector<uint8_t> payload) {
+Result<uint64_t> VllmZmqEventPublisher::publish(std::vector<uint8_t> payload) {
   bool was_empty = false;
   uint64_t seq = 0;
   {
@@ -106,13 +108,13 @@ Result<uint64_t> EnginePublisher::publish(std::vector<uint8_t> payload) {
   return seq;
 }
 
-void EnginePublisher::wake() {
+void VllmZmqEventPublisher::wake() {
   const uint64_t one = 1;
   // Failure means the counter is already non-zero (EAGAIN): the thread is awake anyway.
   [[maybe_unused]] const ssize_t n = ::write(wake_fd_, &one, sizeof one);
 }
 
-void EnginePublisher::stop() {
+void VllmZmqEventPublisher::stop() {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
@@ -123,7 +125,7 @@ void EnginePublisher::stop() {
   }
 }
 
-void EnginePublisher::run() {
+void VllmZmqEventPublisher::run() {
   std::deque<Batch> batches;
   int timeout_ms = kIdlePollMs;
   for (;;) {
@@ -164,7 +166,7 @@ void EnginePublisher::run() {
   pub_.reset();
 }
 
-void EnginePublisher::send_live(std::deque<Batch>& batches) {
+void VllmZmqEventPublisher::send_live(std::deque<Batch>& batches) {
   const zmq::const_buffer topic = zmq::buffer(options_.topic);
   for (Batch& batch : batches) {
     const auto seq = encode_seq_frame(batch.seq);
@@ -183,7 +185,7 @@ void EnginePublisher::send_live(std::deque<Batch>& batches) {
   batches.clear();
 }
 
-void EnginePublisher::read_requests() {
+void VllmZmqEventPublisher::read_requests() {
   std::vector<zmq::message_t> frames;
   for (size_t i = 0; i < kRequestsPerTurn; ++i) {
     frames.clear();
@@ -225,7 +227,7 @@ void EnginePublisher::read_requests() {
   }
 }
 
-bool EnginePublisher::send_replies() {
+bool VllmZmqEventPublisher::send_replies() {
   static constexpr std::array<uint8_t, 0> kEmpty{};
   const auto end_seq = encode_seq_frame(kReplayEndSeq);
   bool blocked = false;

@@ -20,15 +20,15 @@
 #include "core/pipeline/router_event_sink.h"
 #include "transport/metrics/metrics_registry.h"
 #include "transport/nats/outbox.h"
-#include "transport/zmq/engine_subscriber.h"
+#include "transport/zmq/relayed_engine_subscriber.h"
 
 namespace kvmock {
 
-class EngineRelay : public EngineStreamSink {
+class RelayedEngine : public RelayedEngineStreamSink {
  public:
-  EngineRelay(const RelayConfig& config, zmq::context_t& context, RouterEventSink& pipeline,
-              Outbox& outbox, MetricsRegistry& metrics);
-  ~EngineRelay() override;
+  RelayedEngine(const RelayConfig& config, zmq::context_t& context, RouterEventSink& pipeline,
+                Outbox& outbox, MetricsRegistry& metrics);
+  ~RelayedEngine() override;
 
   // Starts one subscriber per dp rank. Error on a bad endpoint.
   Result<bool> start();
@@ -41,7 +41,7 @@ class EngineRelay : public EngineStreamSink {
 
   uint64_t decode_errors() const { return decode_errors_total_.load(); }
   const ConversionCounters& conversion() const { return conversion_; }
-  std::vector<const EngineSubscriberCounters*> subscriber_counters() const;
+  std::vector<const RelayedEngineSubscriberCounters*> subscriber_counters() const;
 
  private:
   void register_metrics(MetricsRegistry& metrics);
@@ -51,7 +51,7 @@ class EngineRelay : public EngineStreamSink {
   RouterEventSink& pipeline_;
   Outbox& outbox_;
   std::atomic<bool> stopping_{false};
-  std::vector<std::unique_ptr<EngineSubscriber>> subscribers_;
+  std::vector<std::unique_ptr<RelayedEngineSubscriber>> subscribers_;
   std::mutex mutex_;  // guards conversion_ (one thread per rank may convert)
   ConversionCounters conversion_;
   std::atomic<uint64_t> decode_errors_total_{0};

@@ -18,7 +18,7 @@
 #include <zmq_addon.hpp>
 
 #include "tests/support/zmq_test_support.h"
-#include "transport/zmq/engine_subscriber.h"
+#include "transport/zmq/relayed_engine_subscriber.h"
 #include "transport/zmq/seq_frame.h"
 
 namespace kvmock {
@@ -30,11 +30,11 @@ using testing::RawEngine;
 using testing::RecordingSink;
 using testing::wait_until;
 
-std::unique_ptr<EngineSubscriber> start_subscriber(zmq::context_t& context,
-                                                   EngineSubscriberOptions options,
-                                                   EngineStreamSink& sink) {
-  Result<std::unique_ptr<EngineSubscriber>> subscriber =
-      EngineSubscriber::start(context, std::move(options), sink);
+std::unique_ptr<RelayedEngineSubscriber> start_subscriber(zmq::context_t& context,
+                                                          RelayedEngineSubscriberOptions options,
+                                                          RelayedEngineStreamSink& sink) {
+  Result<std::unique_ptr<RelayedEngineSubscriber>> subscriber =
+      RelayedEngineSubscriber::start(context, std::move(options), sink);
   EXPECT_TRUE(subscriber.ok()) << subscriber.error().message;
   return std::move(subscriber).value();
 }
@@ -118,11 +118,12 @@ class ReconnectingEngine {
   std::string endpoint_;
 };
 
-TEST(EngineSubscriberLimitsTest, AWildSeqThenTheStreamCarryingOnIsACorruptedDropNotARestart) {
+TEST(RelayedEngineSubscriberLimitsTest,
+     AWildSeqThenTheStreamCarryingOnIsACorruptedDropNotARestart) {
   zmq::context_t context;
   RawEngine engine(context);
   RecordingSink sink;
-  EngineSubscriberOptions options;
+  RelayedEngineSubscriberOptions options;
   options.endpoint = engine.endpoint();
   std::vector<std::string> lines;
   std::mutex lines_mutex;
@@ -156,11 +157,12 @@ TEST(EngineSubscriberLimitsTest, AWildSeqThenTheStreamCarryingOnIsACorruptedDrop
   EXPECT_NE(lines[0].find("implausible seq 1099511627781"), std::string::npos) << lines[0];
 }
 
-TEST(EngineSubscriberLimitsTest, AMessageOverMaxMessageBytesIsRefusedCountedAndTheStreamResumes) {
+TEST(RelayedEngineSubscriberLimitsTest,
+     AMessageOverMaxMessageBytesIsRefusedCountedAndTheStreamResumes) {
   zmq::context_t context;
   ReconnectingEngine engine(context);
   RecordingSink sink;
-  EngineSubscriberOptions options;
+  RelayedEngineSubscriberOptions options;
   options.endpoint = engine.endpoint();
   options.max_message_bytes = 64 * 1024;
   std::atomic<int> disconnect_lines{0};
@@ -192,7 +194,7 @@ TEST(EngineSubscriberLimitsTest, AMessageOverMaxMessageBytesIsRefusedCountedAndT
 }
 
 // Counts without keeping the payloads (a RecordingSink would add them to the RSS).
-struct CountingSink : EngineStreamSink {
+struct CountingSink : RelayedEngineStreamSink {
   void on_batch(uint32_t, uint64_t seq, std::span<const uint8_t>, bool) override {
     last_seq = seq;
     ++batches;
@@ -267,7 +269,7 @@ uint64_t env_or(const char* name, uint64_t fallback) {
   return value != nullptr ? std::strtoull(value, nullptr, 10) : fallback;
 }
 
-TEST(EngineSubscriberLimitsTest, BytesBufferedWhileTheDownstreamIsFullAreBounded) {
+TEST(RelayedEngineSubscriberLimitsTest, BytesBufferedWhileTheDownstreamIsFullAreBounded) {
   const uint64_t kFrames = env_or("KVMOCK_FLOOD_FRAMES", 300);
   const uint64_t budget = env_or("KVMOCK_FLOOD_BUFFERED_BYTES", 16 << 20);
   int up[2];
@@ -290,7 +292,7 @@ TEST(EngineSubscriberLimitsTest, BytesBufferedWhileTheDownstreamIsFullAreBounded
   CountingSink sink;
   std::atomic<bool> room{true};
   std::atomic<int> waits{0};
-  EngineSubscriberOptions options;
+  RelayedEngineSubscriberOptions options;
   options.endpoint = endpoint;
   options.max_message_bytes = 2 << 20;
   options.max_buffered_bytes = budget;  // 8 messages by default
@@ -338,14 +340,14 @@ TEST(EngineSubscriberLimitsTest, BytesBufferedWhileTheDownstreamIsFullAreBounded
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
 
-TEST(EngineSubscriberLimitsTest, RcvhwmIsTheByteBudgetInMaximumSizedMessages) {
+TEST(RelayedEngineSubscriberLimitsTest, RcvhwmIsTheByteBudgetInMaximumSizedMessages) {
   EXPECT_EQ(subscriber_rcvhwm(256u << 20, 4 << 20), 64);
   EXPECT_EQ(subscriber_rcvhwm(1 << 20, 4 << 20), 1);
   EXPECT_EQ(subscriber_rcvhwm(uint64_t{1} << 62, 1024), INT_MAX);
   EXPECT_EQ(subscriber_rcvhwm(1 << 20, 0), 1000);
 }
 
-TEST(EngineSubscriberLimitsTest, AReplayEndpointPausesAfterTwoFailuresInARow) {
+TEST(RelayedEngineSubscriberLimitsTest, AReplayEndpointPausesAfterTwoFailuresInARow) {
   EXPECT_EQ(replay_pause_ms(0), 0);
   EXPECT_EQ(replay_pause_ms(1), 0);
   EXPECT_EQ(replay_pause_ms(2), 1000);
@@ -357,12 +359,12 @@ TEST(EngineSubscriberLimitsTest, AReplayEndpointPausesAfterTwoFailuresInARow) {
   EXPECT_EQ(subscriber_drop_reason(SubscriberDrop::kCorruptedSeq), "corrupted_seq");
 }
 
-TEST(EngineSubscriberLimitsTest, ASilentReplayEndpointDoesNotStallTheLiveStreamForEveryGap) {
+TEST(RelayedEngineSubscriberLimitsTest, ASilentReplayEndpointDoesNotStallTheLiveStreamForEveryGap) {
   zmq::context_t context;
   ReplayStub silent(context, {});
   RawEngine engine(context);
   RecordingSink sink;
-  EngineSubscriberOptions options;
+  RelayedEngineSubscriberOptions options;
   options.endpoint = engine.endpoint();
   options.replay_endpoint = silent.endpoint();
   options.replay_timeout_ms = 300;
@@ -387,13 +389,13 @@ TEST(EngineSubscriberLimitsTest, ASilentReplayEndpointDoesNotStallTheLiveStreamF
   EXPECT_LT(took, std::chrono::milliseconds(10 * 300));
 }
 
-TEST(EngineSubscriberLimitsTest, AGarbageReplayAnswerIsCountedAsABadAnswer) {
+TEST(RelayedEngineSubscriberLimitsTest, AGarbageReplayAnswerIsCountedAsABadAnswer) {
   zmq::context_t context;
   // A random-looking seq far past the gap and a payload that is not msgpack.
   ReplayStub garbage(context, {{}, {0x9c, 0x41, 0x07, 0xe2, 0x55, 0x10, 0xaa, 0x3b}, {1, 2, 3}});
   RawEngine engine(context);
   RecordingSink sink;
-  EngineSubscriberOptions options;
+  RelayedEngineSubscriberOptions options;
   options.endpoint = engine.endpoint();
   options.replay_endpoint = garbage.endpoint();
   std::vector<std::string> lines;

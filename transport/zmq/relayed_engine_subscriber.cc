@@ -1,4 +1,4 @@
-#include "transport/zmq/engine_subscriber.h"
+#include "transport/zmq/relayed_engine_subscriber.h"
 
 #include <algorithm>
 #include <chrono>
@@ -100,15 +100,15 @@ int replay_pause_ms(uint32_t failures_in_row) {
   return std::min(kReplayPauseBaseMs << exponent, kReplayPauseCeilingMs);
 }
 
-Result<std::unique_ptr<EngineSubscriber>> EngineSubscriber::start(zmq::context_t& context,
-                                                                  EngineSubscriberOptions options,
-                                                                  EngineStreamSink& sink) {
+Result<std::unique_ptr<RelayedEngineSubscriber>> RelayedEngineSubscriber::start(
+    zmq::context_t& context, RelayedEngineSubscriberOptions options,
+    RelayedEngineStreamSink& sink) {
   if (options.endpoint.empty()) return make_error("bad_endpoint", "engine endpoint is empty");
   Result<std::string> endpoint = offset_endpoint_port(options.endpoint, options.dp_rank);
   if (!endpoint) return endpoint.error();
   Result<std::string> replay = offset_endpoint_port(options.replay_endpoint, options.dp_rank);
   if (!replay) return replay.error();
-  std::unique_ptr<EngineSubscriber> subscriber(new EngineSubscriber(
+  std::unique_ptr<RelayedEngineSubscriber> subscriber(new RelayedEngineSubscriber(
       context, std::move(options), sink, std::move(*endpoint), std::move(*replay)));
   subscriber->thread_ = std::thread([s = subscriber.get()] {
     name_this_thread("kvmock-relay-" + std::to_string(s->options_.dp_rank));
@@ -117,9 +117,10 @@ Result<std::unique_ptr<EngineSubscriber>> EngineSubscriber::start(zmq::context_t
   return subscriber;
 }
 
-EngineSubscriber::EngineSubscriber(zmq::context_t& context, EngineSubscriberOptions options,
-                                   EngineStreamSink& sink, std::string endpoint,
-                                   std::string replay_endpoint)
+RelayedEngineSubscriber::RelayedEngineSubscriber(zmq::context_t& context,
+                                                 RelayedEngineSubscriberOptions options,
+                                                 RelayedEngineStreamSink& sink,
+                                                 std::string endpoint, std::string replay_endpoint)
     : context_(context),
       options_(std::move(options)),
       sink_(sink),
@@ -127,9 +128,9 @@ EngineSubscriber::EngineSubscriber(zmq::context_t& context, EngineSubscriberOpti
       replay_endpoint_(std::move(replay_endpoint)),
       tracker_(options_.max_gap) {}
 
-EngineSubscriber::~EngineSubscriber() { stop(); }
+RelayedEngineSubscriber::~RelayedEngineSubscriber() { stop(); }
 
-void EngineSubscriber::stop() {
+void RelayedEngineSubscriber::stop() {
   {
     std::lock_guard lock(stop_mutex_);
     stopping_.store(true, std::memory_order_relaxed);
@@ -138,7 +139,7 @@ void EngineSubscriber::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void EngineSubscriber::open_socket() {
+void RelayedEngineSubscriber::open_socket() {
   monitor_.reset();
   socket_.reset();  // closes the old socket first (linger 0)
   auto socket = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::sub);
@@ -164,7 +165,7 @@ void EngineSubscriber::open_socket() {
   socket_ = std::move(socket);
 }
 
-void EngineSubscriber::run() {
+void RelayedEngineSubscriber::run() {
   while (!stopping_.load(std::memory_order_relaxed)) {
     try {
       if (!socket_) open_socket();
@@ -178,7 +179,7 @@ void EngineSubscriber::run() {
   socket_.reset();
 }
 
-void EngineSubscriber::poll_once() {
+void RelayedEngineSubscriber::poll_once() {
   std::array<zmq::pollitem_t, 2> items = {
       zmq::pollitem_t{socket_->handle(), 0, ZMQ_POLLIN, 0},
       zmq::pollitem_t{monitor_ ? monitor_->handle() : nullptr, 0, ZMQ_POLLIN, 0}};
@@ -206,7 +207,7 @@ void EngineSubscriber::poll_once() {
   }
 }
 
-void EngineSubscriber::drain_monitor() {
+void RelayedEngineSubscriber::drain_monitor() {
   std::vector<zmq::message_t> frames;
   for (int i = 0; i < kMessagesPerPoll; ++i) {
     frames.clear();
@@ -225,7 +226,7 @@ void EngineSubscriber::drain_monitor() {
   }
 }
 
-void EngineSubscriber::on_receive_error(const char* what) {
+void RelayedEngineSubscriber::on_receive_error(const char* what) {
   bump(counters_.receive_errors);
   ++consecutive_errors_;
   log(kLogError, "receive error on " + endpoint_ + ": " + what);
@@ -242,13 +243,13 @@ void EngineSubscriber::on_receive_error(const char* what) {
   sleep_unless_stopped(subscriber_backoff_ms(std::max<uint32_t>(consecutive_errors_, 1)));
 }
 
-void EngineSubscriber::sleep_unless_stopped(int ms) {
+void RelayedEngineSubscriber::sleep_unless_stopped(int ms) {
   std::unique_lock lock(stop_mutex_);
   stop_cv_.wait_for(lock, std::chrono::milliseconds(ms),
                     [this] { return stopping_.load(std::memory_order_relaxed); });
 }
 
-void EngineSubscriber::handle_message(std::vector<zmq::message_t>& frames) {
+void RelayedEngineSubscriber::handle_message(std::vector<zmq::message_t>& frames) {
   bump(counters_.messages);
   bump(counters_.frames, frames.size());
   if (frames.size() != 3) {
@@ -267,7 +268,7 @@ void EngineSubscriber::handle_message(std::vector<zmq::message_t>& frames) {
   accept(*seq, bytes(frames[2]));
 }
 
-void EngineSubscriber::accept(uint64_t seq, std::span<const uint8_t> payload) {
+void RelayedEngineSubscriber::accept(uint64_t seq, std::span<const uint8_t> payload) {
   const uint32_t rank = options_.dp_rank;
   const uint64_t previous = tracker_.last_seq();
   const std::optional<uint64_t> held = tracker_.held_seq();
@@ -308,12 +309,12 @@ void EngineSubscriber::accept(uint64_t seq, std::span<const uint8_t> payload) {
   }
 }
 
-void EngineSubscriber::deliver(uint64_t seq, std::span<const uint8_t> payload) {
+void RelayedEngineSubscriber::deliver(uint64_t seq, std::span<const uint8_t> payload) {
   bump(counters_.batches);
   sink_.on_batch(options_.dp_rank, seq, payload, false);
 }
 
-void EngineSubscriber::heal_gap(uint64_t first_seq, uint64_t gap_seq) {
+void RelayedEngineSubscriber::heal_gap(uint64_t first_seq, uint64_t gap_seq) {
   bump(counters_.gaps);
   const uint64_t wanted = gap_seq - first_seq;
   uint64_t recovered = 0;
@@ -338,8 +339,8 @@ void EngineSubscriber::heal_gap(uint64_t first_seq, uint64_t gap_seq) {
   }
 }
 
-std::optional<ReplayFailure> EngineSubscriber::replay(uint64_t first_seq, uint64_t gap_seq,
-                                                      uint64_t& recovered) {
+std::optional<ReplayFailure> RelayedEngineSubscriber::replay(uint64_t first_seq, uint64_t gap_seq,
+                                                             uint64_t& recovered) {
   bump(counters_.replays_requested);
   ReplayRequest request;
   request.endpoint = replay_endpoint_;
@@ -383,7 +384,7 @@ std::optional<ReplayFailure> EngineSubscriber::replay(uint64_t first_seq, uint64
   return ReplayFailure::kTimeout;
 }
 
-void EngineSubscriber::note_replay_outcome(bool failed) {
+void RelayedEngineSubscriber::note_replay_outcome(bool failed) {
   if (!failed) {
     replay_failures_in_row_ = 0;
     return;
@@ -398,7 +399,7 @@ void EngineSubscriber::note_replay_outcome(bool failed) {
                      " ms (gaps meanwhile are counted as missing)");
 }
 
-void EngineSubscriber::log(int kind, const std::string& message) {
+void RelayedEngineSubscriber::log(int kind, const std::string& message) {
   const int64_t now = steady_ms();
   if (last_log_ms_[kind] != 0 && now - last_log_ms_[kind] < kLogIntervalMs) {
     ++suppressed_logs_[kind];

@@ -1,12 +1,12 @@
-#include "daemon/engine_relay.h"
+#include "daemon/relayed_engine.h"
 
 #include "core/events/engine_payload_codec.h"
 #include "transport/log/logger.h"
 
 namespace kvmock {
 
-EngineRelay::EngineRelay(const RelayConfig& config, zmq::context_t& context,
-                         RouterEventSink& pipeline, Outbox& outbox, MetricsRegistry& metrics)
+RelayedEngine::RelayedEngine(const RelayConfig& config, zmq::context_t& context,
+                             RouterEventSink& pipeline, Outbox& outbox, MetricsRegistry& metrics)
     : config_(config),
       context_(context),
       pipeline_(pipeline),
@@ -14,11 +14,11 @@ EngineRelay::EngineRelay(const RelayConfig& config, zmq::context_t& context,
       labels_{{"relay", config.endpoint}, {"worker_id", std::to_string(config.worker_id)}},
       metrics_(metrics) {}
 
-EngineRelay::~EngineRelay() { stop(); }
+RelayedEngine::~RelayedEngine() { stop(); }
 
-Result<bool> EngineRelay::start() {
+Result<bool> RelayedEngine::start() {
   for (uint32_t rank = 0; rank < std::max<uint32_t>(1, config_.dp_size); ++rank) {
-    EngineSubscriberOptions options;
+    RelayedEngineSubscriberOptions options;
     options.endpoint = config_.endpoint;
     options.replay_endpoint = config_.replay_endpoint;
     options.dp_rank = rank;
@@ -38,7 +38,7 @@ Result<bool> EngineRelay::start() {
       Logger::instance().log_limited(LogSeverity::kWarn,
                                      component + std::string(line.substr(0, 24)), component, line);
     };
-    auto subscriber = EngineSubscriber::start(context_, options, *this);
+    auto subscriber = RelayedEngineSubscriber::start(context_, options, *this);
     if (!subscriber) {
       stop();
       return make_error(subscriber.error().reason,
@@ -53,12 +53,13 @@ Result<bool> EngineRelay::start() {
   return true;
 }
 
-void EngineRelay::stop() {
+void RelayedEngine::stop() {
   stopping_ = true;
   for (auto& subscriber : subscribers_) subscriber->stop();
 }
 
-void EngineRelay::on_batch(uint32_t dp_rank, uint64_t seq, std::span<const uint8_t> payload, bool) {
+void RelayedEngine::on_batch(uint32_t dp_rank, uint64_t seq, std::span<const uint8_t> payload,
+                             bool) {
   auto batch = decode_engine_payload(payload);
   if (!batch) {
     decode_errors_total_.fetch_add(1, std::memory_order_relaxed);
@@ -101,20 +102,20 @@ void EngineRelay::on_batch(uint32_t dp_rank, uint64_t seq, std::span<const uint8
   pipeline_.update_load(ActiveLoad{config_.worker_id, rank, blocks, std::nullopt, blocks});
 }
 
-void EngineRelay::on_restart(uint32_t dp_rank) {
+void RelayedEngine::on_restart(uint32_t dp_rank) {
   log_warn("relay", config_.endpoint + " rank " + std::to_string(dp_rank) +
                         " restarted (sequence went backwards): publishing Cleared");
   pipeline_.publish_cleared(config_.worker_id, dp_rank);
   pipeline_.update_load(ActiveLoad{config_.worker_id, dp_rank, 0, std::nullopt, 0});
 }
 
-std::vector<const EngineSubscriberCounters*> EngineRelay::subscriber_counters() const {
-  std::vector<const EngineSubscriberCounters*> counters;
+std::vector<const RelayedEngineSubscriberCounters*> RelayedEngine::subscriber_counters() const {
+  std::vector<const RelayedEngineSubscriberCounters*> counters;
   for (const auto& s : subscribers_) counters.push_back(&s->counters());
   return counters;
 }
 
-void EngineRelay::register_metrics(MetricsRegistry& metrics) {
+void RelayedEngine::register_metrics(MetricsRegistry& metrics) {
   auto sum = [this](auto field) {
     return [this, field] {
       double total = 0;
@@ -125,7 +126,7 @@ void EngineRelay::register_metrics(MetricsRegistry& metrics) {
   struct Series {
     const char* name;
     const char* help;
-    std::function<uint64_t(const EngineSubscriberCounters&)> read;
+    std::function<uint64_t(const RelayedEngineSubscriberCounters&)> read;
   };
   const Series series[] = {
       {"kvmock_relay_frames_total", "ZMQ frames received from the engine.",
@@ -155,7 +156,7 @@ void EngineRelay::register_metrics(MetricsRegistry& metrics) {
                         std::string(subscriber_drop_reason(static_cast<SubscriberDrop>(r))));
     metrics.counter_callback(
         "kvmock_relay_dropped_messages_total", "Malformed ZMQ messages dropped.", labels,
-        sum([r](const EngineSubscriberCounters& c) { return c.dropped[r].load(); }));
+        sum([r](const RelayedEngineSubscriberCounters& c) { return c.dropped[r].load(); }));
   }
   for (size_t r = 0; r < kReplayFailureReasons; ++r) {
     MetricLabels labels = labels_;
@@ -164,7 +165,7 @@ void EngineRelay::register_metrics(MetricsRegistry& metrics) {
     metrics.counter_callback(
         "kvmock_relay_replay_failures_total", "Sequence gaps replay did not fully heal, by reason.",
         labels,
-        sum([r](const EngineSubscriberCounters& c) { return c.replay_failures[r].load(); }));
+        sum([r](const RelayedEngineSubscriberCounters& c) { return c.replay_failures[r].load(); }));
   }
   metrics.counter_callback("kvmock_relay_events_in_total", "Engine events decoded.", labels_,
                            [this] { return static_cast<double>(events_in_.load()); });

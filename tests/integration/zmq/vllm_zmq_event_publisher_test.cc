@@ -1,4 +1,4 @@
-#include "transport/zmq/engine_publisher.h"
+#include "transport/zmq/vllm_zmq_event_publisher.h"
 
 #include <gtest/gtest.h>
 
@@ -15,18 +15,19 @@ namespace {
 using testing::payload_for;
 using testing::wait_until;
 
-std::unique_ptr<EnginePublisher> start_publisher(zmq::context_t& context,
-                                                 EnginePublisherOptions options) {
+std::unique_ptr<VllmZmqEventPublisher> start_publisher(zmq::context_t& context,
+                                                       VllmZmqEventPublisherOptions options) {
   options.bind_host = "127.0.0.1";
-  Result<std::unique_ptr<EnginePublisher>> publisher =
-      EnginePublisher::start(context, std::move(options));
+  Result<std::unique_ptr<VllmZmqEventPublisher>> publisher =
+      VllmZmqEventPublisher::start(context, std::move(options));
   EXPECT_TRUE(publisher.ok()) << publisher.error().message;
   return std::move(publisher).value();
 }
 
-std::unique_ptr<EnginePublisher> start_with_batches(zmq::context_t& context,
-                                                    EnginePublisherOptions options, uint64_t count,
-                                                    size_t payload_size = 16) {
+std::unique_ptr<VllmZmqEventPublisher> start_with_batches(zmq::context_t& context,
+                                                          VllmZmqEventPublisherOptions options,
+                                                          uint64_t count,
+                                                          size_t payload_size = 16) {
   auto publisher = start_publisher(context, std::move(options));
   for (uint64_t seq = 0; seq < count; ++seq) {
     EXPECT_EQ(*publisher->publish(payload_for(seq, payload_size)), seq);
@@ -78,9 +79,9 @@ void ask_replay(zmq::socket_t& dealer, uint64_t start_seq, bool delimiter = true
   }
 }
 
-TEST(EnginePublisherTest, LiveFramesAreTopicSeqFromZeroAndPayload) {
+TEST(VllmZmqEventPublisherTest, LiveFramesAreTopicSeqFromZeroAndPayload) {
   zmq::context_t context;
-  EnginePublisherOptions options;
+  VllmZmqEventPublisherOptions options;
   options.topic = "kv@pod@m";
   auto publisher = start_publisher(context, options);
   zmq::socket_t sub(context, zmq::socket_type::sub);
@@ -112,9 +113,9 @@ TEST(EnginePublisherTest, LiveFramesAreTopicSeqFromZeroAndPayload) {
   }
 }
 
-TEST(EnginePublisherTest, PortZeroBindsAnEphemeralPortAndReportsIt) {
+TEST(VllmZmqEventPublisherTest, PortZeroBindsAnEphemeralPortAndReportsIt) {
   zmq::context_t context;
-  EnginePublisherOptions options;
+  VllmZmqEventPublisherOptions options;
   options.replay_port = 0;
   auto publisher = start_publisher(context, options);
   EXPECT_TRUE(publisher->endpoint().starts_with("tcp://127.0.0.1:"));
@@ -123,19 +124,19 @@ TEST(EnginePublisherTest, PortZeroBindsAnEphemeralPortAndReportsIt) {
   EXPECT_NE(publisher->endpoint(), publisher->replay_endpoint());
 }
 
-TEST(EnginePublisherTest, BindingAPortInUseIsAnError) {
+TEST(VllmZmqEventPublisherTest, BindingAPortInUseIsAnError) {
   zmq::context_t context;
   auto first = start_publisher(context, {});
   const std::string port = first->endpoint().substr(first->endpoint().rfind(':') + 1);
-  EnginePublisherOptions options;
+  VllmZmqEventPublisherOptions options;
   options.bind_host = "127.0.0.1";
   options.port = static_cast<uint16_t>(std::stoi(port));
-  auto second = EnginePublisher::start(context, options);
+  auto second = VllmZmqEventPublisher::start(context, options);
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.error().reason, "bind");
 }
 
-TEST(EnginePublisherTest, NoReplaySocketUnlessAReplayPortIsGiven) {
+TEST(VllmZmqEventPublisherTest, NoReplaySocketUnlessAReplayPortIsGiven) {
   zmq::context_t context;
   auto publisher = start_publisher(context, {});
   EXPECT_EQ(publisher->replay_endpoint(), "");
@@ -143,7 +144,7 @@ TEST(EnginePublisherTest, NoReplaySocketUnlessAReplayPortIsGiven) {
 
 void expect_replay_layout(bool topic_frame) {
   zmq::context_t context;
-  EnginePublisherOptions options;
+  VllmZmqEventPublisherOptions options;
   options.replay_port = 0;
   options.topic = "kv";
   options.replay_topic_frame = topic_frame;
@@ -175,15 +176,17 @@ void expect_replay_layout(bool topic_frame) {
   EXPECT_TRUE(wait_until([&] { return publisher->counters().replay_ends_sent == 1; }));
 }
 
-TEST(EnginePublisherTest, ReplayRepliesCarryTheTopicFrameByDefault) { expect_replay_layout(true); }
+TEST(VllmZmqEventPublisherTest, ReplayRepliesCarryTheTopicFrameByDefault) {
+  expect_replay_layout(true);
+}
 
-TEST(EnginePublisherTest, ReplayRepliesOmitTheTopicFrameInTheOldLayout) {
+TEST(VllmZmqEventPublisherTest, ReplayRepliesOmitTheTopicFrameInTheOldLayout) {
   expect_replay_layout(false);
 }
 
-TEST(EnginePublisherTest, ReplayFromBeforeTheRingSendsWhatIsRetained) {
+TEST(VllmZmqEventPublisherTest, ReplayFromBeforeTheRingSendsWhatIsRetained) {
   zmq::context_t context;
-  EnginePublisherOptions options;
+  VllmZmqEventPublisherOptions options;
   options.replay_port = 0;
   options.buffer_steps = 4;
   auto publisher = start_with_batches(context, options, 10);
@@ -199,9 +202,9 @@ TEST(EnginePublisherTest, ReplayFromBeforeTheRingSendsWhatIsRetained) {
   EXPECT_EQ(seq_of(end[2]), kReplayEndSeq);
 }
 
-TEST(EnginePublisherTest, ReplayPastTheNewestBatchSendsOnlyTheEndMarker) {
+TEST(VllmZmqEventPublisherTest, ReplayPastTheNewestBatchSendsOnlyTheEndMarker) {
   zmq::context_t context;
-  EnginePublisherOptions options;
+  VllmZmqEventPublisherOptions options;
   options.replay_port = 0;
   auto publisher = start_with_batches(context, options, 3);
   auto dealer = dealer_to(context, publisher->replay_endpoint());
@@ -211,9 +214,9 @@ TEST(EnginePublisherTest, ReplayPastTheNewestBatchSendsOnlyTheEndMarker) {
   EXPECT_EQ(seq_of(end[2]), kReplayEndSeq);
 }
 
-TEST(EnginePublisherTest, RequestWithoutDelimiterIsAnsweredToo) {
+TEST(VllmZmqEventPublisherTest, RequestWithoutDelimiterIsAnsweredToo) {
   zmq::context_t context;
-  EnginePublisherOptions options;
+  VllmZmqEventPublisherOptions options;
   options.replay_port = 0;
   auto publisher = start_with_batches(context, options, 2);
   auto dealer = dealer_to(context, publisher->replay_endpoint());
@@ -226,9 +229,9 @@ TEST(EnginePublisherTest, RequestWithoutDelimiterIsAnsweredToo) {
   EXPECT_EQ(seq_of(end[2]), kReplayEndSeq);
 }
 
-TEST(EnginePublisherTest, MalformedReplayRequestsAreIgnoredAndCounted) {
+TEST(VllmZmqEventPublisherTest, MalformedReplayRequestsAreIgnoredAndCounted) {
   zmq::context_t context;
-  EnginePublisherOptions options;
+  VllmZmqEventPublisherOptions options;
   options.replay_port = 0;
   auto publisher = start_with_batches(context, options, 2);
   auto dealer = dealer_to(context, publisher->replay_endpoint());
@@ -266,9 +269,9 @@ void read_replay_slowly(zmq::socket_t& dealer, uint64_t count, size_t payload_si
   EXPECT_EQ(end[3].size(), 0u);
 }
 
-TEST(EnginePublisherTest, SlowReplayReaderGetsEveryBatchAndTheEndMarker) {
+TEST(VllmZmqEventPublisherTest, SlowReplayReaderGetsEveryBatchAndTheEndMarker) {
   zmq::context_t context;
-  EnginePublisherOptions options;
+  VllmZmqEventPublisherOptions options;
   options.replay_port = 0;
   auto publisher = start_with_batches(context, options, 10000, 1024);
   auto dealer = dealer_to(context, publisher->replay_endpoint());
@@ -280,9 +283,9 @@ TEST(EnginePublisherTest, SlowReplayReaderGetsEveryBatchAndTheEndMarker) {
 
 // With small high-water marks and kernel buffers the ROUTER really hits EAGAIN: the
 // replies must wait in the publisher's queue, and live publishing must go on meanwhile.
-TEST(EnginePublisherTest, BlockedReplayKeepsItsRepliesAndDoesNotStallLivePublishing) {
+TEST(VllmZmqEventPublisherTest, BlockedReplayKeepsItsRepliesAndDoesNotStallLivePublishing) {
   zmq::context_t context;
-  EnginePublisherOptions options;
+  VllmZmqEventPublisherOptions options;
   options.replay_port = 0;
   options.replay_sndhwm = 50;
   auto publisher = start_with_batches(context, options, 10000, 4096);
@@ -305,9 +308,9 @@ TEST(EnginePublisherTest, BlockedReplayKeepsItsRepliesAndDoesNotStallLivePublish
   EXPECT_EQ(publisher->counters().replay_clients_dropped, 0u);
 }
 
-TEST(EnginePublisherTest, ClientThatDisconnectsMidReplayIsDroppedAndCounted) {
+TEST(VllmZmqEventPublisherTest, ClientThatDisconnectsMidReplayIsDroppedAndCounted) {
   zmq::context_t context;
-  EnginePublisherOptions options;
+  VllmZmqEventPublisherOptions options;
   options.replay_port = 0;
   options.replay_sndhwm = 10;
   auto publisher = start_with_batches(context, options, 5000, 4096);
@@ -324,7 +327,7 @@ TEST(EnginePublisherTest, ClientThatDisconnectsMidReplayIsDroppedAndCounted) {
   EXPECT_LT(publisher->counters().replay_batches_sent, 5000u);
 }
 
-TEST(EnginePublisherTest, PublishAfterStopIsAnError) {
+TEST(VllmZmqEventPublisherTest, PublishAfterStopIsAnError) {
   zmq::context_t context;
   auto publisher = start_publisher(context, {});
   const auto started = std::chrono::steady_clock::now();

@@ -1,4 +1,4 @@
-#include "daemon/engine_format_output.h"
+#include "daemon/vllm_zmq_event_output.h"
 
 #include <chrono>
 
@@ -21,27 +21,27 @@ EngineHashEncoding hash_encoding(HashEncoding encoding) {
 
 }  // namespace
 
-Result<std::unique_ptr<EngineFormatOutput>> EngineFormatOutput::start(zmq::context_t& context,
+Result<std::unique_ptr<VllmZmqEventOutput>> VllmZmqEventOutput::start(zmq::context_t& context,
                                                                       const ZmqEventsConfig& config,
                                                                       uint32_t block_size,
                                                                       DpRank rank, uint16_t port,
                                                                       uint16_t replay_port) {
-  EnginePublisherOptions options;
+  VllmZmqEventPublisherOptions options;
   options.bind_host = config.bind_host;
   options.port = port;
   if (config.replay_base_port != 0) options.replay_port = replay_port;
   options.topic = config.topic;
-  auto publisher = EnginePublisher::start(context, options);
+  auto publisher = VllmZmqEventPublisher::start(context, options);
   if (!publisher) return publisher.error();
   EngineEventBuilderOptions builder;
   builder.block_size = block_size;
   builder.encoding = config.encoding == ZmqEncoding::kMap ? EngineEventEncoding::kMap
                                                           : EngineEventEncoding::kPositional;
-  return std::unique_ptr<EngineFormatOutput>(new EngineFormatOutput(
+  return std::unique_ptr<VllmZmqEventOutput>(new VllmZmqEventOutput(
       std::move(*publisher), builder, hash_encoding(config.hash_encoding), rank));
 }
 
-EngineFormatOutput::EngineFormatOutput(std::unique_ptr<EnginePublisher> publisher,
+VllmZmqEventOutput::VllmZmqEventOutput(std::unique_ptr<VllmZmqEventPublisher> publisher,
                                        EngineEventBuilderOptions options, EngineHashEncoding hashes,
                                        DpRank rank)
     : publisher_(std::move(publisher)),
@@ -49,17 +49,17 @@ EngineFormatOutput::EngineFormatOutput(std::unique_ptr<EnginePublisher> publishe
       encode_options_{options.encoding, hashes},
       rank_(rank) {}
 
-void EngineFormatOutput::on_request(RequestId id, const GenerationRequest& request) {
+void VllmZmqEventOutput::on_request(RequestId id, const GenerationRequest& request) {
   builder_.add_request(id, request.prompt, request.lora_name, request.cache_salt);
 }
 
-void EngineFormatOutput::on_tokens(RequestId id, const std::vector<TokenId>& tokens) {
+void VllmZmqEventOutput::on_tokens(RequestId id, const std::vector<TokenId>& tokens) {
   builder_.append_tokens(id, tokens);
 }
 
-void EngineFormatOutput::on_request_done(RequestId id) { builder_.remove_request(id); }
+void VllmZmqEventOutput::on_request_done(RequestId id) { builder_.remove_request(id); }
 
-void EngineFormatOutput::on_pass_events(const std::vector<RouterEvent>& events) {
+void VllmZmqEventOutput::on_pass_events(const std::vector<RouterEvent>& events) {
   const double ts =
       std::chrono::duration<double>(SystemClock::instance().system_now().time_since_epoch())
           .count();
@@ -68,6 +68,6 @@ void EngineFormatOutput::on_pass_events(const std::vector<RouterEvent>& events) 
   (void)publisher_->publish(encode_engine_payload(batch, encode_options_));
 }
 
-void EngineFormatOutput::stop() { publisher_->stop(); }
+void VllmZmqEventOutput::stop() { publisher_->stop(); }
 
 }  // namespace kvmock
