@@ -1,4 +1,4 @@
-// The typed configuration of kvmockd (DESIGN.md "Command line and config").
+// The typed configuration of kvmockd (config/README.md).
 //
 // Plain data. The member initializers below ARE the defaults: the key table in
 // config/schema.cc reads them from a default-constructed Config, so a default is written

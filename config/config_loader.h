@@ -1,5 +1,5 @@
 // Loads the effective configuration: defaults, then the YAML file, then the environment,
-// then --set overrides (DESIGN.md "Command line and config"), then range and cross-key
+// then --set overrides (config/README.md), then range and cross-key
 // checks. Never throws: every problem becomes an Error whose message has one line per
 // problem, "LOCATION: KEY: what is wrong", e.g.
 //   config.yaml:12: workers.engine.block_size: must be between 1 and 1024, got 0

@@ -1,4 +1,4 @@
-// The command line (DESIGN.md "Command line and config"): parses the subcommand and
+// The command line (README.md#commands): parses the subcommand and
 // dispatches. Returns the process exit status.
 #pragma once
 

@@ -1,6 +1,6 @@
 // Parameters of one simulated engine, named and defaulted as Dynamo's mocker
-// (reference/dynamo-mocker.md §2.1) and as the `workers.engine` keys of the config
-// (DESIGN.md). Pure data: config/ fills it from YAML, core/ reads it.
+// (docs/ARCHITECTURE.md#simulation) and as the `workers.engine` keys of the config
+// (config/README.md). Pure data: config/ fills it from YAML, core/ reads it.
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,5 @@
 // What one engine pass reports: per-request outputs, KV events, load metrics and the
-// forward-pass metrics of reference/dynamo-mocker.md §10.2. Plain values.
+// forward-pass metrics of docs/wire-formats.md#prometheus-metrics. Plain values.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
 // A generation request as the engine receives it, and the sequence state the
 // scheduler keeps for it while it waits, runs, is preempted and finishes
-// (reference/dynamo-mocker.md §3.1, §4, §6.2).
+// (docs/ARCHITECTURE.md#scheduler).
 #pragma once
 
 #include <cstdint>

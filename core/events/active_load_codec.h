@@ -1,4 +1,4 @@
-// Codecs for ActiveLoad, the worker load metric (reference/dynamo-router-wire.md §1.6),
+// Codecs for ActiveLoad, the worker load metric (docs/wire-formats.md#activeload),
 // in named-field msgpack (event-plane payload on `kv_metrics`) and JSON. Field order:
 //   {worker_id, dp_rank, active_decode_blocks, active_prefill_tokens, kv_used_blocks}
 // with unset values written as nil/null (workers always send active_prefill_tokens null).

@@ -1,5 +1,5 @@
 // The engine-side event model: what vLLM and SGLang publish on their KV-event ZMQ
-// sockets (reference/engines-and-peers.md §1.6, §2). A payload is one EngineBatch,
+// sockets (docs/wire-formats.md#engine-payload). A payload is one EngineBatch,
 // `[ts, events, dp_rank]`; each event is a tagged positional array or a tagged map.
 //
 // Decoding keeps enough of the wire shape (positional slot count, raw extra_keys) that

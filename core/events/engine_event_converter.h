@@ -1,5 +1,5 @@
 // Turns a decoded engine batch into router events with Dynamo's relay semantics
-// (reference/dynamo-router-wire.md §8): tokens_hash is recomputed from token_ids at the
+// (docs/wire-formats.md#relay-conversion): tokens_hash is recomputed from token_ids at the
 // relay's block size, the engine's block hashes become block_hash/parent_hash, medium
 // becomes the storage tier, and the relay's worker id is attached. Event ids are left 0:
 // the publishing pipeline numbers events per (worker, dp rank).

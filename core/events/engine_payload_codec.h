@@ -1,6 +1,6 @@
 // The msgpack payload of an engine KV-event message (frame 3 of vLLM's / SGLang's
 // `[topic, seq, payload]`), decoded to and encoded from EngineBatch
-// (reference/engines-and-peers.md §1.6, §2).
+// (docs/wire-formats.md#engine-payload).
 //
 // Decoding accepts every shape engines have published:
 //   batch   [ts, events] or [ts, events, dp_rank, ...]; ts a float or an int; extra

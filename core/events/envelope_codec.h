@@ -1,4 +1,4 @@
-// Codec for the event-plane envelope (reference/dynamo-router-wire.md §2.4): the msgpack
+// Codec for the event-plane envelope (docs/wire-formats.md#event-plane-envelope): the msgpack
 // map wrapped around every NATS core publish, keys in Dynamo's encoder order
 //   {publisher_id, sequence, published_at, topic, payload (bin)}
 // with minimal uint forms. The payload bytes are opaque here (a router event or an

@@ -1,5 +1,5 @@
 // JSON codecs for the worker local-indexer recovery query
-// (reference/dynamo-router-wire.md §4.2–4.4).
+// (docs/wire-formats.md#indexer-query).
 //
 // Request: {"worker_id":N,"dp_rank":N,"start_event_id":N|null,"end_event_id":N|null}.
 // Decoding: worker_id required; dp_rank defaults to 0 (older routers omit it); the

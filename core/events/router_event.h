@@ -1,4 +1,4 @@
-// The router-facing event model (Dynamo 1.0 family, reference/dynamo-router-wire.md §1):
+// The router-facing event model (Dynamo 1.0 family, docs/wire-formats.md#router-events):
 // what a worker tells a KV-aware router about the blocks it holds, plus the load
 // metric and the local-indexer query types. Plain values; codecs live beside them.
 #pragma once
@@ -106,7 +106,7 @@ struct EventEnvelope {
   bool operator==(const EventEnvelope&) const = default;
 };
 
-// Local-indexer recovery query (reference/dynamo-router-wire.md §4.4).
+// Local-indexer recovery query (docs/wire-formats.md#indexer-query).
 struct WorkerKvQueryRequest {
   WorkerId worker_id = 0;
   DpRank dp_rank = 0;

@@ -1,4 +1,4 @@
-// Wire codecs for RouterEvent (reference/dynamo-router-wire.md §1): JSON as serde_json
+// Wire codecs for RouterEvent (docs/wire-formats.md#router-events): JSON as serde_json
 // writes it (JetStream path, indexer query replies) and msgpack with named fields as
 // rmp_serde::to_vec_named writes it (event-plane payloads).
 //

@@ -1,5 +1,5 @@
 // Shape checks on a Stored event that every consumer applies the same way
-// (reference/dynamo-router-wire.md §5): a chain cannot contain itself.
+// (docs/wire-formats.md#radix-tree): a chain cannot contain itself.
 #pragma once
 
 #include "core/events/router_event.h"

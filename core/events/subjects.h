@@ -1,5 +1,5 @@
 // NATS subject and JetStream stream names for router-facing traffic
-// (reference/dynamo-router-wire.md §2.3, §2.7, §4.4).
+// (docs/wire-formats.md#subjects-and-streams).
 //
 // Event-plane subjects are dot-separated tokens; every token built from a name is
 // percent-encoded (bytes outside [A-Za-z0-9_-] become %XX, uppercase hex), so ordinary

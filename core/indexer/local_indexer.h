@@ -1,5 +1,5 @@
 // The worker-side local indexer of one (worker_id, dp_rank) publisher
-// (reference/dynamo-router-wire.md §4): the blocks it holds, as a RadixTree, plus a ring
+// (docs/wire-formats.md#indexer-query): the blocks it holds, as a RadixTree, plus a ring
 // buffer of the last `buffer_size` published events, so a router that missed events can
 // ask for them (query) or, when they have been evicted, for a full tree dump.
 //

@@ -1,5 +1,5 @@
 // The router's view of which blocks each (worker_id, dp_rank) holds, as a prefix tree
-// (reference/dynamo-router-wire.md §5). A mock worker keeps one for itself (the local
+// (docs/wire-formats.md#radix-tree). A mock worker keeps one for itself (the local
 // indexer) and tests use a second one as "the router" to check that recovery converges.
 //
 // Shape. Nodes are blocks; a node's children are keyed by the child's tokens_hash, so two
@@ -116,7 +116,7 @@ class RadixTree {
   std::vector<WorkerRank> owners() const;
 
   // The owner's blocks as Stored events that rebuild them when applied in order to an
-  // empty tree (reference/dynamo-router-wire.md §4.3): synthetic ids 0,1,2,..., tier
+  // empty tree (docs/wire-formats.md#indexer-query): synthetic ids 0,1,2,..., tier
   // device, breadth-first so a parent always comes in an earlier event; each event is a
   // run of consecutive blocks (parent_hash = the block before the run, nullopt at the
   // root); mm_extra_info and start_position are null.

@@ -1,5 +1,5 @@
 // One direction of a data link (e.g. G1->G2 offload or G2->G1 onboard) shared by its
-// transfers in processor-sharing fashion (reference/dynamo-mocker.md §9.1): with N
+// transfers in processor-sharing fashion (docs/ARCHITECTURE.md#g2-offload-tier): with N
 // transfers active, each progresses at rate/N. Completion instants are exact (no
 // ticking): between two events the shares are constant, so the model jumps from one
 // completion to the next.

@@ -1,5 +1,5 @@
 // The simulated G1 (GPU) KV block pool of one engine, modelled on vLLM's physical pool
-// (reference/dynamo-mocker.md §5.3).
+// (docs/ARCHITECTURE.md#block-pool).
 //
 // A slot ("copy") is either private to one request (allocated, contents not yet
 // computed, invisible to prefix matching) or cached under a sequence hash with a

@@ -1,5 +1,5 @@
-// The host-memory (G2) offload tier of one engine (reference/dynamo-mocker.md §9.1,
-// DESIGN.md "Simulation"): the G2 pool plus the two processor-sharing links between
+// The host-memory (G2) offload tier of one engine (docs/ARCHITECTURE.md#g2-offload-tier,
+// docs/ARCHITECTURE.md#simulation): the G2 pool plus the two processor-sharing links between
 // it and the G1 pool.
 //
 // Offload. Attached to the G1 pool as its EvictionObserver. When G1 evicts the last

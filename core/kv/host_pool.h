@@ -1,5 +1,5 @@
 // The G2 (host memory) block pool of one engine: which blocks have a copy in pinned
-// host memory (reference/dynamo-mocker.md §9.1).
+// host memory (docs/ARCHITECTURE.md#g2-offload-tier).
 //
 // Unlike G1 there are no per-request references: a block is either pinned (an
 // onboard transfer is reading it) or sits in an LRU and may be evicted, oldest first,

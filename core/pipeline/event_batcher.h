@@ -1,5 +1,5 @@
 // Optional merging of adjacent events before they are numbered
-// (reference/dynamo-router-wire.md §4.5, Dynamo's batching_timeout_ms). Fewer, larger
+// (docs/wire-formats.md#event-ids, Dynamo's batching_timeout_ms). Fewer, larger
 // events cost the router less; off by default, in which case every event passes through.
 //
 // At most one event is pending. An incoming event merges into it when both have the same

@@ -1,7 +1,7 @@
-// Drops repeated removals before they reach the router (reference/dynamo-router-wire.md
-// §4.5). Engines can report one block hash several times (vLLM stores a block again when
-// another request recomputes it); the router must hear Removed only when the last copy is
-// gone, so each block hash carries a reference count per storage tier.
+// Drops repeated removals before they reach the router (docs/wire-formats.md#event-ids). Engines
+// can report one block hash several times (vLLM stores a block again when another request
+// recomputes it); the router must hear Removed only when the last copy is gone, so each block hash
+// carries a reference count per storage tier.
 //
 //   Stored  passes and counts each block once more.
 //   Removed keeps only the hashes whose count drops to 0, plus hashes never stored; when

@@ -1,4 +1,4 @@
-// Event ids as routers expect them (reference/dynamo-router-wire.md §4.5): per
+// Event ids as routers expect them (docs/wire-formats.md#event-ids): per
 // (worker_id, dp_rank), the first emitted event is 1 and each next one is +1, with no gaps.
 // The router's recovery cursor is keyed the same way, so a gap would make it ask for
 // events that never existed. Ids carried by the input (engine sequence numbers) are

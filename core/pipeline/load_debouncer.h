@@ -1,4 +1,4 @@
-// Decides when ActiveLoad metrics go out (reference/dynamo-router-wire.md §6), per
+// Decides when ActiveLoad metrics go out (docs/wire-formats.md#activeload), per
 // (worker_id, dp_rank):
 //   - a value different from the last published one is published once `debounce_ms` has
 //     passed since the first unpublished change; later changes in that window replace it

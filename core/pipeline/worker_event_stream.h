@@ -4,7 +4,7 @@
 // published ids 1, 2, 3, ... ready to apply to the rank's LocalIndexer and publish, in
 // that order.
 //
-// Mirrors Dynamo's publisher (reference/dynamo-router-wire.md §4.5): dedup runs on what
+// Mirrors Dynamo's publisher (docs/wire-formats.md#event-ids): dedup runs on what
 // batching emits, and only events that survive dedup consume an id, so ids stay gap-free.
 //
 // Not thread-safe: one stream per strand.

@@ -1,4 +1,4 @@
-// Offline replay (reference/dynamo-mocker.md §10.3): N simulated engines driven by one
+// Offline replay (docs/ARCHITECTURE.md#offline-replay): N simulated engines driven by one
 // virtual clock, as a discrete-event loop with no sleeping.
 //
 // At each instant t, in this order:

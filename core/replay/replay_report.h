@@ -1,4 +1,4 @@
-// What an offline replay measured (reference/dynamo-mocker.md §10.5): per-request records,
+// What an offline replay measured (docs/ARCHITECTURE.md#offline-replay): per-request records,
 // latency distributions, throughput over simulated time, and their JSON rendering.
 //
 // Latencies count completed requests only (rejected ones are excluded), in simulated ms:

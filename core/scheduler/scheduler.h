@@ -1,5 +1,5 @@
 // The vLLM-style continuous-batching scheduler of one engine (one dp rank), after
-// Dynamo's E2 core (reference/dynamo-mocker.md §6.2) and DESIGN.md "Simulation".
+// Dynamo's E2 core (docs/ARCHITECTURE.md#scheduler) and docs/ARCHITECTURE.md#simulation.
 //
 // One pass:
 //  1. Running requests, in admission order, take the token budget

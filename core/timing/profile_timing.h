@@ -1,5 +1,5 @@
 // Timing from a measured profile table (the role of Dynamo's planner NPZ,
-// reference/dynamo-mocker.md §8 "Interpolated"), written as JSON:
+// docs/ARCHITECTURE.md#timing-models), written as JSON:
 //
 //   {
 //     "prefill": { "tokens": [128, 1024, 8192],          // total new tokens of a pass

@@ -1,4 +1,4 @@
-// How long a simulated forward pass takes (reference/dynamo-mocker.md §8).
+// How long a simulated forward pass takes (docs/ARCHITECTURE.md#timing-models).
 //
 // A pass is a prefill part and a decode part; an engine asks its TimingModel for both
 // and adds them. Models return raw milliseconds; modeled_ms() applies the decode floor

@@ -1,5 +1,5 @@
 // Block content hashes and prefix-chained sequence hashes, bit-compatible with
-// Dynamo's router (reference/dynamo-router-wire.md §3).
+// Dynamo's router (docs/wire-formats.md#block-hashing).
 //
 //   tokens_hash(block) = XXH3-64(token ids as u32 little-endian, seed)
 //   seq[0] = tokens_hash[0];  seq[i] = XXH3-64(le64(seq[i-1]) || le64(tokens_hash[i]), 1337)

@@ -1,4 +1,4 @@
-// When open-loop requests arrive (reference/dynamo-mocker.md §10.4, Dynamo's
+// When open-loop requests arrive (docs/ARCHITECTURE.md#offline-replay, Dynamo's
 // loadgen/arrival.rs), or how many a closed loop keeps in flight.
 #pragma once
 

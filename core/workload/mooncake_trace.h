@@ -1,4 +1,4 @@
-// Mooncake-style JSONL request traces (reference/dynamo-mocker.md §10.4).
+// Mooncake-style JSONL request traces (docs/ARCHITECTURE.md#offline-replay).
 //
 // One JSON object per line:
 //   {"timestamp": 27482, "input_length": 6955, "output_length": 52,

@@ -1,4 +1,4 @@
-// A seeded synthetic workload (reference/dynamo-mocker.md §10.4): request lengths drawn
+// A seeded synthetic workload (docs/ARCHITECTURE.md#offline-replay): request lengths drawn
 // from clamped normals, prompts that share a prefix within groups, and an arrival process.
 // Offline replay drains it; the live load driver pulls one request at a time and waits
 // for its arrival on the wall clock.

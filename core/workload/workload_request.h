@@ -1,4 +1,4 @@
-// One request of a workload, with when it is due (reference/dynamo-mocker.md §10.4).
+// One request of a workload, with when it is due (docs/ARCHITECTURE.md#offline-replay).
 // Trace parsers and the synthetic generator produce these; offline replay and the live
 // load driver consume them.
 #pragma once

@@ -13,7 +13,8 @@
 // twice in a row is not asked again for a while (1 s, doubling to 60 s); gaps in that
 // time are counted as missing at once, so the live stream never waits on it.
 //
-// Wire format and replay protocol: reference/engines-and-peers.md §1.3–§1.5.
+// Wire format and replay protocol: docs/wire-formats.md#engine-zmq-stream and
+// #engine-replay-protocol.
 #pragma once
 
 #include <array>

@@ -1,4 +1,4 @@
-// Client side of vLLM's KV-event replay protocol (reference/engines-and-peers.md §1.5):
+// Client side of vLLM's KV-event replay protocol (docs/wire-formats.md#engine-replay-protocol):
 // ask an engine's replay ROUTER for every buffered batch from a start seq and collect the
 // replies until the end marker, a seq we no longer need, the batch cap or the deadline.
 //

@@ -1,5 +1,5 @@
 // The 8-byte big-endian sequence frame of vLLM's KV-event stream and replay replies
-// (reference/engines-and-peers.md §1.4–§1.5).
+// (docs/wire-formats.md#engine-zmq-stream and #engine-replay-protocol).
 #pragma once
 
 #include <array>

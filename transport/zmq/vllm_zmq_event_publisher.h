@@ -1,6 +1,6 @@
 // Publishes KV-event batches in vLLM's own ZMQ wire format, so routers that read engines
 // directly (llm-d, AIBrix, SGLang router, Dynamo's relay, kvmock's own subscriber) can
-// follow a mock worker (reference/engines-and-peers.md §1.2–§1.5):
+// follow a mock worker (docs/wire-formats.md#engine-zmq-stream and #engine-replay-protocol):
 //   live:   PUB, [topic, seq (u64 BE, from 0, +1 per batch), payload]
 //   replay: ROUTER; a request [identity, "", start_seq] (DEALER or REQ) or
 //           [identity, start_seq] gets every buffered batch with seq >= start_seq as

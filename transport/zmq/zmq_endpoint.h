@@ -1,9 +1,9 @@
 // Endpoint arithmetic shared by the engine subscriber and the vLLM-format publisher.
 //
 // vLLM gives each data-parallel rank its own socket pair: the configured endpoint is rank
-// 0's, and rank r uses the same host with port base + r (reference/engines-and-peers.md
-// §1.3). Port 0 means "ephemeral" and is never offset, so every rank binds its own free
-// port and reports it through last_endpoint().
+// 0's, and rank r uses the same host with port base + r (docs/wire-formats.md#engine-zmq-stream).
+// Port 0 means "ephemeral" and is never offset, so every rank binds its own free port and reports
+// it through last_endpoint().
 #pragma once
 
 #include <cstdint>
