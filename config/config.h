@@ -54,6 +54,15 @@ struct NatsConfig {
 
 struct AdminConfig {
   std::string listen = "127.0.0.1:9090";  // "host:port"; empty: no admin server
+  // Bearer token every admin endpoint but /health and /ready requires; empty: no auth.
+  std::string auth_token;
+  std::string auth_token_file;  // file holding the token (trimmed); instead of auth_token
+  uint32_t max_connections = 64;
+};
+
+// Every HTTP listener of the mock workers (one port per worker).
+struct HttpConfig {
+  uint32_t max_connections = 1024;  // per port; more are answered 503
 };
 
 struct IndexerConfig {
@@ -136,6 +145,7 @@ struct RelayConfig {
 struct Config {
   NatsConfig nats;
   AdminConfig admin;
+  HttpConfig http;
   IndexerConfig indexer;
   LoadMetricsConfig load_metrics;
   PipelineConfig pipeline;

@@ -225,6 +225,13 @@ void check_tls_cert_and_key_pair(const Config& c, Diagnostics& diag) {
   }
 }
 
+void check_one_admin_token_source(const Config& c, Diagnostics& diag) {
+  if (!c.admin.auth_token.empty() && !c.admin.auth_token_file.empty()) {
+    diag.add_for_key("admin.auth_token_file", "inconsistent",
+                     "cannot be combined with admin.auth_token: set one of them");
+  }
+}
+
 using Rule = void (*)(const Config&, Diagnostics&);
 
 constexpr Rule kRules[] = {
@@ -242,6 +249,7 @@ constexpr Rule kRules[] = {
     check_one_nats_auth_method,
     check_nats_password_has_user,
     check_tls_cert_and_key_pair,
+    check_one_admin_token_source,
 };
 
 }  // namespace

@@ -239,6 +239,16 @@ std::vector<KeySpec<Config>> build_config_keys() {
     K::string("admin.listen", [](Config& c) -> auto& { return c.admin.listen; },
               "host:port or empty", check_listen_address,
               "/metrics /health /ready server; empty = off, port 0 = any free port"),
+    K::secret("admin.auth_token", [](Config& c) -> auto& { return c.admin.auth_token; },
+              "bearer token required by every admin endpoint except /health and /ready; "
+              "empty = no authentication"),
+    K::string("admin.auth_token_file", [](Config& c) -> auto& { return c.admin.auth_token_file; },
+              "path", nullptr, "file holding admin.auth_token (surrounding whitespace trimmed)"),
+    K::uint("admin.max_connections", [](Config& c) -> auto& { return c.admin.max_connections; },
+            1, 1000000, "open connections on the admin port at most; more are answered 503"),
+
+    K::uint("http.max_connections", [](Config& c) -> auto& { return c.http.max_connections; },
+            1, 1000000, "open connections per worker HTTP port at most; more are answered 503"),
 
     K::uint("indexer.buffer_size", [](Config& c) -> auto& { return c.indexer.buffer_size; },
             1, 10000000, "recent events kept per (worker, dp rank) for router recovery queries"),

@@ -116,13 +116,32 @@ Result<bool> Daemon::start() {
       name_this_thread("kvmock-admin");
       admin_io_.run();
     });
+    auto token = resolve_admin_token(config_.admin);
+    if (!token) return token.error();
+    admin_.set_auth_token(*token);
+    HttpServerOptions options;
+    options.max_connections = config_.admin.max_connections;
+    options.name = "admin";
+    options.metrics = &metrics_;
     admin_server_ = std::make_unique<HttpServer>(
-        admin_io_, [this](std::shared_ptr<HttpExchange> exchange) { admin_.handle(exchange); });
+        admin_io_, [this](std::shared_ptr<HttpExchange> exchange) { admin_.handle(exchange); },
+        options);
     auto port = admin_server_->listen(address->host, address->port);
     if (!port) return port.error();
-    log_info("admin",
-             "serving /metrics /health /ready on " + address->host + ":" + std::to_string(*port));
+    log_info("admin", "serving /metrics /health /ready on " + address->host + ":" +
+                          std::to_string(*port) +
+                          (token->empty() ? "" : " (bearer token required but for the probes)"));
+    if (token->empty() && address->host != "127.0.0.1" && address->host != "::1") {
+      log_warn("admin", "admin.listen " + config_.admin.listen +
+                            " may be reachable from other hosts and no admin.auth_token is set");
+    }
   }
+  admin_.add_readiness_check({"http", [this](std::string& reason) {
+                                if (admin_server_ && !admin_server_->accepting(reason))
+                                  return false;
+                                return !started_.load() || !workers_ ||
+                                       workers_->http_accepting(reason);
+                              }});
   admin_.add_readiness_check({"nats", [this](std::string& reason) {
                                 if (nats_->connected()) return true;
                                 reason = nats_state_name(nats_->state());

@@ -104,8 +104,13 @@ Result<bool> WorkerFleet::start() {
 // The config rules guarantee the port range fits below 65536.
 Result<bool> WorkerFleet::serve_http(MockWorker& worker, uint16_t port) {
   auto api = std::make_unique<OpenAiServer>(worker);
+  HttpServerOptions options;
+  options.max_connections = config_.http.max_connections;
+  options.name = "openai";
+  options.metrics = &metrics_;
   auto server = std::make_unique<HttpServer>(
-      io_, [api = api.get()](std::shared_ptr<HttpExchange> exchange) { api->handle(exchange); });
+      io_, [api = api.get()](std::shared_ptr<HttpExchange> exchange) { api->handle(exchange); },
+      options);
   auto bound = server->listen(config_.workers.http_host, port);
   if (!bound) {
     return make_error(bound.error().reason, "worker " + std::to_string(worker.worker_id()) +
@@ -113,6 +118,13 @@ Result<bool> WorkerFleet::serve_http(MockWorker& worker, uint16_t port) {
   }
   openai_apis_.push_back(std::move(api));
   http_servers_.push_back(std::move(server));
+  return true;
+}
+
+bool WorkerFleet::http_accepting(std::string& reason) const {
+  for (const auto& server : http_servers_) {
+    if (!server->accepting(reason)) return false;
+  }
   return true;
 }
 

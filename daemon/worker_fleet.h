@@ -40,6 +40,8 @@ class WorkerFleet {
   size_t size() const { return workers_.size(); }
   MockWorker& worker(size_t index) { return *workers_.at(index); }
   uint16_t http_port(size_t index) const;
+  // False while a worker's HTTP port cannot accept connections; `reason` names it.
+  bool http_accepting(std::string& reason) const;
   // The built-in load driver, when workers.load.enabled.
   LoadDriver* load_driver() { return load_driver_.get(); }
   // Mean KV-cache usage over every engine, in [0, 1].

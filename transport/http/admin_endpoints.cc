@@ -1,8 +1,97 @@
 #include "transport/http/admin_endpoints.h"
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 namespace kvmock {
+
+namespace {
+
+bool is_probe(const std::string& path) {
+  return path == "/health" || path == "/healthz" || path == "/ready" || path == "/readyz";
+}
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+std::string_view trimmed(std::string_view text) {
+  while (!text.empty() && is_space(text.front())) text.remove_prefix(1);
+  while (!text.empty() && is_space(text.back())) text.remove_suffix(1);
+  return text;
+}
+
+}  // namespace
+
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < b.size(); ++i) {
+    const char from_a = i < a.size() ? a[i] : '\0';
+    diff |= static_cast<unsigned char>(from_a ^ b[i]);
+  }
+  return diff == 0;
+}
+
+Result<std::string> resolve_admin_token(const AdminConfig& admin) {
+  if (admin.auth_token_file.empty()) return admin.auth_token;
+  std::ifstream in(admin.auth_token_file, std::ios::binary);
+  if (!in) {
+    return make_error("admin_token", "admin.auth_token_file " + admin.auth_token_file +
+                                         ": cannot be read: " + std::strerror(errno));
+  }
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  const std::string token(trimmed(contents.str()));
+  if (token.empty()) {
+    return make_error("admin_token",
+                      "admin.auth_token_file " + admin.auth_token_file + ": the file is empty");
+  }
+  return token;
+}
+
+void AdminEndpoints::set_auth_token(std::string token) {
+  std::lock_guard lock(mutex_);
+  auth_token_ = std::move(token);
+  if (!auth_token_.empty() && unauthorized_ == nullptr) {
+    unauthorized_ = &metrics_.counter("kvmock_admin_unauthorized_total",
+                                      "Admin requests refused with 401 (missing or wrong bearer "
+                                      "token).");
+  }
+}
+
+bool AdminEndpoints::authorized(const std::shared_ptr<HttpExchange>& exchange) const {
+  std::string expected;
+  {
+    std::lock_guard lock(mutex_);
+    expected = auth_token_;
+  }
+  if (expected.empty()) return true;
+  const auto& headers = exchange->request().headers;
+  const auto found = headers.find("authorization");
+  std::string_view presented;
+  bool bearer = false;
+  if (found != headers.end()) {
+    const std::string_view value = trimmed(found->second);
+    constexpr std::string_view kScheme = "bearer ";
+    if (value.size() > kScheme.size()) {
+      bearer = true;
+      for (size_t i = 0; i < kScheme.size(); ++i) {
+        bearer = bearer && std::tolower(static_cast<unsigned char>(value[i])) == kScheme[i];
+      }
+      if (bearer) presented = trimmed(value.substr(kScheme.size()));
+    }
+  }
+  if (bearer && constant_time_equal(presented, expected)) return true;
+  unauthorized_->inc();
+  exchange->respond(
+      401, "application/json",
+      bearer ? R"({"error":"invalid bearer token"})"
+             : R"({"error":"missing bearer token: send Authorization: Bearer <token>"})",
+      {{"WWW-Authenticate", bearer ? R"(Bearer realm="kvmockd", error="invalid_token")"
+                                   : R"(Bearer realm="kvmockd")"}});
+  return false;
+}
 
 void AdminEndpoints::add_readiness_check(ReadinessCheck check) {
   std::lock_guard lock(mutex_);
@@ -30,6 +119,7 @@ bool AdminEndpoints::ready(std::string& body) const {
 void AdminEndpoints::handle(const std::shared_ptr<HttpExchange>& exchange) const {
   const HttpRequest& request = exchange->request();
   const std::string path = request.path();
+  if (!is_probe(path) && !authorized(exchange)) return;
   if (request.method != "GET" && request.method != "HEAD") {
     exchange->respond(405, "application/json", R"({"error":"method not allowed"})");
     return;

@@ -3,6 +3,12 @@
 //   GET /health   liveness: 200 while the process serves requests
 //   GET /ready    readiness: 200 when every check passes, else 503 with a JSON body that
 //                 names what is not ready
+//
+// With a bearer token set (admin.auth_token / admin.auth_token_file), every endpoint but
+// /health and /ready (so liveness and readiness probes need no credentials) requires
+// `Authorization: Bearer <token>`; otherwise 401 with `WWW-Authenticate: Bearer` and a
+// JSON error, counted in kvmock_admin_unauthorized_total. The token is compared in
+// constant time and never logged.
 #pragma once
 
 #include <atomic>
@@ -12,6 +18,8 @@
 #include <string>
 #include <vector>
 
+#include "config/config.h"
+#include "core/common/result.h"
 #include "transport/http/http_server.h"
 #include "transport/metrics/metrics_registry.h"
 
@@ -28,6 +36,8 @@ class AdminEndpoints {
   explicit AdminEndpoints(MetricsRegistry& metrics) : metrics_(metrics) {}
 
   void add_readiness_check(ReadinessCheck check);
+  // Requires this bearer token from now on; empty turns authentication off.
+  void set_auth_token(std::string token);
   // Readiness goes false for good (the daemon is shutting down).
   void set_shutting_down() { shutting_down_ = true; }
 
@@ -38,10 +48,22 @@ class AdminEndpoints {
   void handle(const std::shared_ptr<HttpExchange>& exchange) const;
 
  private:
+  // True when `request` may see a protected endpoint; otherwise answers 401.
+  bool authorized(const std::shared_ptr<HttpExchange>& exchange) const;
+
   MetricsRegistry& metrics_;
   mutable std::mutex mutex_;
+  std::string auth_token_;  // guarded by mutex_
+  Counter* unauthorized_ = nullptr;
   std::vector<ReadinessCheck> checks_;
   std::atomic<bool> shutting_down_{false};
 };
+
+// The admin bearer token the config asks for: admin.auth_token, or the trimmed contents
+// of admin.auth_token_file (an error names the file and why it cannot be used), or empty.
+Result<std::string> resolve_admin_token(const AdminConfig& admin);
+
+// True when `a` equals `b`; the time taken depends only on the length of `b`.
+bool constant_time_equal(std::string_view a, std::string_view b);
 
 }  // namespace kvmock

@@ -2,8 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <fstream>
 #include <thread>
 
+#include "tests/integration/http/raw_connection.h"
 #include "tests/support/http_client.h"
 #include "tests/support/loopback_http_server.h"
 
@@ -60,6 +63,82 @@ TEST_F(AdminEndpointsTest, ReadyNamesTheChecksThatFail) {
 TEST_F(AdminEndpointsTest, UnknownPathsAndMethodsAreRejected) {
   EXPECT_EQ(http_request(port_, "GET", "/nope").status, 404);
   EXPECT_EQ(http_request(port_, "POST", "/metrics").status, 405);
+}
+
+// One request with an optional Authorization header; the raw response.
+std::string admin_get(uint16_t port, const std::string& path, const std::string& authorization) {
+  testing::RawConnection client(port);
+  std::string request = "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n";
+  if (!authorization.empty()) request += "Authorization: " + authorization + "\r\n";
+  client.send(request + "\r\n");
+  return client.read_until_close(std::chrono::seconds(5));
+}
+
+TEST_F(AdminEndpointsTest, WithATokenOnlyTheProbesAnswerWithoutIt) {
+  admin_.set_auth_token("s3cret-token");
+  const std::string missing = admin_get(port_, "/metrics", "");
+  EXPECT_EQ(missing.rfind("HTTP/1.1 401", 0), 0u) << missing;
+  EXPECT_NE(missing.find("WWW-Authenticate: Bearer realm=\"kvmockd\"\r\n"), std::string::npos);
+  EXPECT_NE(missing.find(R"({"error":"missing bearer token)"), std::string::npos) << missing;
+  EXPECT_EQ(missing.find("s3cret-token"), std::string::npos);
+
+  const std::string wrong = admin_get(port_, "/metrics", "Bearer s3cret-tokeN");
+  EXPECT_EQ(wrong.rfind("HTTP/1.1 401", 0), 0u) << wrong;
+  EXPECT_NE(wrong.find(R"(error="invalid_token")"), std::string::npos) << wrong;
+  EXPECT_EQ(admin_get(port_, "/metrics", "Basic s3cret-token").rfind("HTTP/1.1 401", 0), 0u);
+  EXPECT_EQ(admin_get(port_, "/metrics", "Bearer s3cret").rfind("HTTP/1.1 401", 0), 0u);
+  EXPECT_EQ(admin_get(port_, "/nope", "").rfind("HTTP/1.1 401", 0), 0u);  // no path probing
+
+  const std::string right = admin_get(port_, "/metrics", "Bearer s3cret-token");
+  EXPECT_EQ(right.rfind("HTTP/1.1 200", 0), 0u) << right;
+  EXPECT_NE(right.find("kvmock_admin_unauthorized_total 5\n"), std::string::npos) << right;
+  EXPECT_EQ(admin_get(port_, "/metrics", "bearer  s3cret-token ").rfind("HTTP/1.1 200", 0), 0u);
+
+  for (const std::string probe : {"/health", "/healthz", "/ready", "/readyz"}) {
+    EXPECT_EQ(admin_get(port_, probe, "").rfind("HTTP/1.1 200", 0), 0u) << probe;
+  }
+}
+
+TEST_F(AdminEndpointsTest, WithoutATokenEverythingIsOpen) {
+  admin_.set_auth_token("");
+  EXPECT_EQ(http_request(port_, "GET", "/metrics").status, 200);
+  EXPECT_EQ(metrics_.render().find("kvmock_admin_unauthorized_total"), std::string::npos);
+}
+
+TEST(AdminToken, ComparisonIsExact) {
+  EXPECT_TRUE(constant_time_equal("abc", "abc"));
+  EXPECT_FALSE(constant_time_equal("abd", "abc"));
+  EXPECT_FALSE(constant_time_equal("ab", "abc"));
+  EXPECT_FALSE(constant_time_equal("abcd", "abc"));
+  EXPECT_FALSE(constant_time_equal("", "abc"));
+  EXPECT_FALSE(constant_time_equal(std::string("ab\0", 3), "ab"));
+}
+
+TEST(AdminToken, ComesFromTheConfigOrATrimmedFile) {
+  AdminConfig admin;
+  EXPECT_EQ(*resolve_admin_token(admin), "");
+  admin.auth_token = "inline";
+  EXPECT_EQ(*resolve_admin_token(admin), "inline");
+
+  char path[] = "/tmp/kvmock-admin-token-XXXXXX";
+  const int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  std::ofstream(path) << "  from-file\n";
+  admin = AdminConfig{};
+  admin.auth_token_file = path;
+  EXPECT_EQ(*resolve_admin_token(admin), "from-file");
+
+  std::ofstream(path) << " \n";
+  auto empty = resolve_admin_token(admin);
+  ASSERT_FALSE(empty.ok());
+  EXPECT_NE(empty.error().message.find("is empty"), std::string::npos);
+  std::remove(path);
+
+  auto missing = resolve_admin_token(admin);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message.find(std::string(path) + ": cannot be read"), std::string::npos)
+      << missing.error().message;
 }
 
 }  // namespace

@@ -37,6 +37,10 @@ TEST(ConfigLoader, EmptyFileGivesTheDocumentedDefaults) {
   EXPECT_EQ(c.nats.stream_replicas, 1u);
   EXPECT_FALSE(c.nats.field_set.residency_domain);
   EXPECT_EQ(c.admin.listen, "127.0.0.1:9090");
+  EXPECT_EQ(c.admin.auth_token, "");
+  EXPECT_EQ(c.admin.auth_token_file, "");
+  EXPECT_EQ(c.admin.max_connections, 64u);
+  EXPECT_EQ(c.http.max_connections, 1024u);
   EXPECT_EQ(c.indexer.buffer_size, 1024u);
   EXPECT_EQ(c.load_metrics.debounce_ms, 1u);
   EXPECT_EQ(c.load_metrics.heartbeat_s, 10u);
@@ -91,7 +95,8 @@ nats:
   stream_max_age_s: 60
   stream_replicas: 3
   field_set: { residency_domain: true, start_position: true }
-admin: { listen: "[::1]:9191" }
+admin: { listen: "[::1]:9191", auth_token_file: /run/secrets/admin-token, max_connections: 8 }
+http: { max_connections: 100 }
 indexer: { buffer_size: 2048 }
 load_metrics: { debounce_ms: 5, heartbeat_s: 30 }
 pipeline: { batching_timeout_ms: 250 }
@@ -163,6 +168,9 @@ TEST(ConfigLoader, EveryKeyIsSettableFromYaml) {
   EXPECT_EQ(c.nats.namespace_, "ns1");
   EXPECT_EQ(c.nats.tls.key_file, "/key.pem");
   EXPECT_EQ(c.admin.listen, "[::1]:9191");
+  EXPECT_EQ(c.admin.auth_token_file, "/run/secrets/admin-token");
+  EXPECT_EQ(c.admin.max_connections, 8u);
+  EXPECT_EQ(c.http.max_connections, 100u);
   EXPECT_EQ(c.log.level, LogLevel::kDebug);
   EXPECT_EQ(c.workers.engine.block_size, 16u);
   EXPECT_EQ(c.workers.engine.num_gpu_blocks, 1000u);
@@ -195,7 +203,7 @@ TEST(ConfigLoader, EveryKeyIsSettableFromYaml) {
                                       32, 4, 500, 65536, 1048576, 5000}));
 
   // Table-driven: every declared key differs from its default in one of these files.
-  const Config token = parse_ok("nats: { token: t0k }\n");
+  const Config token = parse_ok("nats: { token: t0k }\nadmin: { auth_token: adm1n }\n");
   const Config nkey = parse_ok("nats: { nkey_seed_file: /seed.nk }\n");
   const Config creds = parse_ok("nats: { credentials_file: /user.creds }\n");
   const Config defaults;
@@ -246,6 +254,13 @@ TEST(ConfigLoader, EnvironmentSetsEnumsBooleansAndNestedKeys) {
   EXPECT_EQ(c.workers.engine.g2.num_blocks, 10u);
   EXPECT_TRUE(c.workers.zmq_events.enabled);
   EXPECT_EQ(c.admin.listen, "");
+}
+
+TEST(ConfigLoader, TheAdminTokenComesFromTheEnvironment) {
+  const Config c = parse_ok("", {}, {{"KVMOCK_ADMIN_AUTH_TOKEN", "from-env"}});
+  EXPECT_EQ(c.admin.auth_token, "from-env");
+  EXPECT_EQ(parse_ok("", {}, {{"KVMOCK_ADMIN_AUTH_TOKEN_FILE", "/t"}}).admin.auth_token_file, "/t");
+  EXPECT_EQ(parse_ok("", {}, {{"KVMOCK_HTTP_MAX_CONNECTIONS", "5"}}).http.max_connections, 5u);
 }
 
 TEST(ConfigLoader, SetParsesTheValueByTheKeysType) {
@@ -634,6 +649,19 @@ const BadConfig kBadConfigs[] = {
      "config.yaml:4: nats.token: cannot be combined with nats.user: choose one NATS "
      "authentication method",
      "inconsistent"},
+    {"admin token twice",
+     "admin:\n  auth_token: a\n  auth_token_file: /t\n",
+     {},
+     {},
+     "config.yaml:3: admin.auth_token_file: cannot be combined with admin.auth_token: set one of "
+     "them",
+     "inconsistent"},
+    {"no connections allowed",
+     "http:\n  max_connections: 0\n",
+     {},
+     {},
+     "config.yaml:2: http.max_connections: must be between 1 and 1000000, got 0",
+     "out_of_range"},
     {"password without user",
      "nats:\n  password: b\n",
      {},

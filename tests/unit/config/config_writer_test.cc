@@ -73,6 +73,14 @@ TEST(ConfigWriter, RedactionHidesOnlyNonEmptySecrets) {
   EXPECT_NE(redacted.find("token: \"\""), std::string::npos);
 }
 
+TEST(ConfigWriter, TheAdminTokenIsRedacted) {
+  Config c;
+  c.admin.auth_token = "adm1n-s3cret";
+  const std::string redacted = to_yaml(c, Secrets::kRedact);
+  EXPECT_EQ(redacted.find("adm1n-s3cret"), std::string::npos) << redacted;
+  EXPECT_NE(redacted.find("auth_token: \"<redacted>\""), std::string::npos) << redacted;
+}
+
 TEST(ConfigWriter, ReferenceHasOneRowPerKeyIncludingRelayKeys) {
   const std::string table = config_reference_markdown();
   EXPECT_NE(table.find("| `workers.engine.block_size` | uint32 | `64` | 1..1024 | "),
