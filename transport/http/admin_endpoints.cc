@@ -1,18 +1,10 @@
 #include "transport/http/admin_endpoints.h"
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 namespace kvmock {
 
 namespace {
-
-bool is_probe(const std::string& path) {
-  return path == "/health" || path == "/healthz" || path == "/ready" || path == "/readyz";
-}
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
@@ -20,6 +12,10 @@ std::string_view trimmed(std::string_view text) {
   while (!text.empty() && is_space(text.front())) text.remove_prefix(1);
   while (!text.empty() && is_space(text.back())) text.remove_suffix(1);
   return text;
+}
+
+bool is_probe(const std::string& path) {
+  return path == "/health" || path == "/healthz" || path == "/ready" || path == "/readyz";
 }
 
 }  // namespace
@@ -31,23 +27,6 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
     diff |= static_cast<unsigned char>(from_a ^ b[i]);
   }
   return diff == 0;
-}
-
-Result<std::string> resolve_admin_token(const AdminConfig& admin) {
-  if (admin.auth_token_file.empty()) return admin.auth_token;
-  std::ifstream in(admin.auth_token_file, std::ios::binary);
-  if (!in) {
-    return make_error("admin_token", "admin.auth_token_file " + admin.auth_token_file +
-                                         ": cannot be read: " + std::strerror(errno));
-  }
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  const std::string token(trimmed(contents.str()));
-  if (token.empty()) {
-    return make_error("admin_token",
-                      "admin.auth_token_file " + admin.auth_token_file + ": the file is empty");
-  }
-  return token;
 }
 
 void AdminEndpoints::set_auth_token(std::string token) {

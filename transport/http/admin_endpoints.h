@@ -18,7 +18,6 @@
 #include <string>
 #include <vector>
 
-#include "config/config.h"
 #include "core/common/result.h"
 #include "transport/http/http_server.h"
 #include "transport/metrics/metrics_registry.h"
@@ -58,10 +57,6 @@ class AdminEndpoints {
   std::vector<ReadinessCheck> checks_;
   std::atomic<bool> shutting_down_{false};
 };
-
-// The admin bearer token the config asks for: admin.auth_token, or the trimmed contents
-// of admin.auth_token_file (an error names the file and why it cannot be used), or empty.
-Result<std::string> resolve_admin_token(const AdminConfig& admin);
 
 // True when `a` equals `b`; the time taken depends only on the length of `b`.
 bool constant_time_equal(std::string_view a, std::string_view b);

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <thread>
 
+#include "config/admin_token.h"
 #include "tests/integration/http/raw_connection.h"
 #include "tests/support/http_client.h"
 #include "tests/support/loopback_http_server.h"

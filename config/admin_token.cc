@@ -1,0 +1,39 @@
+#include "config/admin_token.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string_view>
+
+namespace kvmock {
+namespace {
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+std::string_view trimmed(std::string_view text) {
+  while (!text.empty() && is_space(text.front())) text.remove_prefix(1);
+  while (!text.empty() && is_space(text.back())) text.remove_suffix(1);
+  return text;
+}
+
+}  // namespace
+
+Result<std::string> resolve_admin_token(const AdminConfig& admin) {
+  if (admin.auth_token_file.empty()) return admin.auth_token;
+  std::ifstream in(admin.auth_token_file, std::ios::binary);
+  if (!in) {
+    return make_error("admin_token", "admin.auth_token_file " + admin.auth_token_file +
+                                         ": cannot be read: " + std::strerror(errno));
+  }
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  const std::string token(trimmed(contents.str()));
+  if (token.empty()) {
+    return make_error("admin_token",
+                      "admin.auth_token_file " + admin.auth_token_file + ": the file is empty");
+  }
+  return token;
+}
+
+}  // namespace kvmock
