@@ -196,6 +196,10 @@ int Daemon::shutdown() {
   if (!work_) return 0;
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::seconds(config_.shutdown.flush_deadline_s);
+  // Every wait for outbox room ends with the grace period, so a full outbox with NATS
+  // down cannot hold the engine threads (and this shutdown) past its deadlines.
+  pipeline_->stop_waiting_at(std::chrono::steady_clock::now() +
+                             std::chrono::seconds(config_.shutdown.grace_s));
   admin_.set_shutting_down();
   {
     std::lock_guard lock(status_mutex_);
@@ -208,8 +212,9 @@ int Daemon::shutdown() {
   if (workers_) workers_->stop(std::chrono::seconds(config_.shutdown.grace_s));
   pipeline_->stop();
   queries_->stop();
-  const size_t unsent = publisher_->stop(
-      std::max(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(100)));
+  const size_t unsent = publisher_->stop(std::max(deadline, std::chrono::steady_clock::now() +
+                                                                std::chrono::milliseconds(100))) +
+                        pipeline_->events_abandoned();
   if (admin_server_) admin_server_->stop();
   admin_work_.reset();
   admin_io_.stop();

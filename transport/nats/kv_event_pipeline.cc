@@ -24,7 +24,7 @@ KvEventPipeline::KvEventPipeline(Outbox& outbox, KvEventPipelineOptions options,
       options_(std::move(options)),
       clock_(clock),
       epoch_(clock.steady_now()),
-      writer_(outbox_, metrics),
+      writer_(outbox_, metrics, clock),
       encoder_(make_event_plane_encoder(plane_options(options_), clock)),
       loads_(writer_,
              LoadPublisherOptions{options_.ns, options_.debounce_ms, options_.heartbeat_ms},
@@ -92,8 +92,8 @@ void KvEventPipeline::send(Channel& ch, Release&& release) {
   std::vector<OutboundMessage> messages;
   messages.reserve(released.events.size());
   encoder_->encode(released.events, ch.stamp, messages);
-  writer_.push_all(messages);
-  events_queued_->inc(messages.size());
+  const size_t queued = writer_.push_all(messages);
+  events_queued_->inc(queued);
 }
 
 size_t KvEventPipeline::publish(WorkerId worker, DpRank rank, std::vector<RouterEvent> events) {

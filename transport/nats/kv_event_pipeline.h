@@ -72,6 +72,10 @@ class KvEventPipeline final : public RouterEventSink {
   void start();
   // Flushes pending batches into the outbox and stops the tick thread. Idempotent.
   void stop();
+  // Shutdown has started: from `deadline` on, sources no longer wait for outbox room;
+  // what cannot be queued then is abandoned and counted (events_abandoned()).
+  void stop_waiting_at(Clock::SteadyTime deadline) { writer_.stop_waiting_at(deadline); }
+  uint64_t events_abandoned() const { return writer_.abandoned(); }
 
   // RouterEventSink.
   size_t publish(WorkerId worker, DpRank rank, std::vector<RouterEvent> events) override;
