@@ -9,9 +9,11 @@
 #include <thread>
 
 #include "tests/support/daemon_harness.h"
+#include "tests/support/event_subscriber.h"
 #include "tests/support/http_client.h"
 #include "tests/support/nats_server.h"
 #include "tests/support/subprocess.h"
+#include "transport/nats/nats_client.h"
 
 namespace kvmock {
 namespace {
@@ -80,7 +82,62 @@ TEST(NatsOutage, SigtermWithNatsDownAndTheOutboxFullEndsWithinTheDeadlines) {
   EXPECT_EQ(status, 1) << log;  // some events never reached NATS
   EXPECT_LT(took, std::chrono::seconds(kGraceS + kFlushDeadlineS) + std::chrono::milliseconds(1500))
       << log;
-  EXPECT_NE(log.find("could not be delivered to NATS"), std::string::npos) << log;
+  EXPECT_NE(log.find("could not be published to NATS"), std::string::npos) << log;
+  ::unlink(config_path.c_str());
+}
+
+// Runs the daemon until ready, lets it serve load for `load_for`, then SIGTERMs it.
+void run_once(const std::string& config_path, int admin_port, std::chrono::milliseconds load_for) {
+  ChildProcess daemon({testing::kvmockd_path(), "run", "--config", config_path});
+  ASSERT_TRUE(testing::wait_for_status(static_cast<uint16_t>(admin_port), "/ready", 200,
+                                       std::chrono::seconds(10)))
+      << daemon.output();
+  std::this_thread::sleep_for(load_for);
+  daemon.signal(SIGTERM);
+  ASSERT_EQ(daemon.wait(std::chrono::seconds(kGraceS + kFlushDeadlineS + 5)), 0) << daemon.output();
+}
+
+TEST(NatsOutage, EveryChannelStartsWithClearedSoARestartIsVisibleToRouters) {
+  testing::NatsServer server;
+  ASSERT_TRUE(server.start());
+  auto client = testing::connect_test_client(server.url());
+  ASSERT_TRUE(client);
+  testing::EventSubscriber subscriber(*client, "namespace.dynamo.component.backend.kv_events");
+  ASSERT_TRUE(subscriber.subscribed());
+  const int admin_port = testing::free_loopback_port();
+  const std::string config_path =
+      testing::write_temp_file(outage_config(server.url(), admin_port, 2, 100000));
+
+  // Two lives of the same workers (a restart), each with load, so Stored events follow.
+  run_once(config_path, admin_port, std::chrono::milliseconds(1500));
+  run_once(config_path, admin_port, std::chrono::milliseconds(1500));
+  const std::vector<RouterEvent> events =
+      subscriber.drain(std::chrono::milliseconds(500), std::chrono::seconds(10));
+
+  std::map<std::pair<WorkerId, DpRank>, std::vector<const RouterEvent*>> channels;
+  for (const RouterEvent& e : events) channels[{e.worker_id, e.event.dp_rank}].push_back(&e);
+  ASSERT_EQ(channels.size(), 2u);
+  for (const auto& [channel, seen] : channels) {
+    SCOPED_TRACE("worker " + std::to_string(channel.first));
+    ASSERT_FALSE(seen.empty());
+    EXPECT_EQ(seen.front()->event.event_id, 1u);
+    EXPECT_TRUE(is_clear(seen.front()->event.data)) << "the first event is not Cleared";
+    size_t starts = 0;
+    size_t stored = 0;
+    for (size_t i = 0; i < seen.size(); ++i) {
+      const KvCacheEvent& e = seen[i]->event;
+      if (std::holds_alternative<StoreData>(e.data)) ++stored;
+      if (e.event_id == 1) {
+        ++starts;
+        EXPECT_TRUE(is_clear(e.data)) << "a life starts at id 1 without Cleared, position " << i;
+      } else {
+        ASSERT_GT(i, 0u);
+        EXPECT_EQ(e.event_id, seen[i - 1]->event.event_id + 1) << "position " << i;
+      }
+    }
+    EXPECT_EQ(starts, 2u) << "one Cleared id 1 per start of the daemon";
+    EXPECT_GT(stored, 0u) << "no Stored events followed";
+  }
   ::unlink(config_path.c_str());
 }
 
