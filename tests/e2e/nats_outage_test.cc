@@ -141,5 +141,53 @@ TEST(NatsOutage, EveryChannelStartsWithClearedSoARestartIsVisibleToRouters) {
   ::unlink(config_path.c_str());
 }
 
+// Core NATS is at-most-once: what kvmockd flushes after an outage may reach a router that
+// has not re-subscribed yet. The ids must then let the router see the gap (they continue,
+// never reset), so that it recovers through the indexer query.
+TEST(NatsOutage, AfterAnOutageIdsContinueSoASubscriberCanSeeAnyGap) {
+  testing::NatsServer server;
+  ASSERT_TRUE(server.start());
+  testing::RouterEventRecorder recorder(server.url(),
+                                        "namespace.dynamo.component.backend.kv_events");
+  ASSERT_TRUE(recorder.subscribed());
+  const int admin_port = testing::free_loopback_port();
+  const std::string config_path =
+      testing::write_temp_file(outage_config(server.url(), admin_port, 2, 100000));
+  ChildProcess daemon(
+      {testing::kvmockd_path(), "run", "--config", config_path, "--log-level", "debug"});
+  ASSERT_TRUE(testing::wait_for_status(static_cast<uint16_t>(admin_port), "/ready", 200,
+                                       std::chrono::seconds(10)))
+      << daemon.output();
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  std::map<std::pair<uint64_t, uint32_t>, uint64_t> before;
+  for (const auto& [channel, ids] : recorder.ids()) before[channel] = ids.back();
+  ASSERT_FALSE(before.empty()) << daemon.output();
+
+  server.stop();
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  ASSERT_TRUE(server.start());
+  ASSERT_TRUE(testing::wait_for_status(static_cast<uint16_t>(admin_port), "/ready", 200,
+                                       std::chrono::seconds(15)))
+      << daemon.output();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  daemon.signal(SIGTERM);
+  ASSERT_EQ(daemon.wait(std::chrono::seconds(kGraceS + kFlushDeadlineS + 5)), 0) << daemon.output();
+  recorder.wait_quiet(std::chrono::milliseconds(500), std::chrono::seconds(10));
+
+  for (const auto& [channel, ids] : recorder.ids()) {
+    SCOPED_TRACE("worker " + std::to_string(channel.first));
+    ASSERT_FALSE(ids.empty());
+    EXPECT_EQ(ids.front(), 1u);
+    for (size_t i = 1; i < ids.size(); ++i) {
+      // Strictly increasing: a missing id shows as a jump, never as a reset or a repeat.
+      ASSERT_GT(ids[i], ids[i - 1]) << "position " << i;
+    }
+    if (before.count(channel)) {
+      EXPECT_GT(ids.back(), before.at(channel)) << "nothing arrived after the outage";
+    }
+  }
+  ::unlink(config_path.c_str());
+}
+
 }  // namespace
 }  // namespace kvmock
