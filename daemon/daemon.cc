@@ -218,6 +218,9 @@ int Daemon::shutdown() {
   const Clock& clock = SystemClock::instance();
   const auto deadline =
       clock.steady_now() + std::chrono::seconds(config_.shutdown.flush_deadline_s);
+  // Every wait for outbox room ends with the grace period, so a full outbox with NATS
+  // down cannot hold the engine threads (and this shutdown) past its deadlines.
+  pipeline_->stop_waiting_at(clock.steady_now() + std::chrono::seconds(config_.shutdown.grace_s));
   admin_.set_shutting_down();
   {
     std::lock_guard lock(status_mutex_);
@@ -231,7 +234,8 @@ int Daemon::shutdown() {
   pipeline_->stop();
   queries_->stop();
   const size_t unsent =
-      publisher_->stop(std::max(deadline, clock.steady_now() + std::chrono::milliseconds(100)));
+      publisher_->stop(std::max(deadline, clock.steady_now() + std::chrono::milliseconds(100))) +
+      pipeline_->events_abandoned();
   if (admin_server_) admin_server_->stop();
   admin_work_.reset();
   admin_io_.stop();
@@ -256,17 +260,26 @@ int Daemon::shutdown() {
   }
   if (unsent > 0) {
     log_error("daemon", std::to_string(unsent) +
-                            " events could not be delivered to NATS before the " +
+                            " events could not be published to NATS before the " +
                             std::to_string(config_.shutdown.flush_deadline_s) + " s deadline");
     return 1;
   }
-  log_info("daemon", "stopped; every event was delivered (" + std::to_string(events) +
-                         " events on " + std::to_string(channels.size()) + " channels)");
+  // Core NATS is at-most-once: "published" is all the daemon can know (a subscriber that
+  // was away missed those events and recovers through the indexer query). JetStream
+  // acknowledged every event, so there they are stored.
+  const bool jetstream = config_.nats.event_plane == EventPlane::kJetStream;
+  log_info("daemon", std::string("stopped; every event was ") +
+                         (jetstream ? "stored by JetStream (" : "published to NATS (") +
+                         std::to_string(events) + " events on " + std::to_string(channels.size()) +
+                         " channels)");
   return 0;
 }
 
 void Daemon::open_worker(WorkerId worker, uint32_t dp_size) {
-  pipeline_->add_worker(worker, dp_size);
+  // A new process numbers every channel from 1 again: its first event is a Cleared, which
+  // tells a router to forget what an earlier process under this worker id had stored
+  // (docs/wire-formats.md#event-ids).
+  pipeline_->add_worker(worker, dp_size, /*clear_first=*/true);
   // Not fatal: the worker still publishes; only its recovery queries go unanswered.
   if (auto served = queries_->serve(worker); !served) log_error("indexer", served.error().message);
 }

@@ -113,7 +113,7 @@ TEST_F(RunRelayTest, RelaysEventsServesMetricsAndFlushesOnSigterm) {
   const auto rest = receive(200);
   ASSERT_EQ(rest.size(), 200u);
   EXPECT_EQ(rest.back(), 300u);
-  EXPECT_NE(daemon.output().find("every event was delivered"), std::string::npos)
+  EXPECT_NE(daemon.output().find("every event was published to NATS"), std::string::npos)
       << daemon.output();
 }
 

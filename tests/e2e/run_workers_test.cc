@@ -339,8 +339,13 @@ TEST_F(RunWorkersTest, StreamingRequestsPublishTheirBlocksAndReuseSharedPrefixes
     const auto events = plane_->events_of(id);
     expect_gap_free_ids(events, id);
     expect_stored_as(events, expected);
-    // Nothing was evicted from a 4,096-block cache, so nothing may be removed.
-    for (const RouterEvent& event : events) {
+    // Event 1 is the Cleared that opens every channel at start
+    // (docs/wire-formats.md#event-ids). Nothing was evicted from a 4,096-block cache, so
+    // after it nothing may be removed.
+    ASSERT_FALSE(events.empty());
+    EXPECT_TRUE(is_clear(events.front().event.data));
+    for (size_t i = 1; i < events.size(); ++i) {
+      const RouterEvent& event = events[i];
       EXPECT_TRUE(is_store(event.event.data)) << "event " << event.event.event_id;
       EXPECT_EQ(event.storage_tier, StorageTier::kDevice);
     }
@@ -364,7 +369,8 @@ TEST_F(RunWorkersTest, EvictionIsWhatRemovesBlocks) {
   const auto second = make_prompt(2, 0, 2, 1024);
   ASSERT_EQ(stream_completion(worker_port(0), first, 4).status, 200);
   ASSERT_TRUE(plane_->wait_stored(kFirstWorker, expected_blocks(first)));
-  EXPECT_EQ(plane_->events_of(kFirstWorker).size(), 1u);  // one pass stored the prompt
+  // The start's Cleared, then one pass stored the prompt.
+  EXPECT_EQ(plane_->events_of(kFirstWorker).size(), 2u);
   ASSERT_EQ(stream_completion(worker_port(0), second, 4).status, 200);
   ASSERT_TRUE(plane_->wait_stored(kFirstWorker, expected_blocks(second)));
 

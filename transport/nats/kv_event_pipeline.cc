@@ -24,7 +24,7 @@ KvEventPipeline::KvEventPipeline(Outbox& outbox, KvEventPipelineOptions options,
       options_(std::move(options)),
       clock_(clock),
       epoch_(clock.steady_now()),
-      writer_(outbox_, metrics),
+      writer_(outbox_, metrics, clock),
       encoder_(make_event_plane_encoder(plane_options(options_), clock)),
       loads_(writer_,
              LoadPublisherOptions{options_.ns, options_.debounce_ms, options_.heartbeat_ms},
@@ -75,9 +75,25 @@ std::vector<KvEventPipeline::Channel*> KvEventPipeline::all_channels() {
   return channels;
 }
 
-void KvEventPipeline::add_worker(WorkerId worker, uint32_t dp_size) {
-  for (DpRank rank = 0; rank < std::max<uint32_t>(1, dp_size); ++rank) channel(worker, rank);
+void KvEventPipeline::add_worker(WorkerId worker, uint32_t dp_size, bool clear_first) {
+  for (DpRank rank = 0; rank < std::max<uint32_t>(1, dp_size); ++rank) {
+    Channel& ch = channel(worker, rank);
+    std::lock_guard sending(ch.send_mutex);
+    if (clear_first && ch.events.last_event_id() == 0) ch.clear_first = true;
+  }
 }
+
+namespace {
+
+RouterEvent cleared_event(WorkerId worker, DpRank rank) {
+  RouterEvent cleared;
+  cleared.worker_id = worker;
+  cleared.event.dp_rank = rank;
+  cleared.event.data = ClearData{};
+  return cleared;
+}
+
+}  // namespace
 
 template <typename Release>
 void KvEventPipeline::send(Channel& ch, Release&& release) {
@@ -92,8 +108,8 @@ void KvEventPipeline::send(Channel& ch, Release&& release) {
   std::vector<OutboundMessage> messages;
   messages.reserve(released.events.size());
   encoder_->encode(released.events, ch.stamp, messages);
-  writer_.push_all(messages);
-  events_queued_->inc(messages.size());
+  const size_t queued = writer_.push_all(messages);
+  events_queued_->inc(queued);
 }
 
 size_t KvEventPipeline::publish(WorkerId worker, DpRank rank, std::vector<RouterEvent> events) {
@@ -102,6 +118,11 @@ size_t KvEventPipeline::publish(WorkerId worker, DpRank rank, std::vector<Router
   size_t released = 0;
   const uint64_t now = now_ms();
   send(ch, [&](PublishingChannel& c) {
+    if (ch.clear_first && !events.empty()) {
+      ch.clear_first = false;
+      if (!is_clear(events.front().event.data))
+        events.insert(events.begin(), cleared_event(worker, rank));
+    }
     ReleasedEvents out = c.push(std::move(events), now);
     released = out.events.size();
     return out;
@@ -112,12 +133,8 @@ size_t KvEventPipeline::publish(WorkerId worker, DpRank rank, std::vector<Router
 }
 
 void KvEventPipeline::publish_cleared(WorkerId worker, DpRank rank) {
-  RouterEvent cleared;
-  cleared.worker_id = worker;
-  cleared.event.dp_rank = rank;
-  cleared.event.data = ClearData{};
   std::vector<RouterEvent> events;
-  events.push_back(std::move(cleared));
+  events.push_back(cleared_event(worker, rank));
   publish(worker, rank, std::move(events));
 }
 

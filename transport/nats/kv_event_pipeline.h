@@ -72,6 +72,10 @@ class KvEventPipeline final : public RouterEventSink {
   void start();
   // Flushes pending batches into the outbox and stops the tick thread. Idempotent.
   void stop();
+  // Shutdown has started: from `deadline` on, sources no longer wait for outbox room;
+  // what cannot be queued then is abandoned and counted (events_abandoned()).
+  void stop_waiting_at(Clock::SteadyTime deadline) { writer_.stop_waiting_at(deadline); }
+  uint64_t events_abandoned() const { return writer_.abandoned(); }
 
   // RouterEventSink.
   size_t publish(WorkerId worker, DpRank rank, std::vector<RouterEvent> events) override;
@@ -80,8 +84,11 @@ class KvEventPipeline final : public RouterEventSink {
   size_t block_count(WorkerId worker, DpRank rank) override;
 
   // Opens the channels of a configured worker (ranks 0..dp_size-1) before its first event,
-  // so that a query about it gets the empty answer of its indexer, not an error.
-  void add_worker(WorkerId worker, uint32_t dp_size);
+  // so that a query about it gets the empty answer of its indexer, not an error. With
+  // `clear_first`, each channel's first event is a Cleared (id 1) that announces this
+  // process to routers; it goes out with the channel's first published event, so a
+  // channel that never publishes leaves nothing unsent.
+  void add_worker(WorkerId worker, uint32_t dp_size, bool clear_first = false);
   // Does the timed work due now (batches past their timeout, debounced loads, heartbeats);
   // returns the time until the next (nullopt: none known).
   std::optional<std::chrono::milliseconds> tick();
@@ -102,6 +109,7 @@ class KvEventPipeline final : public RouterEventSink {
     std::mutex state_mutex;  // `events`, shared with queries
     PublishingChannel events;
     EventPublisherStamp stamp;  // guarded by send_mutex
+    bool clear_first = false;   // guarded by send_mutex: a Cleared is owed before event 1
   };
 
   Channel& channel(WorkerId worker, DpRank rank);

@@ -100,6 +100,11 @@ void Outbox::close() {
   not_full_.notify_all();
 }
 
+bool Outbox::closed() const {
+  std::lock_guard lock(mutex_);
+  return closed_;
+}
+
 size_t Outbox::size() const {
   std::lock_guard lock(mutex_);
   return queue_.size();

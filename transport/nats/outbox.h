@@ -59,6 +59,7 @@ class Outbox {
   // Wakes every waiter; later pushes fail. Queued messages stay for a final drain.
   void close();
 
+  bool closed() const;
   size_t size() const;
   size_t capacity() const { return capacity_; }
   // Age of the oldest queued message (0 when empty).

@@ -1,6 +1,6 @@
 #include "transport/nats/outbox_writer.h"
 
-#include <chrono>
+#include <limits>
 #include <string>
 
 #include "transport/log/logger.h"
@@ -8,31 +8,63 @@
 namespace kvmock {
 namespace {
 
-// How long one wait for room lasts before it is counted again (and the log line renewed).
+// How long one wait for room lasts before it is counted again, the shutdown signals are
+// checked again and the log line renewed.
 constexpr auto kBackpressureSlice = std::chrono::milliseconds(100);
+
+int64_t to_ns(Clock::SteadyTime t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
 
 }  // namespace
 
-OutboxWriter::OutboxWriter(Outbox& outbox, MetricsRegistry& metrics)
+OutboxWriter::OutboxWriter(Outbox& outbox, MetricsRegistry& metrics, const Clock& clock)
     : outbox_(outbox),
+      clock_(clock),
+      give_up_at_ns_(std::numeric_limits<int64_t>::max()),
       backpressure_waits_(&metrics.counter(
           "kvmock_pipeline_backpressure_waits_total",
-          "Times a source waited because the outbox was full (sources slowed, nothing dropped).")) {
+          "Times a source waited because the outbox was full (sources slowed, nothing dropped).")),
+      abandoned_(&metrics.counter(
+          "kvmock_pipeline_events_abandoned_total",
+          "Messages never queued for NATS because shutdown ended the wait for outbox room.")) {}
+
+void OutboxWriter::stop_waiting_at(Clock::SteadyTime deadline) {
+  give_up_at_ns_.store(to_ns(deadline));
 }
 
-void OutboxWriter::push_all(std::vector<OutboundMessage>& messages) {
-  // Backpressure, not loss: wait for room however long NATS stays away.
+bool OutboxWriter::may_wait() const {
+  return !outbox_.closed() && to_ns(clock_.steady_now()) < give_up_at_ns_.load();
+}
+
+size_t OutboxWriter::push_all(std::vector<OutboundMessage>& messages) {
+  // Backpressure, not loss, while the daemon runs: wait for room however long NATS stays
+  // away. Shutdown bounds the wait (the loop ends once may_wait() turns false).
   size_t sent = 0;
   while (sent < messages.size()) {
-    sent += outbox_.push_all(messages, sent, kBackpressureSlice);
-    if (sent < messages.size()) note_backpressure();
+    const bool waiting_allowed = may_wait();
+    sent += outbox_.push_all(messages, sent,
+                             waiting_allowed ? kBackpressureSlice : std::chrono::milliseconds(0));
+    if (sent == messages.size()) break;
+    if (!waiting_allowed || !may_wait()) {
+      const size_t left = messages.size() - sent;
+      abandoned_->inc(left);
+      Logger::instance().log_limited(
+          LogSeverity::kWarn, "outbox-abandoned", "pipeline",
+          "shutting down with the outbox full: " + std::to_string(left) +
+              " events will not reach NATS (kvmock_pipeline_events_abandoned_total)",
+          std::chrono::seconds(1));
+      break;
+    }
+    note_backpressure();
   }
+  return sent;
 }
 
-void OutboxWriter::push(OutboundMessage message) {
+size_t OutboxWriter::push(OutboundMessage message) {
   std::vector<OutboundMessage> one;
   one.push_back(std::move(message));
-  push_all(one);
+  return push_all(one);
 }
 
 void OutboxWriter::note_backpressure() {

@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <future>
+#include <thread>
+
 #include "core/events/envelope_codec.h"
 #include "core/events/router_event_codec.h"
 #include "tests/support/manual_clock.h"
@@ -111,6 +114,66 @@ TEST(KvEventPipeline, LoadsAreDebouncedOnTheManualClock) {
   rig.clock.advance(milliseconds(1));
   rig.pipeline->tick();
   EXPECT_EQ(rig.outbox.size(), 1u);
+}
+
+TEST(KvEventPipeline, AChannelOpenedWithClearFirstStartsWithClearedBeforeItsFirstEvent) {
+  PipelineRig rig(0);
+  rig.pipeline->add_worker(7, 2, /*clear_first=*/true);
+  rig.pipeline->add_worker(8, 1);
+  EXPECT_TRUE(drain_events(rig.outbox).empty());  // nothing until the channel publishes
+  rig.pipeline->publish(7, 1, one(stored(7, 1, std::nullopt, {{10, 100}})));
+  rig.pipeline->publish(7, 1, one(stored(7, 1, 10, {{11, 101}})));
+  rig.pipeline->publish(8, 0, one(stored(8, 0, std::nullopt, {{10, 100}})));
+  const auto events = drain_events(rig.outbox);
+  ASSERT_EQ(events.size(), 4u);
+  EXPECT_TRUE(is_clear(events[0].event.data));
+  EXPECT_EQ(events[0].worker_id, 7u);
+  EXPECT_EQ(events[0].event.dp_rank, 1u);
+  EXPECT_EQ(events[0].event.event_id, 1u);
+  EXPECT_TRUE(is_store(events[1].event.data));
+  EXPECT_EQ(events[1].event.event_id, 2u);
+  EXPECT_EQ(events[2].event.event_id, 3u);
+  EXPECT_TRUE(is_store(events[3].event.data));  // worker 8 was opened without it
+  EXPECT_EQ(events[3].event.event_id, 1u);
+  EXPECT_EQ(rig.pipeline->block_count(7, 1), 2u);
+}
+
+TEST(KvEventPipeline, ShutdownEndsTheWaitForOutboxRoomAndCountsWhatWasAbandoned) {
+  test::ManualClock clock;
+  MetricsRegistry metrics;
+  Outbox outbox{1, clock};
+  KvEventPipeline pipeline(outbox, KvEventPipelineOptions{}, metrics, clock);
+  pipeline.publish(7, 0, one(stored(7, 0, std::nullopt, {{10, 100}})));
+  ASSERT_EQ(outbox.size(), 1u);
+  // The outbox is full and nobody drains it: the next publish waits for room...
+  auto blocked = std::async(std::launch::async, [&] {
+    pipeline.publish(7, 0, one(stored(7, 0, 10, {{11, 101}})));
+  });
+  EXPECT_EQ(blocked.wait_for(milliseconds(300)), std::future_status::timeout);
+  // ...until shutdown's deadline passes; then it gives up and counts what it dropped.
+  pipeline.stop_waiting_at(clock.steady_now());
+  ASSERT_EQ(blocked.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_EQ(pipeline.events_abandoned(), 1u);
+  EXPECT_EQ(pipeline.events_queued(), 1u);
+  EXPECT_EQ(outbox.size(), 1u);
+  // Past the deadline nothing waits at all; a closed outbox does the same.
+  pipeline.publish(7, 0, one(stored(7, 0, 11, {{12, 102}})));
+  EXPECT_EQ(pipeline.events_abandoned(), 2u);
+}
+
+TEST(KvEventPipeline, AClosedOutboxEndsTheWaitForRoom) {
+  test::ManualClock clock;
+  MetricsRegistry metrics;
+  Outbox outbox{1, clock};
+  KvEventPipeline pipeline(outbox, KvEventPipelineOptions{}, metrics, clock);
+  pipeline.publish(7, 0, one(stored(7, 0, std::nullopt, {{10, 100}})));
+  auto blocked = std::async(std::launch::async, [&] {
+    pipeline.publish(7, 0, one(stored(7, 0, 10, {{11, 101}})));
+  });
+  EXPECT_EQ(blocked.wait_for(milliseconds(300)), std::future_status::timeout);
+  outbox.close();
+  ASSERT_EQ(blocked.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_EQ(pipeline.events_abandoned(), 1u);
 }
 
 }  // namespace
