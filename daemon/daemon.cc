@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "config/admin_token.h"
 #include "config/config_loader.h"
 #include "config/endpoint.h"
 #include "core/events/subjects.h"
@@ -108,34 +109,45 @@ Result<bool> Daemon::start() {
                                 reason = "starting relays and workers";
                                 return false;
                               }});
-  if (!config_.admin.listen.empty()) {
-    auto address = parse_host_port(config_.admin.listen);
-    if (!address) return address.error();
-    admin_work_.emplace(admin_io_.get_executor());
-    admin_thread_ = std::thread([this] {
-      name_this_thread("kvmock-admin");
-      admin_io_.run();
-    });
-    auto token = resolve_admin_token(config_.admin);
-    if (!token) return token.error();
-    admin_.set_auth_token(*token);
-    HttpServerOptions options;
-    options.max_connections = config_.admin.max_connections;
-    options.name = "admin";
-    options.metrics = &metrics_;
-    admin_server_ = std::make_unique<HttpServer>(
-        admin_io_, [this](std::shared_ptr<HttpExchange> exchange) { admin_.handle(exchange); },
-        options);
-    auto port = admin_server_->listen(address->host, address->port);
-    if (!port) return port.error();
-    log_info("admin", "serving /metrics /health /ready on " + address->host + ":" +
-                          std::to_string(*port) +
-                          (token->empty() ? "" : " (bearer token required but for the probes)"));
-    if (token->empty() && address->host != "127.0.0.1" && address->host != "::1") {
-      log_warn("admin", "admin.listen " + config_.admin.listen +
-                            " may be reachable from other hosts and no admin.auth_token is set");
-    }
+  if (auto admin = start_admin(); !admin) return admin.error();
+  add_readiness_checks();
+  if (auto producers = start_relays_and_workers(); !producers) return producers.error();
+  started_ = true;
+  return true;
+}
+
+Result<bool> Daemon::start_admin() {
+  if (config_.admin.listen.empty()) return true;
+  auto address = parse_host_port(config_.admin.listen);
+  if (!address) return address.error();
+  admin_work_.emplace(admin_io_.get_executor());
+  admin_thread_ = std::thread([this] {
+    name_this_thread("kvmock-admin");
+    admin_io_.run();
+  });
+  auto token = resolve_admin_token(config_.admin);
+  if (!token) return token.error();
+  admin_.set_auth_token(*token);
+  HttpServerOptions options;
+  options.max_connections = config_.admin.max_connections;
+  options.name = "admin";
+  options.metrics = &metrics_;
+  admin_server_ = std::make_unique<HttpServer>(
+      admin_io_, [this](std::shared_ptr<HttpExchange> exchange) { admin_.handle(exchange); },
+      options);
+  auto port = admin_server_->listen(address->host, address->port);
+  if (!port) return port.error();
+  log_info("admin", "serving /metrics /health /ready on " + address->host + ":" +
+                        std::to_string(*port) +
+                        (token->empty() ? "" : " (bearer token required but for the probes)"));
+  if (token->empty() && address->host != "127.0.0.1" && address->host != "::1") {
+    log_warn("admin", "admin.listen " + config_.admin.listen +
+                          " may be reachable from other hosts and no admin.auth_token is set");
   }
+  return true;
+}
+
+void Daemon::add_readiness_checks() {
   admin_.add_readiness_check({"http", [this](std::string& reason) {
                                 if (admin_server_ && !admin_server_->accepting(reason))
                                   return false;
@@ -154,7 +166,9 @@ Result<bool> Daemon::start() {
                                 reason = "stream not created yet: " + publisher_->last_error();
                                 return false;
                               }});
+}
 
+Result<bool> Daemon::start_relays_and_workers() {
   for (const RelayConfig& relay_config : config_.relays) {
     open_worker(relay_config.worker_id, relay_config.dp_size);
     auto relay = std::make_unique<RelayedEngine>(relay_config, zmq_, *pipeline_, outbox_, metrics_);
@@ -176,7 +190,9 @@ Result<bool> Daemon::start() {
         status_loop();
       });
   }
-  started_ = true;
+  // The query subjects must be known to the server before the daemon reports it started:
+  // a router that asks at once gets an answer, not "no responders".
+  queries_->wait_until_registered(std::chrono::seconds(2));
   return true;
 }
 

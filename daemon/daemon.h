@@ -51,6 +51,10 @@ class Daemon {
   // Opens the channels of a configured worker and serves its indexer queries, so a worker
   // that has published nothing yet answers them too.
   void open_worker(WorkerId worker, uint32_t dp_size);
+  // The parts of start(), in order.
+  Result<bool> start_admin();
+  void add_readiness_checks();
+  Result<bool> start_relays_and_workers();
   // Prints one line per second while the built-in load driver runs (the demo).
   void status_loop();
 

@@ -122,6 +122,10 @@ void EngineActor::run_pass() {
     pass_.events.clear();
   }
   waiting_.store(pass_.metrics.waiting_requests, std::memory_order_relaxed);
+  // The engine's figures describe the batch just scheduled: a scraper must see a request
+  // running while its (possibly long) prefill pass runs, as vLLM reports it.
+  counters_.engine = pass_.metrics;
+  publish_stats();
   publish_load();
   pass_idle_ = pass_.outputs.empty() && pass_.end_ms <= pass_.start_ms;
   pass_modeled_end_ = epoch_ + std::chrono::duration_cast<Clock::SteadyTime::duration>(
@@ -136,8 +140,7 @@ void EngineActor::on_pass_end() {
     histograms_.pass_lateness->observe(std::max(0.0, seconds_between(pass_modeled_end_, now)));
   }
   for (const RequestOutput& request_output : pass_.outputs) deliver(request_output, now);
-  counters_.engine = pass_.metrics;
-  publish_stats();
+  publish_stats();  // the tokens and requests this pass delivered
   pass_running_ = false;
   maybe_start_pass();
 }

@@ -52,6 +52,16 @@ Result<bool> IndexerQueryService::serve(WorkerId worker) {
   return true;
 }
 
+void IndexerQueryService::wait_until_registered(std::chrono::milliseconds timeout) {
+  if (!client_.connected()) return;
+  const natsStatus s =
+      natsConnection_FlushTimeout(client_.connection(), static_cast<int64_t>(timeout.count()));
+  if (s != NATS_OK) {
+    log_warn("indexer", std::string("query subscriptions not confirmed by the server: ") +
+                            natsStatus_GetText(s));
+  }
+}
+
 void IndexerQueryService::stop() {
   {
     std::lock_guard lock(subscriptions_mutex_);

@@ -13,6 +13,7 @@
 
 #include <nats/nats.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <limits>
@@ -47,6 +48,10 @@ class IndexerQueryService {
   // Subscribes `worker`'s query subject (idempotent). Called at start for every configured
   // worker, so a worker that has published nothing yet answers too.
   Result<bool> serve(WorkerId worker);
+  // Waits (at most `timeout`) until the server has every subscription made so far, so a
+  // query sent right after this returns is answered. Without a connection it returns at
+  // once: the subscriptions are sent when nats.c connects.
+  void wait_until_registered(std::chrono::milliseconds timeout);
   // Unsubscribes everything and waits for a reply in progress. Idempotent.
   void stop();
 

@@ -209,66 +209,10 @@ void NatsPublisher::send_jetstream(std::vector<OutboundMessage>& batch) {
       std::lock_guard lock(mutex_);
       for (size_t i : pending) refused_ids_.erase(batch[i].msg_id);
     }
-    std::vector<size_t> sent;  // durable messages awaiting an ack this round
-    for (size_t i : pending) {
-      OutboundMessage& m = batch[i];
-      if (!m.durable) {
-        if (client_.publish(*m.subject, m.data).ok()) {
-          published_.fetch_add(1, std::memory_order_relaxed);
-        } else {
-          failed.push_back(i);
-        }
-        continue;
-      }
-      sent.push_back(i);
-      natsMsg* msg = nullptr;
-      natsStatus s = natsMsg_Create(&msg, m.subject->c_str(), nullptr,
-                                    reinterpret_cast<const char*>(m.data.data()),
-                                    static_cast<int>(m.data.size()));
-      if (s == NATS_OK && !m.msg_id.empty())
-        s = natsMsgHeader_Set(msg, kMsgIdHeader, m.msg_id.c_str());
-      if (s == NATS_OK) s = js_PublishMsgAsync(js_, &msg, nullptr);
-      if (msg) natsMsg_Destroy(msg);  // only left set when the publish call failed
-      if (s != NATS_OK) {
-        record_error(nats_error("JetStream publish", s).message);
-        failed.push_back(i);
-      }
-    }
+    const std::vector<size_t> sent = publish_round(batch, pending, failed);
     // Without this, nats.c's flusher holds the window for a millisecond first.
     if (!sent.empty()) (void)client_.flush(kFlushTimeoutMs);
-    jsPubOptions wait_options;
-    jsPubOptions_Init(&wait_options);
-    wait_options.MaxWait = options_.ack_timeout_ms;
-    const bool complete = js_PublishAsyncComplete(js_, &wait_options) == NATS_OK;
-    if (!complete) {
-      // Give up on the acks still outstanding; they are re-sent below.
-      natsMsgList unacked{};
-      if (js_PublishAsyncGetPendingList(&unacked, js_) == NATS_OK) natsMsgList_Destroy(&unacked);
-    }
-    {
-      std::unique_lock lock(mutex_);
-      if (complete) {
-        // The ack callbacks may still be running after the pending count reached zero:
-        // wait (briefly) for a verdict on every message of this round.
-        auto decided = [&] {
-          for (size_t i : sent) {
-            if (!acked_ids_.count(batch[i].msg_id) && !refused_ids_.count(batch[i].msg_id)) {
-              return false;
-            }
-          }
-          return true;
-        };
-        verdicts_.wait_for(lock, std::chrono::milliseconds(options_.ack_timeout_ms), decided);
-      }
-      for (size_t i : sent) {
-        auto it = acked_ids_.find(batch[i].msg_id);
-        if (it == acked_ids_.end()) {
-          failed.push_back(i);
-        } else {
-          acked_ids_.erase(it);
-        }
-      }
-    }
+    collect_verdicts(batch, sent, failed);
     std::sort(failed.begin(), failed.end());
     failed.erase(std::unique(failed.begin(), failed.end()), failed.end());
     const size_t failed_durable = static_cast<size_t>(
@@ -283,6 +227,74 @@ void NatsPublisher::send_jetstream(std::vector<OutboundMessage>& batch) {
   std::lock_guard lock(mutex_);
   acked_ids_.clear();  // late duplicates' acks for this window are no longer needed
   refused_ids_.clear();
+}
+
+std::vector<size_t> NatsPublisher::publish_round(std::vector<OutboundMessage>& batch,
+                                                 const std::vector<size_t>& pending,
+                                                 std::vector<size_t>& failed) {
+  std::vector<size_t> sent;  // durable messages awaiting an ack this round
+  for (size_t i : pending) {
+    OutboundMessage& m = batch[i];
+    if (!m.durable) {
+      if (client_.publish(*m.subject, m.data).ok()) {
+        published_.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        failed.push_back(i);
+      }
+      continue;
+    }
+    sent.push_back(i);
+    natsMsg* msg = nullptr;
+    natsStatus s = natsMsg_Create(&msg, m.subject->c_str(), nullptr,
+                                  reinterpret_cast<const char*>(m.data.data()),
+                                  static_cast<int>(m.data.size()));
+    if (s == NATS_OK && !m.msg_id.empty())
+      s = natsMsgHeader_Set(msg, kMsgIdHeader, m.msg_id.c_str());
+    if (s == NATS_OK) s = js_PublishMsgAsync(js_, &msg, nullptr);
+    if (msg) natsMsg_Destroy(msg);  // only left set when the publish call failed
+    if (s != NATS_OK) {
+      record_error(nats_error("JetStream publish", s).message);
+      failed.push_back(i);
+    }
+  }
+  return sent;
+}
+
+void NatsPublisher::collect_verdicts(const std::vector<OutboundMessage>& batch,
+                                     const std::vector<size_t>& sent, std::vector<size_t>& failed) {
+  jsPubOptions wait_options;
+  jsPubOptions_Init(&wait_options);
+  wait_options.MaxWait = options_.ack_timeout_ms;
+  const bool complete = js_PublishAsyncComplete(js_, &wait_options) == NATS_OK;
+  if (!complete) {
+    // Give up on the acks still outstanding; send_jetstream re-sends those messages.
+    natsMsgList unacked{};
+    if (js_PublishAsyncGetPendingList(&unacked, js_) == NATS_OK) natsMsgList_Destroy(&unacked);
+  }
+  {
+    std::unique_lock lock(mutex_);
+    if (complete) {
+      // The ack callbacks may still be running after the pending count reached zero:
+      // wait (briefly) for a verdict on every message of this round.
+      auto decided = [&] {
+        for (size_t i : sent) {
+          if (!acked_ids_.count(batch[i].msg_id) && !refused_ids_.count(batch[i].msg_id)) {
+            return false;
+          }
+        }
+        return true;
+      };
+      verdicts_.wait_for(lock, std::chrono::milliseconds(options_.ack_timeout_ms), decided);
+    }
+    for (size_t i : sent) {
+      auto it = acked_ids_.find(batch[i].msg_id);
+      if (it == acked_ids_.end()) {
+        failed.push_back(i);
+      } else {
+        acked_ids_.erase(it);
+      }
+    }
+  }
 }
 
 }  // namespace kvmock

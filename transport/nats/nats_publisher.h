@@ -80,6 +80,16 @@ class NatsPublisher {
   void send_core(std::vector<OutboundMessage>& batch);
   // Sends `batch` on JetStream until every message is acked (or the stop deadline).
   void send_jetstream(std::vector<OutboundMessage>& batch);
+  // One JetStream round: publishes batch[i] for every i in `pending` (core messages at
+  // once, durable ones asynchronously) and returns the durable ones awaiting an ack;
+  // messages that could not be sent go to `failed`.
+  std::vector<size_t> publish_round(std::vector<OutboundMessage>& batch,
+                                    const std::vector<size_t>& pending,
+                                    std::vector<size_t>& failed);
+  // Waits for the acks of `sent` (up to ack_timeout_ms) and adds the unacknowledged ones
+  // to `failed`.
+  void collect_verdicts(const std::vector<OutboundMessage>& batch, const std::vector<size_t>& sent,
+                        std::vector<size_t>& failed);
   void record_error(std::string message);
   static void on_ack(jsCtx* js, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, void* self);
 

@@ -100,6 +100,17 @@ class EngineActorTest : public ::testing::Test {
   std::optional<EngineActor> actor_;
 };
 
+TEST_F(EngineActorTest, ARequestIsCountedRunningWhileItsPassRunsNotOnlyAfterIt) {
+  Seen seen;
+  actor().submit(1, request_of(8, 3), seen.callbacks());
+  poll();  // the first pass is scheduled and runs until its modeled end
+  ASSERT_TRUE(timers_.next_expiry().has_value());
+  EXPECT_FALSE(seen.finish.has_value());
+  const EngineActorStats during = actor().stats();
+  EXPECT_EQ(during.engine.running_requests, 1u);
+  EXPECT_GT(during.engine.active_blocks, 0u);
+}
+
 TEST_F(EngineActorTest, APassEndingBetweenGridPointsIsDeliveredAtTheNext100MicrosecondMark) {
   Seen seen;
   actor().submit(1, request_of(8, 3), seen.callbacks());
