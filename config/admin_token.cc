@@ -6,18 +6,9 @@
 #include <sstream>
 #include <string_view>
 
+#include "core/common/text.h"
+
 namespace kvmock {
-namespace {
-
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-
-std::string_view trimmed(std::string_view text) {
-  while (!text.empty() && is_space(text.front())) text.remove_prefix(1);
-  while (!text.empty() && is_space(text.back())) text.remove_suffix(1);
-  return text;
-}
-
-}  // namespace
 
 Result<std::string> resolve_admin_token(const AdminConfig& admin) {
   if (admin.auth_token_file.empty()) return admin.auth_token;
@@ -28,7 +19,7 @@ Result<std::string> resolve_admin_token(const AdminConfig& admin) {
   }
   std::ostringstream contents;
   contents << in.rdbuf();
-  const std::string token(trimmed(contents.str()));
+  const std::string token(trim_ascii_whitespace(contents.str()));
   if (token.empty()) {
     return make_error("admin_token",
                       "admin.auth_token_file " + admin.auth_token_file + ": the file is empty");

@@ -2,17 +2,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/common/text.h"
+
 namespace kvmock {
 
 namespace {
-
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-
-std::string_view trimmed(std::string_view text) {
-  while (!text.empty() && is_space(text.front())) text.remove_prefix(1);
-  while (!text.empty() && is_space(text.back())) text.remove_suffix(1);
-  return text;
-}
 
 bool is_probe(const std::string& path) {
   return path == "/health" || path == "/healthz" || path == "/ready" || path == "/readyz";
@@ -51,14 +45,14 @@ bool AdminEndpoints::authorized(const std::shared_ptr<HttpExchange>& exchange) c
   std::string_view presented;
   bool bearer = false;
   if (found != headers.end()) {
-    const std::string_view value = trimmed(found->second);
+    const std::string_view value = trim_ascii_whitespace(found->second);
     constexpr std::string_view kScheme = "bearer ";
     if (value.size() > kScheme.size()) {
       bearer = true;
       for (size_t i = 0; i < kScheme.size(); ++i) {
         bearer = bearer && std::tolower(static_cast<unsigned char>(value[i])) == kScheme[i];
       }
-      if (bearer) presented = trimmed(value.substr(kScheme.size()));
+      if (bearer) presented = trim_ascii_whitespace(value.substr(kScheme.size()));
     }
   }
   if (bearer && constant_time_equal(presented, expected)) return true;

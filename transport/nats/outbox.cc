@@ -6,23 +6,13 @@ Outbox::Outbox(size_t capacity, const Clock& clock)
     : capacity_(capacity == 0 ? 1 : capacity), clock_(clock) {}
 
 bool Outbox::try_push(OutboundMessage message) {
-  {
-    std::lock_guard lock(mutex_);
-    if (closed_ || queue_.size() >= capacity_) {
-      refused_.fetch_add(1, std::memory_order_relaxed);
-      return false;
-    }
-    message.enqueued_at = clock_.steady_now();
-    queue_.push_back(std::move(message));
-  }
-  not_empty_.notify_one();
-  return true;
+  return push(std::move(message), std::chrono::milliseconds(0));
 }
 
 bool Outbox::push(OutboundMessage message, std::chrono::milliseconds timeout) {
   {
     std::unique_lock lock(mutex_);
-    if (queue_.size() >= capacity_) {
+    if (queue_.size() >= capacity_ && timeout.count() > 0) {
       waits_.fetch_add(1, std::memory_order_relaxed);
       not_full_.wait_for(lock, timeout, [this] { return closed_ || queue_.size() < capacity_; });
     }
