@@ -89,8 +89,8 @@ void EngineActor::submit(RequestId id, GenerationRequest request, GenerationCall
       refusal.error = std::string(added.error().reason);
       if (observer_) observer_->on_request_done(id);
     }
-    in_flight_.fetch_sub(1);
     if (callbacks.on_finish) callbacks.on_finish(refusal);
+    in_flight_.fetch_sub(1);
   });
 }
 
@@ -180,8 +180,10 @@ void EngineActor::deliver(const RequestOutput& output, Clock::SteadyTime now) {
   live_.erase(it);
   if (observer_) observer_->on_request_done(output.id);
   ++counters_.requests_finished;
-  in_flight_.fetch_sub(1);
+  // After the callback: whatever it hands on (the last chunk to the client's connection)
+  // is under way before shutdown, which waits for in_flight() to reach 0, closes it.
   if (callbacks.on_finish) callbacks.on_finish(finish);
+  in_flight_.fetch_sub(1);
 }
 
 void EngineActor::publish_load() {

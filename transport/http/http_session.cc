@@ -81,7 +81,15 @@ void Session::refuse() {
 }
 
 void Session::close_from_server() {
-  net::post(stream_.get_executor(), [self = shared_from_this()] { self->close(); });
+  net::post(stream_.get_executor(), [self = shared_from_this()] {
+    // An answer already handed over (the last chunk of a stream ended by shutdown) is
+    // written first; the write timeout bounds how long that can take.
+    if (self->writing_ || !self->pending_.empty()) {
+      self->close_when_written_ = true;
+    } else {
+      self->close();
+    }
+  });
 }
 
 void Session::respond(int status, std::string content_type, std::string body,
@@ -315,7 +323,7 @@ void Session::send_full(int status, std::string content_type, std::string body,
 }
 
 void Session::after_response(beast::error_code ec) {
-  if (ec || gone_) return close();
+  if (ec || gone_ || close_when_written_) return close();
   stream_.expires_never();
   if (!keep_alive_) return linger_then_close();
   read_request();  // a pipelined request may already be buffered
@@ -365,7 +373,11 @@ void Session::queue_chunk(std::string chunk, bool last) {
 }
 
 void Session::write_next() {
-  if (writing_ || pending_.empty()) return;
+  if (writing_) return;
+  if (pending_.empty()) {
+    if (close_when_written_) close();
+    return;
+  }
   if (gone_) return close();
   writing_ = true;
   auto chunk = std::make_shared<std::string>(std::move(pending_.front()));

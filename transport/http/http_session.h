@@ -111,6 +111,8 @@ class Session : public std::enable_shared_from_this<Session>, public HttpExchang
   bool peer_eof_ = false;  // the client shut down its sending side (or closed)
   bool interim_sent_ = false;
   bool writing_ = false;
+  // The server is stopping: close once what was handed over has been written.
+  bool close_when_written_ = false;
   bool finishing_ = false;
   Phase phase_ = Phase::kReading;
   std::atomic<bool> gone_{false};
