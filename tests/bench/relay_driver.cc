@@ -13,9 +13,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <numeric>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 
@@ -285,11 +288,42 @@ void latency(uint64_t rate, uint64_t seconds, uint64_t per_batch) {
 }  // namespace
 }  // namespace kvmock
 
+namespace {
+
+constexpr const char* kUsage =
+    "usage: relay_driver [EVENTS [RATE [SECONDS [PER_BATCH]]]]\n"
+    "  Starts nats-server, a fake vLLM engine and a real kvmockd relaying it, then measures\n"
+    "  core-NATS and JetStream throughput over EVENTS events (default 200000; JetStream a\n"
+    "  quarter of them) and engine-to-router latency at RATE events/s (default 10000) for\n"
+    "  SECONDS (default 5) with PER_BATCH events per engine batch (default 1).\n";
+
+// A whole decimal number, or nullopt.
+std::optional<uint64_t> number_arg(const char* text) {
+  uint64_t value = 0;
+  const char* end = text + std::strlen(text);
+  const auto [stop, ec] = std::from_chars(text, end, value);
+  if (ec != std::errc() || stop != end || stop == text) return std::nullopt;
+  return value;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  const uint64_t events = argc > 1 ? std::stoull(argv[1]) : 200000;
-  const uint64_t rate = argc > 2 ? std::stoull(argv[2]) : 10000;
-  const uint64_t seconds = argc > 3 ? std::stoull(argv[3]) : 5;
-  const uint64_t per_batch = argc > 4 ? std::max(1ull, std::stoull(argv[4])) : 1;
+  const uint64_t defaults[] = {200000, 10000, 5, 1};
+  uint64_t values[4] = {defaults[0], defaults[1], defaults[2], defaults[3]};
+  for (int i = 1; i < argc; ++i) {
+    const auto value = i <= 4 ? number_arg(argv[i]) : std::nullopt;
+    if (!value) {
+      const bool help = std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0;
+      std::fputs(kUsage, help ? stdout : stderr);
+      return help ? 0 : 2;
+    }
+    values[i - 1] = *value;
+  }
+  const uint64_t events = values[0];
+  const uint64_t rate = values[1];
+  const uint64_t seconds = values[2];
+  const uint64_t per_batch = std::max<uint64_t>(1, values[3]);
   std::printf(
       "relay_driver: %u cores, load average %s; events of one 16-token block, %zu per "
       "engine batch for throughput\n",
