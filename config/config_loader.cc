@@ -99,6 +99,10 @@ class Loader {
   Result<Config> finish();
 
  private:
+  // Calls visit(name, value, line) for each key of `map` that is a plain name; any other
+  // key is reported as bad_key.
+  template <typename Visit>
+  void for_each_plain_key(const YAML::Node& map, Visit visit);
   void walk_section(const YAML::Node& map, const std::string& prefix);
   void walk_relays(const YAML::Node& node);
   void walk_relay(const YAML::Node& map, size_t index);
@@ -156,7 +160,8 @@ bool Loader::first_in_file(const std::string& path, int line) {
   return true;
 }
 
-void Loader::walk_section(const YAML::Node& map, const std::string& prefix) {
+template <typename Visit>
+void Loader::for_each_plain_key(const YAML::Node& map, Visit visit) {
   for (auto it = map.begin(); it != map.end(); ++it) {
     // Copies: `it->` yields a proxy that dies at the end of the expression.
     const YAML::Node key_node = it->first;
@@ -166,23 +171,29 @@ void Loader::walk_section(const YAML::Node& map, const std::string& prefix) {
       diag_.add_in_file(line, "bad_key", "keys must be plain names, got " + describe(key_node));
       continue;
     }
-    const std::string path = prefix.empty() ? key_node.Scalar() : prefix + "." + key_node.Scalar();
+    visit(key_node.Scalar(), value, line);
+  }
+}
+
+void Loader::walk_section(const YAML::Node& map, const std::string& prefix) {
+  for_each_plain_key(map, [&](const std::string& name, const YAML::Node& value, int line) {
+    const std::string path = prefix.empty() ? name : prefix + "." + name;
     const Origin here{Origin::Kind::kFile, line, {}};
     if (path == kRelaysKey) {
       if (first_in_file(path, line)) walk_relays(value);
     } else if (const auto* key = find_key(config_keys(), path); key != nullptr) {
       if (first_in_file(path, line)) assign_node(*key, config_, path, value, line);
     } else if (is_section(config_keys(), path)) {
-      if (!first_in_file(path, line) || value.IsNull()) continue;
+      if (!first_in_file(path, line) || value.IsNull()) return;
       if (!value.IsMap()) {
         diag_.add(&here, path, "bad_type", "must be a map, got " + describe(value));
-        continue;
+        return;
       }
       walk_section(value, path);
     } else {
       diag_.add(&here, path, "unknown_key", unknown_key_message(path));
     }
-  }
+  });
 }
 
 void Loader::walk_relays(const YAML::Node& node) {
@@ -207,15 +218,7 @@ void Loader::walk_relays(const YAML::Node& node) {
 
 void Loader::walk_relay(const YAML::Node& map, size_t index) {
   const std::string prefix = relay_path(index);
-  for (auto it = map.begin(); it != map.end(); ++it) {
-    const YAML::Node key_node = it->first;
-    const YAML::Node value = it->second;
-    const int line = line_of(key_node);
-    if (!key_node.IsScalar()) {
-      diag_.add_in_file(line, "bad_key", "keys must be plain names, got " + describe(key_node));
-      continue;
-    }
-    const std::string& name = key_node.Scalar();
+  for_each_plain_key(map, [&](const std::string& name, const YAML::Node& value, int line) {
     const std::string path = prefix + "." + name;
     const auto* key = find_key(relay_keys(), name);
     if (key == nullptr) {
@@ -224,7 +227,7 @@ void Loader::walk_relay(const YAML::Node& map, size_t index) {
     } else if (first_in_file(path, line)) {
       assign_node(*key, config_.relays[index], path, value, line);
     }
-  }
+  });
 }
 
 template <typename Root>
