@@ -7,6 +7,7 @@
 #include "transport/http/http_session.h"
 #include "transport/log/logger.h"
 #include "transport/metrics/metrics_registry.h"
+#include "transport/time/system_clock.h"
 
 namespace kvmock {
 
@@ -98,7 +99,7 @@ bool HttpServer::accepting(std::string& reason) const {
   std::lock_guard lock(episode_mutex_);
   if (!in_episode_) return true;
   const auto for_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::steady_clock::now() - episode_start_)
+                          SystemClock::instance().steady_now() - episode_start_)
                           .count();
   reason = options_.name + " port " + std::to_string(port_) + ": accept failing (" +
            episode_error_ + ") for " + std::to_string(for_ms) + " ms, " +
@@ -142,7 +143,7 @@ void HttpServer::on_accept_error(boost::system::error_code ec) {
     first = !in_episode_;
     if (first) {
       in_episode_ = true;
-      episode_start_ = std::chrono::steady_clock::now();
+      episode_start_ = SystemClock::instance().steady_now();
       episode_errors_ = 0;
       backoff_ = kFirstBackoff;
     } else {
