@@ -1,5 +1,7 @@
 #include "tests/support/zmq_test_support.h"
 
+#include <gtest/gtest.h>
+
 #include <thread>
 #include <zmq_addon.hpp>
 
@@ -78,6 +80,16 @@ void RawEngine::send_batch(uint64_t seq, const std::vector<uint8_t>& payload,
   const auto seq_frame = encode_seq_frame(seq);
   send_frames({std::vector<uint8_t>(topic.begin(), topic.end()),
                std::vector<uint8_t>(seq_frame.begin(), seq_frame.end()), payload});
+}
+
+std::unique_ptr<RelayedEngineSubscriber> start_subscriber(zmq::context_t& context,
+                                                          RelayedEngineSubscriberOptions options,
+                                                          RelayedEngineStreamSink& sink) {
+  Result<std::unique_ptr<RelayedEngineSubscriber>> subscriber =
+      RelayedEngineSubscriber::start(context, std::move(options), sink);
+  EXPECT_TRUE(subscriber.ok()) << (subscriber.ok() ? "" : subscriber.error().message);
+  if (!subscriber.ok()) return nullptr;
+  return std::move(subscriber).value();
 }
 
 }  // namespace kvmock::testing

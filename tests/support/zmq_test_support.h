@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -65,5 +66,11 @@ class RawEngine {
   zmq::socket_t socket_;
   std::string endpoint_;
 };
+
+// Starts a subscriber with `options`, reporting to `sink`; a failure to start is a test
+// failure (and the returned pointer is then null).
+std::unique_ptr<RelayedEngineSubscriber> start_subscriber(zmq::context_t& context,
+                                                          RelayedEngineSubscriberOptions options,
+                                                          RelayedEngineStreamSink& sink);
 
 }  // namespace kvmock::testing

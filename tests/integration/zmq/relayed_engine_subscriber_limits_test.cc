@@ -28,16 +28,8 @@ using testing::bind_ephemeral;
 using testing::payload_for;
 using testing::RawEngine;
 using testing::RecordingSink;
+using testing::start_subscriber;
 using testing::wait_until;
-
-std::unique_ptr<RelayedEngineSubscriber> start_subscriber(zmq::context_t& context,
-                                                          RelayedEngineSubscriberOptions options,
-                                                          RelayedEngineStreamSink& sink) {
-  Result<std::unique_ptr<RelayedEngineSubscriber>> subscriber =
-      RelayedEngineSubscriber::start(context, std::move(options), sink);
-  EXPECT_TRUE(subscriber.ok()) << subscriber.error().message;
-  return std::move(subscriber).value();
-}
 
 // A replay ROUTER that reads every request and answers each with `answer` (nothing when
 // empty: an endpoint that never answers). Counts the requests.

@@ -15,16 +15,8 @@ namespace {
 using testing::payload_for;
 using testing::RawEngine;
 using testing::RecordingSink;
+using testing::start_subscriber;
 using testing::wait_until;
-
-std::unique_ptr<RelayedEngineSubscriber> start_subscriber(zmq::context_t& context,
-                                                          RelayedEngineSubscriberOptions options,
-                                                          RelayedEngineStreamSink& sink) {
-  Result<std::unique_ptr<RelayedEngineSubscriber>> subscriber =
-      RelayedEngineSubscriber::start(context, std::move(options), sink);
-  EXPECT_TRUE(subscriber.ok()) << subscriber.error().message;
-  return std::move(subscriber).value();
-}
 
 std::vector<uint8_t> seq_bytes(uint64_t seq, size_t size = 8) {
   std::vector<uint8_t> out(size);
