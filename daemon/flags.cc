@@ -140,12 +140,15 @@ std::vector<FlagSpec> config_flags(ConfigSource& source, bool with_log) {
        }},
   };
   if (!with_log) return flags;
-  for (const auto& [flag, key] :
+  for (const auto& flag_and_key :
        {std::pair{"--log-format", "log.format="}, std::pair{"--log-level", "log.level="}}) {
-    flags.push_back({flag, true, [&source, key](std::string_view value) -> Result<bool> {
-                       source.sets.push_back(key + std::string(value));
-                       return true;
-                     }});
+    // A copy, not a structured binding: clang 14 cannot capture those.
+    const char* key = flag_and_key.second;
+    flags.push_back(
+        {flag_and_key.first, true, [&source, key](std::string_view value) -> Result<bool> {
+           source.sets.push_back(key + std::string(value));
+           return true;
+         }});
   }
   return flags;
 }
