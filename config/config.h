@@ -41,6 +41,9 @@ struct NatsConfig {
   std::string component = "backend";
   std::string kv_subject = "kv_events";
   uint32_t outbox_capacity = 100000;
+  // How long a mock worker waits for outbox room before holding its events and refusing
+  // new requests (503) until the outbox drains.
+  uint32_t outbox_full_wait_ms = 1000;
   std::string user;
   std::string password;
   std::string token;

@@ -47,6 +47,7 @@ KvEventPipelineOptions pipeline_options(const Config& config) {
   options.batching_timeout_ms = config.pipeline.batching_timeout_ms;
   options.debounce_ms = config.load_metrics.debounce_ms;
   options.heartbeat_ms = uint64_t{config.load_metrics.heartbeat_s} * 1000;
+  options.outbox_full_wait = std::chrono::milliseconds(config.nats.outbox_full_wait_ms);
   return options;
 }
 
@@ -166,11 +167,18 @@ void Daemon::add_readiness_checks() {
                                 reason = "stream not created yet: " + publisher_->last_error();
                                 return false;
                               }});
+  admin_.add_readiness_check({"events", [this](std::string& reason) {
+                                if (!pipeline_->outbox_full()) return true;
+                                reason = "event outbox full: " +
+                                         std::to_string(pipeline_->events_held()) +
+                                         " mock-worker events held, new requests refused";
+                                return false;
+                              }});
 }
 
 Result<bool> Daemon::start_relays_and_workers() {
   for (const RelayConfig& relay_config : config_.relays) {
-    open_worker(relay_config.worker_id, relay_config.dp_size);
+    open_worker(relay_config.worker_id, relay_config.dp_size, /*mock=*/false);
     auto relay = std::make_unique<RelayedEngine>(relay_config, zmq_, *pipeline_, outbox_, metrics_);
     auto started = relay->start();
     if (!started) return started.error();
@@ -182,7 +190,7 @@ Result<bool> Daemon::start_relays_and_workers() {
     if (!started) return started.error();
     for (size_t i = 0; i < workers_->size(); ++i) {
       open_worker(workers_->worker(i).worker_id(),
-                  static_cast<uint32_t>(workers_->worker(i).dp_size()));
+                  static_cast<uint32_t>(workers_->worker(i).dp_size()), /*mock=*/true);
     }
     if (workers_->load_driver())
       status_thread_ = std::thread([this] {
@@ -291,11 +299,14 @@ int Daemon::shutdown() {
   return 0;
 }
 
-void Daemon::open_worker(WorkerId worker, uint32_t dp_size) {
+void Daemon::open_worker(WorkerId worker, uint32_t dp_size, bool mock) {
   // A new process numbers every channel from 1 again: its first event is a Cleared, which
   // tells a router to forget what an earlier process under this worker id had stored
-  // (docs/wire-formats.md#event-ids).
-  pipeline_->add_worker(worker, dp_size, /*clear_first=*/true);
+  // (docs/wire-formats.md#event-ids). A mock worker can refuse work, so a full outbox
+  // holds its events rather than stalling its engines; a relay cannot refuse its
+  // engine's events and waits (docs/ARCHITECTURE.md#publishing-pipeline).
+  pipeline_->add_worker(worker, dp_size,
+                        WorkerChannelOptions{.clear_first = true, .hold_when_outbox_full = mock});
   // Not fatal: the worker still publishes; only its recovery queries go unanswered.
   if (auto served = queries_->serve(worker); !served) log_error("indexer", served.error().message);
 }

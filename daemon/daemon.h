@@ -50,7 +50,8 @@ class Daemon {
   void register_metrics();
   // Opens the channels of a configured worker and serves its indexer queries, so a worker
   // that has published nothing yet answers them too.
-  void open_worker(WorkerId worker, uint32_t dp_size);
+  // `mock`: a mock worker (its channels hold events while the outbox is full), else a relay.
+  void open_worker(WorkerId worker, uint32_t dp_size, bool mock);
   // The parts of start(), in order.
   Result<bool> start_admin();
   void add_readiness_checks();

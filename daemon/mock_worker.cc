@@ -95,6 +95,12 @@ const WorkerSeries kWorkerSeries[] = {
      [](const EngineActor& e) { return e.stats().engine.g2_offloads_dropped; }},
 };
 
+// Why a worker refuses requests while NATS has not taken its events for longer than the
+// outbox lasts (docs/ARCHITECTURE.md#publishing-pipeline).
+constexpr const char* kOutboxFullMessage =
+    "the event outbox is full (NATS is not taking KV events); new requests are refused until "
+    "it drains";
+
 }  // namespace
 
 MockWorker::MockWorker(EngineThreads& threads, const Config& config, uint32_t index,
@@ -107,6 +113,7 @@ MockWorker::MockWorker(EngineThreads& threads, const Config& config, uint32_t in
       max_queued_prompt_tokens_(config.workers.max_queued_prompt_tokens),
       max_waiting_per_engine_(max_waiting_per_engine),
       max_held_per_engine_(max_waiting_per_engine + config.workers.engine.max_num_seqs),
+      sink_(sink),
       metrics_(metrics) {
   const MetricLabels labels{{"model_name", model_name_}, {"worker_id", std::to_string(worker_id_)}};
   EngineActorHistograms histograms;
@@ -132,7 +139,11 @@ MockWorker::MockWorker(EngineThreads& threads, const Config& config, uint32_t in
 }
 
 Result<uint64_t> MockWorker::submit(GenerationRequest request, GenerationCallbacks callbacks) {
-  if (!ready()) return make_error("not_ready", "worker is shutting down");
+  if (!ready_.load()) return make_error("not_ready", "worker is shutting down");
+  if (sink_.outbox_full()) {
+    refused_outbox_full_->inc();
+    return make_error("not_ready", kOutboxFullMessage);
+  }
   if (request.prompt.empty()) return make_error("bad_request", "the prompt is empty");
   const uint64_t prompt_tokens = request.prompt.size();
   if (prompt_tokens + request.max_tokens > max_context_tokens_) {
@@ -198,6 +209,12 @@ uint64_t MockWorker::in_flight() const {
   return total;
 }
 
+std::string MockWorker::not_ready_reason() const {
+  if (!ready_.load()) return "the worker is shutting down";
+  if (sink_.outbox_full()) return kOutboxFullMessage;
+  return {};
+}
+
 std::string MockWorker::render_metrics() const {
   return metrics_.render_matching("worker_id", std::to_string(worker_id_));
 }
@@ -207,12 +224,14 @@ void MockWorker::register_metrics(MetricsRegistry& metrics) {
   auto refused = [&](const char* reason) {
     return &metrics.counter("kvmock_worker_refused_requests_total",
                             "Requests the worker refused before queueing them, by reason "
-                            "(context_length: 400; queue_full, prompt_tokens: 429).",
+                            "(context_length: 400; queue_full, prompt_tokens: 429; "
+                            "event_outbox_full: 503).",
                             {{"worker_id", worker}, {"reason", reason}});
   };
   refused_context_ = refused("context_length");
   refused_queue_full_ = refused("queue_full");
   refused_prompt_tokens_ = refused("prompt_tokens");
+  refused_outbox_full_ = refused("event_outbox_full");
   const MetricLabels vllm{{"model_name", model_name_}, {"worker_id", worker}};
   const bool g2 = engines_.front()->g2_enabled();
   for (const WorkerSeries& series : kWorkerSeries) {

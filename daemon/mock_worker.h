@@ -30,7 +30,10 @@ class MockWorker : public WorkerBackend {
 
   Result<uint64_t> submit(GenerationRequest request, GenerationCallbacks callbacks) override;
   void cancel(uint64_t request_id) override;
-  bool ready() const override { return ready_.load(); }
+  // Ready unless shutting down or while the event outbox is full (the worker could not
+  // publish the KV events of new work).
+  bool ready() const override { return ready_.load() && !sink_.outbox_full(); }
+  std::string not_ready_reason() const override;
   uint64_t worker_id() const override { return worker_id_; }
   const std::string& model_name() const override { return model_name_; }
   std::string render_metrics() const override;
@@ -62,6 +65,7 @@ class MockWorker : public WorkerBackend {
   // Waiting plus the most that can run, so the waiting queue holds max_waiting_per_engine_
   // however many run.
   const uint64_t max_held_per_engine_;
+  const RouterEventSink& sink_;
   MetricsRegistry& metrics_;
   std::vector<std::unique_ptr<EngineActor>> engines_;
   // Per engine: requests accepted and not finished (waiting or running).
@@ -71,6 +75,7 @@ class MockWorker : public WorkerBackend {
   Counter* refused_context_ = nullptr;
   Counter* refused_queue_full_ = nullptr;
   Counter* refused_prompt_tokens_ = nullptr;
+  Counter* refused_outbox_full_ = nullptr;
   std::atomic<uint64_t> next_request_{1};
   std::atomic<uint32_t> next_rank_{0};
   std::atomic<bool> ready_{true};

@@ -25,6 +25,9 @@ class RouterEventSink {
   // How many blocks the sink's local indexer holds for (worker, rank): the load a relay
   // reports for an engine it cannot ask.
   virtual size_t block_count(WorkerId worker, DpRank rank) = 0;
+  // True while the sink holds events it has no room to send (NATS away longer than the
+  // outbox lasts): a producer that can refuse work (a mock worker) refuses new requests.
+  virtual bool outbox_full() const = 0;
 };
 
 }  // namespace kvmock

@@ -33,14 +33,26 @@ double metric_value(uint16_t admin_port, const std::string& name) {
   return std::stod(match[2]);
 }
 
+// Waits (bounded) until the load has filled the outbox and the workers hold their events.
+bool wait_until_events_held(uint16_t admin_port) {
+  const auto filled_by = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (metric_value(admin_port, "kvmock_pipeline_events_held") <= 0 &&
+         std::chrono::steady_clock::now() < filled_by) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return metric_value(admin_port, "kvmock_pipeline_events_held") > 0;
+}
+
 std::string outage_config(const std::string& nats_url, int admin_port, uint32_t workers,
-                          size_t outbox_capacity) {
+                          size_t outbox_capacity, int worker_port = 0) {
   return "nats:\n  url: " + nats_url + "\n  outbox_capacity: " + std::to_string(outbox_capacity) +
+         "\n  outbox_full_wait_ms: 200" +
          "\nadmin:\n  listen: 127.0.0.1:" + std::to_string(admin_port) +
          "\nshutdown:\n  grace_s: " + std::to_string(kGraceS) +
          "\n  flush_deadline_s: " + std::to_string(kFlushDeadlineS) +
          "\nworkers:\n  count: " + std::to_string(workers) +
-         "\n  worker_id_base: 700\n  http_base_port: 0\n  engine:\n    block_size: 16\n"
+         "\n  worker_id_base: 700\n  http_base_port: " + std::to_string(worker_port) +
+         "\n  engine:\n    block_size: 16\n"
          "    num_gpu_blocks: 256\n    speedup_ratio: 20.0\n  load:\n    enabled: true\n"
          "    requests_per_s: 40.0\n    input_tokens: 200\n    output_tokens: 8\n"
          "    prefix_groups: 4\n";
@@ -59,16 +71,7 @@ TEST(NatsOutage, SigtermWithNatsDownAndTheOutboxFullEndsWithinTheDeadlines) {
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
 
   server.stop();
-  // Wait until the load has filled the outbox and the engines are held by backpressure.
-  const auto filled_by = std::chrono::steady_clock::now() + std::chrono::seconds(15);
-  while (metric_value(static_cast<uint16_t>(admin_port),
-                      "kvmock_pipeline_backpressure_waits_total") < 5 &&
-         std::chrono::steady_clock::now() < filled_by) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  ASSERT_GE(
-      metric_value(static_cast<uint16_t>(admin_port), "kvmock_pipeline_backpressure_waits_total"),
-      5)
+  ASSERT_TRUE(wait_until_events_held(static_cast<uint16_t>(admin_port)))
       << "the outbox never filled up\n"
       << daemon.output();
 
@@ -83,6 +86,51 @@ TEST(NatsOutage, SigtermWithNatsDownAndTheOutboxFullEndsWithinTheDeadlines) {
   EXPECT_LT(took, std::chrono::seconds(kGraceS + kFlushDeadlineS) + std::chrono::milliseconds(1500))
       << log;
   EXPECT_NE(log.find("could not be published to NATS"), std::string::npos) << log;
+  ::unlink(config_path.c_str());
+}
+
+// Defect 6: with NATS away and the outbox full, every mock worker used to stall (requests
+// hung, no status) while its /health said 200. Now the workers hold their events, refuse
+// new requests with 503 at once and say why on /health and the admin /ready, and all of it
+// recovers when NATS is back.
+TEST(NatsOutage, AFullOutboxMakesWorkersAnswer503AtOnceAndTheyRecoverWithNats) {
+  testing::NatsServer server;
+  ASSERT_TRUE(server.start());
+  const int admin_port = testing::free_loopback_port();
+  const int worker_port = testing::free_loopback_port();
+  const std::string config_path =
+      testing::write_temp_file(outage_config(server.url(), admin_port, 1, 20, worker_port));
+  ChildProcess daemon({testing::kvmockd_path(), "run", "--config", config_path});
+  const auto admin = static_cast<uint16_t>(admin_port);
+  const auto worker = static_cast<uint16_t>(worker_port);
+  ASSERT_TRUE(testing::wait_for_status(admin, "/ready", 200, std::chrono::seconds(10)))
+      << daemon.output();
+  EXPECT_EQ(testing::http_request(worker, "GET", "/health").status, 200);
+
+  server.stop();
+  ASSERT_TRUE(wait_until_events_held(admin)) << daemon.output();
+  const testing::HttpResult health = testing::http_request(worker, "GET", "/health");
+  EXPECT_EQ(health.status, 503);
+  EXPECT_NE(health.body.find("event outbox is full"), std::string::npos) << health.body;
+  const testing::HttpResult ready = testing::http_request(admin, "GET", "/ready");
+  EXPECT_EQ(ready.status, 503);
+  EXPECT_NE(ready.body.find("event outbox full"), std::string::npos) << ready.body;
+
+  const auto sent = std::chrono::steady_clock::now();
+  const testing::HttpResult refused = testing::http_request(
+      worker, "POST", "/v1/completions", R"({"model":"kvmock-model","prompt":"hi","max_tokens":2})",
+      std::chrono::seconds(5));
+  EXPECT_EQ(refused.status, 503) << refused.body;
+  EXPECT_LT(std::chrono::steady_clock::now() - sent, std::chrono::seconds(1));
+  EXPECT_GE(metric_value(admin, "kvmock_pipeline_events_held_total"), 1);
+
+  ASSERT_TRUE(server.start());
+  EXPECT_TRUE(testing::wait_for_status(worker, "/health", 200, std::chrono::seconds(15)))
+      << daemon.output();
+  EXPECT_TRUE(testing::wait_for_status(admin, "/ready", 200, std::chrono::seconds(15)));
+  EXPECT_EQ(metric_value(admin, "kvmock_pipeline_events_held"), 0);
+  daemon.signal(SIGTERM);
+  EXPECT_NE(daemon.wait(std::chrono::seconds(kGraceS + kFlushDeadlineS + 5)), -1);
   ::unlink(config_path.c_str());
 }
 

@@ -2,6 +2,7 @@
 // (simulated engines, relays). Thread-safe: producers may run on other threads.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <utility>
@@ -50,6 +51,9 @@ class CapturingEventSink final : public RouterEventSink {
     std::lock_guard lock(mutex_);
     loads_.push_back(load);
   }
+  bool outbox_full() const override { return outbox_full_.load(); }
+  // Makes the sink report a full outbox (as the pipeline does while it holds events).
+  void set_outbox_full(bool full) { outbox_full_ = full; }
 
   std::vector<Published> published() const {
     std::lock_guard lock(mutex_);
@@ -77,6 +81,7 @@ class CapturingEventSink final : public RouterEventSink {
   std::vector<Published> cleared_;
   std::vector<ActiveLoad> loads_;
   std::map<std::pair<WorkerId, DpRank>, int64_t> blocks_;
+  std::atomic<bool> outbox_full_{false};
 };
 
 }  // namespace kvmock::test

@@ -285,7 +285,7 @@ void OpenAiServer::handle(const std::shared_ptr<HttpExchange>& exchange) {
     if (backend_.ready()) {
       exchange->respond(200, std::string(kJson), R"({"status":"ok"})", headers);
     } else {
-      reply_error(503, "the worker is not ready", "not_ready");
+      reply_error(503, backend_.not_ready_reason(), "not_ready");
     }
   } else {  // /v1/models
     ordered_json model;

@@ -40,13 +40,16 @@ class WorkerBackend {
  public:
   virtual ~WorkerBackend() = default;
 
-  // Queues a request. Errors (reason → HTTP status): "not_ready" 503, "queue_full" 429,
+  // Queues a request. Errors (reason → HTTP status): "not_ready" 503 (shutting down, or the
+  // event outbox is full), "queue_full" 429,
   // "prompt_too_long" 400, "bad_request" 400.
   virtual Result<uint64_t> submit(GenerationRequest request, GenerationCallbacks callbacks) = 0;
   // Cancels a queued or running request and frees its blocks; on_finish("cancelled")
   // follows unless the request already finished. Safe from any thread.
   virtual void cancel(uint64_t request_id) = 0;
   virtual bool ready() const = 0;
+  // Why ready() is false, for /health and logs.
+  virtual std::string not_ready_reason() const { return "the worker is not ready"; }
   virtual uint64_t worker_id() const = 0;
   virtual const std::string& model_name() const = 0;
   // The worker's vLLM-named Prometheus metrics (text format), as a vLLM pod serves them.

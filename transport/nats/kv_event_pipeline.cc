@@ -1,6 +1,9 @@
 #include "transport/nats/kv_event_pipeline.h"
 
 #include <algorithm>
+#include <iterator>
+
+#include "transport/log/logger.h"
 
 namespace kvmock {
 
@@ -10,6 +13,9 @@ KvEventPipeline::Channel::Channel(WorkerId worker, DpRank rank,
              PublishingChannelOptions{options.batching_timeout_ms, options.indexer_buffer_size}) {}
 
 namespace {
+
+// How often held events are offered to the outbox again.
+constexpr uint64_t kHeldRetryMs = 20;
 
 EventPlaneOptions plane_options(const KvEventPipelineOptions& options) {
   return EventPlaneOptions{options.ns, options.component, options.kv_subject, options.jetstream,
@@ -36,6 +42,13 @@ KvEventPipeline::KvEventPipeline(Outbox& outbox, KvEventPipelineOptions options,
   events_deduplicated_ =
       &metrics.counter("kvmock_pipeline_events_deduplicated_total",
                        "Events absorbed by batching or reference-counted de-duplication.");
+  events_held_total_ = &metrics.counter(
+      "kvmock_pipeline_events_held_total",
+      "Mock-worker events held back because the outbox was full (queued later, in order).");
+  metrics.gauge_callback("kvmock_pipeline_events_held",
+                         "Mock-worker events held because the outbox is full (workers refuse "
+                         "new requests while this is above 0).",
+                         {}, [this] { return static_cast<double>(held_events_.load()); });
   indexer_rejections_ =
       &metrics.counter("kvmock_indexer_rejected_events_total",
                        "Published events the local indexer could not apply (e.g. unknown parent).");
@@ -51,6 +64,10 @@ void KvEventPipeline::stop() {
   if (stopped_.exchange(true)) return;
   ticker_.stop();
   for (Channel* ch : all_channels()) send(*ch, [](PublishingChannel& c) { return c.flush(); });
+  for (Channel* ch : all_channels()) {
+    std::lock_guard sending(ch->send_mutex);
+    release_held(*ch);
+  }
 }
 
 KvEventPipeline::Channel* KvEventPipeline::find_channel(WorkerId worker, DpRank rank) {
@@ -75,11 +92,13 @@ std::vector<KvEventPipeline::Channel*> KvEventPipeline::all_channels() {
   return channels;
 }
 
-void KvEventPipeline::add_worker(WorkerId worker, uint32_t dp_size, bool clear_first) {
+void KvEventPipeline::add_worker(WorkerId worker, uint32_t dp_size,
+                                 WorkerChannelOptions channel_options) {
   for (DpRank rank = 0; rank < std::max<uint32_t>(1, dp_size); ++rank) {
     Channel& ch = channel(worker, rank);
     std::lock_guard sending(ch.send_mutex);
-    if (clear_first && ch.events.last_event_id() == 0) ch.clear_first = true;
+    if (channel_options.clear_first && ch.events.last_event_id() == 0) ch.clear_first = true;
+    ch.hold_when_full = channel_options.hold_when_outbox_full;
   }
 }
 
@@ -108,8 +127,54 @@ void KvEventPipeline::send(Channel& ch, Release&& release) {
   std::vector<OutboundMessage> messages;
   messages.reserve(released.events.size());
   encoder_->encode(released.events, ch.stamp, messages);
-  const size_t queued = writer_.push_all(messages);
+  if (ch.hold_when_full && !stopped_.load()) {
+    queue_or_hold(ch, std::move(messages));
+    return;
+  }
+  release_held(ch);
+  events_queued_->inc(writer_.push_all(messages));
+}
+
+void KvEventPipeline::queue_or_hold(Channel& ch, std::vector<OutboundMessage> messages) {
+  if (ch.held.empty()) {
+    // Wait for room only while no channel holds events: once the outbox is known to be
+    // full, every other worker's engine thread would otherwise stall here in turn.
+    const auto wait =
+        held_events_.load() == 0 ? options_.outbox_full_wait : std::chrono::milliseconds(0);
+    const size_t queued = writer_.push_some(messages, wait);
+    events_queued_->inc(queued);
+    if (queued == messages.size()) return;
+    messages.erase(messages.begin(), messages.begin() + static_cast<ptrdiff_t>(queued));
+    Logger::instance().log_limited(
+        LogSeverity::kWarn, "outbox-holding", "pipeline",
+        "outbox full: holding mock-worker events in order; workers refuse new requests (503) "
+        "until NATS takes events again (kvmock_pipeline_events_held)",
+        std::chrono::seconds(5));
+  }
+  const size_t count = messages.size();
+  ch.held.insert(ch.held.end(), std::make_move_iterator(messages.begin()),
+                 std::make_move_iterator(messages.end()));
+  held_events_.fetch_add(count);
+  events_held_total_->inc(count);
+  ticker_.poke();
+  drain_held(ch, std::chrono::milliseconds(0));
+}
+
+size_t KvEventPipeline::drain_held(Channel& ch, std::chrono::milliseconds max_wait) {
+  if (ch.held.empty()) return 0;
+  const size_t queued = writer_.push_some(ch.held, max_wait);
+  ch.held.erase(ch.held.begin(), ch.held.begin() + static_cast<ptrdiff_t>(queued));
+  held_events_.fetch_sub(queued);
   events_queued_->inc(queued);
+  return ch.held.size();
+}
+
+void KvEventPipeline::release_held(Channel& ch) {
+  if (ch.held.empty()) return;
+  const size_t count = ch.held.size();
+  events_queued_->inc(writer_.push_all(ch.held));  // what does not fit is counted abandoned
+  ch.held.clear();
+  held_events_.fetch_sub(count);
 }
 
 size_t KvEventPipeline::publish(WorkerId worker, DpRank rank, std::vector<RouterEvent> events) {
@@ -145,6 +210,15 @@ void KvEventPipeline::update_load(const ActiveLoad& load) {
 std::optional<std::chrono::milliseconds> KvEventPipeline::tick() {
   const uint64_t now = now_ms();
   std::optional<uint64_t> next = loads_.tick(now);
+  if (held_events_.load() > 0) {
+    size_t left = 0;
+    for (Channel* ch : all_channels()) {
+      std::lock_guard sending(ch->send_mutex);
+      left += drain_held(*ch, std::chrono::milliseconds(0));
+    }
+    // Held events wait for the publisher to make room: look again soon.
+    if (left > 0) next = std::min(next.value_or(UINT64_MAX), now + kHeldRetryMs);
+  }
   if (options_.batching_timeout_ms > 0) {
     for (Channel* ch : all_channels()) {
       send(*ch, [&](PublishingChannel& c) {

@@ -7,6 +7,15 @@
 //                   apply to the indexer)   or JetStream JSON)    backpressure)
 //   update_load() ──> LoadPublisher (debounce, heartbeat) ──> OutboxWriter
 //
+// A full outbox (NATS away longer than the outbox lasts) treats the two kinds of source
+// differently. A relay's channel blocks its socket thread (backpressure reaches the
+// engine's ZMQ buffers, which are bounded in bytes). A mock worker's channel
+// (add_worker with hold_when_outbox_full) waits at most outbox_full_wait, then holds its
+// encoded events in order and returns, so the worker's engines keep running the requests
+// they have; while any events are held, outbox_full() is true and the workers refuse new
+// requests (503) and report themselves unhealthy. tick() moves held events into the outbox
+// as room appears. docs/ARCHITECTURE.md#publishing-pipeline.
+//
 // Per (worker_id, dp_rank) channel the ids are gap-free from 1 and every event is applied
 // to the channel's local indexer before it is queued; query() reads those indexers (the
 // IndexerQueryService serves it to routers). Timed work (batching timeouts, debounced
@@ -51,6 +60,17 @@ struct KvEventPipelineOptions {
   uint64_t batching_timeout_ms = 0;  // 0: every event is published on its own
   uint64_t debounce_ms = 1;
   uint64_t heartbeat_ms = 10000;
+  // How long a mock worker's channel waits for outbox room before holding its events
+  // (nats.outbox_full_wait_ms).
+  std::chrono::milliseconds outbox_full_wait{1000};
+};
+
+// How add_worker() opens a channel.
+struct WorkerChannelOptions {
+  // The channel's first event is a Cleared (id 1), announcing this process to routers.
+  bool clear_first = false;
+  // A full outbox makes the channel hold its events instead of blocking its source.
+  bool hold_when_outbox_full = false;
 };
 
 // How far one (worker, dp rank) channel has numbered its events.
@@ -88,7 +108,10 @@ class KvEventPipeline final : public RouterEventSink {
   // `clear_first`, each channel's first event is a Cleared (id 1) that announces this
   // process to routers; it goes out with the channel's first published event, so a
   // channel that never publishes leaves nothing unsent.
-  void add_worker(WorkerId worker, uint32_t dp_size, bool clear_first = false);
+  void add_worker(WorkerId worker, uint32_t dp_size, WorkerChannelOptions channel_options = {});
+  // RouterEventSink: true while some channel holds events the full outbox has no room for.
+  bool outbox_full() const override { return held_events_.load() > 0; }
+  uint64_t events_held() const { return held_events_.load(); }
   // Does the timed work due now (batches past their timeout, debounced loads, heartbeats);
   // returns the time until the next (nullopt: none known).
   std::optional<std::chrono::milliseconds> tick();
@@ -108,8 +131,10 @@ class KvEventPipeline final : public RouterEventSink {
     std::mutex send_mutex;   // one sender at a time, so outbox order == id order
     std::mutex state_mutex;  // `events`, shared with queries
     PublishingChannel events;
-    EventPublisherStamp stamp;  // guarded by send_mutex
-    bool clear_first = false;   // guarded by send_mutex: a Cleared is owed before event 1
+    EventPublisherStamp stamp;          // guarded by send_mutex
+    bool clear_first = false;           // guarded by send_mutex: a Cleared is owed before event 1
+    bool hold_when_full = false;        // guarded by send_mutex
+    std::vector<OutboundMessage> held;  // guarded by send_mutex: encoded, not yet queued
   };
 
   Channel& channel(WorkerId worker, DpRank rank);
@@ -119,6 +144,13 @@ class KvEventPipeline final : public RouterEventSink {
   // (under its state lock); they are counted, encoded and queued (under its send lock).
   template <typename Release>
   void send(Channel& channel, Release&& release);
+  // Queues `messages` behind what `channel` holds, holding what does not fit (the caller
+  // holds the channel's send lock).
+  void queue_or_hold(Channel& channel, std::vector<OutboundMessage> messages);
+  // Moves held messages into the outbox while there is room; returns how many are left.
+  size_t drain_held(Channel& channel, std::chrono::milliseconds max_wait);
+  // Queues everything held, waiting as shutdown allows (the rest is abandoned, counted).
+  void release_held(Channel& channel);
   uint64_t now_ms() const;
 
   Outbox& outbox_;
@@ -135,7 +167,9 @@ class KvEventPipeline final : public RouterEventSink {
   TickThread ticker_;
   std::atomic<bool> stopped_{false};
 
+  std::atomic<uint64_t> held_events_{0};
   Counter* events_queued_;
+  Counter* events_held_total_;
   Counter* events_deduplicated_;
   Counter* indexer_rejections_;
 };

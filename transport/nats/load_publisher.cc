@@ -36,8 +36,18 @@ bool LoadPublisher::update(const ActiveLoad& load, uint64_t now_ms) {
 }
 
 std::optional<uint64_t> LoadPublisher::tick(uint64_t now_ms) {
+  std::vector<OutboundMessage> due;
+  const std::optional<uint64_t> next = collect_due(now_ms, due);
+  // Queued outside the lock: a full outbox makes this wait, and update() (called by every
+  // engine) must not wait with it.
+  if (!due.empty()) loads_queued_->inc(writer_.push_all(due));
+  return next;
+}
+
+std::optional<uint64_t> LoadPublisher::collect_due(uint64_t now_ms,
+                                                   std::vector<OutboundMessage>& due) {
   std::lock_guard lock(mutex_);
-  for (const ActiveLoad& load : debouncer_.poll(now_ms)) enqueue(load);
+  for (const ActiveLoad& load : debouncer_.poll(now_ms)) due.push_back(encode(load));
   uint64_t wake = debouncer_.next_deadline_ms().value_or(UINT64_MAX);
   // While loads keep changing, look again one debounce period on without being woken. A
   // load that flaps between two values (a relay's block count at capacity: store, evict,
@@ -53,7 +63,7 @@ std::optional<uint64_t> LoadPublisher::tick(uint64_t now_ms) {
   return wake;
 }
 
-void LoadPublisher::enqueue(const ActiveLoad& load) {
+OutboundMessage LoadPublisher::encode(const ActiveLoad& load) {
   EventEnvelope envelope;
   envelope.publisher_id = publisher_id_;
   envelope.sequence = sequence_++;
@@ -63,8 +73,7 @@ void LoadPublisher::enqueue(const ActiveLoad& load) {
   OutboundMessage message;
   message.subject = subject_;
   encode_event_envelope_msgpack(envelope, message.data);
-  writer_.push(std::move(message));
-  loads_queued_->inc();
+  return message;
 }
 
 }  // namespace kvmock

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/common/clock.h"
 #include "core/pipeline/load_debouncer.h"
@@ -44,7 +45,10 @@ class LoadPublisher {
   std::optional<uint64_t> tick(uint64_t now_ms);
 
  private:
-  void enqueue(const ActiveLoad& load);  // with mutex_ held
+  // Takes the loads due at `now_ms` from the debouncer (under mutex_); returns tick()'s
+  // answer.
+  std::optional<uint64_t> collect_due(uint64_t now_ms, std::vector<OutboundMessage>& due);
+  OutboundMessage encode(const ActiveLoad& load);  // with mutex_ held
 
   OutboxWriter& writer_;
   const uint64_t debounce_ms_;

@@ -1,5 +1,6 @@
 #include "transport/nats/outbox_writer.h"
 
+#include <algorithm>
 #include <limits>
 #include <string>
 
@@ -57,6 +58,19 @@ size_t OutboxWriter::push_all(std::vector<OutboundMessage>& messages) {
       break;
     }
     note_backpressure();
+  }
+  return sent;
+}
+
+size_t OutboxWriter::push_some(std::vector<OutboundMessage>& messages,
+                               std::chrono::milliseconds max_wait) {
+  // The wait is spent in slices of real time on the outbox's condition variable, so it is
+  // bounded by `max_wait` whatever the clock (a test's manual clock does not move).
+  size_t sent = outbox_.push_all(messages, 0, std::chrono::milliseconds(0));
+  for (auto left = max_wait; sent < messages.size() && left.count() > 0 && may_wait();
+       left -= std::min(left, kBackpressureSlice)) {
+    note_backpressure();
+    sent += outbox_.push_all(messages, sent, std::min(left, kBackpressureSlice));
   }
   return sent;
 }

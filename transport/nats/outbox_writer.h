@@ -33,6 +33,11 @@ class OutboxWriter {
   // the front); the rest are counted as abandoned.
   size_t push_all(std::vector<OutboundMessage>& messages);
   size_t push(OutboundMessage message);
+  // Appends messages from the front of `messages`, in order, waiting for room at most
+  // `max_wait` in all (0: only what fits now). Returns how many were queued; the caller
+  // keeps the rest and tries again later (nothing is counted as abandoned). Once shutdown
+  // has ended waiting this never waits.
+  size_t push_some(std::vector<OutboundMessage>& messages, std::chrono::milliseconds max_wait);
 
   // From `deadline` on, a full outbox no longer blocks: pushes that find no room give up.
   // Called when shutdown starts (with the end of the grace period). Thread-safe.

@@ -33,6 +33,7 @@ TEST(ConfigLoader, EmptyFileGivesTheDocumentedDefaults) {
   EXPECT_EQ(c.nats.component, "backend");
   EXPECT_EQ(c.nats.kv_subject, "kv_events");
   EXPECT_EQ(c.nats.outbox_capacity, 100000u);
+  EXPECT_EQ(c.nats.outbox_full_wait_ms, 1000u);
   EXPECT_EQ(c.nats.stream_max_age_s, 3600u);
   EXPECT_EQ(c.nats.stream_replicas, 1u);
   EXPECT_FALSE(c.nats.field_set.residency_domain);
@@ -89,6 +90,7 @@ nats:
   component: comp1
   kv_subject: kv-events
   outbox_capacity: 7
+  outbox_full_wait_ms: 250
   user: alice
   password: secret
   tls: { ca_file: /ca.pem, cert_file: /cert.pem, key_file: /key.pem }

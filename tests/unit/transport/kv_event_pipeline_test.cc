@@ -41,9 +41,11 @@ std::vector<RouterEvent> drain_events(Outbox& outbox) {
 }
 
 struct PipelineRig {
-  explicit PipelineRig(uint64_t batching_timeout_ms) {
+  explicit PipelineRig(uint64_t batching_timeout_ms, size_t outbox_capacity = 1000)
+      : outbox(outbox_capacity, clock) {
     KvEventPipelineOptions options;
     options.batching_timeout_ms = batching_timeout_ms;
+    options.outbox_full_wait = milliseconds(0);  // no real-time waits in unit tests
     pipeline = std::make_unique<KvEventPipeline>(outbox, options, metrics, clock);
   }
   uint64_t rejections() {
@@ -52,7 +54,7 @@ struct PipelineRig {
 
   test::ManualClock clock;
   MetricsRegistry metrics;
-  Outbox outbox{1000, clock};
+  Outbox outbox;
   std::unique_ptr<KvEventPipeline> pipeline;
 };
 
@@ -118,7 +120,7 @@ TEST(KvEventPipeline, LoadsAreDebouncedOnTheManualClock) {
 
 TEST(KvEventPipeline, AChannelOpenedWithClearFirstStartsWithClearedBeforeItsFirstEvent) {
   PipelineRig rig(0);
-  rig.pipeline->add_worker(7, 2, /*clear_first=*/true);
+  rig.pipeline->add_worker(7, 2, WorkerChannelOptions{.clear_first = true});
   rig.pipeline->add_worker(8, 1);
   EXPECT_TRUE(drain_events(rig.outbox).empty());  // nothing until the channel publishes
   rig.pipeline->publish(7, 1, one(stored(7, 1, std::nullopt, {{10, 100}})));
@@ -174,6 +176,69 @@ TEST(KvEventPipeline, AClosedOutboxEndsTheWaitForRoom) {
   outbox.close();
   ASSERT_EQ(blocked.wait_for(std::chrono::seconds(5)), std::future_status::ready);
   EXPECT_EQ(pipeline.events_abandoned(), 1u);
+}
+
+}  // namespace
+}  // namespace kvmock
+
+namespace kvmock {
+namespace {
+
+std::vector<EventId> ids_of(const std::vector<RouterEvent>& events) {
+  std::vector<EventId> ids;
+  for (const RouterEvent& e : events) ids.push_back(e.event.event_id);
+  return ids;
+}
+
+// Defect 6 of the reliability probe: a full outbox used to block every mock worker's
+// engine thread (requests hung while /health said 200). A mock worker's channel now holds
+// its events, in order, and the sink reports the outbox full until they are queued.
+TEST(KvEventPipeline, AMockWorkerChannelHoldsItsEventsInOrderWhileTheOutboxIsFull) {
+  PipelineRig rig(0, /*outbox_capacity=*/2);
+  rig.pipeline->add_worker(7, 1, WorkerChannelOptions{.hold_when_outbox_full = true});
+  EXPECT_FALSE(rig.pipeline->outbox_full());
+  for (uint64_t i = 0; i < 5; ++i) {
+    // Returns at once although the outbox has room for two: nothing blocks the source.
+    rig.pipeline->publish(7, 0, one(stored(7, 0, std::nullopt, {{10 + i, 100 + i}})));
+  }
+  EXPECT_TRUE(rig.pipeline->outbox_full());
+  EXPECT_EQ(rig.pipeline->events_held(), 3u);
+  EXPECT_EQ(rig.pipeline->block_count(7, 0), 5u);  // the indexer knows them all already
+
+  std::vector<RouterEvent> delivered = drain_events(rig.outbox);
+  rig.pipeline->tick();  // room again: the next two held events move in
+  EXPECT_EQ(rig.pipeline->events_held(), 1u);
+  for (const RouterEvent& e : drain_events(rig.outbox)) delivered.push_back(e);
+  rig.pipeline->publish(7, 0, one(stored(7, 0, std::nullopt, {{20, 200}})));  // behind the held
+  rig.pipeline->tick();
+  for (const RouterEvent& e : drain_events(rig.outbox)) delivered.push_back(e);
+  EXPECT_FALSE(rig.pipeline->outbox_full());
+  EXPECT_EQ(ids_of(delivered), (std::vector<EventId>{1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(rig.metrics.counter("kvmock_pipeline_events_held_total", "").value(), 4u);
+}
+
+TEST(KvEventPipeline, ARelayChannelStillWaitsForRoomAndShutdownCountsWhatItAbandons) {
+  PipelineRig rig(0, /*outbox_capacity=*/1);
+  rig.pipeline->add_worker(7, 1);                         // a relay's channel: no holding
+  rig.pipeline->stop_waiting_at(rig.clock.steady_now());  // shutdown: waits end at once
+  rig.pipeline->publish(7, 0, one(stored(7, 0, std::nullopt, {{10, 100}})));
+  rig.pipeline->publish(7, 0, one(stored(7, 0, std::nullopt, {{11, 101}})));
+  EXPECT_FALSE(rig.pipeline->outbox_full());
+  EXPECT_EQ(rig.outbox.size(), 1u);
+  EXPECT_EQ(rig.pipeline->events_abandoned(), 1u);
+}
+
+TEST(KvEventPipeline, StopQueuesHeldEventsAndCountsThoseThatFindNoRoomAsAbandoned) {
+  PipelineRig rig(0, /*outbox_capacity=*/1);
+  rig.pipeline->add_worker(7, 1, WorkerChannelOptions{.hold_when_outbox_full = true});
+  for (uint64_t i = 0; i < 3; ++i)
+    rig.pipeline->publish(7, 0, one(stored(7, 0, std::nullopt, {{10 + i, 100 + i}})));
+  EXPECT_EQ(rig.pipeline->events_held(), 2u);
+  rig.pipeline->stop_waiting_at(rig.clock.steady_now());
+  rig.pipeline->stop();
+  EXPECT_EQ(rig.pipeline->events_held(), 0u);
+  EXPECT_FALSE(rig.pipeline->outbox_full());
+  EXPECT_EQ(rig.pipeline->events_abandoned(), 2u);
 }
 
 }  // namespace

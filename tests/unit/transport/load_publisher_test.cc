@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <future>
+#include <thread>
+
 #include "core/events/active_load_codec.h"
 #include "core/events/envelope_codec.h"
 #include "tests/support/manual_clock.h"
@@ -110,6 +113,24 @@ TEST(LoadPublisher, AFlappingLoadIsPublishedAtMostOncePerDebounceAndEndsOnItsLas
   // The timer was woken by the first change only: after that it looks once per debounce
   // period on its own while the loads keep changing.
   EXPECT_EQ(wakeups, 1u);
+}
+
+// With the outbox full the timer waits to queue a load; the engines' update() calls must
+// not wait with it (they did: tick() held the lock update() needs while it waited).
+TEST(LoadPublisher, UpdateDoesNotWaitWhileTheTimerWaitsForOutboxRoom) {
+  test::ManualClock clock;
+  MetricsRegistry metrics;
+  Outbox outbox{1, clock};
+  OutboxWriter writer{outbox, metrics};
+  LoadPublisher publisher(writer, LoadPublisherOptions{"dynamo", 0, 10000}, metrics, clock);
+  ASSERT_TRUE(outbox.try_push(OutboundMessage{}));  // full
+  publisher.update(load_of(7, 1), 0);
+  std::thread timer([&] { publisher.tick(0); });  // waits for room
+  auto updated = std::async(std::launch::async, [&] { publisher.update(load_of(7, 2), 1); });
+  const bool returned = updated.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+  outbox.close();  // ends the timer's wait either way
+  timer.join();
+  EXPECT_TRUE(returned) << "update() waited for the outbox";
 }
 
 }  // namespace
