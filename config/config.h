@@ -39,7 +39,7 @@ struct NatsConfig {
   EventPlane event_plane = EventPlane::kNats;
   std::string namespace_ = "dynamo";  // key `nats.namespace` (a C++ keyword)
   std::string component = "backend";
-  std::string kv_subject = "kv_events";
+  std::string kv_subject = "kv-events";
   uint32_t outbox_capacity = 100000;
   // How long a mock worker waits for outbox room before holding its events and refusing
   // new requests (503) until the outbox drains.

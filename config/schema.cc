@@ -205,7 +205,7 @@ std::vector<KeySpec<Config>> build_config_keys() {
               "non-empty", check_not_empty, "Dynamo component in every subject"),
     K::string("nats.kv_subject", [](Config& c) -> auto& { return c.nats.kv_subject; },
               "non-empty", check_not_empty,
-              "KV event subject token (`kv-events` for newer routers)"),
+              "KV event subject token (`kv_events` for routers of the 0.8 era)"),
     K::uint("nats.outbox_capacity", [](Config& c) -> auto& { return c.nats.outbox_capacity; },
             1, kNoMax, "events held in order while NATS is unreachable; full = backpressure"),
     K::uint("nats.outbox_full_wait_ms",

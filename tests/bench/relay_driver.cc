@@ -161,8 +161,8 @@ class Rig {
 };
 
 std::string events_subject(bool jetstream) {
-  return jetstream ? jetstream_subject(jetstream_stream_name("dynamo", "backend"), "kv_events")
-                   : kv_events_subject("dynamo", "backend", "kv_events");
+  return jetstream ? jetstream_subject(jetstream_stream_name("dynamo", "backend"), "kv-events")
+                   : kv_events_subject("dynamo", "backend", "kv-events");
 }
 
 void throughput(bool jetstream, uint64_t events) {

@@ -150,7 +150,7 @@ TEST(NatsOutage, EveryChannelStartsWithClearedSoARestartIsVisibleToRouters) {
   ASSERT_TRUE(server.start());
   auto client = testing::connect_test_client(server.url());
   ASSERT_TRUE(client);
-  testing::EventSubscriber subscriber(*client, "namespace.dynamo.component.backend.kv_events");
+  testing::EventSubscriber subscriber(*client, "namespace.dynamo.component.backend.kv-events");
   ASSERT_TRUE(subscriber.subscribed());
   const int admin_port = testing::free_loopback_port();
   const std::string config_path =
@@ -196,7 +196,7 @@ TEST(NatsOutage, AfterAnOutageIdsContinueSoASubscriberCanSeeAnyGap) {
   testing::NatsServer server;
   ASSERT_TRUE(server.start());
   testing::RouterEventRecorder recorder(server.url(),
-                                        "namespace.dynamo.component.backend.kv_events");
+                                        "namespace.dynamo.component.backend.kv-events");
   ASSERT_TRUE(recorder.subscribed());
   const int admin_port = testing::free_loopback_port();
   const std::string config_path =

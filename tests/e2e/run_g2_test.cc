@@ -70,7 +70,7 @@ class RunG2Test : public ::testing::Test {
     client_ = testing::connect_test_client(server_.url());
     ASSERT_TRUE(client_);
     router_ =
-        std::make_unique<EventSubscriber>(*client_, "namespace.dynamo.component.backend.kv_events");
+        std::make_unique<EventSubscriber>(*client_, "namespace.dynamo.component.backend.kv-events");
     ASSERT_TRUE(router_->subscribed());
   }
   void TearDown() override {

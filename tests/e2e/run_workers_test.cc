@@ -76,7 +76,7 @@ class EventPlane {
       return;
     }
     natsConnection_Subscribe(&event_sub_, client_->connection(),
-                             "namespace.dynamo.component.backend.kv_events", &on_event, this);
+                             "namespace.dynamo.component.backend.kv-events", &on_event, this);
     natsConnection_Subscribe(&load_sub_, client_->connection(), "namespace.dynamo.kv_metrics",
                              &on_load, this);
     natsSubscription_SetPendingLimits(event_sub_, -1, -1);

@@ -42,7 +42,7 @@ TEST(ShutdownUnderLoad, EveryEventProducedBeforeSigtermIsOnNatsAndTheExitIsZeroI
   testing::NatsServer server;
   ASSERT_TRUE(server.start());
   testing::RouterEventRecorder recorder(server.url(),
-                                        "namespace.dynamo.component.backend.kv_events");
+                                        "namespace.dynamo.component.backend.kv-events");
   ASSERT_TRUE(recorder.subscribed());
 
   const int admin_port = testing::free_loopback_port();

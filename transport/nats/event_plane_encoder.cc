@@ -60,7 +60,7 @@ class JetStreamEventEncoder final : public EventPlaneEncoder {
       message.data.assign(json.begin(), json.end());
       message.durable = true;
       message.msg_id =
-          std::to_string(stamp.publisher_id) + "-" + std::to_string(event.event.event_id);
+          std::to_string(stamp.msg_id_prefix) + "-" + std::to_string(event.event.event_id);
     }
   }
   const char* plane_name() const override { return "jetstream"; }

@@ -23,14 +23,19 @@ uint64_t random_publisher_id();
 
 // What one channel's messages carry across calls: its publisher identity.
 struct EventPublisherStamp {
-  uint64_t publisher_id = random_publisher_id();
+  // The envelope's publisher_id (core NATS): the worker's instance id, as a Dynamo 1.0
+  // worker sends it (docs/wire-formats.md#event-plane-envelope).
+  uint64_t publisher_id = 0;
+  // JetStream's Nats-Msg-Id prefix: unique per channel and process, so that a restarted
+  // process's ids (which start at 1 again) are not taken for duplicates of the last one's.
+  uint64_t msg_id_prefix = random_publisher_id();
   uint64_t next_sequence = 0;  // the envelope sequence (core NATS)
 };
 
 struct EventPlaneOptions {
   std::string ns = "dynamo";
   std::string component = "backend";
-  std::string kv_subject = "kv_events";
+  std::string kv_subject = "kv-events";
   bool jetstream = false;
   RouterEventFieldSet field_set;
 };

@@ -10,7 +10,9 @@ namespace kvmock {
 KvEventPipeline::Channel::Channel(WorkerId worker, DpRank rank,
                                   const KvEventPipelineOptions& options)
     : events(worker, rank,
-             PublishingChannelOptions{options.batching_timeout_ms, options.indexer_buffer_size}) {}
+             PublishingChannelOptions{options.batching_timeout_ms, options.indexer_buffer_size}) {
+  stamp.publisher_id = worker;
+}
 
 namespace {
 

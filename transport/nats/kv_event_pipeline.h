@@ -53,7 +53,7 @@ namespace kvmock {
 struct KvEventPipelineOptions {
   std::string ns = "dynamo";
   std::string component = "backend";
-  std::string kv_subject = "kv_events";
+  std::string kv_subject = "kv-events";
   bool jetstream = false;
   RouterEventFieldSet field_set;
   size_t indexer_buffer_size = 1024;

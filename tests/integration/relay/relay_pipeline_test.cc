@@ -115,7 +115,7 @@ struct RelayRig {
 
 TEST(RelayPipeline, EveryEngineEncodingArrivesOnCoreNatsNumberedAndRehashed) {
   RelayRig rig;
-  EventSubscriber router(*rig.client, kv_events_subject("dynamo", "backend", "kv_events"));
+  EventSubscriber router(*rig.client, kv_events_subject("dynamo", "backend", "kv-events"));
   RawEngine engine(rig.zmq);
   rig.follow(engine.endpoint());
   ASSERT_TRUE(engine.wait_for_subscriber());
@@ -135,7 +135,7 @@ TEST(RelayPipeline, EveryEngineEncodingArrivesOnCoreNatsNumberedAndRehashed) {
     EXPECT_EQ(stored.blocks[0].tokens_hash, expected_tokens_hash(i));
     EXPECT_EQ(stored.parent_hash, i == 0 ? std::nullopt : std::optional<uint64_t>(1000 + i - 1));
     EXPECT_EQ(router.last_envelope().sequence, i);
-    EXPECT_EQ(router.last_envelope().topic, "kv_events");
+    EXPECT_EQ(router.last_envelope().topic, "kv-events");
   }
   EXPECT_EQ(rig.pipeline->block_count(kWorker, 0), 3u);
 }
@@ -156,7 +156,7 @@ TEST(RelayPipeline, JetStreamStoresTheEventsAsJsonInOrder) {
   for (uint64_t seq = 1; seq <= kCount; ++seq) {
     natsMsg* msg = nullptr;
     ASSERT_EQ(js_GetMsg(&msg, js, stream.c_str(), seq, nullptr, nullptr), NATS_OK);
-    EXPECT_EQ(std::string(natsMsg_GetSubject(msg)), stream + ".kv_events");
+    EXPECT_EQ(std::string(natsMsg_GetSubject(msg)), stream + ".kv-events");
     auto event = decode_router_event_json(
         std::string_view(natsMsg_GetData(msg), natsMsg_GetDataLength(msg)));
     natsMsg_Destroy(msg);
@@ -214,7 +214,7 @@ TEST(RelayPipeline, NatsOutageLosesAndDuplicatesNothingOnJetStream) {
 
 TEST(RelayPipeline, SequenceGapIsHealedFromTheEngineReplaySocket) {
   RelayRig rig;
-  EventSubscriber router(*rig.client, kv_events_subject("dynamo", "backend", "kv_events"));
+  EventSubscriber router(*rig.client, kv_events_subject("dynamo", "backend", "kv-events"));
   // The replay side: an engine-format publisher whose ring holds batches 0..15.
   VllmZmqEventPublisherOptions replay_options;
   replay_options.bind_host = "127.0.0.1";
@@ -244,7 +244,7 @@ TEST(RelayPipeline, SequenceGapIsHealedFromTheEngineReplaySocket) {
 
 TEST(RelayPipeline, EngineRestartPublishesCleared) {
   RelayRig rig;
-  EventSubscriber router(*rig.client, kv_events_subject("dynamo", "backend", "kv_events"));
+  EventSubscriber router(*rig.client, kv_events_subject("dynamo", "backend", "kv-events"));
   RawEngine engine(rig.zmq);
   rig.follow(engine.endpoint());
   ASSERT_TRUE(engine.wait_for_subscriber());
@@ -264,7 +264,7 @@ TEST(RelayPipeline, EngineRestartPublishesCleared) {
 
 TEST(RelayPipeline, AFloodOfMalformedInputLeavesTheRelayUpAndCounted) {
   RelayRig rig;
-  EventSubscriber router(*rig.client, kv_events_subject("dynamo", "backend", "kv_events"));
+  EventSubscriber router(*rig.client, kv_events_subject("dynamo", "backend", "kv-events"));
   RawEngine engine(rig.zmq);
   rig.follow(engine.endpoint());
   ASSERT_TRUE(engine.wait_for_subscriber());
@@ -312,7 +312,7 @@ WorkerKvQueryResponse ask(NatsClient& client, const WorkerKvQueryRequest& reques
 
 TEST(RelayPipeline, QueryEndpointAnswersEveryCaseAndRecoveryConverges) {
   RelayRig rig;
-  EventSubscriber router(*rig.client, kv_events_subject("dynamo", "backend", "kv_events"));
+  EventSubscriber router(*rig.client, kv_events_subject("dynamo", "backend", "kv-events"));
   RawEngine engine(rig.zmq);
   rig.follow(engine.endpoint());
   ASSERT_TRUE(engine.wait_for_subscriber());
@@ -475,7 +475,7 @@ namespace {
 // router sees every real batch once and no Cleared, and the drop is counted by reason.
 TEST(RelayPipeline, ACorruptedSeqIsDroppedAndCountedWithoutAFalseRestart) {
   RelayRig rig;
-  EventSubscriber router(*rig.client, kv_events_subject("dynamo", "backend", "kv_events"));
+  EventSubscriber router(*rig.client, kv_events_subject("dynamo", "backend", "kv-events"));
   RawEngine engine(rig.zmq);
   rig.follow(engine.endpoint());
   ASSERT_TRUE(engine.wait_for_subscriber());
@@ -518,7 +518,7 @@ TEST(RelayPipeline, AGarbageReplayAnswerIsCountedAsABadAnswer) {
                                                zmq::buffer(junk)};
     (void)zmq::send_multipart(replay, answer);
   });
-  EventSubscriber router(*rig.client, kv_events_subject("dynamo", "backend", "kv_events"));
+  EventSubscriber router(*rig.client, kv_events_subject("dynamo", "backend", "kv-events"));
   RawEngine engine(rig.zmq);
   rig.follow(engine.endpoint(), replay_endpoint);
   ASSERT_TRUE(engine.wait_for_subscriber());

@@ -31,7 +31,7 @@ TEST(ConfigLoader, EmptyFileGivesTheDocumentedDefaults) {
   EXPECT_EQ(c.nats.event_plane, EventPlane::kNats);
   EXPECT_EQ(c.nats.namespace_, "dynamo");
   EXPECT_EQ(c.nats.component, "backend");
-  EXPECT_EQ(c.nats.kv_subject, "kv_events");
+  EXPECT_EQ(c.nats.kv_subject, "kv-events");
   EXPECT_EQ(c.nats.outbox_capacity, 100000u);
   EXPECT_EQ(c.nats.outbox_full_wait_ms, 1000u);
   EXPECT_EQ(c.nats.stream_max_age_s, 3600u);
@@ -88,7 +88,7 @@ nats:
   event_plane: jetstream
   namespace: ns1
   component: comp1
-  kv_subject: kv-events
+  kv_subject: kv_events
   outbox_capacity: 7
   outbox_full_wait_ms: 250
   user: alice
