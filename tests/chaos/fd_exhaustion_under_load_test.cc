@@ -35,18 +35,13 @@ bool wait_for_log(testing::ChaosDaemon& daemon, const std::string& text,
 }
 
 TEST(FdExhaustionUnderLoad, PortsRecoverAndTheOtherPlanesKeepWorking) {
-  testing::NatsServer server;
-  ASSERT_TRUE(server.start());
-  testing::RouterEventRecorder recorder(server.url(),
-                                        "namespace.dynamo.component.backend.kv_events");
-  ASSERT_TRUE(recorder.subscribed());
   testing::ChaosDaemonOptions options;
-  options.workers = 2;
-  options.requests_per_s = 20.0;
   options.nofile_limit = kDescriptorLimit;
-  testing::ChaosDaemon daemon(server, options);
-  ASSERT_TRUE(daemon.wait_ready()) << daemon.process().output();
-  testing::IntakeLoad intake(daemon, server.url());
+  testing::ChaosRig rig(options);
+  ASSERT_TRUE(rig.ready()) << rig.daemon_output();
+  testing::ChaosDaemon& daemon = *rig.daemon;
+  testing::RouterEventRecorder& recorder = *rig.recorder;
+  testing::IntakeLoad intake(daemon, rig.server.url());
   std::this_thread::sleep_for(1s);
 
   const int episodes = testing::chaos_short() ? 1 : 3;

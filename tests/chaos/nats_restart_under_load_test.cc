@@ -42,20 +42,15 @@ class NatsRestartUnderLoad : public ::testing::TestWithParam<bool> {};
 TEST_P(NatsRestartUnderLoad, EveryPlaneResumesAndRoutersCanSeeTheGap) {
   const bool jetstream = GetParam();
   const int restarts = testing::chaos_short() ? 1 : 3;
-  testing::NatsServer server;
-  ASSERT_TRUE(server.start());
-  testing::MessageCounter events(server.url(), event_subject(jetstream));
-  testing::MessageCounter loads(server.url(), kv_metrics_subject("dynamo"));
-  // Core NATS only: the msgpack envelope a router decodes (JetStream is read from the stream).
-  testing::RouterEventRecorder recorder(server.url(), event_subject(false));
-  ASSERT_TRUE(events.subscribed() && loads.subscribed() && recorder.subscribed());
-
   testing::ChaosDaemonOptions options;
   options.jetstream = jetstream;
-  options.workers = 2;
-  options.requests_per_s = 20.0;
-  testing::ChaosDaemon daemon(server, options);
-  ASSERT_TRUE(daemon.wait_ready()) << daemon.process().output();
+  testing::ChaosRig rig(options);
+  ASSERT_TRUE(rig.ready()) << rig.daemon_output();
+  testing::NatsServer& server = rig.server;
+  testing::ChaosDaemon& daemon = *rig.daemon;
+  testing::MessageCounter events(server.url(), event_subject(jetstream));
+  testing::MessageCounter loads(server.url(), kv_metrics_subject("dynamo"));
+  ASSERT_TRUE(events.subscribed() && loads.subscribed());
   testing::IntakeLoad intake(daemon, server.url());
   std::this_thread::sleep_for(2s);
   ASSERT_GT(events.count(), 0u) << daemon.process().output();
@@ -98,7 +93,7 @@ TEST_P(NatsRestartUnderLoad, EveryPlaneResumesAndRoutersCanSeeTheGap) {
       daemon.terminate(std::chrono::seconds(options.grace_s + options.flush_deadline_s + 10), took),
       0)
       << daemon.process().output();
-  recorder.wait_quiet(500ms, 10s);
+  rig.recorder->wait_quiet(500ms, 10s);
 
   if (jetstream) {
     auto client = testing::connect_test_client(server.url());
@@ -107,27 +102,21 @@ TEST_P(NatsRestartUnderLoad, EveryPlaneResumesAndRoutersCanSeeTheGap) {
     const auto stored = testing::jetstream_event_ids(
         *client, jetstream_stream_name("dynamo", "backend"), undecodable);
     EXPECT_EQ(undecodable, 0u);
-    ASSERT_EQ(stored.size(), options.workers);
-    for (const auto& [channel, ids] : stored) {
-      SCOPED_TRACE("worker " + std::to_string(channel.first));
-      // Exactly once through every outage: 1..N, no gap, no duplicate.
-      for (size_t i = 0; i < ids.size(); ++i) ASSERT_EQ(ids[i], i + 1) << "position " << i;
-    }
+    EXPECT_EQ(stored.size(), options.workers);
+    // Exactly once through every outage: 1..N, no gap, no duplicate.
+    EXPECT_EQ(testing::first_gap(stored), "");
     return;
   }
-  const auto seen = recorder.ids();
-  EXPECT_EQ(recorder.undecodable(), 0u);
-  ASSERT_EQ(seen.size(), options.workers);
+  const auto seen = rig.recorder->ids();
+  EXPECT_EQ(rig.recorder->undecodable(), 0u);
+  EXPECT_EQ(seen.size(), options.workers);
+  // At-most-once: events may be missing, but a missing id shows as a jump; a reset or a
+  // repeat would hide it from a router.
+  EXPECT_EQ(testing::first_reset(seen), "");
   for (const auto& [channel, ids] : seen) {
-    SCOPED_TRACE("worker " + std::to_string(channel.first));
-    ASSERT_FALSE(ids.empty());
-    EXPECT_EQ(ids.front(), 1u) << "the process's first event (Cleared) was not seen";
-    // At-most-once: events may be missing, but a missing id shows as a jump; a reset or a
-    // repeat would hide it from a router.
-    for (size_t i = 1; i < ids.size(); ++i) ASSERT_GT(ids[i], ids[i - 1]) << "position " << i;
     std::printf("worker %lu: %zu events seen, last id %lu\n",
                 static_cast<unsigned long>(channel.first), ids.size(),
-                static_cast<unsigned long>(ids.back()));
+                static_cast<unsigned long>(ids.empty() ? 0 : ids.back()));
   }
 }
 

@@ -19,16 +19,15 @@ using namespace std::chrono_literals;
 class SigtermDuringOutage : public ::testing::TestWithParam<bool> {};
 
 TEST_P(SigtermDuringOutage, EndsWithinTheDeadlinesAndReportsWhatWasNotPublished) {
-  testing::NatsServer server;
-  ASSERT_TRUE(server.start());
   testing::ChaosDaemonOptions options;
   options.jetstream = GetParam();
   options.workers = 3;
   options.requests_per_s = 40.0;
-  options.grace_s = 2;
   options.flush_deadline_s = 3;
-  testing::ChaosDaemon daemon(server, options);
-  ASSERT_TRUE(daemon.wait_ready()) << daemon.process().output();
+  testing::ChaosRig rig(options);
+  ASSERT_TRUE(rig.ready()) << rig.daemon_output();
+  testing::NatsServer& server = rig.server;
+  testing::ChaosDaemon& daemon = *rig.daemon;
   testing::IntakeLoad intake(daemon, server.url());
   std::this_thread::sleep_for(testing::chaos_short() ? 1s : 5s);
 

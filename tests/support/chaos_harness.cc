@@ -119,6 +119,49 @@ int ChaosDaemon::terminate(std::chrono::milliseconds limit, std::chrono::duratio
   return status;
 }
 
+ChaosRig::ChaosRig(const ChaosDaemonOptions& options, std::vector<std::string> nats_args)
+    : server(std::move(nats_args)) {
+  if (!server.start()) return;
+  recorder = std::make_unique<RouterEventRecorder>(server.url(),
+                                                   "namespace.dynamo.component.backend.kv_events");
+  if (!recorder->subscribed()) return;
+  daemon = std::make_unique<ChaosDaemon>(server, options);
+  ready_ = daemon->wait_ready();
+}
+
+namespace {
+
+std::string channel_name(const std::pair<uint64_t, uint32_t>& channel) {
+  return "worker " + std::to_string(channel.first) + " dp_rank " + std::to_string(channel.second);
+}
+
+}  // namespace
+
+std::string first_gap(const ChannelIds& channels) {
+  for (const auto& [channel, ids] : channels) {
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (ids[i] != i + 1) {
+        return channel_name(channel) + ": id " + std::to_string(ids[i]) + " at position " +
+               std::to_string(i);
+      }
+    }
+  }
+  return {};
+}
+
+std::string first_reset(const ChannelIds& channels) {
+  for (const auto& [channel, ids] : channels) {
+    if (ids.empty() || ids.front() != 1) return channel_name(channel) + ": does not start at 1";
+    for (size_t i = 1; i < ids.size(); ++i) {
+      if (ids[i] <= ids[i - 1]) {
+        return channel_name(channel) + ": id " + std::to_string(ids[i]) + " after " +
+               std::to_string(ids[i - 1]) + " at position " + std::to_string(i);
+      }
+    }
+  }
+  return {};
+}
+
 std::string nats_generate(NatsClient& client, const std::string& subject, uint32_t max_tokens,
                           std::chrono::milliseconds timeout) {
   natsConnection* connection = client.connection();
@@ -231,9 +274,9 @@ MessageCounter::~MessageCounter() {
   if (client_) client_->close();
 }
 
-std::map<std::pair<uint64_t, uint32_t>, std::vector<uint64_t>> jetstream_event_ids(
-    NatsClient& client, const std::string& stream, uint64_t& undecodable) {
-  std::map<std::pair<uint64_t, uint32_t>, std::vector<uint64_t>> ids;
+ChannelIds jetstream_event_ids(NatsClient& client, const std::string& stream,
+                               uint64_t& undecodable) {
+  ChannelIds ids;
   undecodable = 0;
   jsCtx* js = nullptr;
   if (natsConnection_JetStream(&js, client.connection(), nullptr) != NATS_OK) return ids;

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/daemon_harness.h"
 #include "tests/support/nats_server.h"
 #include "tests/support/subprocess.h"
 
@@ -85,6 +86,29 @@ class ChaosDaemon {
   std::unique_ptr<ChildProcess> process_;
 };
 
+// The common start of a chaos test: a nats-server (`nats_args` passed on), a router's
+// recorder of the core-NATS KV events, then the daemon. ready() is false (and the reason
+// is in the daemon's output) when a step failed.
+struct ChaosRig {
+  explicit ChaosRig(const ChaosDaemonOptions& options, std::vector<std::string> nats_args = {});
+  bool ready() const { return ready_; }
+  std::string daemon_output() const { return daemon ? daemon->process().output() : ""; }
+
+  NatsServer server;
+  std::unique_ptr<RouterEventRecorder> recorder;
+  std::unique_ptr<ChaosDaemon> daemon;
+
+ private:
+  bool ready_ = false;
+};
+
+using ChannelIds = std::map<std::pair<uint64_t, uint32_t>, std::vector<uint64_t>>;
+// Every channel holds exactly the ids 1..N in order: nothing lost, nothing repeated.
+std::string first_gap(const ChannelIds& channels);
+// Every channel starts at 1 (the process's Cleared) and only increases: a router can see
+// anything it missed as a jump. Returns a description of the first violation, or "".
+std::string first_reset(const ChannelIds& channels);
+
 // One NATS generate request (Dynamo's PreprocessedRequest) to `subject`; returns the final
 // reply's finish_reason ("length" on success), or a text starting with "error:".
 std::string nats_generate(NatsClient& client, const std::string& subject, uint32_t max_tokens,
@@ -143,7 +167,7 @@ class MessageCounter {
 
 // Every event id stored in a JetStream stream, per (worker_id, dp_rank), in stream order
 // (router events as JSON, as kvmockd publishes them there). `undecodable` counts the rest.
-std::map<std::pair<uint64_t, uint32_t>, std::vector<uint64_t>> jetstream_event_ids(
-    NatsClient& client, const std::string& stream, uint64_t& undecodable);
+ChannelIds jetstream_event_ids(NatsClient& client, const std::string& stream,
+                               uint64_t& undecodable);
 
 }  // namespace kvmock::testing
