@@ -38,32 +38,41 @@ bool wait_for_status(uint16_t port, const std::string& path, int status,
   return false;
 }
 
+natsSubscription* subscribe_async(natsConnection* connection, const std::string& subject,
+                                  natsMsgHandler handler, void* closure,
+                                  std::atomic<bool>& completed) {
+  natsSubscription* subscription = nullptr;
+  if (natsConnection_Subscribe(&subscription, connection, subject.c_str(), handler, closure) !=
+      NATS_OK) {
+    return nullptr;
+  }
+  natsSubscription_SetPendingLimits(subscription, -1, -1);
+  natsSubscription_SetOnCompleteCB(
+      subscription, [](void* flag) { static_cast<std::atomic<bool>*>(flag)->store(true); },
+      &completed);
+  natsConnection_Flush(connection);
+  return subscription;
+}
+
+void unsubscribe_and_wait(natsSubscription* subscription, const std::atomic<bool>& completed) {
+  if (subscription == nullptr) return;
+  natsSubscription_Unsubscribe(subscription);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!completed.load() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  natsSubscription_Destroy(subscription);
+}
+
 RouterEventRecorder::RouterEventRecorder(const std::string& nats_url, const std::string& subject) {
   client_ = connect_test_client(nats_url);
   if (!client_) return;
-  natsSubscription* subscription = nullptr;
-  if (natsConnection_Subscribe(&subscription, client_->connection(), subject.c_str(),
-                               &RouterEventRecorder::on_message, this) != NATS_OK) {
-    return;
-  }
-  natsSubscription_SetPendingLimits(subscription, -1, -1);
-  // Lets the destructor wait until the handler can no longer run.
-  natsSubscription_SetOnCompleteCB(
-      subscription, [](void* self) { static_cast<RouterEventRecorder*>(self)->completed_ = true; },
-      this);
-  natsConnection_Flush(client_->connection());
-  subscription_ = subscription;
+  subscription_ = subscribe_async(client_->connection(), subject, &RouterEventRecorder::on_message,
+                                  this, completed_);
 }
 
 RouterEventRecorder::~RouterEventRecorder() {
-  if (subscription_) {
-    natsSubscription_Unsubscribe(subscription_);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (!completed_.load() && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    natsSubscription_Destroy(subscription_);
-  }
+  unsubscribe_and_wait(subscription_, completed_);
   if (client_) client_->close();
 }
 

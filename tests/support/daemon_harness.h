@@ -28,6 +28,15 @@ std::unique_ptr<NatsClient> connect_test_client(const std::string& url);
 bool wait_for_status(uint16_t port, const std::string& path, int status,
                      std::chrono::milliseconds timeout);
 
+// Subscribes `handler` to `subject` with no pending limit and flushes; `completed` turns
+// true once the handler can no longer run. nullptr on failure.
+natsSubscription* subscribe_async(natsConnection* connection, const std::string& subject,
+                                  natsMsgHandler handler, void* closure,
+                                  std::atomic<bool>& completed);
+// Unsubscribes and waits (bounded) for `completed` before destroying, so the handler never
+// outlives its closure. Accepts nullptr.
+void unsubscribe_and_wait(natsSubscription* subscription, const std::atomic<bool>& completed);
+
 // Records every router event published in the core-NATS envelope on one subject, per
 // (worker_id, dp_rank), in arrival order. Subscribes on construction.
 class RouterEventRecorder {

@@ -136,4 +136,11 @@ void NatsServer::stop() {
   pid_ = -1;
 }
 
+void NatsServer::crash() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
 }  // namespace kvmock::testing

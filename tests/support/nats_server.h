@@ -23,6 +23,8 @@ class NatsServer {
   // Starts the server and waits (bounded) until it accepts connections.
   bool start(std::chrono::milliseconds timeout = std::chrono::seconds(10));
   void stop();
+  // SIGKILL, as a crash or an OOM kill would end it: no goodbye to its clients.
+  void crash();
   bool running() const { return pid_ > 0; }
 
   int port() const { return port_; }

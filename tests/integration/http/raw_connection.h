@@ -17,9 +17,14 @@ namespace kvmock::testing {
 
 class RawConnection {
  public:
-  explicit RawConnection(uint16_t port) {
+  // `receive_buffer_bytes` > 0 shrinks the socket's receive buffer before connecting, so
+  // a client that reads slowly stalls the server's writes at once (a slow reader).
+  explicit RawConnection(uint16_t port, int receive_buffer_bytes = 0) {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     if (fd_ < 0) return;
+    if (receive_buffer_bytes > 0) {
+      ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer_bytes, sizeof receive_buffer_bytes);
+    }
     sockaddr_in address{};
     address.sin_family = AF_INET;
     address.sin_port = htons(port);
@@ -50,6 +55,16 @@ class RawConnection {
   void close() {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
+  }
+
+  // At most `max_bytes` of whatever has arrived, waiting up to `wait` for the first byte.
+  std::string read_some(size_t max_bytes, std::chrono::milliseconds wait) {
+    std::string text(max_bytes, '\0');
+    pollfd p{fd_, POLLIN, 0};
+    if (fd_ < 0 || ::poll(&p, 1, static_cast<int>(wait.count())) <= 0) return {};
+    const ssize_t n = ::recv(fd_, text.data(), max_bytes, 0);
+    text.resize(n > 0 ? static_cast<size_t>(n) : 0);
+    return text;
   }
 
   // Reads until the server closes the connection or `deadline` passes; `closed` tells
