@@ -14,11 +14,29 @@ void put_le(uint8_t* out, uint64_t value, int bytes) {
 }  // namespace
 
 TokenId synthesize_output_token(uint64_t seed, RequestId id, uint32_t position) {
+  return synthesize_output_token(seed, id, position, kDefaultOutputVocabEnd, {});
+}
+
+TokenId synthesize_output_token(uint64_t seed, RequestId id, uint32_t position, TokenId vocab_end,
+                                std::span<const TokenId> excluded) {
   std::array<uint8_t, 20> bytes{};
   put_le(bytes.data(), seed, 8);
   put_le(bytes.data() + 8, id, 8);
   put_le(bytes.data() + 16, position, 4);
-  return static_cast<TokenId>(1000 + xxh3_64(std::span<const uint8_t>(bytes), 0) % 31000);
+  const uint64_t hash = xxh3_64(std::span<const uint8_t>(bytes), 0);
+  const TokenId end = std::max<TokenId>(vocab_end, 1);
+  const TokenId begin = end > 1000 ? 1000 : 0;
+  const uint64_t span = end - begin;
+  const auto is_excluded = [excluded](TokenId t) {
+    return std::find(excluded.begin(), excluded.end(), t) != excluded.end();
+  };
+  // Each excluded id can push the choice one step; more steps than that find nothing new.
+  const uint64_t max_steps = std::min<uint64_t>(span, excluded.size() + 1);
+  for (uint64_t step = 0; step < max_steps; ++step) {
+    const auto token = static_cast<TokenId>(begin + (hash + step) % span);
+    if (!is_excluded(token)) return token;
+  }
+  return static_cast<TokenId>(begin + hash % span);
 }
 
 uint64_t max_context_tokens(const EngineArgs& args) {
@@ -53,9 +71,11 @@ TokenId RequestState::append_output(uint64_t seed) {
   if (position == 0) {
     tokens_.reserve(size_t{prompt_len_} + std::min(max_output_, kMaxOutputReserve));
   }
-  const TokenId token = position < request_.planned_output.size()
-                            ? request_.planned_output[position]
-                            : synthesize_output_token(seed, request_.id, position);
+  const TokenId token =
+      position < request_.planned_output.size()
+          ? request_.planned_output[position]
+          : synthesize_output_token(seed, request_.id, position, request_.output_vocab_end,
+                                    request_.excluded_output_tokens);
   tokens_.push_back(token);
   return token;
 }

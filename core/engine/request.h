@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,8 @@
 #include "core/tokens/block_hash.h"
 
 namespace kvmock {
+
+inline constexpr TokenId kDefaultOutputVocabEnd = 32000;
 
 // Chosen by the caller and unique among the engine's live requests.
 using RequestId = uint64_t;
@@ -28,7 +31,12 @@ struct Request {
   std::vector<TokenId> planned_output;
   std::string lora_name;   // salts the block-hash seed
   std::string cache_salt;  // salts the block-hash seed
-  double arrival_ms = 0;   // caller's clock; carried for reports, not used for ordering
+  // Synthesized output ids are ids of the model's vocabulary, [0, output_vocab_end), and
+  // never one of `excluded_output_tokens` (a Dynamo frontend ends a stream at an EOS id,
+  // so a request's EOS ids go here).
+  TokenId output_vocab_end = kDefaultOutputVocabEnd;
+  std::vector<TokenId> excluded_output_tokens;
+  double arrival_ms = 0;  // caller's clock; carried for reports, not used for ordering
 };
 
 enum class RequestStatus : uint8_t { kWaiting, kRunning, kPreempted, kFinished };
@@ -37,6 +45,13 @@ enum class RequestStatus : uint8_t { kWaiting, kRunning, kPreempted, kFinished }
 // deterministic id in [1000, 32000) from (seed, id, position), as Dynamo's live engine
 // does with a different mixer.
 TokenId synthesize_output_token(uint64_t seed, RequestId id, uint32_t position);
+
+// The same, within [1000, vocab_end) (or [0, vocab_end) for a vocabulary of at most 1000
+// ids) and never an id of `excluded`: the next allowed id, wrapping. With the defaults
+// (32000, nothing excluded) it equals the function above. When every id is excluded the
+// plain hash is returned (there is no valid choice).
+TokenId synthesize_output_token(uint64_t seed, RequestId id, uint32_t position, TokenId vocab_end,
+                                std::span<const TokenId> excluded);
 
 // The longest sequence (prompt + max_tokens) an engine with `args` can ever finish:
 // max_model_len when set, and never more than its KV cache holds (num_gpu_blocks ×

@@ -15,7 +15,13 @@ using codec::Path;
 using codec::path_error;
 
 void write_events(const std::vector<RouterEvent>& events, EventId last_event_id,
-                  const RouterEventFieldSet& fields, codec::JsonWriter& w) {
+                  const RouterEventFieldSet& fields, QueryResponseForm form, codec::JsonWriter& w) {
+  if (form == QueryResponseForm::kBareEventLists) {
+    w.begin_array(events.size());
+    for (const RouterEvent& event : events) codec::write_router_event(event, fields, w);
+    w.end_array();
+    return;
+  }
   w.begin_map(2);
   w.key("events");
   w.begin_array(events.size());
@@ -108,16 +114,17 @@ Result<WorkerKvQueryRequest> decode_worker_kv_query_request_json(std::string_vie
 }
 
 void encode_worker_kv_query_response_json(const WorkerKvQueryResponse& response,
-                                          const RouterEventFieldSet& fields, std::string& out) {
+                                          const RouterEventFieldSet& fields, std::string& out,
+                                          QueryResponseForm form) {
   // serde's externally tagged enum: a one-entry map from the variant name to its payload.
   codec::JsonWriter w(out);
   w.begin_map(1);
   if (const auto* events = std::get_if<QueryEvents>(&response)) {
     w.key("Events");
-    write_events(events->events, events->last_event_id, fields, w);
+    write_events(events->events, events->last_event_id, fields, form, w);
   } else if (const auto* dump = std::get_if<QueryTreeDump>(&response)) {
     w.key("TreeDump");
-    write_events(dump->events, dump->last_event_id, fields, w);
+    write_events(dump->events, dump->last_event_id, fields, form, w);
   } else if (const auto* too_new = std::get_if<QueryTooNew>(&response)) {
     w.key("TooNew");
     w.begin_map(3);

@@ -31,9 +31,15 @@ void encode_worker_kv_query_request_json(const WorkerKvQueryRequest& request, st
 std::string encode_worker_kv_query_request_json(const WorkerKvQueryRequest& request);
 Result<WorkerKvQueryRequest> decode_worker_kv_query_request_json(std::string_view json);
 
+// How Events and TreeDump carry their events. Dynamo 1.0 routers parse only the bare
+// list ({"Events":[...]}); from 1.1 they parse only the struct with the watermark
+// ({"Events":{"events":[...],"last_event_id":N}}).
+enum class QueryResponseForm { kWithLastEventId, kBareEventLists };
+
 // Appends the JSON text of `response` to `out`; `fields` applies to the events inside.
-void encode_worker_kv_query_response_json(const WorkerKvQueryResponse& response,
-                                          const RouterEventFieldSet& fields, std::string& out);
+void encode_worker_kv_query_response_json(
+    const WorkerKvQueryResponse& response, const RouterEventFieldSet& fields, std::string& out,
+    QueryResponseForm form = QueryResponseForm::kWithLastEventId);
 std::string encode_worker_kv_query_response_json(const WorkerKvQueryResponse& response,
                                                  const RouterEventFieldSet& fields = {});
 Result<WorkerKvQueryResponse> decode_worker_kv_query_response_json(std::string_view json);

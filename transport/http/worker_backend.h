@@ -18,6 +18,14 @@ struct GenerationRequest {
   uint32_t dp_rank = 0;  // which engine of the worker (NATS intake: routing.dp_rank)
   std::string lora_name;
   std::string cache_salt;
+  // Ids the output must not contain: a Dynamo frontend ends the stream at an EOS or hidden
+  // stop id (PreprocessedRequest eos_token_ids and stop_conditions.stop_token_ids_hidden).
+  // The worker passes them to the engine as Request::excluded_output_tokens.
+  std::vector<TokenId> eos_token_ids;
+  // Dynamo's stop conditions, carried for completeness: the mock never stops at an EOS id
+  // (it emits none) and always produces max_tokens, so neither changes the output.
+  bool ignore_eos = false;
+  uint32_t min_tokens = 0;
 };
 
 struct GenerationFinish {

@@ -41,7 +41,24 @@ struct NatsGenerateIntake::Route {
   natsSubscription* subscription = nullptr;
 };
 
-Result<GenerationRequest> parse_preprocessed_request(std::string_view text) {
+static Result<bool> read_token_list(const json& object, const char* key, const char* path,
+                                    std::vector<TokenId>& out) {
+  auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return true;
+  if (!it->is_array()) return make_error("bad_request", std::string(path) + ": expected an array");
+  for (size_t i = 0; i < it->size(); ++i) {
+    const json& t = (*it)[i];
+    if (!t.is_number_unsigned() || t.get<uint64_t>() > UINT32_MAX) {
+      return make_error("bad_request",
+                        std::string(path) + "[" + std::to_string(i) + "]: expected uint32");
+    }
+    out.push_back(static_cast<TokenId>(t.get<uint64_t>()));
+  }
+  return true;
+}
+
+Result<GenerationRequest> parse_preprocessed_request(std::string_view text,
+                                                     uint32_t default_max_tokens) {
   auto parsed = codec::parse_json(text);  // bounded nesting, never throws
   if (!parsed) return make_error("bad_request", "body is not valid JSON");
   const json body = std::move(*parsed);
@@ -63,9 +80,25 @@ Result<GenerationRequest> parse_preprocessed_request(std::string_view text) {
   static const json kEmpty = json::object();
   auto stop = body.find("stop_conditions");
   const json& stop_conditions = stop != body.end() && stop->is_object() ? *stop : kEmpty;
-  auto max_tokens = read_u32(stop_conditions, "max_tokens", "stop_conditions.max_tokens", 16);
+  auto max_tokens =
+      read_u32(stop_conditions, "max_tokens", "stop_conditions.max_tokens", default_max_tokens);
   if (!max_tokens) return max_tokens.error();
   request.max_tokens = *max_tokens;
+  auto min_tokens = read_u32(stop_conditions, "min_tokens", "stop_conditions.min_tokens", 0);
+  if (!min_tokens) return min_tokens.error();
+  request.min_tokens = *min_tokens;
+  auto ignore_eos = stop_conditions.find("ignore_eos");
+  if (ignore_eos != stop_conditions.end() && !ignore_eos->is_null()) {
+    if (!ignore_eos->is_boolean()) {
+      return make_error("bad_request", "stop_conditions.ignore_eos: expected a boolean");
+    }
+    request.ignore_eos = ignore_eos->get<bool>();
+  }
+  auto eos = read_token_list(body, "eos_token_ids", "eos_token_ids", request.eos_token_ids);
+  if (!eos) return eos.error();
+  auto hidden = read_token_list(stop_conditions, "stop_token_ids_hidden",
+                                "stop_conditions.stop_token_ids_hidden", request.eos_token_ids);
+  if (!hidden) return hidden.error();
   auto routing_it = body.find("routing");
   const json& routing = routing_it != body.end() && routing_it->is_object() ? *routing_it : kEmpty;
   auto rank = read_u32(routing, "dp_rank", "routing.dp_rank", 0);

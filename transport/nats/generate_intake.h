@@ -33,8 +33,10 @@
 
 namespace kvmock {
 
-// Parses a PreprocessedRequest body. Errors name the field.
-Result<GenerationRequest> parse_preprocessed_request(std::string_view json);
+// Parses a PreprocessedRequest body. Errors name the field. A null or missing
+// stop_conditions.max_tokens becomes `default_max_tokens`.
+Result<GenerationRequest> parse_preprocessed_request(std::string_view json,
+                                                     uint32_t default_max_tokens = 16);
 
 class NatsGenerateIntake {
  public:

@@ -117,5 +117,36 @@ TEST(EngineCore, SynthesizedOutputTokensAreDeterministicPerSeedIdAndPosition) {
   }
 }
 
+TEST(EngineCore, ConstrainedOutputTokensStayInTheVocabularyAndAvoidExcludedIds) {
+  for (uint32_t i = 0; i < 200; ++i) {
+    EXPECT_EQ(synthesize_output_token(9, 9, i, kDefaultOutputVocabEnd, {}),
+              synthesize_output_token(9, 9, i));
+    const TokenId small = synthesize_output_token(9, 9, i, 1200, {});
+    EXPECT_GE(small, 1000u);
+    EXPECT_LT(small, 1200u);
+    const TokenId tiny = synthesize_output_token(9, 9, i, 50, {});
+    EXPECT_LT(tiny, 50u);
+  }
+  // A vocabulary of three ids, two of them excluded: only the third is left.
+  const std::vector<TokenId> eos = {0, 2};
+  for (uint32_t i = 0; i < 20; ++i) EXPECT_EQ(synthesize_output_token(1, 1, i, 3, eos), 1u);
+}
+
+TEST(EngineCore, OutputTokensNeverUseTheRequestsExcludedIds) {
+  EngineCore engine(args_with(0), 7, 0, std::make_unique<FixedTiming>(1, 1));
+  Request request = make_request(1, 10, 200);
+  request.output_vocab_end = 1004;
+  request.excluded_output_tokens = {1000, 1001, 1003};
+  ASSERT_TRUE(engine.add_request(std::move(request)).ok());
+  std::vector<TokenId> produced;
+  for (int pass = 0; pass < 400 && engine.has_work(); ++pass) {
+    for (const RequestOutput& output : engine.step(pass).outputs) {
+      produced.insert(produced.end(), output.tokens.begin(), output.tokens.end());
+    }
+  }
+  ASSERT_EQ(produced.size(), 200u);
+  for (TokenId t : produced) EXPECT_EQ(t, 1002u);
+}
+
 }  // namespace
 }  // namespace kvmock
