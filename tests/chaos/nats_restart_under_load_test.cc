@@ -33,8 +33,8 @@ bool wait_above(Value value, uint64_t floor, std::chrono::milliseconds limit) {
 }
 
 std::string event_subject(bool jetstream) {
-  return jetstream ? jetstream_subject(jetstream_stream_name("dynamo", "backend"), "kv_events")
-                   : kv_events_subject("dynamo", "backend", "kv_events");
+  return jetstream ? jetstream_subject(jetstream_stream_name("dynamo", "backend"), "kv-events")
+                   : kv_events_subject("dynamo", "backend", "kv-events");
 }
 
 class NatsRestartUnderLoad : public ::testing::TestWithParam<bool> {};

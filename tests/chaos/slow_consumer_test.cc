@@ -22,7 +22,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-const std::string kEventSubject = "namespace.dynamo.component.backend.kv_events";
+const std::string kEventSubject = "namespace.dynamo.component.backend.kv-events";
 constexpr long kRssGrowthBoundKib = 64 * 1024;
 
 std::chrono::seconds hold_time() { return testing::chaos_short() ? 6s : 30s; }

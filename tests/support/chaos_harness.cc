@@ -123,7 +123,7 @@ ChaosRig::ChaosRig(const ChaosDaemonOptions& options, std::vector<std::string> n
     : server(std::move(nats_args)) {
   if (!server.start()) return;
   recorder = std::make_unique<RouterEventRecorder>(server.url(),
-                                                   "namespace.dynamo.component.backend.kv_events");
+                                                   "namespace.dynamo.component.backend.kv-events");
   if (!recorder->subscribed()) return;
   daemon = std::make_unique<ChaosDaemon>(server, options);
   ready_ = daemon->wait_ready();
