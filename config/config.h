@@ -21,6 +21,12 @@ enum class LogFormat : uint8_t { kText, kJson };
 // How mock workers encode their own vLLM-format ZMQ events.
 enum class ZmqEncoding : uint8_t { kMap, kPositional };
 enum class HashEncoding : uint8_t { kUint64, kInt64, kBytes32 };
+// Where mock workers register as Dynamo instances (docs/dynamo-discovery.md).
+enum class DynamoDiscoveryKind : uint8_t { kNone, kEtcd, kFile };
+// How a Dynamo frontend sends requests to the workers (docs/wire-formats.md).
+enum class DynamoRequestPlaneKind : uint8_t { kTcp, kNats };
+// The Dynamo release whose discovery layout the records follow.
+enum class DynamoReleaseKind : uint8_t { k1_0, k1_1 };
 
 struct NatsTlsConfig {
   std::string ca_file;
@@ -114,6 +120,12 @@ struct LoadDriverConfig {
   uint64_t seed = 0;
 };
 
+// The model the mock workers serve, as a frontend sees it.
+struct ModelConfig {
+  std::string name = "kvmock-model";  // the served model name
+  std::string path;  // a Hugging Face model directory; empty: none (the mock tokenizer)
+};
+
 struct WorkersConfig {
   uint32_t count = 4;
   uint64_t worker_id_base = 1000;  // worker i has id worker_id_base + i
@@ -121,6 +133,7 @@ struct WorkersConfig {
   std::string http_host = "127.0.0.1";
   uint32_t threads = 0;  // engine threads; 0: one per usable CPU
   EngineArgs engine;
+  ModelConfig model;
   ZmqEventsConfig zmq_events;
   LoadDriverConfig load;
   // Prompt tokens a worker holds for the requests it accepted and has not finished
@@ -145,8 +158,22 @@ struct RelayConfig {
   bool operator==(const RelayConfig&) const = default;
 };
 
+// Mock workers as Dynamo 1.x instances: discovery records, the request plane
+// (docs/dynamo-discovery.md).
+struct DynamoConfig {
+  DynamoDiscoveryKind discovery = DynamoDiscoveryKind::kNone;
+  std::string etcd_endpoints = "http://127.0.0.1:2379";  // comma-separated http:// URLs
+  std::string file_root;  // discovery file: empty = $TMPDIR/dynamo_store_kv, as Dynamo
+  DynamoRequestPlaneKind request_plane = DynamoRequestPlaneKind::kTcp;
+  std::string tcp_listen = "0.0.0.0:0";  // one listener for every worker; port 0 = any
+  std::string tcp_host;                  // advertised host; empty = first non-loopback address
+  uint64_t tcp_max_message_bytes = uint64_t{32} << 20;
+  DynamoReleaseKind release = DynamoReleaseKind::k1_0;
+};
+
 struct Config {
   NatsConfig nats;
+  DynamoConfig dynamo;
   AdminConfig admin;
   HttpConfig http;
   IndexerConfig indexer;

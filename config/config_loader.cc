@@ -4,6 +4,7 @@
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -290,10 +291,13 @@ std::string Loader::unknown_key_message(std::string_view path) const {
 }
 
 void Loader::apply_env(const std::map<std::string, std::string>& env) {
-  // NATS_SERVER is the NATS tools' convention; KVMOCK_NATS_URL, being specific, beats it.
-  if (const auto it = env.find("NATS_SERVER"); it != env.end()) {
-    const Origin here{Origin::Kind::kEnv, 0, "NATS_SERVER"};
-    assign_text(*find_key(config_keys(), "nats.url"), config_, "nats.url", it->second, here);
+  // The conventions of the NATS tools and of Dynamo's own processes; the KVMOCK_ variable of
+  // the same key, being specific, beats them.
+  for (const auto& [convention, key_path] : conventional_env_vars()) {
+    if (const auto it = env.find(convention); it != env.end()) {
+      const Origin here{Origin::Kind::kEnv, 0, convention};
+      assign_text(*find_key(config_keys(), key_path), config_, key_path, it->second, here);
+    }
   }
   std::vector<std::string> names;
   for (const auto& key : config_keys()) names.push_back(env_var_for_key(key.path));
@@ -441,7 +445,10 @@ std::map<std::string, std::string> config_environment() {
     const size_t eq = text.find('=');
     if (eq == std::string_view::npos) continue;
     const std::string_view name = text.substr(0, eq);
-    if (name == "NATS_SERVER" || name.starts_with("KVMOCK_")) {
+    const bool conventional =
+        std::any_of(conventional_env_vars().begin(), conventional_env_vars().end(),
+                    [&](const auto& entry) { return entry.first == name; });
+    if (conventional || name.starts_with("KVMOCK_")) {
       env.emplace(std::string(name), std::string(text.substr(eq + 1)));
     }
   }

@@ -129,6 +129,12 @@ std::vector<PortRange> listening_ports(const Config& c) {
   if (auto admin = parse_host_port(c.admin.listen); admin.ok() && admin->port != 0) {
     ranges.push_back({"admin.listen", admin->port, 1, "the admin server"});
   }
+  if (c.dynamo.discovery != DynamoDiscoveryKind::kNone &&
+      c.dynamo.request_plane == DynamoRequestPlaneKind::kTcp) {
+    if (auto tcp = parse_host_port(c.dynamo.tcp_listen); tcp.ok() && tcp->port != 0) {
+      ranges.push_back({"dynamo.tcp_listen", tcp->port, 1, "the Dynamo request plane"});
+    }
+  }
   const WorkersConfig& w = c.workers;
   if (w.count == 0) return ranges;
   if (w.http_base_port != 0) {
@@ -232,6 +238,21 @@ void check_one_admin_token_source(const Config& c, Diagnostics& diag) {
   }
 }
 
+// A Dynamo instance is a mock worker serving a model the frontend can load: without a
+// model directory there is no model card (docs/dynamo-discovery.md).
+void check_dynamo_discovery_has_workers_and_model(const Config& c, Diagnostics& diag) {
+  if (c.dynamo.discovery == DynamoDiscoveryKind::kNone) return;
+  if (c.workers.count == 0) {
+    diag.add_for_key("dynamo.discovery", "inconsistent",
+                     "is on but workers.count is 0: only mock workers register as instances");
+  }
+  if (c.workers.model.path.empty()) {
+    diag.add_for_key("dynamo.discovery", "inconsistent",
+                     "is on but workers.model.path is empty: the model card needs a model "
+                     "directory (config.json, tokenizer.json, tokenizer_config.json)");
+  }
+}
+
 using Rule = void (*)(const Config&, Diagnostics&);
 
 constexpr Rule kRules[] = {
@@ -250,6 +271,7 @@ constexpr Rule kRules[] = {
     check_nats_password_has_user,
     check_tls_cert_and_key_pair,
     check_one_admin_token_source,
+    check_dynamo_discovery_has_workers_and_model,
 };
 
 }  // namespace

@@ -64,6 +64,46 @@ std::string check_nats_urls(std::string_view text) {
   }
 }
 
+std::vector<std::string> split_url_list(std::string_view text) {
+  std::vector<std::string> urls;
+  while (!text.empty()) {
+    const size_t comma = text.find(',');
+    std::string_view url = text.substr(0, comma);
+    while (!url.empty() && url.front() == ' ') url.remove_prefix(1);
+    while (!url.empty() && url.back() == ' ') url.remove_suffix(1);
+    if (!url.empty()) urls.emplace_back(url);
+    if (comma == std::string_view::npos) break;
+    text.remove_prefix(comma + 1);
+  }
+  return urls;
+}
+
+std::string check_etcd_endpoints(std::string_view text) {
+  const std::vector<std::string> urls = split_url_list(text);
+  if (urls.empty()) return "must list at least one http://host:port URL";
+  for (const std::string& url : urls) {
+    if (url.starts_with("https://")) {
+      return "\"" + url + "\": https is not supported (kvmock uses etcd's plain-HTTP JSON gateway)";
+    }
+    constexpr std::string_view kScheme = "http://";
+    std::string_view authority = std::string_view(url);
+    if (!authority.starts_with(kScheme)) {
+      return "must be a comma-separated list of http://host:port URLs, got \"" + std::string(text) +
+             "\"";
+    }
+    authority.remove_prefix(kScheme.size());
+    if (authority.ends_with("/")) authority.remove_suffix(1);
+    const size_t bracket = authority.rfind(']');
+    const size_t colon = authority.rfind(':');
+    const bool has_port =
+        colon != std::string_view::npos && (bracket == std::string_view::npos || colon > bracket);
+    if (authority.empty() || (has_port && !parse_host_port(authority).ok())) {
+      return "\"" + url + "\" is not an http://host:port URL";
+    }
+  }
+  return {};
+}
+
 std::string redact_url_userinfo(std::string_view urls) {
   std::string out;
   std::string_view rest = urls;

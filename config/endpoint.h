@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/common/result.h"
 
@@ -30,6 +31,13 @@ std::string check_optional_zmq_endpoint(std::string_view text);
 
 // Comma-separated "nats://..." or "tls://..." URLs, each with a host.
 std::string check_nats_urls(std::string_view text);
+
+// Comma-separated "http://host[:port]" URLs of etcd's JSON gateway. https is refused with
+// its own message: the gateway client speaks plain HTTP (docs/dynamo-discovery.md).
+std::string check_etcd_endpoints(std::string_view text);
+
+// The URLs of a comma-separated list, surrounding spaces trimmed, empty items dropped.
+std::vector<std::string> split_url_list(std::string_view text);
 
 // `urls` (one URL or a comma-separated list) with the secret part of each URL's userinfo
 // replaced by "***": "nats://user:pass@h:4222" -> "nats://user:***@h:4222", and a token

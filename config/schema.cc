@@ -239,6 +239,33 @@ std::vector<KeySpec<Config>> build_config_keys() {
                [](Config& c) -> auto& { return c.nats.field_set.start_position; },
                "add the newer routers' start_position field to router events"),
 
+    K::choice("dynamo.discovery", [](Config& c) -> auto& { return c.dynamo.discovery; },
+              {{"none", DynamoDiscoveryKind::kNone}, {"etcd", DynamoDiscoveryKind::kEtcd},
+               {"file", DynamoDiscoveryKind::kFile}},
+              "register each mock worker as a Dynamo instance (needs workers.model.path); "
+              "none = no discovery, ids from workers.worker_id_base"),
+    K::string("dynamo.etcd_endpoints", [](Config& c) -> auto& { return c.dynamo.etcd_endpoints; },
+              "http:// URLs, comma-separated", check_etcd_endpoints,
+              "etcd's JSON gateway; the ETCD_ENDPOINTS environment variable overrides"),
+    K::string("dynamo.file_root", [](Config& c) -> auto& { return c.dynamo.file_root; }, "path",
+              nullptr, "discovery file: the shared directory; empty = $TMPDIR/dynamo_store_kv "
+              "(DYN_FILE_KV overrides)"),
+    K::choice("dynamo.request_plane", [](Config& c) -> auto& { return c.dynamo.request_plane; },
+              {{"tcp", DynamoRequestPlaneKind::kTcp}, {"nats", DynamoRequestPlaneKind::kNats}},
+              "how the frontend sends requests: Dynamo's TCP request plane or NATS"),
+    K::string("dynamo.tcp_listen", [](Config& c) -> auto& { return c.dynamo.tcp_listen; },
+              "host:port", check_listen_address,
+              "the TCP request plane's one listener for every worker; port 0 = any free port"),
+    K::string("dynamo.tcp_host", [](Config& c) -> auto& { return c.dynamo.tcp_host; },
+              "host or empty", nullptr,
+              "host the discovery records advertise; empty = the first non-loopback address"),
+    K::uint("dynamo.tcp_max_message_bytes",
+            [](Config& c) -> auto& { return c.dynamo.tcp_max_message_bytes; }, 1024,
+            uint64_t{1} << 32, "larger request frames are refused (Dynamo's default: 32 MiB)"),
+    K::choice("dynamo.release", [](Config& c) -> auto& { return c.dynamo.release; },
+              {{"1.0", DynamoReleaseKind::k1_0}, {"1.1", DynamoReleaseKind::k1_1}},
+              "Dynamo release whose discovery layout and query form the workers follow"),
+
     K::string("admin.listen", [](Config& c) -> auto& { return c.admin.listen; },
               "host:port or empty", check_listen_address,
               "/metrics /health /ready server; empty = off, port 0 = any free port"),
@@ -292,6 +319,13 @@ std::vector<KeySpec<Config>> build_config_keys() {
               "address the workers' HTTP ports bind to (0.0.0.0 in a container)"),
     K::uint("workers.threads", [](Config& c) -> auto& { return c.workers.threads; }, 0, 1024,
             "threads that run the simulated engines; 0 = one per CPU the process may use"),
+
+    K::string("workers.model.name", [](Config& c) -> auto& { return c.workers.model.name; },
+              "non-empty", check_not_empty, "the served model name"),
+    K::string("workers.model.path", [](Config& c) -> auto& { return c.workers.model.path; },
+              "path", nullptr,
+              "a Hugging Face model directory (config.json, tokenizer files); needed by "
+              "dynamo.discovery"),
 
     K::uint("workers.engine.block_size",
             [](Config& c) -> auto& { return c.workers.engine.block_size; }, 1, 1024,
@@ -479,6 +513,15 @@ std::string env_var_for_key(std::string_view path) {
     name += c == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   }
   return name;
+}
+
+const std::vector<std::pair<std::string, std::string>>& conventional_env_vars() {
+  static const auto* vars = new std::vector<std::pair<std::string, std::string>>{
+      {"NATS_SERVER", "nats.url"},
+      {"ETCD_ENDPOINTS", "dynamo.etcd_endpoints"},
+      {"DYN_FILE_KV", "dynamo.file_root"},
+  };
+  return *vars;
 }
 
 std::string closest_name(std::string_view name, const std::vector<std::string>& candidates) {

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "config/config.h"
@@ -88,6 +89,11 @@ std::vector<std::string> child_names(const std::vector<KeySpec<Root>>& keys,
 // The environment variable that overrides a Config key: "KVMOCK_" + path upper-cased
 // with '.' as '_' (workers.count -> KVMOCK_WORKERS_COUNT).
 std::string env_var_for_key(std::string_view path);
+
+// Environment variables other tools define that set a Config key too (NATS_SERVER ->
+// nats.url, ETCD_ENDPOINTS -> dynamo.etcd_endpoints, DYN_FILE_KV -> dynamo.file_root), so
+// kvmockd reads the environment a Dynamo deployment already sets.
+const std::vector<std::pair<std::string, std::string>>& conventional_env_vars();
 
 // The closest of `candidates` to `name` by edit distance, or "" if none is plausibly a typo.
 std::string closest_name(std::string_view name, const std::vector<std::string>& candidates);

@@ -185,13 +185,17 @@ Result<bool> Daemon::start_relays_and_workers() {
     relays_.push_back(std::move(relay));
   }
   if (config_.workers.count > 0) {
-    workers_ = std::make_unique<WorkerFleet>(config_, io_, *pipeline_, *nats_, zmq_, metrics_);
+    std::vector<MockWorkerIdentity> identities = numbered_worker_identities(config_);
+    // Channels open before any engine runs, so each channel's first event is its Cleared
+    // (the load driver starts with the fleet and would otherwise publish ahead of it).
+    const uint32_t dp_size = std::max<uint32_t>(1, config_.workers.engine.dp_size);
+    for (const MockWorkerIdentity& identity : identities) {
+      open_worker(identity.worker_id, dp_size, /*mock=*/true);
+    }
+    workers_ = std::make_unique<WorkerFleet>(config_, std::move(identities), io_, *pipeline_,
+                                             *nats_, zmq_, metrics_);
     auto started = workers_->start();
     if (!started) return started.error();
-    for (size_t i = 0; i < workers_->size(); ++i) {
-      open_worker(workers_->worker(i).worker_id(),
-                  static_cast<uint32_t>(workers_->worker(i).dp_size()), /*mock=*/true);
-    }
     if (workers_->load_driver())
       status_thread_ = std::thread([this] {
         name_this_thread("kvmock-status");

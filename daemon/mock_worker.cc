@@ -103,12 +103,13 @@ constexpr const char* kOutboxFullMessage =
 
 }  // namespace
 
-MockWorker::MockWorker(EngineThreads& threads, const Config& config, uint32_t index,
+MockWorker::MockWorker(EngineThreads& threads, const Config& config, MockWorkerIdentity identity,
                        const std::string& profile_text, RouterEventSink& sink,
                        MetricsRegistry& metrics, Histogram* pass_lateness, EngineTime time,
                        size_t max_waiting_per_engine)
-    : worker_id_(config.workers.worker_id_base + index),
-      model_name_(kMockModelName),
+    : worker_id_(identity.worker_id),
+      model_name_(std::move(identity.model_name)),
+      output_vocab_end_(identity.output_vocab_end),
       max_context_tokens_(max_context_tokens(config.workers.engine)),
       max_queued_prompt_tokens_(config.workers.max_queued_prompt_tokens),
       max_waiting_per_engine_(max_waiting_per_engine),
@@ -166,6 +167,7 @@ Result<uint64_t> MockWorker::submit(GenerationRequest request, GenerationCallbac
     release(rank, prompt_tokens);
     if (inner) inner(finish);
   };
+  if (output_vocab_end_ > 0) request.output_vocab_end = output_vocab_end_;
   const uint64_t id = (uint64_t{rank} << kRankShift) | next_request_.fetch_add(1);
   engines_[rank]->submit(id, std::move(request), std::move(callbacks));
   return id;

@@ -15,6 +15,14 @@
 
 namespace kvmock {
 
+// Who a mock worker is to its clients.
+struct MockWorkerIdentity {
+  uint64_t worker_id = 0;  // also its Dynamo instance id when discovery is on
+  std::string model_name;  // the served name (OpenAI `model`, vLLM's model_name label)
+  // Generated ids stay below it (the model's vocabulary size); 0: the engine's default.
+  TokenId output_vocab_end = 0;
+};
+
 class MockWorker : public WorkerBackend {
  public:
   // Requests a single engine holds waiting (besides those running) before new ones get 429.
@@ -23,7 +31,7 @@ class MockWorker : public WorkerBackend {
   // `profile_text` is the timing profile file's contents (timing.model profile); the
   // caller has checked that make_timing_model accepts it. Each engine (dp rank) goes to
   // the next of `threads`.
-  MockWorker(EngineThreads& threads, const Config& config, uint32_t index,
+  MockWorker(EngineThreads& threads, const Config& config, MockWorkerIdentity identity,
              const std::string& profile_text, RouterEventSink& sink, MetricsRegistry& metrics,
              Histogram* pass_lateness, EngineTime time,
              size_t max_waiting_per_engine = kMaxWaitingPerEngine);
@@ -59,6 +67,7 @@ class MockWorker : public WorkerBackend {
 
   const uint64_t worker_id_;
   const std::string model_name_;
+  const TokenId output_vocab_end_;
   const uint64_t max_context_tokens_;
   const uint64_t max_queued_prompt_tokens_;
   const size_t max_waiting_per_engine_;
@@ -80,8 +89,5 @@ class MockWorker : public WorkerBackend {
   std::atomic<uint32_t> next_rank_{0};
   std::atomic<bool> ready_{true};
 };
-
-// The model name every mock worker reports (OpenAI `model`, vLLM `model_name` label).
-inline constexpr const char* kMockModelName = "kvmock-model";
 
 }  // namespace kvmock

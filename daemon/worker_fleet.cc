@@ -23,9 +23,19 @@ size_t engine_thread_count(const WorkersConfig& workers) {
 
 }  // namespace
 
-WorkerFleet::WorkerFleet(const Config& config, boost::asio::io_context& io, RouterEventSink& sink,
-                         NatsClient& nats, zmq::context_t& zmq, MetricsRegistry& metrics)
+std::vector<MockWorkerIdentity> numbered_worker_identities(const Config& config) {
+  std::vector<MockWorkerIdentity> identities;
+  for (uint32_t i = 0; i < config.workers.count; ++i) {
+    identities.push_back({config.workers.worker_id_base + i, config.workers.model.name, 0});
+  }
+  return identities;
+}
+
+WorkerFleet::WorkerFleet(const Config& config, std::vector<MockWorkerIdentity> identities,
+                         boost::asio::io_context& io, RouterEventSink& sink, NatsClient& nats,
+                         zmq::context_t& zmq, MetricsRegistry& metrics)
     : config_(config),
+      identities_(std::move(identities)),
       io_(io),
       sink_(sink),
       nats_(nats),
@@ -51,9 +61,9 @@ Result<bool> WorkerFleet::start() {
   const uint32_t dp_size = std::max<uint32_t>(1, workers.engine.dp_size);
   nats_intake_ = std::make_unique<NatsGenerateIntake>(nats_, config_.nats.namespace_,
                                                       config_.nats.component, metrics_);
-  for (uint32_t i = 0; i < workers.count; ++i) {
-    auto worker = std::make_unique<MockWorker>(engine_threads_, config_, i, *profile, sink_,
-                                               metrics_, &lateness, time);
+  for (uint32_t i = 0; i < identities_.size(); ++i) {
+    auto worker = std::make_unique<MockWorker>(engine_threads_, config_, identities_[i], *profile,
+                                               sink_, metrics_, &lateness, time);
     if (workers.zmq_events.enabled) {
       for (DpRank rank = 0; rank < dp_size; ++rank) {
         // The config rules guarantee both ranges fit below 65536.
@@ -87,10 +97,13 @@ Result<bool> WorkerFleet::start() {
     auto started = load_driver_->start();
     if (!started) return started.error();
   }
-  log_info("workers", std::to_string(workers_.size()) + " mock workers (ids " +
-                          std::to_string(workers.worker_id_base) + ".." +
-                          std::to_string(workers.worker_id_base + workers.count - 1) +
-                          ", dp_size " + std::to_string(dp_size) + ", block_size " +
+  const std::string ids = workers_.empty() ? "none"
+                          : workers_.size() == 1
+                              ? std::to_string(workers_.front()->worker_id())
+                              : std::to_string(workers_.front()->worker_id()) + ".." +
+                                    std::to_string(workers_.back()->worker_id());
+  log_info("workers", std::to_string(workers_.size()) + " mock workers (ids " + ids + ", dp_size " +
+                          std::to_string(dp_size) + ", block_size " +
                           std::to_string(workers.engine.block_size) + ") on " +
                           std::to_string(engine_threads_.size()) + " engine threads");
   if (!http_servers_.empty()) {

@@ -23,10 +23,16 @@ class NatsGenerateIntake;
 class VllmZmqEventOutput;
 class LoadDriver;
 
+// Worker i of the config as a plain fleet numbers it: id workers.worker_id_base + i, the
+// configured model name, the engine's default output vocabulary.
+std::vector<MockWorkerIdentity> numbered_worker_identities(const Config& config);
+
 class WorkerFleet {
  public:
-  WorkerFleet(const Config& config, boost::asio::io_context& io, RouterEventSink& sink,
-              NatsClient& nats, zmq::context_t& zmq, MetricsRegistry& metrics);
+  // One worker per identity (workers.count of them).
+  WorkerFleet(const Config& config, std::vector<MockWorkerIdentity> identities,
+              boost::asio::io_context& io, RouterEventSink& sink, NatsClient& nats,
+              zmq::context_t& zmq, MetricsRegistry& metrics);
   ~WorkerFleet();
 
   // Builds the workers, starts their engine threads and opens their intakes. Error on an
@@ -52,6 +58,7 @@ class WorkerFleet {
   Result<bool> serve_http(MockWorker& worker, uint16_t port);
 
   const Config& config_;
+  std::vector<MockWorkerIdentity> identities_;
   boost::asio::io_context& io_;
   RouterEventSink& sink_;
   NatsClient& nats_;

@@ -22,6 +22,8 @@ struct GenerationRequest {
   // stop id (PreprocessedRequest eos_token_ids and stop_conditions.stop_token_ids_hidden).
   // The worker passes them to the engine as Request::excluded_output_tokens.
   std::vector<TokenId> eos_token_ids;
+  // Output ids are below it: the model's vocabulary size. 0: the engine's default.
+  TokenId output_vocab_end = 0;
   // Dynamo's stop conditions, carried for completeness: the mock never stops at an EOS id
   // (it emits none) and always produces max_tokens, so neither changes the output.
   bool ignore_eos = false;

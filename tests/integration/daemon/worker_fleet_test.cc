@@ -76,7 +76,8 @@ class WorkerFleetTest : public ::testing::Test {
 };
 
 TEST_F(WorkerFleetTest, StartsTheConfiguredWorkersWithTheirIdsAndPortsAndStopsThem) {
-  WorkerFleet fleet(config_, io_, sink_, *nats_, zmq_, metrics_);
+  WorkerFleet fleet(config_, numbered_worker_identities(config_), io_, sink_, *nats_, zmq_,
+                    metrics_);
   ASSERT_TRUE(fleet.start().ok());
 
   ASSERT_EQ(fleet.size(), 3u);

@@ -97,6 +97,15 @@ nats:
   stream_max_age_s: 60
   stream_replicas: 3
   field_set: { residency_domain: true, start_position: true }
+dynamo:
+  discovery: etcd
+  etcd_endpoints: http://10.0.0.9:2379,http://10.0.0.10:2379
+  file_root: /shared/dynamo
+  request_plane: nats
+  tcp_listen: 0.0.0.0:7777
+  tcp_host: worker-7.example
+  tcp_max_message_bytes: 1048576
+  release: "1.1"
 admin: { listen: "[::1]:9191", auth_token_file: /run/secrets/admin-token, max_connections: 8 }
 http: { max_connections: 100 }
 indexer: { buffer_size: 2048 }
@@ -110,6 +119,7 @@ workers:
   http_base_port: 9000
   http_host: 0.0.0.0
   threads: 3
+  model: { name: qwen-small, path: /models/qwen }
   engine:
     block_size: 16
     num_gpu_blocks: 1000
@@ -169,6 +179,12 @@ TEST(ConfigLoader, EveryKeyIsSettableFromYaml) {
   EXPECT_EQ(c.nats.event_plane, EventPlane::kJetStream);
   EXPECT_EQ(c.nats.namespace_, "ns1");
   EXPECT_EQ(c.nats.tls.key_file, "/key.pem");
+  EXPECT_EQ(c.dynamo.discovery, DynamoDiscoveryKind::kEtcd);
+  EXPECT_EQ(c.dynamo.etcd_endpoints, "http://10.0.0.9:2379,http://10.0.0.10:2379");
+  EXPECT_EQ(c.dynamo.request_plane, DynamoRequestPlaneKind::kNats);
+  EXPECT_EQ(c.dynamo.release, DynamoReleaseKind::k1_1);
+  EXPECT_EQ(c.workers.model.name, "qwen-small");
+  EXPECT_EQ(c.workers.model.path, "/models/qwen");
   EXPECT_EQ(c.admin.listen, "[::1]:9191");
   EXPECT_EQ(c.admin.auth_token_file, "/run/secrets/admin-token");
   EXPECT_EQ(c.admin.max_connections, 8u);
@@ -242,6 +258,19 @@ TEST(ConfigLoader, NatsServerOverridesTheFileButNotKvmockNatsUrl) {
       "nats://kvmock:3");
   EXPECT_EQ(parse_ok(yaml, {"nats.url=nats://set:4"}, {{"NATS_SERVER", "nats://env:2"}}).nats.url,
             "nats://set:4");
+}
+
+TEST(ConfigLoader, DynamosEnvironmentSetsEtcdAndFileRootUnlessKvmockVariablesDo) {
+  const Config c = parse_ok("", {},
+                            {{"ETCD_ENDPOINTS", "http://etcd-a:2379,http://etcd-b:2379"},
+                             {"DYN_FILE_KV", "/mnt/dynamo"}});
+  EXPECT_EQ(c.dynamo.etcd_endpoints, "http://etcd-a:2379,http://etcd-b:2379");
+  EXPECT_EQ(c.dynamo.file_root, "/mnt/dynamo");
+  EXPECT_EQ(parse_ok("", {},
+                     {{"ETCD_ENDPOINTS", "http://etcd-a:2379"},
+                      {"KVMOCK_DYNAMO_ETCD_ENDPOINTS", "http://mine:2379"}})
+                .dynamo.etcd_endpoints,
+            "http://mine:2379");
 }
 
 TEST(ConfigLoader, EnvironmentSetsEnumsBooleansAndNestedKeys) {
@@ -737,6 +766,27 @@ const BadConfig kBadConfigs[] = {
      "env NATS_SERVER: nats.url: must be a comma-separated list of nats://host:port URLs, got "
      "\"http://x\"",
      "bad_value"},
+    {"etcd over https",
+     "dynamo: { etcd_endpoints: https://etcd:2379 }",
+     {},
+     {},
+     "config.yaml:1: dynamo.etcd_endpoints: \"https://etcd:2379\": https is not supported "
+     "(kvmock uses etcd's plain-HTTP JSON gateway)",
+     "bad_value"},
+    {"env bad etcd endpoints",
+     "",
+     {},
+     {{"ETCD_ENDPOINTS", "etcd:2379"}},
+     "env ETCD_ENDPOINTS: dynamo.etcd_endpoints: must be a comma-separated list of "
+     "http://host:port URLs, got \"etcd:2379\"",
+     "bad_value"},
+    {"discovery without a model directory",
+     "dynamo: { discovery: file }",
+     {},
+     {},
+     "config.yaml:1: dynamo.discovery: is on but workers.model.path is empty: the model card "
+     "needs a model directory (config.json, tokenizer.json, tokenizer_config.json)",
+     "inconsistent"},
     {"rule blames a key set in the environment",
      "",
      {},

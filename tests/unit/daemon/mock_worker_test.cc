@@ -51,9 +51,9 @@ class MockWorkerTest : public ::testing::Test {
  protected:
   MockWorker& worker(size_t max_waiting = MockWorker::kMaxWaitingPerEngine) {
     if (!worker_) {
-      worker_ = std::make_unique<MockWorker>(threads_, config_, 3, "", sink_, metrics_, nullptr,
-                                             EngineTime{clock_, timers_, clock_.steady_now()},
-                                             max_waiting);
+      worker_ = std::make_unique<MockWorker>(
+          threads_, config_, MockWorkerIdentity{1003, config_.workers.model.name, 0}, "", sink_,
+          metrics_, nullptr, EngineTime{clock_, timers_, clock_.steady_now()}, max_waiting);
     }
     return *worker_;
   }
