@@ -230,4 +230,23 @@ Result<ModelDirectory> read_model_directory(const std::string& path) {
   return dir;
 }
 
+dynamo::ModelCardSpec model_card_spec(const ModelDirectory& dir, std::string_view served_name,
+                                      uint32_t kv_cache_block_size,
+                                      const dynamo::ModelRuntimeConfig& runtime_config) {
+  dynamo::ModelCardSpec spec;
+  spec.display_name = std::string(served_name);
+  spec.slug = dynamo::slugify(served_name);
+  spec.directory = dir.path;
+  spec.config_json = dir.config_json;
+  spec.tokenizer_json = dir.tokenizer_json;
+  spec.tokenizer_config_json = dir.tokenizer_config_json;
+  spec.generation_config_json = dir.generation_config_json;
+  spec.chat_template_jinja = dir.chat_template_jinja;
+  spec.context_length = dir.context_length;
+  spec.kv_cache_block_size = kv_cache_block_size;
+  spec.chat = dir.has_chat_template;
+  spec.runtime_config = runtime_config;
+  return spec;
+}
+
 }  // namespace kvmock

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/common/result.h"
@@ -39,5 +40,12 @@ struct ModelDirectory {
 // wrong, e.g. "model directory /x lacks tokenizer.json, which the Dynamo frontend needs to
 // tokenize". Reads files; call at start, not on a hot path.
 Result<ModelDirectory> read_model_directory(const std::string& path);
+
+// The model card that serves `dir` as `served_name`: the directory's files and context
+// length, slugify(served_name), Chat as well as Completions when the directory has a chat
+// template, and the worker's own block size and capacities.
+dynamo::ModelCardSpec model_card_spec(const ModelDirectory& dir, std::string_view served_name,
+                                      uint32_t kv_cache_block_size,
+                                      const dynamo::ModelRuntimeConfig& runtime_config);
 
 }  // namespace kvmock

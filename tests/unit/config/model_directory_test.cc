@@ -207,5 +207,27 @@ TEST(ModelDirectory, ATrailingSlashGivesTheSameCanonicalPath) {
   EXPECT_NE(plain->path.back(), '/');
 }
 
+TEST(ModelDirectory, CardSpecServesTheDirectoryUnderTheServedName) {
+  const auto dir = read_model_directory((kModelDirs / "tiny_chat").string());
+  ASSERT_TRUE(dir.ok()) << dir.error().message;
+  dynamo::ModelRuntimeConfig runtime;
+  runtime.total_kv_blocks = 8192;
+  runtime.data_parallel_size = 2;
+  const dynamo::ModelCardSpec spec = model_card_spec(*dir, "Tiny/Chat-1.0", 16, runtime);
+  EXPECT_EQ(spec.display_name, "Tiny/Chat-1.0");
+  EXPECT_EQ(spec.slug, "tiny_chat-1_0");
+  EXPECT_EQ(spec.directory, dir->path);
+  EXPECT_EQ(spec.tokenizer_json.checksum, dir->tokenizer_json.checksum);
+  EXPECT_EQ(spec.generation_config_json->name, "generation_config.json");
+  EXPECT_EQ(spec.context_length, 2048u);
+  EXPECT_EQ(spec.kv_cache_block_size, 16u);
+  EXPECT_TRUE(spec.chat);
+  EXPECT_EQ(spec.runtime_config.total_kv_blocks, 8192u);
+  EXPECT_EQ(spec.runtime_config.data_parallel_size, 2u);
+  const auto completions = read_model_directory((kModelDirs / "completions_only").string());
+  ASSERT_TRUE(completions.ok());
+  EXPECT_FALSE(model_card_spec(*completions, "c", 16, runtime).chat);
+}
+
 }  // namespace
 }  // namespace kvmock
