@@ -2,6 +2,8 @@
 
 #include <cassert>
 #include <charconv>
+#include <initializer_list>
+#include <utility>
 
 #include "core/events/json_writer.h"
 

@@ -27,6 +27,8 @@ inline constexpr std::string_view kGenerateEndpoint = "generate";
 inline constexpr std::string_view kIndexerQueryEndpointPrefix = "worker_kv_indexer_query_dp";
 inline constexpr std::string_view kLoadMetricsTopic = "kv_metrics";
 
+// What the records of one worker say: who it is, how the frontend reaches it, its model
+// card, and where its events are published.
 struct WorkerDiscoverySpec {
   std::string dynamo_namespace;  // e.g. "dynamo"
   std::string component;         // e.g. "backend"

@@ -10,7 +10,8 @@ namespace {
 void write_checked_file(codec::JsonWriter& w, const std::string& directory, const ModelFile& file) {
   w.begin_map(2);
   w.key("path");
-  w.str(directory + "/" + file.name);
+  // The root directory is the one path that already ends with '/'.
+  w.str(directory.ends_with('/') ? directory + file.name : directory + "/" + file.name);
   w.key("checksum");
   w.str(file.checksum);
   w.end_map();
@@ -125,7 +126,7 @@ std::string slugify(std::string_view name) {
 std::string model_card_json(const ModelCardSpec& spec) {
   std::string out;
   codec::JsonWriter w(out);
-  w.begin_map(0);
+  w.begin_map(0);  // JsonWriter ignores the size, and the optional fields make it vary
   w.key("display_name");
   w.str(spec.display_name);
   w.key("slug");

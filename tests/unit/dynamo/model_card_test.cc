@@ -119,6 +119,13 @@ TEST(DynamoModelCard, NamesAndPathsAreEscapedAsJson) {
   EXPECT_EQ(card["model_info"]["hf_config_json"]["path"], "/models/back\\slash/config.json");
 }
 
+TEST(DynamoModelCard, FilesInTheRootDirectoryGetOneSlash) {
+  ModelCardSpec spec = tiny_card();
+  spec.directory = "/";
+  const nlohmann::json card = nlohmann::json::parse(model_card_json(spec));
+  EXPECT_EQ(card["tokenizer"]["hf_tokenizer_json"]["path"], "/tokenizer.json");
+}
+
 TEST(DynamoSlug, LowerCasesAndReplacesEverythingOutsideTheSlugAlphabet) {
   EXPECT_EQ(slugify("Qwen/Qwen3-0.6B"), "qwen_qwen3-0_6b");
   EXPECT_EQ(slugify("Llama 3.1 8B Instruct"), "llama_3_1_8b_instruct");
