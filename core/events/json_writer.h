@@ -77,6 +77,19 @@ class JsonWriter {
     out_.append("null");
     need_comma_ = true;
   }
+  void boolean(bool v) {
+    separate();
+    out_.append(v ? "true" : "false");
+    need_comma_ = true;
+  }
+  // Splices an already-serialized JSON value in as is (a record that embeds another
+  // document, like a model card inside its discovery record). The caller guarantees `json`
+  // is one complete, compact JSON value; nothing checks it here.
+  void raw_json(std::string_view json) {
+    separate();
+    out_.append(json);
+    need_comma_ = true;
+  }
 
  private:
   void separate() {
