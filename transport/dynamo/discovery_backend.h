@@ -19,6 +19,10 @@ namespace kvmock::dynamo {
 // Metric families every backend reports, with label backend="etcd" or "file".
 inline constexpr const char* kDiscoveryInstancesMetric = "kvmock_dynamo_discovery_instances";
 inline constexpr const char* kDiscoveryErrorsMetric = "kvmock_dynamo_discovery_errors_total";
+inline constexpr const char* kDiscoveryInstancesHelp =
+    "Dynamo instances the discovery backend keeps registered (etcd: leases etcd confirmed last)";
+inline constexpr const char* kDiscoveryErrorsHelp =
+    "Discovery store operations that failed, by operation";
 
 class DiscoveryBackend {
  public:
@@ -27,9 +31,9 @@ class DiscoveryBackend {
   // A new instance id (the etcd lease id, or a random id for files), kept alive from now
   // on by tick() until remove() or shutdown().
   virtual Result<uint64_t> allocate_instance_id(Clock::SteadyTime now) = 0;
-  // Writes `records` for an instance from allocate_instance_id(), create-if-absent as
-  // Dynamo does (a key that exists already is left as it is and counts as written). The
-  // backend keeps the records to write them again if the store loses them. An error means
+  // Writes `records` for an instance from allocate_instance_id() (each backend's write rule
+  // is in its header). The backend keeps the records, adding to those of earlier calls, to
+  // write them again if the store loses them. An error means
   // some records may be missing; calling again with the same records is safe.
   virtual Result<bool> register_records(uint64_t instance_id,
                                         std::vector<DiscoveryRecord> records) = 0;

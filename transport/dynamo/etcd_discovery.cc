@@ -23,17 +23,14 @@ EtcdDiscovery::EtcdDiscovery(std::unique_ptr<etcd::EtcdClient> client, MetricsRe
 
       options_(options),
       clock_(clock),
-      instances_gauge_(metrics.gauge(kDiscoveryInstancesMetric,
-                                     "Dynamo instances the discovery backend keeps registered "
-                                     "(for etcd: leases etcd confirmed last)",
+      instances_gauge_(metrics.gauge(kDiscoveryInstancesMetric, kDiscoveryInstancesHelp,
                                      {{"backend", kBackendLabel}})),
       regrants_(metrics.counter(kRegrantsMetric,
                                 "etcd leases granted again (same id) after etcd lost them; "
                                 "the instance's records were written again",
                                 {{"backend", kBackendLabel}})) {
   for (const char* operation : {kGrant, kRegister, kKeepAlive, kRevoke}) {
-    errors_[operation] = &metrics.counter(kDiscoveryErrorsMetric,
-                                          "Discovery store operations that failed, by operation",
+    errors_[operation] = &metrics.counter(kDiscoveryErrorsMetric, kDiscoveryErrorsHelp,
                                           {{"backend", kBackendLabel}, {"operation", operation}});
     requests_[operation] =
         &metrics.counter(kRequestsMetric, "HTTP requests to etcd's JSON gateway, by operation",
