@@ -27,7 +27,7 @@ constexpr const char* kServerBinary = "/usr/bin/etcd";
 bool gateway_ready(int port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return false;
-  timeval receive_timeout{0, 200 * 1000};
+  timeval receive_timeout{0, 200000};  // 200 ms
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &receive_timeout, sizeof receive_timeout);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;

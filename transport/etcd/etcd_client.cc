@@ -20,7 +20,7 @@ constexpr std::string_view kHttpScheme = "http://";
 constexpr std::string_view kDefaultPort = "2379";
 // A gateway answer larger than this is not one of ours (ranges of one worker's records are
 // a few KB); the bound keeps a confused server from filling memory.
-constexpr uint64_t kMaxResponseBytes = 64 * 1024 * 1024;
+constexpr uint64_t kMaxResponseBytes = uint64_t{64} << 20;
 
 struct Endpoint {
   std::string url;  // as configured, for messages
@@ -185,7 +185,7 @@ struct EtcdClient::Transport {
   }
 };
 
-Result<std::unique_ptr<EtcdClient>> EtcdClient::create(EtcdClientOptions options) {
+Result<std::unique_ptr<EtcdClient>> EtcdClient::create(const EtcdClientOptions& options) {
   if (options.endpoints.empty()) return make_error("config", "no etcd endpoint given");
   if (options.timeout.count() <= 0) {
     return make_error("config", "the etcd call timeout must be positive");

@@ -38,7 +38,7 @@ struct EtcdClientOptions {
 class EtcdClient {
  public:
   // Checks and keeps the endpoints; connects lazily, on the first call.
-  static Result<std::unique_ptr<EtcdClient>> create(EtcdClientOptions options);
+  static Result<std::unique_ptr<EtcdClient>> create(const EtcdClientOptions& options);
   virtual ~EtcdClient();
   EtcdClient(const EtcdClient&) = delete;
   EtcdClient& operator=(const EtcdClient&) = delete;
