@@ -1,6 +1,6 @@
 // A small synchronous client for etcd v3's JSON gateway
-// (docs/dynamo-discovery-backends.md#etcd-gateway): leases, create-if-absent puts, prefix ranges
-// and deletes over plain HTTP/1.1, which is all a discovery backend needs, without a gRPC
+// (docs/dynamo-discovery-backends.md#the-json-gateway-calls): leases, create-if-absent puts, prefix
+// ranges and deletes over plain HTTP/1.1, which is all a discovery backend needs, without a gRPC
 // dependency.
 //
 // Every call blocks for at most `timeout` per endpoint it tries. A call that cannot reach an

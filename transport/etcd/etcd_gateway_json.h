@@ -1,4 +1,4 @@
-// The JSON side of etcd's gRPC gateway (docs/dynamo-discovery-backends.md#etcd-gateway):
+// The JSON side of etcd's gRPC gateway (docs/dynamo-discovery-backends.md#the-json-gateway-calls):
 // request bodies and response parsers for the few calls a discovery backend makes. Pure
 // functions of bytes, so the parsers are fuzzed (tests/fuzz/etcd_gateway_json_fuzz.cc) and
 // tested without a server. The gateway writes bytes fields (keys, values) in base64 and

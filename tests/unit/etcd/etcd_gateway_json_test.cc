@@ -69,15 +69,17 @@ TEST(EtcdGatewayResponses, KeepAliveReadsOneResultPerLineAndAMissingTtlAsGone) {
 
 TEST(EtcdGatewayResponses, StreamingErrorsCarryEtcdsMessage) {
   auto ttls = parse_keep_alive_response(
-      R"({"error":{"grpc_code":14,"http_code":503,"message":"etcdserver: no leader","http_status":"Service Unavailable"}})");
+      R"({"error":{"grpc_code":14,"http_code":503,"message":"etcdserver: no leader",)"
+      R"("http_status":"Service Unavailable"}})");
   ASSERT_FALSE(ttls.ok());
   EXPECT_EQ(ttls.error().reason, "gateway_error");
   EXPECT_NE(ttls.error().message.find("etcdserver: no leader"), std::string::npos);
 }
 
 TEST(EtcdGatewayResponses, UnaryErrorsOfBothGatewayVersionsAreRecognised) {
-  const GatewayError v34 = parse_gateway_error(
-      R"({"error":"etcdserver: requested lease not found","message":"etcdserver: requested lease not found","code":5})");
+  const GatewayError v34 =
+      parse_gateway_error(R"({"error":"etcdserver: requested lease not found",)"
+                          R"("message":"etcdserver: requested lease not found","code":5})");
   EXPECT_EQ(v34.grpc_code, kGrpcNotFound);
   EXPECT_EQ(v34.message, "etcdserver: requested lease not found");
   const GatewayError v35 = parse_gateway_error(
@@ -93,7 +95,8 @@ TEST(EtcdGatewayResponses, TxnRangeAndDeleteRangeBodies) {
   EXPECT_EQ(parse_txn_succeeded(R"({"succeeded":"yes"})").error().reason, "bad_response");
 
   auto listed = parse_range_response(
-      R"({"header":{},"kvs":[{"key":"YQ==","create_revision":"2","mod_revision":"2","version":"1","value":"Yg==","lease":"12345"}],"count":"1"})");
+      R"({"header":{},"kvs":[{"key":"YQ==","create_revision":"2","mod_revision":"2",)"
+      R"("version":"1","value":"Yg==","lease":"12345"}],"count":"1"})");
   ASSERT_TRUE(listed.ok()) << listed.error().message;
   ASSERT_EQ(listed->size(), 1u);
   EXPECT_EQ((*listed)[0], (KeyValue{"a", "b", 12345, 1}));
