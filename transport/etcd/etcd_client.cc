@@ -200,6 +200,8 @@ Result<std::unique_ptr<EtcdClient>> EtcdClient::create(const EtcdClientOptions& 
   return std::unique_ptr<EtcdClient>(new EtcdClient(std::move(transport)));
 }
 
+EtcdClient::EtcdClient() = default;
+
 EtcdClient::EtcdClient(std::unique_ptr<Transport> transport) : transport_(std::move(transport)) {}
 
 EtcdClient::~EtcdClient() {

@@ -65,7 +65,7 @@ class EtcdClient {
   virtual Result<int64_t> delete_prefix(std::string_view prefix);
 
  protected:
-  EtcdClient() = default;  // for test doubles
+  EtcdClient();  // for test doubles: every call must be overridden
 
  private:
   struct Transport;
