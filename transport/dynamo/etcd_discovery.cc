@@ -32,9 +32,9 @@ EtcdDiscovery::EtcdDiscovery(std::unique_ptr<etcd::EtcdClient> client, MetricsRe
   for (const char* operation : {kGrant, kRegister, kKeepAlive, kRevoke}) {
     errors_[operation] = &metrics.counter(kDiscoveryErrorsMetric, kDiscoveryErrorsHelp,
                                           {{"backend", kBackendLabel}, {"operation", operation}});
-    requests_[operation] =
-        &metrics.counter(kRequestsMetric, "HTTP requests to etcd's JSON gateway, by operation",
-                         {{"operation", operation}});
+    requests_[operation] = &metrics.counter(
+        kRequestsMetric, "etcd calls, by operation (a keep-alive call renews a batch of leases)",
+        {{"operation", operation}});
   }
 }
 

@@ -2,7 +2,7 @@
 // instance, whose id is the instance id as in Dynamo; every record is put attached to that
 // lease, so etcd deletes an instance's records by itself when the lease ends.
 //
-// Leases are kept alive in batches: each tick() sends one keep-alive request for the
+// Leases are kept alive in batches: each tick() makes one keep-alive call for the
 // instances whose renewal is due (half the TTL after the last renewal), at most
 // `max_keep_alives_per_tick` of them. A lease etcd no longer has (expired while etcd was
 // unreachable, or revoked by someone else) is granted again with the same id and its
@@ -29,7 +29,7 @@ namespace kvmock::dynamo {
 struct EtcdDiscoveryOptions {
   // Dynamo 1.0 grants every lease with a 10 s TTL.
   std::chrono::seconds lease_ttl{10};
-  // Bounds one tick's work: renewals share one HTTP request, and each repair (re-grant plus
+  // Bounds one tick's work: renewals share one keep-alive call, and each repair (re-grant plus
   // one write per record) is several requests.
   size_t max_keep_alives_per_tick = 1000;
   size_t max_repairs_per_tick = 8;

@@ -6,6 +6,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <charconv>
+#include <map>
 #include <optional>
 
 namespace kvmock::etcd {
@@ -235,19 +236,30 @@ Result<LeaseGrant> EtcdClient::grant_lease(std::chrono::seconds ttl, int64_t req
 }
 
 Result<std::vector<int64_t>> EtcdClient::keep_alive(std::span<const int64_t> ids) {
-  if (ids.empty()) return std::vector<int64_t>{};
   // The gateway maps the keep-alive stream onto one POST: each JSON object in the body is
-  // one request on the stream, and etcd answers each in order before reading the next.
-  std::string stream_body;
-  for (const int64_t id : ids) stream_body += lease_id_request(id) + "\n";
-  auto body = post("/v3/lease/keepalive", stream_body);
-  if (!body.ok()) return body.error();
-  auto ttls = parse_keep_alive_response(*body);
-  if (!ttls.ok()) return ttls.error();
-  if (ttls->size() != ids.size()) {
-    return make_error("bad_response", "etcd answered " + std::to_string(ttls->size()) + " of " +
-                                          std::to_string(ids.size()) + " lease keep-alives");
+  // one request on the stream. It ends the stream once the request body is read, and etcd
+  // 3.4 then drops the answers it has not sent yet, so a long batch comes back short. The
+  // answers name their lease: send the unanswered ones again until every lease has one.
+  std::map<int64_t, int64_t> ttl_by_id;
+  std::vector<int64_t> unanswered(ids.begin(), ids.end());
+  while (!unanswered.empty()) {
+    std::string stream_body;
+    for (const int64_t id : unanswered) stream_body += lease_id_request(id) + "\n";
+    auto body = post("/v3/lease/keepalive", stream_body);
+    if (!body.ok()) return body.error();
+    auto renewed = parse_keep_alive_response(*body);
+    if (!renewed.ok()) return renewed.error();
+    for (const LeaseGrant& lease : *renewed) ttl_by_id[lease.id] = lease.ttl_seconds;
+    const size_t before = unanswered.size();
+    std::erase_if(unanswered, [&](int64_t id) { return ttl_by_id.contains(id); });
+    if (unanswered.size() == before) {
+      return make_error("bad_response",
+                        "etcd answered none of " + std::to_string(before) + " lease keep-alives");
+    }
   }
+  std::vector<int64_t> ttls;
+  ttls.reserve(ids.size());
+  for (const int64_t id : ids) ttls.push_back(ttl_by_id[id]);
   return ttls;
 }
 

@@ -46,9 +46,10 @@ class EtcdClient {
   // POST /v3/lease/grant. `requested_id` 0 lets etcd choose the id; any other value asks
   // for exactly that id (etcd refuses it while a lease with that id exists).
   virtual Result<LeaseGrant> grant_lease(std::chrono::seconds ttl, int64_t requested_id = 0);
-  // POST /v3/lease/keepalive with one request object per id, all in one HTTP request.
-  // Returns each lease's renewed TTL in seconds, in the order of `ids`; a TTL ≤ 0 means
-  // etcd no longer has that lease.
+  // POST /v3/lease/keepalive with one request object per id in one HTTP request, and again
+  // for the ids etcd left unanswered (the gateway cuts long streams short). Returns each
+  // lease's renewed TTL in seconds, in the order of `ids`; a TTL ≤ 0 means etcd no longer
+  // has that lease.
   virtual Result<std::vector<int64_t>> keep_alive(std::span<const int64_t> ids);
   // POST /v3/lease/revoke: etcd deletes the lease and every key attached to it. A lease
   // that does not exist gives reason "not_found".

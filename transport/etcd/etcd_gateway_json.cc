@@ -220,8 +220,8 @@ Result<LeaseGrant> parse_lease_grant_response(std::string_view body) {
   return LeaseGrant{*id, *ttl};
 }
 
-Result<std::vector<int64_t>> parse_keep_alive_response(std::string_view body) {
-  std::vector<int64_t> ttls;
+Result<std::vector<LeaseGrant>> parse_keep_alive_response(std::string_view body) {
+  std::vector<LeaseGrant> renewed;
   size_t start = 0;
   while (start < body.size()) {
     size_t end = body.find('\n', start);
@@ -235,11 +235,12 @@ Result<std::vector<int64_t>> parse_keep_alive_response(std::string_view body) {
     if (result == object->end() || !result->is_object()) {
       return bad_response("keep-alive line without a result object");
     }
+    const auto id = int64_field(*result, "ID");
     const auto ttl = int64_field(*result, "TTL");
-    if (!ttl) return bad_response("keep-alive result with a TTL that is not an integer");
-    ttls.push_back(*ttl);
+    if (!id || !ttl) return bad_response("keep-alive result without an integer ID and TTL");
+    renewed.push_back(LeaseGrant{*id, *ttl});
   }
-  return ttls;
+  return renewed;
 }
 
 Result<bool> parse_txn_succeeded(std::string_view body) {

@@ -37,9 +37,12 @@ struct KeyValue {
   bool operator==(const KeyValue&) const = default;
 };
 
+// A lease and the TTL etcd gave it (on grant, or on renewal).
 struct LeaseGrant {
   int64_t id = 0;
   int64_t ttl_seconds = 0;
+
+  bool operator==(const LeaseGrant&) const = default;
 };
 
 // Bodies of the POSTs (compact JSON).
@@ -69,9 +72,11 @@ inline constexpr int kGrpcFailedPrecondition = 9;
 // "bad_response" for JSON of the wrong shape, and "gateway_error" when the body is the
 // gateway's error object (message included).
 Result<LeaseGrant> parse_lease_grant_response(std::string_view body);
-// A keep-alive POST's body: one {"result": {...}} object per line, one per request object
-// sent, in order. Returns the TTL of each (0 when etcd left it out: the lease is gone).
-Result<std::vector<int64_t>> parse_keep_alive_response(std::string_view body);
+// A keep-alive POST's body: one {"result": {...}} object per line, each naming the lease it
+// renewed. Returns each lease's id and TTL (0 when etcd left it out: the lease is gone).
+// The gateway may end the stream before answering every request object sent
+// (docs/dynamo-discovery-backends.md#the-json-gateway-calls), so this can hold fewer.
+Result<std::vector<LeaseGrant>> parse_keep_alive_response(std::string_view body);
 // true when the put branch ran (the key was created).
 Result<bool> parse_txn_succeeded(std::string_view body);
 Result<std::vector<KeyValue>> parse_range_response(std::string_view body);

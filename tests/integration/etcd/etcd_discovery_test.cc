@@ -184,7 +184,8 @@ TEST_F(EtcdDiscoveryTest, KeepAlivesOfManyInstancesAreBatchedAndBoundedPerTick) 
                        R"(kvmock_dynamo_discovery_etcd_requests_total{operation="keepalive"} 3)"));
   EXPECT_EQ(discovery->live_instances(), 100u);
   EXPECT_TRUE(has_line(
-      metrics_, R"(kvmock_dynamo_discovery_errors_total{backend="etcd",operation="keepalive"} 0)"));
+      metrics_, R"(kvmock_dynamo_discovery_errors_total{backend="etcd",operation="keepalive"} 0)"))
+      << metrics_.render();
 }
 
 TEST(EtcdDiscovery, AnUnreachableEtcdGivesAClearErrorAndAMetricWithoutHanging) {

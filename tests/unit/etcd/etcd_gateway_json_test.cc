@@ -62,9 +62,10 @@ TEST(EtcdGatewayResponses, KeepAliveReadsOneResultPerLineAndAMissingTtlAsGone) {
       "{\"result\":{\"header\":{},\"ID\":\"2\"}}\n"
       "{\"result\":{\"ID\":\"3\",\"TTL\":\"-1\"}}\n");
   ASSERT_TRUE(ttls.ok()) << ttls.error().message;
-  EXPECT_EQ(*ttls, (std::vector<int64_t>{10, 0, -1}));
+  EXPECT_EQ(*ttls, (std::vector<LeaseGrant>{{1, 10}, {2, 0}, {3, -1}}));
   EXPECT_TRUE(parse_keep_alive_response("")->empty());
   EXPECT_EQ(parse_keep_alive_response(R"({"ID":"1"})").error().reason, "bad_response");
+  EXPECT_EQ(parse_keep_alive_response(R"({"result":{"ID":"one"}})").error().reason, "bad_response");
 }
 
 TEST(EtcdGatewayResponses, StreamingErrorsCarryEtcdsMessage) {
