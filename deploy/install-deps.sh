@@ -19,6 +19,8 @@ test_packages=(
   clang-14 libclang-rt-14-dev clang-format clang-tidy python3 curl
   # b3sum: the reference BLAKE3 implementation the checksum tests compare against
   b3sum
+  # etcd-server: the real etcd (3.4, JSON gateway on /v3) the discovery tests start
+  etcd-server
 )
 runtime_packages=(
   libzmq5 libnats3.4 libyaml-cpp0.7 libxxhash0 libssl3 ca-certificates curl
