@@ -9,6 +9,7 @@
 #include "config/config_loader.h"
 #include "config/endpoint.h"
 #include "core/events/subjects.h"
+#include "daemon/dynamo_worker_role.h"
 #include "daemon/load_driver.h"
 #include "daemon/relayed_engine.h"
 #include "daemon/worker_fleet.h"
@@ -174,6 +175,10 @@ void Daemon::add_readiness_checks() {
                                          " mock-worker events held, new requests refused";
                                 return false;
                               }});
+  admin_.add_readiness_check({"discovery", [this](std::string& reason) {
+                                // dynamo_ is set before started_ and read only after it.
+                                return !started_.load() || !dynamo_ || dynamo_->registered(reason);
+                              }});
 }
 
 Result<bool> Daemon::start_relays_and_workers() {
@@ -186,6 +191,15 @@ Result<bool> Daemon::start_relays_and_workers() {
   }
   if (config_.workers.count > 0) {
     std::vector<MockWorkerIdentity> identities = numbered_worker_identities(config_);
+    if (config_.dynamo.discovery != DynamoDiscoveryKind::kNone) {
+      auto backend = DynamoWorkerRole::make_backend(config_, metrics_);
+      if (!backend) return backend.error();
+      dynamo_ =
+          std::make_unique<DynamoWorkerRole>(config_, std::move(*backend), io_, *nats_, metrics_);
+      auto prepared = dynamo_->prepare();
+      if (!prepared) return prepared.error();
+      identities = std::move(*prepared);
+    }
     // Channels open before any engine runs, so each channel's first event is its Cleared
     // (the load driver starts with the fleet and would otherwise publish ahead of it).
     const uint32_t dp_size = std::max<uint32_t>(1, config_.workers.engine.dp_size);
@@ -196,6 +210,11 @@ Result<bool> Daemon::start_relays_and_workers() {
                                              *nats_, zmq_, metrics_);
     auto started = workers_->start();
     if (!started) return started.error();
+    if (dynamo_) {
+      if (auto registered = dynamo_->start(*workers_, *pipeline_); !registered) {
+        return registered.error();
+      }
+    }
     if (workers_->load_driver())
       status_thread_ = std::thread([this] {
         name_this_thread("kvmock-status");
@@ -257,6 +276,8 @@ int Daemon::shutdown() {
   status_wake_.notify_all();
   if (status_thread_.joinable()) status_thread_.join();
   log_info("daemon", "shutting down: intake stopped, flushing events");
+  // Out of discovery first, so Dynamo frontends stop routing to workers that are leaving.
+  if (dynamo_) dynamo_->withdraw();
   for (auto& relay : relays_) relay->stop();
   if (workers_) workers_->stop(std::chrono::seconds(config_.shutdown.grace_s));
   pipeline_->stop();
@@ -272,6 +293,7 @@ int Daemon::shutdown() {
   io_.stop();
   for (std::thread& t : io_threads_) t.join();
   io_threads_.clear();
+  dynamo_.reset();  // its request plane calls into the workers
   if (workers_) workers_.reset();
   relays_.clear();
   closing_ = true;

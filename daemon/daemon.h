@@ -26,6 +26,7 @@
 
 namespace kvmock {
 
+class DynamoWorkerRole;
 class RelayedEngine;
 class WorkerFleet;
 
@@ -79,6 +80,8 @@ class Daemon {
   zmq::context_t zmq_;
   std::vector<std::unique_ptr<RelayedEngine>> relays_;
   std::unique_ptr<WorkerFleet> workers_;
+  // Set when dynamo.discovery is on: the workers as Dynamo instances.
+  std::unique_ptr<DynamoWorkerRole> dynamo_;
   AdminEndpoints admin_{metrics_};
   std::unique_ptr<HttpServer> admin_server_;
   std::thread status_thread_;

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <optional>
+#include <set>
 #include <sstream>
 
 #include "tests/support/capturing_event_sink.h"
@@ -52,8 +53,8 @@ class MockWorkerTest : public ::testing::Test {
   MockWorker& worker(size_t max_waiting = MockWorker::kMaxWaitingPerEngine) {
     if (!worker_) {
       worker_ = std::make_unique<MockWorker>(
-          threads_, config_, MockWorkerIdentity{1003, config_.workers.model.name, 0}, "", sink_,
-          metrics_, nullptr, EngineTime{clock_, timers_, clock_.steady_now()}, max_waiting);
+          threads_, config_, MockWorkerIdentity{1003, config_.workers.model.name, vocab_end_}, "",
+          sink_, metrics_, nullptr, EngineTime{clock_, timers_, clock_.steady_now()}, max_waiting);
     }
     return *worker_;
   }
@@ -71,6 +72,7 @@ class MockWorkerTest : public ::testing::Test {
   }
 
   Config config_ = worker_config();
+  TokenId vocab_end_ = 0;  // the worker's output vocabulary; 0: the engine's default
   test::ManualClock clock_;
   test::ManualPassTimers timers_{clock_};
   EngineThreads threads_{1};
@@ -92,6 +94,26 @@ TEST_F(MockWorkerTest, AWorkerWhoseWaitingQueueIsFullRefusesNewRequestsWithQueue
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.error().reason, "queue_full");
   EXPECT_EQ(w.in_flight(), 2u);
+}
+
+// A Dynamo frontend detokenizes with the model's vocabulary and ends a stream at an EOS id:
+// generated ids stay below the model's vocabulary size and never hit the request's EOS ids.
+TEST_F(MockWorkerTest, OutputStaysInTheModelsVocabularyAndNeverContainsEosIds) {
+  vocab_end_ = 8;
+  MockWorker& w = worker();
+  GenerationRequest request = request_of(8, 40);
+  request.eos_token_ids = {0, 1, 2, 3, 4, 5};  // leaves ids 6 and 7
+  std::vector<TokenId> produced;
+  GenerationCallbacks callbacks;
+  callbacks.on_tokens = [&](const std::vector<TokenId>& tokens) {
+    produced.insert(produced.end(), tokens.begin(), tokens.end());
+  };
+  ASSERT_TRUE(w.submit(std::move(request), std::move(callbacks)).ok());
+  poll();
+  advance_until_idle();
+  ASSERT_EQ(produced.size(), 40u);
+  std::set<TokenId> distinct(produced.begin(), produced.end());
+  EXPECT_EQ(distinct, (std::set<TokenId>{6, 7}));
 }
 
 TEST_F(MockWorkerTest, RequestIdsOfAWorkerAreDistinct) {
