@@ -17,6 +17,7 @@ extern char** environ;  // POSIX; declared here because <unistd.h> need not decl
 
 #include "config/config_rules.h"
 #include "config/diagnostics.h"
+#include "config/endpoint.h"
 #include "config/scalar_text.h"
 #include "config/schema.h"
 
@@ -299,6 +300,17 @@ void Loader::apply_env(const std::map<std::string, std::string>& env) {
       assign_text(*find_key(config_keys(), key_path), config_, key_path, it->second, here);
     }
   }
+  // Dynamo sets the request plane's port alone; the listen host stays the configured one.
+  if (const auto it = env.find("DYN_TCP_RPC_PORT"); it != env.end()) {
+    const Origin here{Origin::Kind::kEnv, 0, "DYN_TCP_RPC_PORT"};
+    auto listen = parse_host_port(config_.dynamo.tcp_listen);
+    const std::string host = !listen ? std::string("0.0.0.0")
+                             : listen->host.find(':') != std::string::npos
+                                 ? "[" + listen->host + "]"
+                                 : listen->host;
+    assign_text(*find_key(config_keys(), "dynamo.tcp_listen"), config_, "dynamo.tcp_listen",
+                host + ":" + it->second, here);
+  }
   std::vector<std::string> names;
   for (const auto& key : config_keys()) names.push_back(env_var_for_key(key.path));
   for (const auto& [name, value] : env) {
@@ -448,7 +460,7 @@ std::map<std::string, std::string> config_environment() {
     const bool conventional =
         std::any_of(conventional_env_vars().begin(), conventional_env_vars().end(),
                     [&](const auto& entry) { return entry.first == name; });
-    if (conventional || name.starts_with("KVMOCK_")) {
+    if (conventional || name == "DYN_TCP_RPC_PORT" || name.starts_with("KVMOCK_")) {
       env.emplace(std::string(name), std::string(text.substr(eq + 1)));
     }
   }

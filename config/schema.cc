@@ -200,7 +200,7 @@ std::vector<KeySpec<Config>> build_config_keys() {
               {{"nats", EventPlane::kNats}, {"jetstream", EventPlane::kJetStream}},
               "router events via core NATS (event-plane envelope) or a durable JetStream stream"),
     K::string("nats.namespace", [](Config& c) -> auto& { return c.nats.namespace_; },
-              "non-empty", check_not_empty, "Dynamo namespace in every subject"),
+              "non-empty", check_not_empty, "Dynamo namespace in every subject; DYN_NAMESPACE overrides"),
     K::string("nats.component", [](Config& c) -> auto& { return c.nats.component; },
               "non-empty", check_not_empty, "Dynamo component in every subject"),
     K::string("nats.kv_subject", [](Config& c) -> auto& { return c.nats.kv_subject; },
@@ -243,7 +243,7 @@ std::vector<KeySpec<Config>> build_config_keys() {
               {{"none", DynamoDiscoveryKind::kNone}, {"etcd", DynamoDiscoveryKind::kEtcd},
                {"file", DynamoDiscoveryKind::kFile}},
               "register each mock worker as a Dynamo instance (needs workers.model.path); "
-              "none = no discovery, ids from workers.worker_id_base"),
+              "none = no discovery, ids from workers.worker_id_base; DYN_DISCOVERY_BACKEND overrides"),
     K::string("dynamo.etcd_endpoints", [](Config& c) -> auto& { return c.dynamo.etcd_endpoints; },
               "http:// URLs, comma-separated", check_etcd_endpoints,
               "etcd's JSON gateway; the ETCD_ENDPOINTS environment variable overrides"),
@@ -252,13 +252,16 @@ std::vector<KeySpec<Config>> build_config_keys() {
               "(DYN_FILE_KV overrides)"),
     K::choice("dynamo.request_plane", [](Config& c) -> auto& { return c.dynamo.request_plane; },
               {{"tcp", DynamoRequestPlaneKind::kTcp}, {"nats", DynamoRequestPlaneKind::kNats}},
-              "how the frontend sends requests: Dynamo's TCP request plane or NATS"),
+              "how the frontend sends requests: Dynamo's TCP request plane or NATS; "
+              "DYN_REQUEST_PLANE overrides"),
     K::string("dynamo.tcp_listen", [](Config& c) -> auto& { return c.dynamo.tcp_listen; },
               "host:port", check_listen_address,
-              "the TCP request plane's one listener for every worker; port 0 = any free port"),
+              "the TCP request plane's one listener for every worker; port 0 = any free port; "
+              "DYN_TCP_RPC_PORT sets the port"),
     K::string("dynamo.tcp_host", [](Config& c) -> auto& { return c.dynamo.tcp_host; },
               "host or empty", nullptr,
-              "host the discovery records advertise; empty = the first non-loopback address"),
+              "host the discovery records advertise; empty = the first non-loopback address; "
+              "DYN_TCP_RPC_HOST overrides"),
     K::uint("dynamo.tcp_max_message_bytes",
             [](Config& c) -> auto& { return c.dynamo.tcp_max_message_bytes; }, 1024,
             uint64_t{1} << 32, "larger request frames are refused (Dynamo's default: 32 MiB)"),
@@ -520,6 +523,10 @@ const std::vector<std::pair<std::string, std::string>>& conventional_env_vars() 
       {"NATS_SERVER", "nats.url"},
       {"ETCD_ENDPOINTS", "dynamo.etcd_endpoints"},
       {"DYN_FILE_KV", "dynamo.file_root"},
+      {"DYN_DISCOVERY_BACKEND", "dynamo.discovery"},
+      {"DYN_REQUEST_PLANE", "dynamo.request_plane"},
+      {"DYN_TCP_RPC_HOST", "dynamo.tcp_host"},
+      {"DYN_NAMESPACE", "nats.namespace"},
   };
   return *vars;
 }

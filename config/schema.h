@@ -91,8 +91,9 @@ std::vector<std::string> child_names(const std::vector<KeySpec<Root>>& keys,
 std::string env_var_for_key(std::string_view path);
 
 // Environment variables other tools define that set a Config key too (NATS_SERVER ->
-// nats.url, ETCD_ENDPOINTS -> dynamo.etcd_endpoints, DYN_FILE_KV -> dynamo.file_root), so
-// kvmockd reads the environment a Dynamo deployment already sets.
+// nats.url, ETCD_ENDPOINTS -> dynamo.etcd_endpoints, DYN_* as Dynamo's own processes read
+// them), so kvmockd reads the environment a Dynamo deployment already sets. DYN_TCP_RPC_PORT,
+// only the port of dynamo.tcp_listen, is applied by the loader itself.
 const std::vector<std::pair<std::string, std::string>>& conventional_env_vars();
 
 // The closest of `candidates` to `name` by edit distance, or "" if none is plausibly a typo.

@@ -273,6 +273,22 @@ TEST(ConfigLoader, DynamosEnvironmentSetsEtcdAndFileRootUnlessKvmockVariablesDo)
             "http://mine:2379");
 }
 
+// A mocker deployment's environment works as it is (issue #15's contract).
+TEST(ConfigLoader, DynamosMockerEnvironmentSetsTheDynamoKeys) {
+  const Config c = parse_ok("dynamo: { tcp_listen: \"10.1.2.3:0\" }\n", {},
+                            {{"DYN_DISCOVERY_BACKEND", "file"},
+                             {"DYN_REQUEST_PLANE", "nats"},
+                             {"DYN_TCP_RPC_HOST", "worker-3.svc"},
+                             {"DYN_TCP_RPC_PORT", "9345"},
+                             {"DYN_NAMESPACE", "prod"},
+                             {"KVMOCK_WORKERS_MODEL_PATH", "/models/m"}});
+  EXPECT_EQ(c.dynamo.discovery, DynamoDiscoveryKind::kFile);
+  EXPECT_EQ(c.dynamo.request_plane, DynamoRequestPlaneKind::kNats);
+  EXPECT_EQ(c.dynamo.tcp_host, "worker-3.svc");
+  EXPECT_EQ(c.dynamo.tcp_listen, "10.1.2.3:9345");
+  EXPECT_EQ(c.nats.namespace_, "prod");
+}
+
 TEST(ConfigLoader, EnvironmentSetsEnumsBooleansAndNestedKeys) {
   const Config c = parse_ok("", {},
                             {{"KVMOCK_NATS_EVENT_PLANE", "jetstream"},
@@ -779,6 +795,12 @@ const BadConfig kBadConfigs[] = {
      {{"ETCD_ENDPOINTS", "etcd:2379"}},
      "env ETCD_ENDPOINTS: dynamo.etcd_endpoints: must be a comma-separated list of "
      "http://host:port URLs, got \"etcd:2379\"",
+     "bad_value"},
+    {"Dynamo's mem discovery backend",
+     "",
+     {},
+     {{"DYN_DISCOVERY_BACKEND", "mem"}},
+     "env DYN_DISCOVERY_BACKEND: dynamo.discovery: must be one of none | etcd | file, got mem",
      "bad_value"},
     {"discovery without a model directory",
      "dynamo: { discovery: file }",
