@@ -110,7 +110,15 @@ void EngineActor::cancel_all() {
 }
 
 void EngineActor::maybe_start_pass() {
-  if (pass_running_ || !core_.has_work()) return;
+  if (pass_running_) return;
+  if (!core_.has_work()) {
+    // Idle now. A cancellation between passes changed the figures (running requests,
+    // blocks in use) and no pass will come to report them.
+    counters_.engine = core_.metrics();
+    publish_stats();
+    publish_load();
+    return;
+  }
   run_pass();
 }
 

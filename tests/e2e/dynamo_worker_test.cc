@@ -13,11 +13,15 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <thread>
 
+#include "core/events/router_event.h"
+#include "core/tokens/block_hash.h"
 #include "tests/support/daemon_harness.h"
 #include "tests/support/dynamo_frontend_client.h"
 #include "tests/support/etcd_server.h"
+#include "tests/support/event_subscriber.h"
 #include "tests/support/http_client.h"
 #include "tests/support/nats_server.h"
 #include "tests/support/subprocess.h"
@@ -145,7 +149,9 @@ class DynamoWorkerTest : public ::testing::Test {
 };
 
 TEST_F(DynamoWorkerTest, AFrontendFindsTheWorkersInEtcdAndRoutesRequestsToThem) {
-  testing::RouterEventRecorder events(nats_.url(), "namespace.dynamo.component.backend.kv-events");
+  auto router = testing::connect_test_client(nats_.url());
+  ASSERT_NE(router, nullptr);
+  testing::EventSubscriber events(*router, "namespace.dynamo.component.backend.kv-events");
   ASSERT_TRUE(events.subscribed());
   ChildProcess daemon(run_etcd_daemon(/*workers=*/2, /*dp_size=*/2));
   ASSERT_TRUE(testing::wait_for_status(static_cast<uint16_t>(admin_port_), "/ready", 200, 15s))
@@ -239,15 +245,56 @@ TEST_F(DynamoWorkerTest, AFrontendFindsTheWorkersInEtcdAndRoutesRequestsToThem) 
   EXPECT_EQ(dump.items[0]["TreeDump"][0]["worker_id"].get<uint64_t>(), id);
 
   // KV events: under the instance id, on the rank that did the work (a channel publishes
-  // its Cleared with its first event, so idle ranks publish nothing).
-  events.wait_quiet(300ms, 5s);
+  // its Cleared with its first event, so idle ranks publish nothing), with the content
+  // hashes a router computes from the prompt's tokens.
+  const std::vector<RouterEvent> published = events.drain(300ms, 10s);
   std::set<std::pair<uint64_t, uint32_t>> channels;
-  for (const auto& [channel, seen] : events.ids()) channels.insert(channel);
+  std::set<uint64_t> stored_tokens_hashes;
+  for (const RouterEvent& event : published) {
+    channels.insert({event.worker_id, event.event.dp_rank});
+    if (const auto* store = std::get_if<StoreData>(&event.event.data)) {
+      for (const StoredBlock& block : store->blocks) stored_tokens_hashes.insert(block.tokens_hash);
+    }
+  }
   EXPECT_EQ(channels, (std::set<std::pair<uint64_t, uint32_t>>{{id, 1}}));
-  const auto seen = events.ids();
-  const auto rank1 = seen.find({id, 1});
-  ASSERT_NE(rank1, seen.end());
-  EXPECT_GT(rank1->second.size(), 1u) << "Stored events followed the Cleared";
+  EXPECT_EQ(events.last_envelope().publisher_id, id) << "the envelope names the instance";
+  const std::vector<TokenId> longer_tokens(longer.begin(), longer.end());
+  for (const uint64_t hash : tokens_hashes(longer_tokens, 16)) {
+    EXPECT_EQ(stored_tokens_hashes.count(hash), 1u) << "a prompt block no router would match";
+  }
+
+  // A frontend's "stop" mid-stream cancels the request: nothing runs, no block stays in use
+  // (the admin port renders vLLM's series with "_" for ":").
+  const auto long_request =
+      frontend.send_request(path, generate_body(prompt(64, 4), 1500, /*dp_rank=*/0));
+  EXPECT_EQ(frontend.read_ack(), std::optional<std::string>(""));
+  auto long_stream = frontend.stream_for(long_request.subject, 10s);
+  ASSERT_NE(long_stream, nullptr);
+  ASSERT_TRUE(long_stream->read_prologue());
+  ASSERT_TRUE(long_stream->read_item(10s).has_value());
+  long_stream->send_stop();
+  EXPECT_TRUE(long_stream->closed_without_more(5s));
+  const std::string worker_label = "worker_id=\"" + std::to_string(id) + "\"}";
+  const auto gauge = [&](const std::string& name) -> std::optional<double> {
+    const auto metrics =
+        testing::http_request(static_cast<uint16_t>(admin_port_), "GET", "/metrics");
+    std::istringstream lines(metrics.body);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.starts_with(name + "{") && line.find(worker_label) != std::string::npos) {
+        return std::stod(line.substr(line.rfind(' ') + 1));
+      }
+    }
+    return std::nullopt;
+  };
+  EXPECT_TRUE(eventually(
+      [&] {
+        return gauge("vllm_num_requests_running") == 0.0 &&
+               gauge("vllm_kv_cache_usage_perc") == 0.0;
+      },
+      5s))
+      << "still running or holding blocks after stop: running "
+      << gauge("vllm_num_requests_running").value_or(-1) << ", KV usage "
+      << gauge("vllm_kv_cache_usage_perc").value_or(-1);
 
   // SIGTERM: the leases are revoked, so every record is gone at once.
   daemon.signal(SIGTERM);

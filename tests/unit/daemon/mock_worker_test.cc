@@ -116,6 +116,22 @@ TEST_F(MockWorkerTest, OutputStaysInTheModelsVocabularyAndNeverContainsEosIds) {
   EXPECT_EQ(distinct, (std::set<TokenId>{6, 7}));
 }
 
+// A client that hangs up leaves an idle engine: no pass follows to report it, yet a
+// scraper must see nothing running and no block in use.
+TEST_F(MockWorkerTest, ACancelledRequestLeavesTheGaugesAtZeroWithoutAnotherPass) {
+  MockWorker& w = worker();
+  auto id = w.submit(request_of(16, 30), {});
+  ASSERT_TRUE(id.ok());
+  poll();  // the prefill pass runs
+  const std::string labels = "{model_name=\"kvmock-model\",worker_id=\"1003\"}";
+  ASSERT_EQ(series_value(w.render_metrics(), "vllm:num_requests_running" + labels), "1");
+  w.cancel(*id);
+  advance_until_idle();
+  const std::string text = w.render_metrics();
+  EXPECT_EQ(series_value(text, "vllm:num_requests_running" + labels), "0") << text;
+  EXPECT_EQ(series_value(text, "vllm:kv_cache_usage_perc" + labels), "0") << text;
+}
+
 TEST_F(MockWorkerTest, RequestIdsOfAWorkerAreDistinct) {
   MockWorker& w = worker();
   auto first = w.submit(request_of(8, 3), {});
