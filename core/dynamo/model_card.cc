@@ -49,79 +49,7 @@ void write_runtime_config(codec::JsonWriter& w, const ModelRuntimeConfig& config
   w.end_map();
 }
 
-// Length of the valid UTF-8 sequence at the front of `s` and its code point; 0 when the
-// bytes are not valid UTF-8.
-size_t decode_utf8(std::string_view s, uint32_t& code_point) {
-  const auto byte = [&](size_t k) { return static_cast<uint8_t>(s[k]); };
-  const uint8_t b0 = byte(0);
-  size_t len = 0;
-  uint32_t lo = 0x80;  // bounds of the second byte: no overlongs, surrogates, > U+10FFFF
-  uint32_t hi = 0xbf;
-  if (b0 >= 0xc2 && b0 <= 0xdf) {
-    len = 2;
-    code_point = b0 & 0x1f;
-  } else if (b0 >= 0xe0 && b0 <= 0xef) {
-    len = 3;
-    code_point = b0 & 0x0f;
-    if (b0 == 0xe0) lo = 0xa0;
-    if (b0 == 0xed) hi = 0x9f;
-  } else if (b0 >= 0xf0 && b0 <= 0xf4) {
-    len = 4;
-    code_point = b0 & 0x07;
-    if (b0 == 0xf0) lo = 0x90;
-    if (b0 == 0xf4) hi = 0x8f;
-  } else {
-    return 0;
-  }
-  if (s.size() < len || byte(1) < lo || byte(1) > hi) return 0;
-  for (size_t k = 1; k < len; ++k) {
-    if ((byte(k) & 0xc0) != 0x80) return 0;
-    code_point = (code_point << 6) | (byte(k) & 0x3f);
-  }
-  return len;
-}
-
-bool is_slug_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
-}
-
 }  // namespace
-
-std::string slugify(std::string_view name) {
-  std::string out;
-  out.reserve(name.size());
-  size_t i = 0;
-  while (i < name.size()) {
-    char c = name[i];
-    if (static_cast<uint8_t>(c) < 0x80) {
-      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-      out.push_back(is_slug_char(c) ? c : '_');
-      ++i;
-      continue;
-    }
-    // Dynamo lower-cases with Unicode rules before filtering, so exactly two non-ASCII
-    // characters end up as ASCII letters: KELVIN SIGN becomes 'k', and CAPITAL I WITH DOT
-    // ABOVE becomes 'i' plus a combining dot (which is then replaced). Every other
-    // non-ASCII character is one '_'; a byte that is not valid UTF-8 is one '_' too.
-    uint32_t code_point = 0;
-    const size_t len = decode_utf8(name.substr(i), code_point);
-    if (len == 0) {
-      out.push_back('_');
-      ++i;
-      continue;
-    }
-    if (code_point == 0x212a) {
-      out.push_back('k');
-    } else if (code_point == 0x130) {
-      out.append("i_");
-    } else {
-      out.push_back('_');
-    }
-    i += len;
-  }
-  const size_t first_kept = out.find_first_not_of('_');
-  return first_kept == std::string::npos ? std::string() : out.substr(first_kept);
-}
 
 std::string model_card_json(const ModelCardSpec& spec) {
   std::string out;

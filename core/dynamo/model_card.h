@@ -12,6 +12,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/events/subjects.h"
+
 namespace kvmock::dynamo {
 
 // One file of the model directory as the card names it: the frontend opens
@@ -60,7 +62,8 @@ std::string model_card_json(const ModelCardSpec& spec);
 
 // Dynamo's slug of a name (docs/dynamo-discovery.md#slug): lower-cased, every character
 // outside [a-z0-9_-] replaced by '_' (one per character, not per byte), then leading '_'
-// removed. "/models/tiny" -> "models_tiny", "Qwen/Qwen3-0.6B" -> "qwen_qwen3-0_6b".
-std::string slugify(std::string_view name);
+// removed. "/models/tiny" -> "models_tiny", "Qwen/Qwen3-0.6B" -> "qwen_qwen3-0_6b". The
+// same rule names the JetStream stream, so it lives with the subjects.
+using kvmock::slugify;
 
 }  // namespace kvmock::dynamo
