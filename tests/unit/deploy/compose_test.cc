@@ -1,6 +1,7 @@
 // deploy/compose.yaml: NATS with JetStream, a kvmockd with mock workers and a relay-only
 // kvmockd, each kvmockd's mounted config valid under its container environment, published
-// ports equal to the ports that config listens on, and worker ids unique across services.
+// ports equal to the ports that config listens on, and worker ids unique across services;
+// the `dynamo` profile adds etcd and a kvmockd whose workers register there.
 #include <gtest/gtest.h>
 
 #include "tests/unit/deploy/deploy_files.h"
@@ -15,6 +16,7 @@ struct KvmockService {
   YAML::Node node;
   std::filesystem::path config_file;  // host side of the mount at kConfigMountPath
   std::map<std::string, std::string> env;
+  bool in_profile = false;  // started only with `--profile ...`
 };
 
 class ComposeTest : public ::testing::Test {
@@ -32,7 +34,9 @@ class ComposeTest : public ::testing::Test {
       const std::string name = entry.first.Scalar();
       const YAML::Node& service = entry.second;
       if (scalar(service["image"]).rfind("kvmock", 0) != 0) continue;
-      KvmockService s{name, service, {}, image_env};
+      bool in_profile = false;  // yaml-cpp throws on a missing key of a const node
+      for (const auto& field : service) in_profile |= field.first.Scalar() == "profiles";
+      KvmockService s{name, service, {}, image_env, in_profile};
       for (const auto& var : service["environment"]) s.env[var.first.Scalar()] = scalar(var.second);
       for (const auto& volume : service["volumes"]) {
         const std::string spec = scalar(volume);
@@ -42,7 +46,7 @@ class ComposeTest : public ::testing::Test {
         target = target.substr(0, target.find(':'));
         if (target == kConfigMountPath) s.config_file = deploy_dir() / spec.substr(0, colon);
       }
-      kvmocks_.push_back(std::move(s));
+      (s.in_profile ? profiled_ : kvmocks_).push_back(std::move(s));
     }
   }
 
@@ -54,7 +58,8 @@ class ComposeTest : public ::testing::Test {
   }
 
   YAML::Node compose_;
-  std::vector<KvmockService> kvmocks_;
+  std::vector<KvmockService> kvmocks_;   // the default stack
+  std::vector<KvmockService> profiled_;  // the optional profiles' kvmockds
 };
 
 TEST_F(ComposeTest, NatsRunsWithJetStreamAndPublishesTheClientPort) {
@@ -141,6 +146,39 @@ TEST_F(ComposeTest, StopGracePeriodCoversTheShutdownDeadlines) {
     EXPECT_GT(std::stoul(grace), config.shutdown.grace_s + config.shutdown.flush_deadline_s)
         << s.name;
   }
+}
+
+TEST_F(ComposeTest, TheDynamoProfileRegistersItsWorkersInTheComposeEtcd) {
+  ASSERT_EQ(profiled_.size(), 1u);
+  const KvmockService& s = profiled_.front();
+  EXPECT_EQ(scalar(s.node["profiles"][0]), "dynamo");
+  EXPECT_EQ(scalar(compose_["services"]["etcd"]["profiles"][0]), "dynamo");
+  ASSERT_FALSE(s.config_file.empty()) << s.name << " mounts no config at " << kConfigMountPath;
+  const Config config = config_of(s);
+  EXPECT_EQ(config.dynamo.discovery, DynamoDiscoveryKind::kEtcd);
+  EXPECT_EQ(config.dynamo.etcd_endpoints, "http://etcd:2379");
+  EXPECT_EQ(config.dynamo.tcp_host, s.name) << "the frontend dials the service by name";
+  EXPECT_EQ(config.nats.url, "nats://nats:4222");
+  EXPECT_GT(config.workers.count, 0u);
+  bool model_mounted = false;
+  for (const auto& volume : s.node["volumes"]) {
+    const std::string spec = scalar(volume);
+    model_mounted |= spec.find(":" + config.workers.model.path + ":") != std::string::npos;
+  }
+  EXPECT_TRUE(model_mounted) << config.workers.model.path << " is not mounted";
+  std::set<std::string> dependencies;
+  for (const auto& dep : s.node["depends_on"]) dependencies.insert(dep.first.Scalar());
+  EXPECT_EQ(dependencies, (std::set<std::string>{"etcd", "nats"}));
+  std::set<uint16_t> published;
+  for (const auto& port : s.node["ports"]) {
+    const std::string spec = scalar(port);
+    published.merge(port_range(spec.substr(spec.rfind(':') + 1)));
+  }
+  EXPECT_EQ(published, ports_of(config).all())
+      << "the admin port; the request plane's is ephemeral";
+  std::string grace = scalar(s.node["stop_grace_period"], "10s");
+  grace.pop_back();
+  EXPECT_GT(std::stoul(grace), config.shutdown.grace_s + config.shutdown.flush_deadline_s);
 }
 
 TEST_F(ComposeTest, TheRelayFollowsZmqPortsTheWorkerServiceOpens) {
