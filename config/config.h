@@ -163,7 +163,8 @@ struct RelayConfig {
 struct DynamoConfig {
   DynamoDiscoveryKind discovery = DynamoDiscoveryKind::kNone;
   std::string etcd_endpoints = "http://127.0.0.1:2379";  // comma-separated http:// URLs
-  std::string file_root;  // discovery file: empty = $TMPDIR/dynamo_store_kv, as Dynamo
+  std::string file_root;      // discovery file: empty = $TMPDIR/dynamo_store_kv, as Dynamo
+  uint32_t lease_ttl_s = 10;  // Dynamo's own workers use 10 s
   DynamoRequestPlaneKind request_plane = DynamoRequestPlaneKind::kTcp;
   std::string tcp_listen = "0.0.0.0:0";  // one listener for every worker; port 0 = any
   std::string tcp_host;                  // advertised host; empty = first non-loopback address

@@ -250,6 +250,9 @@ std::vector<KeySpec<Config>> build_config_keys() {
     K::string("dynamo.file_root", [](Config& c) -> auto& { return c.dynamo.file_root; }, "path",
               nullptr, "discovery file: the shared directory; empty = $TMPDIR/dynamo_store_kv "
               "(DYN_FILE_KV overrides)"),
+    K::uint("dynamo.lease_ttl_s", [](Config& c) -> auto& { return c.dynamo.lease_ttl_s; }, 1,
+            3600, "how long a crashed worker's records outlive it (etcd lease TTL, file "
+            "refresh horizon); Dynamo's workers use 10"),
     K::choice("dynamo.request_plane", [](Config& c) -> auto& { return c.dynamo.request_plane; },
               {{"tcp", DynamoRequestPlaneKind::kTcp}, {"nats", DynamoRequestPlaneKind::kNats}},
               "how the frontend sends requests: Dynamo's TCP request plane or NATS; "

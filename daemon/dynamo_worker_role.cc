@@ -50,6 +50,7 @@ Result<std::unique_ptr<dynamo::DiscoveryBackend>> DynamoWorkerRole::make_backend
   if (config.dynamo.discovery == DynamoDiscoveryKind::kFile) {
     dynamo::FileDiscoveryOptions options;
     options.root = file_root(config);
+    options.ttl = std::chrono::seconds(config.dynamo.lease_ttl_s);
     return std::unique_ptr<dynamo::DiscoveryBackend>(
         std::make_unique<dynamo::FileDiscovery>(metrics, options));
   }
@@ -59,8 +60,9 @@ Result<std::unique_ptr<dynamo::DiscoveryBackend>> DynamoWorkerRole::make_backend
   if (!client) {
     return make_error("config", "dynamo.etcd_endpoints: " + client.error().message);
   }
-  return std::unique_ptr<dynamo::DiscoveryBackend>(
-      std::make_unique<dynamo::EtcdDiscovery>(std::move(*client), metrics));
+  return std::unique_ptr<dynamo::DiscoveryBackend>(std::make_unique<dynamo::EtcdDiscovery>(
+      std::move(*client), metrics,
+      dynamo::EtcdDiscoveryOptions{.lease_ttl = std::chrono::seconds(config.dynamo.lease_ttl_s)}));
 }
 
 Result<std::vector<MockWorkerIdentity>> DynamoWorkerRole::prepare() {
@@ -76,6 +78,8 @@ Result<std::vector<MockWorkerIdentity>> DynamoWorkerRole::prepare() {
                                          ": no Dynamo instance id: " + id.error().message);
     }
     instance_ids_.push_back(*id);
+    // Granting a thousand leases takes seconds: the first must be kept alive meanwhile.
+    backend_->tick(clock.steady_now());
     identities.push_back(
         {*id, config_.workers.model.name, static_cast<TokenId>(model_.vocab_size)});
   }
@@ -85,7 +89,11 @@ Result<std::vector<MockWorkerIdentity>> DynamoWorkerRole::prepare() {
 Result<bool> DynamoWorkerRole::start(WorkerFleet& fleet, KvEventPipeline& pipeline) {
   if (auto plane = start_request_plane(fleet, pipeline); !plane) return plane.error();
   const std::string card = model_card();
+  const Clock& clock = SystemClock::instance();
   for (size_t i = 0; i < instance_ids_.size(); ++i) {
+    // Registering a thousand workers outlasts a lease's TTL, and the keep-alive thread only
+    // starts afterwards: keep the leases alive between registrations.
+    backend_->tick(clock.steady_now());
     dynamo::WorkerDiscoverySpec spec;
     spec.dynamo_namespace = config_.nats.namespace_;
     spec.component = config_.nats.component;

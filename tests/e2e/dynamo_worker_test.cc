@@ -316,6 +316,24 @@ TEST_F(DynamoWorkerTest, AfterSigkillTheRecordsExpireWithTheLease) {
   EXPECT_LE(std::chrono::steady_clock::now() - killed, 12s) << "etcd lease TTL is 10 s";
 }
 
+// Registering many workers outlasts a lease's TTL: every lease must stay alive while the
+// rest are granted and registered (at 1,000 workers and the 10 s TTL the first leases had
+// expired before the last records were written, and the daemon stopped).
+TEST_F(DynamoWorkerTest, EveryLeaseStaysAliveWhileManyWorkersRegister) {
+  admin_port_ = testing::free_loopback_port();
+  config_path_ = testing::write_temp_file(
+      daemon_config(nats_.url(), admin_port_, "  count: 300\n  http_base_port: 0\n  threads: 1\n",
+                    "  discovery: etcd\n  etcd_endpoints: \"" + etcd_.endpoint() +
+                        "\"\n  lease_ttl_s: 1\n  tcp_listen: \"127.0.0.1:0\"\n"));
+  ChildProcess daemon({testing::kvmockd_path(), "run", "--config", config_path_});
+  ASSERT_TRUE(testing::wait_for_status(static_cast<uint16_t>(admin_port_), "/ready", 200, 60s))
+      << daemon.output().substr(0, 2000);
+  std::this_thread::sleep_for(2500ms);  // past the TTL: only kept-alive leases hold records
+  EXPECT_EQ(records_in(*client_).size(), 300u * 5u);
+  daemon.signal(SIGTERM);
+  EXPECT_EQ(daemon.wait(30s), 0);
+}
+
 TEST_F(DynamoWorkerTest, FileDiscoveryAndTheNatsRequestPlane) {
   const std::filesystem::path root =
       std::filesystem::temp_directory_path() / ("kvmock-dynamo-" + std::to_string(::getpid()));

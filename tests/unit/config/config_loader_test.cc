@@ -101,6 +101,7 @@ dynamo:
   discovery: etcd
   etcd_endpoints: http://10.0.0.9:2379,http://10.0.0.10:2379
   file_root: /shared/dynamo
+  lease_ttl_s: 30
   request_plane: nats
   tcp_listen: 0.0.0.0:7777
   tcp_host: worker-7.example
