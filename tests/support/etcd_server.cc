@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "tests/support/nats_server.h"
+#include "tests/support/subprocess.h"
 
 namespace kvmock::testing {
 namespace {
@@ -101,48 +102,17 @@ bool EtcdServer::start(std::chrono::milliseconds timeout) {
                                 "100",
                                 "--log-level",
                                 "error"};
-  std::vector<char*> argv;
-  argv.reserve(args.size() + 1);
-  for (std::string& arg : args) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-  pid_ = ::fork();
-  if (pid_ == 0) {
-    const int devnull = ::open("/dev/null", O_WRONLY);
-    if (devnull >= 0) {
-      ::dup2(devnull, 1);
-      ::dup2(devnull, 2);
-    }
-    ::execv(kServerBinary, argv.data());
-    ::_exit(127);
-  }
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (gateway_ready(client_port_)) return true;
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      return false;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  pid_ = spawn_quiet_server(std::move(args));
+  if (wait_for_server(
+          pid_, [this] { return gateway_ready(client_port_); }, timeout))
+    return true;
   stop();
   return false;
 }
 
 void EtcdServer::stop() {
   if (pid_ <= 0) return;
-  ::kill(pid_, SIGTERM);
-  for (int i = 0; i < 300; ++i) {  // up to 3 s for a clean shutdown
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      return;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ::kill(pid_, SIGKILL);
-  ::waitpid(pid_, nullptr, 0);
-  pid_ = -1;
+  stop_server(pid_, std::chrono::milliseconds(3000));  // a clean shutdown first
 }
 
 }  // namespace kvmock::testing

@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <thread>
 
+#include "tests/support/subprocess.h"
+
 namespace kvmock::testing {
 namespace {
 
@@ -92,48 +94,17 @@ bool NatsServer::start(std::chrono::milliseconds timeout) {
   std::vector<std::string> args{kServerBinary, "-a",  "127.0.0.1", "-p",
                                 port,          "-js", "-sd",       store_dir_};
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
-  std::vector<char*> argv;
-  argv.reserve(args.size() + 1);
-  for (std::string& arg : args) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-  pid_ = ::fork();
-  if (pid_ == 0) {
-    const int devnull = ::open("/dev/null", O_WRONLY);
-    if (devnull >= 0) {
-      ::dup2(devnull, 1);
-      ::dup2(devnull, 2);
-    }
-    ::execv(kServerBinary, argv.data());
-    ::_exit(127);
-  }
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (can_connect(port_)) return true;
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      return false;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  pid_ = spawn_quiet_server(std::move(args));
+  if (wait_for_server(
+          pid_, [this] { return can_connect(port_); }, timeout))
+    return true;
   stop();
   return false;
 }
 
 void NatsServer::stop() {
   if (pid_ <= 0) return;
-  ::kill(pid_, SIGTERM);
-  for (int i = 0; i < 200; ++i) {  // up to 2 s for a clean JetStream shutdown
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      return;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ::kill(pid_, SIGKILL);
-  ::waitpid(pid_, nullptr, 0);
-  pid_ = -1;
+  stop_server(pid_, std::chrono::milliseconds(2000));  // a clean JetStream shutdown first
 }
 
 void NatsServer::crash() {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,16 @@ class ChildProcess {
   bool exited_ = false;
   std::string log_path_;
 };
+
+// A server for a test (nats-server, etcd): `args[0]` is the binary's path; its stdout and
+// stderr go to /dev/null. Returns the child's pid, or -1 when fork failed.
+int spawn_quiet_server(std::vector<std::string> args);
+// Polls `ready` every 20 ms: true once it holds; false when the server exits first (`pid`
+// becomes -1) or `timeout` passes (the server is left running for the caller to stop).
+bool wait_for_server(int& pid, const std::function<bool()>& ready,
+                     std::chrono::milliseconds timeout);
+// SIGTERM, then SIGKILL if the server is still there after `grace`; `pid` becomes -1.
+void stop_server(int& pid, std::chrono::milliseconds grace);
 
 // Writes `text` to a new file under /tmp and returns its path (the caller unlinks it).
 std::string write_temp_file(const std::string& text);
