@@ -12,6 +12,9 @@ compile_packages=(
   # libraries kvmockd is built on
   libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libnats-dev libboost-dev
   libyaml-cpp-dev libxxhash-dev nlohmann-json3-dev libssl-dev
+  # Unicode for real tokenizers: PCRE2 runs the tokenizer.json split regexes (\p{L}, lookahead),
+  # utf8proc does NFC/NFKC normalization
+  libpcre2-dev libutf8proc-dev
 )
 test_packages=(
   # tests, benchmarks, fuzzing, formatting; prometheus for `promtool check metrics`
@@ -23,7 +26,7 @@ test_packages=(
   etcd-server
 )
 runtime_packages=(
-  libzmq5 libnats3.4 libyaml-cpp0.7 libxxhash0 libssl3 ca-certificates curl
+  libzmq5 libnats3.4 libyaml-cpp0.7 libxxhash0 libssl3 libpcre2-8-0 libutf8proc2 ca-certificates curl
 )
 
 case "${1:-}" in
