@@ -70,8 +70,8 @@ std::string widen_whitespace_classes(std::string_view pattern) {
 
 Result<UnicodeRegex> UnicodeRegex::compile(std::string_view pattern, bool literal) {
   const std::string source = literal ? std::string(pattern) : widen_whitespace_classes(pattern);
-  uint32_t options = PCRE2_UTF | PCRE2_UCP;
-  if (literal) options |= PCRE2_LITERAL;
+  // PCRE2 rejects UCP together with LITERAL (a literal has no classes for it to change).
+  const uint32_t options = literal ? PCRE2_UTF | PCRE2_LITERAL : PCRE2_UTF | PCRE2_UCP;
   int error_code = 0;
   PCRE2_SIZE error_offset = 0;
   pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(source.data()), source.size(),
