@@ -4,6 +4,8 @@
 // loose ==), this follows the quirk: matching its output is the point.
 #include "core/chat/template_renderer.h"
 
+#include <utf8proc.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -347,12 +349,24 @@ std::vector<std::string> code_points(const std::string& s) {
   return out;
 }
 
-std::string ascii_case(std::string s, bool upper) {
-  for (char& c : s) {
-    if (upper && c >= 'a' && c <= 'z') c = static_cast<char>(c - 32);
-    if (!upper && c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+// Simple (one code point to one) Unicode case mapping; JavaScript's full mapping differs
+// only for a few characters such as German sharp s.
+std::string ascii_case(const std::string& s, bool upper) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t pos = 0; pos < s.size();) {
+    size_t length = 0;
+    const uint32_t cp = decode_utf8(s, pos, &length);
+    if (cp < 0x80 || length > 1) {
+      const auto mapped = upper ? utf8proc_toupper(static_cast<utf8proc_int32_t>(cp))
+                                : utf8proc_tolower(static_cast<utf8proc_int32_t>(cp));
+      append_utf8(out, static_cast<uint32_t>(mapped));
+    } else {
+      out += s[pos];  // a stray byte stays as it is
+    }
+    pos += length;
   }
-  return s;
+  return out;
 }
 
 bool is_ascii_word(char c) {
