@@ -9,6 +9,7 @@
 // out by tests/tools/fetch_tokenizers.sh. Writes
 //   OUT_DATA_DIR/tokenizers/goldens/<model>.json
 //   OUT_DATA_DIR/chat_templates/goldens/<model>.json
+//   OUT_DATA_DIR/tokenizers/bench_{english,mixed}.txt  (the corpora of the encode benchmarks)
 // The output is a pure function of the input files and the versions of the two packages.
 
 import { createHash } from 'node:crypto';
@@ -19,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { Tokenizer } from '@anush008/tokenizers';
 import { Template } from '@huggingface/jinja';
 
-import { handPicked, generated, makeRng } from './prompts.mjs';
+import { benchEnglish, benchMixed, handPicked, generated, makeRng } from './prompts.mjs';
 import { conversationsFor, errorCasesFor } from './conversations.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -258,6 +259,10 @@ async function main() {
       prompts.push(p);
     }
   }
+
+  mkdirSync(join(outDir, 'tokenizers'), { recursive: true });
+  writeFileSync(join(outDir, 'tokenizers', 'bench_english.txt'), benchEnglish());
+  writeFileSync(join(outDir, 'tokenizers', 'bench_mixed.txt'), benchMixed());
 
   for (const model of MODELS) {
     const tokPath = join(modelsDir, model, 'tokenizer.json');

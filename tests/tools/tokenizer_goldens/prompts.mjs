@@ -183,11 +183,12 @@ function digits(rng, n) {
   return s;
 }
 
-function sentenceOfWords(rng, n) {
+// n words; `noisy` also upper-cases or capitalizes some of them.
+function sentenceOfWords(rng, n, noisy = true) {
   const out = [];
   for (let i = 0; i < n; i++) {
     let w = rng.pick(WORDS);
-    const r = rng.next();
+    const r = noisy ? rng.next() : 1;
     if (r < 0.08) w = w.toUpperCase();
     else if (r < 0.16) w = w[0].toUpperCase() + w.slice(1);
     out.push(w);
@@ -286,9 +287,9 @@ export function benchEnglish(targetBytes = 96 * 1024) {
     for (let i = 0; i < n; i++) {
       if (rng.next() < 0.35) sentences.push(rng.pick(ENGLISH));
       else {
-        let s = sentenceOfWords(rng, 6 + rng.int(18));
+        let s = sentenceOfWords(rng, 6 + rng.int(18), false);
         s = s[0].toUpperCase() + s.slice(1);
-        if (rng.next() < 0.2) s += ', ' + sentenceOfWords(rng, 3 + rng.int(8));
+        if (rng.next() < 0.2) s += ', ' + sentenceOfWords(rng, 3 + rng.int(8), false);
         if (rng.next() < 0.1) s += ' in ' + (1900 + rng.int(125));
         s += rng.pick(['.', '.', '.', '?', '!']);
         sentences.push(s);
