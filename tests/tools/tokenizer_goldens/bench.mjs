@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 
 import { Tokenizer } from '@anush008/tokenizers';
 
+import { chunkCorpus } from './prompts.mjs';
+
 const HERE = dirname(fileURLToPath(import.meta.url));
 const HELP = `usage: node bench.mjs [options] MODELS_DIR
 
@@ -67,32 +69,6 @@ function parseArgs(argv) {
 function fail(message) {
   process.stderr.write(`bench.mjs: ${message}\n\n${HELP}`);
   process.exit(2);
-}
-
-// Cuts `bytes` as --help describes.
-export function chunkCorpus(bytes, size) {
-  const chunks = [];
-  let start = 0;
-  while (start < bytes.length) {
-    let end = Math.min(start + size, bytes.length);
-    if (end < bytes.length) {
-      let cut = -1;
-      for (let i = end - 1; i >= start; i--) {
-        if (bytes[i] === 0x20 || bytes[i] === 0x0a) {
-          cut = i + 1;
-          break;
-        }
-      }
-      if (cut === -1) {
-        cut = end;
-        while (cut > start && (bytes[cut] & 0xc0) === 0x80) cut--;
-      }
-      end = cut;
-    }
-    chunks.push(bytes.subarray(start, end).toString('utf8'));
-    start = end;
-  }
-  return chunks;
 }
 
 async function encodeAll(tok, chunks, special) {

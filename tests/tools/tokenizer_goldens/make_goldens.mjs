@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { Tokenizer } from '@anush008/tokenizers';
 import { Template } from '@huggingface/jinja';
 
-import { benchEnglish, benchMixed, handPicked, generated, makeRng } from './prompts.mjs';
+import { benchEnglish, benchMixed, chunkCorpus, handPicked, generated, makeRng } from './prompts.mjs';
 import { conversationsFor, errorCasesFor } from './conversations.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -156,8 +156,10 @@ async function decodeCases(model, tok, tokJson, encodeCases) {
     add([...hello.slice(0, 2), ...bt(0xe4, 0xbd), ...hello.slice(2)]);
     add([...bt(0xc3), special[0], ...bt(0xa9)]);
   }
-  // Random ids from the whole vocabulary.
+  // Random ids from the whole vocabulary; ids past it (the reference skips them).
   const vocabSize = tok.getVocabSize(true);
+  add([vocabSize]);
+  add([...hello.slice(0, 2), vocabSize + 5, ...hello.slice(2), 0x7fffffff]);
   for (let i = 0; i < 12; i++) {
     const n = 1 + rng.int(24);
     const ids = [];
@@ -250,19 +252,23 @@ async function main() {
   const jinjaRef = `@huggingface/jinja@${packageVersion('@huggingface/jinja')}`;
   const packages = sourcePackages();
 
+  const english = benchEnglish();
+  const mixed = benchMixed();
+  mkdirSync(join(outDir, 'tokenizers'), { recursive: true });
+  writeFileSync(join(outDir, 'tokenizers', 'bench_english.txt'), english);
+  writeFileSync(join(outDir, 'tokenizers', 'bench_mixed.txt'), mixed);
+  // The first two benchmark chunks of each corpus are goldens too.
+  const benchChunks = [english, mixed].flatMap((c) => chunkCorpus(Buffer.from(c), 2048).slice(0, 2));
+
   const prompts = [];
   const seenPrompt = new Set();
-  for (const p of [...handPicked(), ...generated(20240726, 260)]) {
+  for (const p of [...handPicked(), ...generated(20240726, 260), ...benchChunks]) {
     if (hasLoneSurrogate(p)) throw new Error(`prompt with a lone surrogate: ${JSON.stringify(p)}`);
     if (!seenPrompt.has(p)) {
       seenPrompt.add(p);
       prompts.push(p);
     }
   }
-
-  mkdirSync(join(outDir, 'tokenizers'), { recursive: true });
-  writeFileSync(join(outDir, 'tokenizers', 'bench_english.txt'), benchEnglish());
-  writeFileSync(join(outDir, 'tokenizers', 'bench_mixed.txt'), benchMixed());
 
   for (const model of MODELS) {
     const tokPath = join(modelsDir, model, 'tokenizer.json');

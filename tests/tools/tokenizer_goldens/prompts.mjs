@@ -321,3 +321,31 @@ export function benchMixed(targetBytes = 96 * 1024) {
   }
   return lines.join('\n') + '\n';
 }
+
+// Cuts a corpus (a Buffer of UTF-8) into prompts of at most `size` bytes: each cut goes right
+// after the last ASCII space or newline within the next `size` bytes or, if there is none, at
+// the last UTF-8 character boundary within them. The C++ benchmark cuts the same way.
+export function chunkCorpus(bytes, size) {
+  const chunks = [];
+  let start = 0;
+  while (start < bytes.length) {
+    let end = Math.min(start + size, bytes.length);
+    if (end < bytes.length) {
+      let cut = -1;
+      for (let i = end - 1; i >= start; i--) {
+        if (bytes[i] === 0x20 || bytes[i] === 0x0a) {
+          cut = i + 1;
+          break;
+        }
+      }
+      if (cut === -1) {
+        cut = end;
+        while (cut > start && (bytes[cut] & 0xc0) === 0x80) cut--;
+      }
+      end = cut;
+    }
+    chunks.push(bytes.subarray(start, end).toString('utf8'));
+    start = end;
+  }
+  return chunks;
+}
