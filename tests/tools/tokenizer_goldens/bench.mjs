@@ -30,7 +30,8 @@ right after the last ASCII space or newline within the next BYTES bytes, or, if 
 at the last UTF-8 character boundary within them. Each chunk is encoded alone, one encode
 at a time (each awaited before the next starts), with no batching. Before timing, every
 chunk is encoded once (warm-up). The timed loop then encodes the whole corpus as many times
-as fit in --min-seconds (at least once).
+as fit in --min-seconds (at least once). A line per model also gives the time of one
+encode of an empty text: the binding's per-call overhead, included in the MB/s figures.
 `;
 
 function parseArgs(argv) {
@@ -88,6 +89,14 @@ async function main() {
   });
   for (const model of opts.models) {
     const tok = Tokenizer.fromFile(join(opts.modelsDir, model, 'tokenizer.json'));
+    // The binding's encode is asynchronous (a Promise settled from a worker thread): the cost
+    // of one call of an empty text shows the per-call overhead inside the figures below.
+    const empty = Array(2000).fill('');
+    await encodeAll(tok, empty, opts.special);
+    const e0 = process.hrtime.bigint();
+    await encodeAll(tok, empty, opts.special);
+    const perCall = Number(process.hrtime.bigint() - e0) / 1e3 / empty.length;
+    console.log(`model=${model} empty_encode_us=${perCall.toFixed(1)}`);
     for (const corpus of corpora) {
       const tokens = await encodeAll(tok, corpus.chunks, opts.special); // warm-up
       let rounds = 0;
