@@ -135,6 +135,9 @@ export function conversationsFor(model) {
       // Tools are not used by this template; rendering must ignore them.
       { messages: [u('Weather in Paris?')], tools: [WEATHER_TOOL], add_generation_prompt: true },
       { messages: [u('x'), a('\t tabbed reply \n'), u(' y ')], add_generation_prompt: true },
+      // trim: JavaScript's String.prototype.trim strips U+3000, U+00A0, U+2028 and U+FEFF but not
+      // U+001C..U+001F or U+0085; Python's str.strip strips all but U+FEFF. This records the former.
+      { messages: [u('\u3000\u00a0ideographic and nbsp\u2028\u3000'), a('\ufeffbom\ufeff'), u('\u001cfile sep\u001f\u0085')], add_generation_prompt: true },
       { messages: [{ role: 'ipython', content: '{"result": 1}' }, u('what was that?')], add_generation_prompt: true },
       { messages: [], add_generation_prompt: true },
       { messages: [u('Hello!')], add_generation_prompt: true, enable_thinking: false },
