@@ -31,7 +31,8 @@ function usage(code) {
   const text =
     'usage: node make_goldens.mjs MODELS_DIR OUT_DATA_DIR\n' +
     '  MODELS_DIR    tokenizer files as tests/tools/fetch_tokenizers.sh lays them out\n' +
-    '  OUT_DATA_DIR  usually tests/data; writes tokenizers/goldens/ and chat_templates/goldens/\n';
+    '  OUT_DATA_DIR  usually tests/data; writes tokenizers/goldens/, chat_templates/goldens/\n' +
+    '                and the benchmark corpora tokenizers/bench_{english,mixed}.txt\n';
   (code ? process.stderr : process.stdout).write(text);
   process.exit(code);
 }
