@@ -9,10 +9,9 @@
 #pragma once
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "core/common/result.h"
 
@@ -30,10 +29,13 @@ class ChatTemplate {
 
   // Renders with `context` as the template's variables: "messages", "add_generation_prompt",
   // "bos_token", "eos_token", "tools", and whatever else the caller passes (for example
-  // "enable_thinking"). Error "template_error" with the template's own message for
-  // raise_exception(...), and for a runtime failure (calling a non-function, a filter on a
-  // wrong type, too deep recursion, output over a size bound).
-  Result<std::string> render(const nlohmann::json& context) const;
+  // "enable_thinking"). Ordered JSON because tojson prints keys in the order the request gave
+  // them (a plain nlohmann::json converts implicitly, keys then sorted). strftime_now() renders
+  // the date in "kvmock_now" ("YYYY-MM-DDTHH:MM"; 1970-01-01T00:00 when absent). Error
+  // "template_error" with the template's own message for raise_exception(...), and for a runtime
+  // failure (calling a non-function, a filter on a wrong type, too deep recursion, output over a
+  // size bound).
+  Result<std::string> render(const nlohmann::ordered_json& context) const;
 
  private:
   struct Impl;
