@@ -123,6 +123,8 @@ struct LoadDriverConfig {
 // The model the mock workers serve, as a frontend sees it.
 struct ModelConfig {
   std::string name = "kvmock-model";  // the served model name
+  // More served names, comma-separated (vLLM's --served-model-name list after the first).
+  std::string aliases;
   std::string path;  // a Hugging Face model directory; empty: none (the mock tokenizer)
 };
 

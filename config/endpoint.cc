@@ -64,7 +64,7 @@ std::string check_nats_urls(std::string_view text) {
   }
 }
 
-std::vector<std::string> split_url_list(std::string_view text) {
+std::vector<std::string> split_comma_list(std::string_view text) {
   std::vector<std::string> urls;
   while (!text.empty()) {
     const size_t comma = text.find(',');
@@ -79,7 +79,7 @@ std::vector<std::string> split_url_list(std::string_view text) {
 }
 
 std::string check_etcd_endpoints(std::string_view text) {
-  const std::vector<std::string> urls = split_url_list(text);
+  const std::vector<std::string> urls = split_comma_list(text);
   if (urls.empty()) return "must list at least one http://host:port URL";
   for (const std::string& url : urls) {
     if (url.starts_with("https://")) {

@@ -36,8 +36,9 @@ std::string check_nats_urls(std::string_view text);
 // its own message: the gateway client speaks plain HTTP (docs/dynamo-discovery.md).
 std::string check_etcd_endpoints(std::string_view text);
 
-// The URLs of a comma-separated list, surrounding spaces trimmed, empty items dropped.
-std::vector<std::string> split_url_list(std::string_view text);
+// The items of a comma-separated list (URLs, names), surrounding spaces trimmed, empty items
+// dropped.
+std::vector<std::string> split_comma_list(std::string_view text);
 
 // `urls` (one URL or a comma-separated list) with the secret part of each URL's userinfo
 // replaced by "***": "nats://user:pass@h:4222" -> "nats://user:***@h:4222", and a token

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "core/tokenizer/model_text_codec.h"
 #include "core/common/blake3.h"
 
 namespace kvmock {
@@ -216,6 +217,17 @@ Result<ModelDirectory> read_model_directory(const std::string& path) {
     if (!ids.ok()) return ids.error();
     dir.eos_token_ids = std::move(*ids);
   }
+
+  // Workers tokenize prompts and render chats with these files; a construct the tokenizer or
+  // template engine does not support stops the start here, naming it.
+  ModelTextFiles text_files{tokenizer->bytes, tokenizer_config->bytes, std::nullopt};
+  if (chat_template->has_value()) text_files.chat_template_jinja = (*chat_template)->bytes;
+  auto codec = make_model_text_codec(text_files);
+  if (!codec.ok()) {
+    return make_error("model_directory_unusable_tokenizer",
+                      "model directory " + dir.path + ": " + codec.error().message);
+  }
+  dir.codec = std::move(*codec);
 
   const auto template_in_config = tokenizer_config_object->find("chat_template");
   dir.has_chat_template =

@@ -1,10 +1,12 @@
 // A Hugging Face model directory named by the config (workers.model.path), read once at
 // start: the files a Dynamo frontend loads (docs/dynamo-discovery.md#model-directory) with
 // their checksums for the model card, and the few facts the mock engine needs from them
-// (context length, vocabulary size, EOS ids, whether chat is possible).
+// (context length, vocabulary size, EOS ids, whether chat is possible), and the model's
+// tokenizer and chat template (docs/tokenizers.md).
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -12,6 +14,7 @@
 
 #include "core/common/result.h"
 #include "core/dynamo/model_card.h"
+#include "core/tokenizer/text_codec.h"
 
 namespace kvmock {
 
@@ -32,6 +35,8 @@ struct ModelDirectory {
   std::vector<uint64_t> eos_token_ids;
   // chat_template.jinja exists or tokenizer_config.json has a chat_template.
   bool has_chat_template = false;
+  // The model's tokenizer and chat template, as the workers use them (never null).
+  std::shared_ptr<const TextCodec> codec;
 };
 
 // Reads the directory at `path`: config.json, tokenizer.json and tokenizer_config.json are

@@ -328,10 +328,15 @@ std::vector<KeySpec<Config>> build_config_keys() {
 
     K::string("workers.model.name", [](Config& c) -> auto& { return c.workers.model.name; },
               "non-empty", check_not_empty, "the served model name"),
+    K::string("workers.model.aliases", [](Config& c) -> auto& { return c.workers.model.aliases; },
+              "names, comma-separated", nullptr,
+              "more names the workers answer to and list in /v1/models (vLLM's "
+              "--served-model-name list)"),
     K::string("workers.model.path", [](Config& c) -> auto& { return c.workers.model.path; },
               "path", nullptr,
-              "a Hugging Face model directory (config.json, tokenizer files); needed by "
-              "dynamo.discovery"),
+              "a Hugging Face model directory (config.json, tokenizer.json, "
+              "tokenizer_config.json): the workers tokenize with the model's tokenizer and chat "
+              "template; needed by dynamo.discovery"),
 
     K::uint("workers.engine.block_size",
             [](Config& c) -> auto& { return c.workers.engine.block_size; }, 1, 1024,

@@ -4,10 +4,12 @@
 
 #include <cstdio>
 #include <cstring>
+#include <optional>
 
 #include "config/admin_token.h"
 #include "config/config_loader.h"
 #include "config/endpoint.h"
+#include "config/model_directory.h"
 #include "core/events/subjects.h"
 #include "daemon/dynamo_worker_role.h"
 #include "daemon/load_driver.h"
@@ -190,13 +192,22 @@ Result<bool> Daemon::start_relays_and_workers() {
     relays_.push_back(std::move(relay));
   }
   if (config_.workers.count > 0) {
-    std::vector<MockWorkerIdentity> identities = numbered_worker_identities(config_);
+    // The model directory is read once: its tokenizer and template serve every worker.
+    std::optional<ModelDirectory> model;
+    if (!config_.workers.model.path.empty()) {
+      auto read = read_model_directory(config_.workers.model.path);
+      if (!read) return make_error("config", "workers.model.path: " + read.error().message);
+      model = std::move(*read);
+    }
+    std::vector<MockWorkerIdentity> identities =
+        numbered_worker_identities(config_, model ? &*model : nullptr);
     if (config_.dynamo.discovery != DynamoDiscoveryKind::kNone) {
       auto backend = DynamoWorkerRole::make_backend(config_, metrics_);
       if (!backend) return backend.error();
       dynamo_ =
           std::make_unique<DynamoWorkerRole>(config_, std::move(*backend), io_, *nats_, metrics_);
-      auto prepared = dynamo_->prepare();
+      // The config rules refuse dynamo.discovery without workers.model.path.
+      auto prepared = dynamo_->prepare(*model);
       if (!prepared) return prepared.error();
       identities = std::move(*prepared);
     }

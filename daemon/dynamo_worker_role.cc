@@ -55,7 +55,7 @@ Result<std::unique_ptr<dynamo::DiscoveryBackend>> DynamoWorkerRole::make_backend
         std::make_unique<dynamo::FileDiscovery>(metrics, options));
   }
   etcd::EtcdClientOptions options;
-  options.endpoints = split_url_list(config.dynamo.etcd_endpoints);
+  options.endpoints = split_comma_list(config.dynamo.etcd_endpoints);
   auto client = etcd::EtcdClient::create(options);
   if (!client) {
     return make_error("config", "dynamo.etcd_endpoints: " + client.error().message);
@@ -65,10 +65,9 @@ Result<std::unique_ptr<dynamo::DiscoveryBackend>> DynamoWorkerRole::make_backend
       dynamo::EtcdDiscoveryOptions{.lease_ttl = std::chrono::seconds(config.dynamo.lease_ttl_s)}));
 }
 
-Result<std::vector<MockWorkerIdentity>> DynamoWorkerRole::prepare() {
-  auto model = read_model_directory(config_.workers.model.path);
-  if (!model) return make_error("config", "workers.model.path: " + model.error().message);
-  model_ = std::move(*model);
+Result<std::vector<MockWorkerIdentity>> DynamoWorkerRole::prepare(const ModelDirectory& model) {
+  model_ = model;
+  const MockWorkerIdentity served = served_model_identity(config_, &model_);
   const Clock& clock = SystemClock::instance();
   std::vector<MockWorkerIdentity> identities;
   for (uint32_t i = 0; i < config_.workers.count; ++i) {
@@ -80,8 +79,8 @@ Result<std::vector<MockWorkerIdentity>> DynamoWorkerRole::prepare() {
     instance_ids_.push_back(*id);
     // Granting a thousand leases takes seconds: the first must be kept alive meanwhile.
     backend_->tick(clock.steady_now());
-    identities.push_back(
-        {*id, config_.workers.model.name, static_cast<TokenId>(model_.vocab_size)});
+    identities.push_back(served);
+    identities.back().worker_id = *id;
   }
   return identities;
 }

@@ -5,8 +5,8 @@
 // discovers the workers and routes requests to them.
 //
 // Lifecycle, driven by the Daemon:
-//   prepare()  before the fleet exists: reads the model directory (a config error names
-//              what is missing), connects the backend, allocates one instance id a worker;
+//   prepare()  before the fleet exists, with the model directory the daemon read: connects
+//              the backend, allocates one instance id a worker;
 //   start()    once the workers run and their event channels are open: request plane up
 //              first, then the records (a frontend that sees a record can connect at once),
 //              then the keep-alive thread;
@@ -55,7 +55,8 @@ class DynamoWorkerRole {
 
   // One identity per configured worker: its instance id, the served model name, the
   // model's vocabulary as the bound of generated ids.
-  Result<std::vector<MockWorkerIdentity>> prepare();
+  // `model` is the directory of workers.model.path, read by the daemon.
+  Result<std::vector<MockWorkerIdentity>> prepare(const ModelDirectory& model);
   Result<bool> start(WorkerFleet& fleet, KvEventPipeline& pipeline);
   void withdraw();
 

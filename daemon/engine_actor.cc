@@ -75,6 +75,7 @@ void EngineActor::submit(RequestId id, GenerationRequest request, GenerationCall
       engine_request.cache_salt = std::move(request.cache_salt);
       engine_request.excluded_output_tokens = std::move(request.eos_token_ids);
       if (request.output_vocab_end > 0) engine_request.output_vocab_end = request.output_vocab_end;
+      engine_request.output_vocabulary = std::move(request.output_vocabulary);
       engine_request.arrival_ms = now_ms();
       const uint32_t prompt_tokens = static_cast<uint32_t>(engine_request.prompt.size());
       auto added = core_.add_request(std::move(engine_request));

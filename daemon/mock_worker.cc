@@ -2,6 +2,10 @@
 
 #include <malloc.h>
 
+#include <algorithm>
+
+#include "config/endpoint.h"
+
 namespace kvmock {
 namespace {
 
@@ -101,16 +105,43 @@ constexpr const char* kOutboxFullMessage =
     "the event outbox is full (NATS is not taking KV events); new requests are refused until "
     "it drains";
 
+std::vector<std::string> served_names(const MockWorkerIdentity& identity) {
+  std::vector<std::string> names{identity.model_name};
+  for (const std::string& alias : identity.aliases) {
+    if (std::find(names.begin(), names.end(), alias) == names.end()) names.push_back(alias);
+  }
+  return names;
+}
+
 }  // namespace
+
+MockWorkerIdentity served_model_identity(const Config& config, const ModelDirectory* model) {
+  MockWorkerIdentity identity;
+  identity.model_name = config.workers.model.name;
+  identity.aliases = split_comma_list(config.workers.model.aliases);
+  if (model != nullptr) {
+    identity.output_vocab_end = static_cast<TokenId>(model->vocab_size);
+    identity.codec = model->codec;
+    // vLLM: --max-model-len when given, else the model's own context length.
+    identity.max_model_len = config.workers.engine.max_model_len > 0
+                                 ? config.workers.engine.max_model_len
+                                 : model->context_length;
+  }
+  return identity;
+}
 
 MockWorker::MockWorker(EngineThreads& threads, const Config& config, MockWorkerIdentity identity,
                        const std::string& profile_text, RouterEventSink& sink,
                        MetricsRegistry& metrics, Histogram* pass_lateness, EngineTime time,
                        size_t max_waiting_per_engine)
     : worker_id_(identity.worker_id),
-      model_name_(std::move(identity.model_name)),
+      model_name_(identity.model_name),
       output_vocab_end_(identity.output_vocab_end),
+      served_names_(served_names(identity)),
+      codec_(identity.codec ? identity.codec : make_mock_text_codec()),
+      output_vocabulary_(codec_->output_vocabulary()),
       max_context_tokens_(max_context_tokens(config.workers.engine)),
+      max_model_len_(identity.max_model_len > 0 ? identity.max_model_len : max_context_tokens_),
       max_queued_prompt_tokens_(config.workers.max_queued_prompt_tokens),
       max_waiting_per_engine_(max_waiting_per_engine),
       max_held_per_engine_(max_waiting_per_engine + config.workers.engine.max_num_seqs),
@@ -168,6 +199,7 @@ Result<uint64_t> MockWorker::submit(GenerationRequest request, GenerationCallbac
     if (inner) inner(finish);
   };
   if (output_vocab_end_ > 0) request.output_vocab_end = output_vocab_end_;
+  request.output_vocabulary = output_vocabulary_;
   const uint64_t id = (uint64_t{rank} << kRankShift) | next_request_.fetch_add(1);
   engines_[rank]->submit(id, std::move(request), std::move(callbacks));
   return id;

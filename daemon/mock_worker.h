@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "config/model_directory.h"
 #include "daemon/engine_actor.h"
 #include "daemon/engine_threads.h"
 #include "transport/http/worker_backend.h"
@@ -21,7 +22,17 @@ struct MockWorkerIdentity {
   std::string model_name;  // the served name (OpenAI `model`, vLLM's model_name label)
   // Generated ids stay below it (the model's vocabulary size); 0: the engine's default.
   TokenId output_vocab_end = 0;
+  std::vector<std::string> aliases;  // more served names (workers.model.aliases)
+  // The model's tokenizer and chat template; null: the mock tokenizer.
+  std::shared_ptr<const TextCodec> codec;
+  // The context length clients are told (/v1/models, /tokenize); 0: the engine's limit.
+  uint64_t max_model_len = 0;
 };
+
+// What every mock worker of `config` serves: the served name and aliases, and - when
+// `model` (the directory of workers.model.path) is given - its codec, vocabulary bound and
+// context length. The worker id is left 0 for the caller.
+MockWorkerIdentity served_model_identity(const Config& config, const ModelDirectory* model);
 
 class MockWorker : public WorkerBackend {
  public:
@@ -44,6 +55,9 @@ class MockWorker : public WorkerBackend {
   std::string not_ready_reason() const override;
   uint64_t worker_id() const override { return worker_id_; }
   const std::string& model_name() const override { return model_name_; }
+  std::vector<std::string> served_model_names() const override { return served_names_; }
+  const TextCodec& text_codec() const override { return *codec_; }
+  uint64_t max_model_len() const override { return max_model_len_; }
   std::string render_metrics() const override;
 
   void set_ready(bool ready) { ready_ = ready; }
@@ -68,7 +82,12 @@ class MockWorker : public WorkerBackend {
   const uint64_t worker_id_;
   const std::string model_name_;
   const TokenId output_vocab_end_;
+  const std::vector<std::string> served_names_;  // model_name_ first
+  const std::shared_ptr<const TextCodec> codec_;
+  // Ids generated output is drawn from (the codec's readable words); null: a range.
+  const std::shared_ptr<const std::vector<TokenId>> output_vocabulary_;
   const uint64_t max_context_tokens_;
+  const uint64_t max_model_len_;
   const uint64_t max_queued_prompt_tokens_;
   const size_t max_waiting_per_engine_;
   // Waiting plus the most that can run, so the waiting queue holds max_waiting_per_engine_

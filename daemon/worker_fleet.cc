@@ -23,10 +23,12 @@ size_t engine_thread_count(const WorkersConfig& workers) {
 
 }  // namespace
 
-std::vector<MockWorkerIdentity> numbered_worker_identities(const Config& config) {
-  std::vector<MockWorkerIdentity> identities;
+std::vector<MockWorkerIdentity> numbered_worker_identities(const Config& config,
+                                                           const ModelDirectory* model) {
+  const MockWorkerIdentity served = served_model_identity(config, model);
+  std::vector<MockWorkerIdentity> identities(config.workers.count, served);
   for (uint32_t i = 0; i < config.workers.count; ++i) {
-    identities.push_back({config.workers.worker_id_base + i, config.workers.model.name, 0});
+    identities[i].worker_id = config.workers.worker_id_base + i;
   }
   return identities;
 }

@@ -23,9 +23,10 @@ class NatsGenerateIntake;
 class VllmZmqEventOutput;
 class LoadDriver;
 
-// Worker i of the config as a plain fleet numbers it: id workers.worker_id_base + i, the
-// configured model name, the engine's default output vocabulary.
-std::vector<MockWorkerIdentity> numbered_worker_identities(const Config& config);
+// Worker i of the config as a plain fleet numbers it: id workers.worker_id_base + i, serving
+// served_model_identity(config, model).
+std::vector<MockWorkerIdentity> numbered_worker_identities(const Config& config,
+                                                           const ModelDirectory* model = nullptr);
 
 class WorkerFleet {
  public:

@@ -17,26 +17,47 @@ TokenId synthesize_output_token(uint64_t seed, RequestId id, uint32_t position) 
   return synthesize_output_token(seed, id, position, kDefaultOutputVocabEnd, {});
 }
 
-TokenId synthesize_output_token(uint64_t seed, RequestId id, uint32_t position, TokenId vocab_end,
-                                std::span<const TokenId> excluded) {
+namespace {
+
+uint64_t output_hash(uint64_t seed, RequestId id, uint32_t position) {
   std::array<uint8_t, 20> bytes{};
   put_le(bytes.data(), seed, 8);
   put_le(bytes.data() + 8, id, 8);
   put_le(bytes.data() + 16, position, 4);
-  const uint64_t hash = xxh3_64(std::span<const uint8_t>(bytes), 0);
-  const TokenId end = std::max<TokenId>(vocab_end, 1);
-  const TokenId begin = end > 1000 ? 1000 : 0;
-  const uint64_t span = end - begin;
+  return xxh3_64(std::span<const uint8_t>(bytes), 0);
+}
+
+// Entry `(hash + step) % count` of a candidate list for the first step whose entry is not
+// excluded; each excluded id can push the choice one step, so more steps find nothing new.
+template <class CandidateAt>
+TokenId first_allowed(uint64_t hash, uint64_t count, std::span<const TokenId> excluded,
+                      const CandidateAt& candidate_at) {
   const auto is_excluded = [excluded](TokenId t) {
     return std::find(excluded.begin(), excluded.end(), t) != excluded.end();
   };
-  // Each excluded id can push the choice one step; more steps than that find nothing new.
-  const uint64_t max_steps = std::min<uint64_t>(span, excluded.size() + 1);
+  const uint64_t max_steps = std::min<uint64_t>(count, excluded.size() + 1);
   for (uint64_t step = 0; step < max_steps; ++step) {
-    const auto token = static_cast<TokenId>(begin + (hash + step) % span);
+    const TokenId token = candidate_at((hash + step) % count);
     if (!is_excluded(token)) return token;
   }
-  return static_cast<TokenId>(begin + hash % span);
+  return candidate_at(hash % count);
+}
+
+}  // namespace
+
+TokenId synthesize_output_token(uint64_t seed, RequestId id, uint32_t position, TokenId vocab_end,
+                                std::span<const TokenId> excluded) {
+  const TokenId end = std::max<TokenId>(vocab_end, 1);
+  const TokenId begin = end > 1000 ? 1000 : 0;
+  return first_allowed(output_hash(seed, id, position), end - begin, excluded,
+                       [begin](uint64_t i) { return static_cast<TokenId>(begin + i); });
+}
+
+TokenId synthesize_output_token_from(uint64_t seed, RequestId id, uint32_t position,
+                                     std::span<const TokenId> vocabulary,
+                                     std::span<const TokenId> excluded) {
+  return first_allowed(output_hash(seed, id, position), vocabulary.size(), excluded,
+                       [vocabulary](uint64_t i) { return vocabulary[i]; });
 }
 
 uint64_t max_context_tokens(const EngineArgs& args) {
@@ -71,11 +92,16 @@ TokenId RequestState::append_output(uint64_t seed) {
   if (position == 0) {
     tokens_.reserve(size_t{prompt_len_} + std::min(max_output_, kMaxOutputReserve));
   }
-  const TokenId token =
-      position < request_.planned_output.size()
-          ? request_.planned_output[position]
-          : synthesize_output_token(seed, request_.id, position, request_.output_vocab_end,
+  TokenId token;
+  if (position < request_.planned_output.size()) {
+    token = request_.planned_output[position];
+  } else if (request_.output_vocabulary && !request_.output_vocabulary->empty()) {
+    token = synthesize_output_token_from(seed, request_.id, position, *request_.output_vocabulary,
+                                         request_.excluded_output_tokens);
+  } else {
+    token = synthesize_output_token(seed, request_.id, position, request_.output_vocab_end,
                                     request_.excluded_output_tokens);
+  }
   tokens_.push_back(token);
   return token;
 }

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <random>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -36,6 +37,10 @@ struct Request {
   // so a request's EOS ids go here).
   TokenId output_vocab_end = kDefaultOutputVocabEnd;
   std::vector<TokenId> excluded_output_tokens;
+  // When set and not empty, synthesized ids are drawn from this list instead of the range
+  // above: a real model's readable words (TextCodec::output_vocabulary), so the output
+  // detokenizes to text a client can show. Shared by every request of a worker.
+  std::shared_ptr<const std::vector<TokenId>> output_vocabulary;
   double arrival_ms = 0;  // caller's clock; carried for reports, not used for ordering
 };
 
@@ -52,6 +57,12 @@ TokenId synthesize_output_token(uint64_t seed, RequestId id, uint32_t position);
 // plain hash is returned (there is no valid choice).
 TokenId synthesize_output_token(uint64_t seed, RequestId id, uint32_t position, TokenId vocab_end,
                                 std::span<const TokenId> excluded);
+
+// The same, drawn from `vocabulary` (non-empty) instead of a range: the next allowed entry,
+// wrapping; the plain pick when every entry is excluded.
+TokenId synthesize_output_token_from(uint64_t seed, RequestId id, uint32_t position,
+                                     std::span<const TokenId> vocabulary,
+                                     std::span<const TokenId> excluded);
 
 // The longest sequence (prompt + max_tokens) an engine with `args` can ever finish:
 // max_model_len when set, and never more than its KV cache holds (num_gpu_blocks ×

@@ -191,8 +191,10 @@ std::optional<std::pair<std::string_view, MsgNode>> node_single_entry(const MsgN
 
 // --- Parsing -------------------------------------------------------------------------------
 
-Result<nlohmann::json> parse_json(std::string_view text) {
-  // nlohmann has no depth limit; count brackets outside strings first.
+namespace {
+
+// nlohmann has no depth limit; count brackets outside strings first.
+std::optional<Error> check_json_depth(std::string_view text) {
   size_t depth = 0;
   bool in_string = false;
   bool escaped = false;
@@ -216,14 +218,29 @@ Result<nlohmann::json> parse_json(std::string_view text) {
       --depth;
     }
   }
+  return std::nullopt;
+}
+
+template <class Json>
+Result<Json> parse_bounded_json(std::string_view text) {
+  if (auto too_deep = check_json_depth(text)) return std::move(*too_deep);
   try {
-    nlohmann::json doc = nlohmann::json::parse(text.begin(), text.end(), nullptr,
-                                               /*allow_exceptions=*/false);
+    Json doc = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
     if (doc.is_discarded()) return make_error("json", "document: invalid JSON");
     return doc;
   } catch (const std::exception& e) {  // allocation failure; the parser itself won't throw
     return make_error("json", std::string("document: ") + e.what());
   }
+}
+
+}  // namespace
+
+Result<nlohmann::json> parse_json(std::string_view text) {
+  return parse_bounded_json<nlohmann::json>(text);
+}
+
+Result<nlohmann::ordered_json> parse_ordered_json(std::string_view text) {
+  return parse_bounded_json<nlohmann::ordered_json>(text);
 }
 
 namespace {

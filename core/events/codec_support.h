@@ -107,6 +107,9 @@ std::optional<std::pair<std::string_view, MsgNode>> node_single_entry(const MsgN
 // Parses one JSON document (surrounding whitespace allowed). Errors: "json" (syntax,
 // invalid UTF-8), "too_deep". Never throws.
 Result<nlohmann::json> parse_json(std::string_view text);
+// The same, keeping objects' key order (a chat template printing `tools | tojson` prints
+// them as the client sent them).
+Result<nlohmann::ordered_json> parse_ordered_json(std::string_view text);
 
 // Unpacks exactly one msgpack value covering all of `bytes`. A structural pre-scan
 // (MsgpackReader::skip) runs first so that no container header can claim more elements

@@ -1,20 +1,27 @@
-// Feeds arbitrary bytes to both OpenAI request parsers: they must return a value or an
-// Error, never crash, hang or read out of bounds.
+// Feeds arbitrary bytes to the OpenAI and vLLM request parsers (completions, chat,
+// /tokenize, /detokenize) with the mock codec: they must return a value or an Error, never
+// crash, hang or read out of bounds. The real tokenizer and template are fuzzed on their own
+// (tokenizer_fuzz, chat_template_fuzz).
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
+#include "core/tokenizer/text_codec.h"
 #include "transport/http/openai_request.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view body(reinterpret_cast<const char*>(data), size);
-  auto completion = kvmock::parse_completion_request(body);
+  const kvmock::TextCodec& codec = *kvmock::make_mock_text_codec();
+  auto completion = kvmock::parse_completion_request(body, codec);
   if (completion) {
     if (completion->prompt.empty() || completion->max_tokens == 0) __builtin_trap();
   } else {
     (void)kvmock::openai_error_param(completion.error().reason);
   }
-  auto chat = kvmock::parse_chat_request(body);
+  auto chat = kvmock::parse_chat_request(body, codec, "2026-12-06T00:00");
   if (chat && (chat->prompt.empty() || chat->max_tokens == 0)) __builtin_trap();
+  (void)kvmock::parse_tokenize_request(body, codec, "2026-12-06T00:00");
+  auto detokenize = kvmock::parse_detokenize_request(body);
+  if (detokenize) (void)codec.decode(detokenize->tokens, false);
   return 0;
 }

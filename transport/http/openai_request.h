@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/common/result.h"
+#include "core/tokenizer/text_codec.h"
 #include "core/tokens/block_hash.h"
 
 namespace kvmock {
@@ -29,13 +30,38 @@ struct ParsedRequest {
 };
 
 // POST /v1/completions. `prompt` may be a string, a list of token ids, or a list holding
-// exactly one string or one list of token ids.
-Result<ParsedRequest> parse_completion_request(std::string_view body);
+// exactly one string or one list of token ids. Text is encoded by `codec` with special
+// tokens added (vLLM's default for completions).
+Result<ParsedRequest> parse_completion_request(std::string_view body, const TextCodec& codec);
 
-// POST /v1/chat/completions. `messages` is a non-empty list of {role, content}; content
-// is a string or a list of {type:"text", text} parts. The prompt is the mock chat
-// template tokenized (core/tokenizer/mock_tokenizer.h).
-Result<ParsedRequest> parse_chat_request(std::string_view body);
+// POST /v1/chat/completions. `messages` is a non-empty list of {role, content, ...}; content
+// is a string or a list of {type:"text", text} parts (joined by newlines). The prompt is the
+// codec's chat template rendered (add_generation_prompt, continue_final_message, tools,
+// chat_template_kwargs from the body; `now` for strftime_now) and encoded without adding
+// special tokens again. Errors also "no_chat_template", "template_error".
+Result<ParsedRequest> parse_chat_request(std::string_view body, const TextCodec& codec,
+                                         std::string_view now);
+
+// POST /tokenize as vLLM serves it: {"prompt", "add_special_tokens" (default true)} or
+// {"messages", "add_generation_prompt" (default true), "continue_final_message",
+// "add_special_tokens" (default false), "tools", "chat_template_kwargs"}; optional "model"
+// and "return_token_strs". The prompt may be empty.
+struct TokenizeRequest {
+  std::vector<TokenId> tokens;
+  std::string model;
+  bool return_token_strs = false;
+};
+Result<TokenizeRequest> parse_tokenize_request(std::string_view body, const TextCodec& codec,
+                                               std::string_view now);
+
+// POST /detokenize: {"tokens": [ids], "model"?}. Error "bad_tokens" when tokens is not a list
+// of ids (0..2^32-1); ids the vocabulary lacks are skipped by the decode, as the reference
+// tokenizer skips them.
+struct DetokenizeRequest {
+  std::vector<TokenId> tokens;
+  std::string model;
+};
+Result<DetokenizeRequest> parse_detokenize_request(std::string_view body);
 
 // The request field an error reason refers to, or "" when none ("bad_json").
 std::string_view openai_error_param(std::string_view reason);

@@ -1,12 +1,13 @@
 #include "transport/http/openai_server.h"
 
 #include <chrono>
+#include <ctime>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string_view>
 
-#include "core/tokenizer/mock_tokenizer.h"
+#include "core/tokenizer/incremental_detokenizer.h"
 
 namespace kvmock {
 namespace {
@@ -18,6 +19,16 @@ constexpr std::string_view kPrometheusText = "text/plain; version=0.0.4; charset
 constexpr std::string_view kWorkerIdHeader = "x-kvmock-worker-id";
 
 int64_t unix_seconds(const Clock& clock) { return static_cast<int64_t>(clock.unix_ms() / 1000); }
+
+// The minute strftime_now renders in chat templates: "YYYY-MM-DDTHH:MM", UTC.
+std::string template_now(const Clock& clock) {
+  const std::time_t seconds = unix_seconds(clock);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M", &utc);
+  return text;
+}
 
 std::string_view error_type(int status) {
   switch (status) {
@@ -61,9 +72,9 @@ std::string_view backend_error_code(std::string_view reason) {
 // submitting thread finishes the set-up; `mutex` orders the three.
 class Generation {
  public:
-  Generation(std::shared_ptr<HttpExchange> exchange, bool chat, ParsedRequest request,
-             std::string id, std::string model, std::map<std::string, std::string> headers,
-             int64_t created)
+  Generation(std::shared_ptr<HttpExchange> exchange, bool chat, const ParsedRequest& request,
+             const TextCodec& codec, std::string id, std::string model,
+             std::map<std::string, std::string> headers, int64_t created)
       : exchange_(std::move(exchange)),
         chat_(chat),
         stream_(request.stream),
@@ -71,7 +82,8 @@ class Generation {
         id_(std::move(id)),
         model_(std::move(model)),
         created_(created),
-        headers_(std::move(headers)) {
+        headers_(std::move(headers)),
+        detokenizer_(codec, request.prompt) {
     if (stream_ && chat_) {
       ordered_json delta{{"role", "assistant"}, {"content", ""}};
       pending_ += sse(chunk(std::move(delta), std::nullopt));
@@ -102,25 +114,14 @@ class Generation {
 
   void on_tokens(const std::vector<TokenId>& tokens) {
     std::lock_guard lock(mutex_);
-    std::string text;
-    for (TokenId token : tokens) {
-      if (any_output_) text += ' ';
-      text += mock_token_text(token);
-      any_output_ = true;
-    }
-    if (!stream_) {
-      text_ += text;
-      return;
-    }
-    if (text.empty()) return;
-    ordered_json delta = chat_ ? ordered_json{{"content", std::move(text)}} : ordered_json(text);
-    pending_ += sse(chunk(std::move(delta), std::nullopt));
+    emit_text_locked(detokenizer_.push(tokens));
     flush_locked();
   }
 
   void on_finish(const GenerationFinish& finish) {
     std::lock_guard lock(mutex_);
     finished_ = true;
+    emit_text_locked(detokenizer_.finish());
     const ordered_json usage = usage_json(finish);
     if (!stream_) {
       respond_locked(finish, usage);
@@ -145,6 +146,18 @@ class Generation {
 
  private:
   static std::string sse(const ordered_json& payload) { return "data: " + payload.dump() + "\n\n"; }
+
+  // Output text as the detokenizer releases it: kept whole for a plain answer, one chunk
+  // per piece when streaming (nothing for an empty piece: a character still incomplete).
+  void emit_text_locked(std::string text) {
+    if (!stream_) {
+      text_ += text;
+      return;
+    }
+    if (text.empty()) return;
+    ordered_json delta = chat_ ? ordered_json{{"content", std::move(text)}} : ordered_json(text);
+    pending_ += sse(chunk(std::move(delta), std::nullopt));
+  }
 
   // vLLM reports an aborted request as "abort".
   static std::string finish_reason(const GenerationFinish& finish) {
@@ -238,9 +251,9 @@ class Generation {
   bool done_ = false;                   // [DONE] queued; finish() once begun
   bool finished_ = false;               // on_finish ran: nothing left to cancel
   bool gone_ = false;
-  bool any_output_ = false;  // a space goes before every output word but the first
-  std::string pending_;      // SSE bytes produced before the stream began
-  std::string text_;         // non-streaming: the whole output so far
+  IncrementalDetokenizer detokenizer_;
+  std::string pending_;  // SSE bytes produced before the stream began
+  std::string text_;     // non-streaming: the whole output so far
 };
 
 void respond_error(HttpExchange& exchange, const std::map<std::string, std::string>& headers,
@@ -265,7 +278,8 @@ void OpenAiServer::handle(const std::shared_ptr<HttpExchange>& exchange) {
     respond_error(*exchange, headers, status, message, code, param);
   };
 
-  const bool is_post_api = path == "/v1/completions" || path == "/v1/chat/completions";
+  const bool is_post_api = path == "/v1/completions" || path == "/v1/chat/completions" ||
+                           path == "/tokenize" || path == "/detokenize";
   const bool is_get_api = path == "/v1/models" || path == "/health" || path == "/metrics";
   if (!is_post_api && !is_get_api) {
     reply_error(404, "no route for " + path, "not_found");
@@ -279,6 +293,8 @@ void OpenAiServer::handle(const std::shared_ptr<HttpExchange>& exchange) {
 
   if (path == "/v1/completions") return generate(exchange, Api::kCompletions);
   if (path == "/v1/chat/completions") return generate(exchange, Api::kChat);
+  if (path == "/tokenize") return tokenize(exchange);
+  if (path == "/detokenize") return detokenize(exchange);
   if (path == "/metrics") {
     exchange->respond(200, std::string(kPrometheusText), backend_.render_metrics(), headers);
   } else if (path == "/health") {
@@ -287,17 +303,72 @@ void OpenAiServer::handle(const std::shared_ptr<HttpExchange>& exchange) {
     } else {
       reply_error(503, backend_.not_ready_reason(), "not_ready");
     }
-  } else {  // /v1/models
-    ordered_json model;
-    model["id"] = backend_.model_name();
-    model["object"] = "model";
-    model["created"] = unix_seconds(clock_);
-    model["owned_by"] = "kvmock";
-    model["root"] = backend_.model_name();
-    model["parent"] = nullptr;
-    ordered_json list{{"object", "list"}, {"data", ordered_json::array({std::move(model)})}};
+  } else {  // /v1/models: every served name, as vLLM lists its --served-model-name list
+    const int64_t created = unix_seconds(clock_);
+    const std::vector<std::string> names = backend_.served_model_names();
+    ordered_json data = ordered_json::array();
+    for (const std::string& name : names) {
+      ordered_json model;
+      model["id"] = name;
+      model["object"] = "model";
+      model["created"] = created;
+      model["owned_by"] = "kvmock";
+      model["root"] = names.front();
+      model["parent"] = nullptr;
+      model["max_model_len"] = backend_.max_model_len();
+      data.push_back(std::move(model));
+    }
+    ordered_json list{{"object", "list"}, {"data", std::move(data)}};
     exchange->respond(200, std::string(kJson), list.dump(), headers);
   }
+}
+
+bool OpenAiServer::serves_model(HttpExchange& exchange, const std::string& requested) const {
+  if (requested.empty()) return true;
+  for (const std::string& name : backend_.served_model_names()) {
+    if (name == requested) return true;
+  }
+  respond_error(exchange, response_headers(), 404,
+                "The model `" + requested + "` does not exist.", "model_not_found", "model");
+  return false;
+}
+
+void OpenAiServer::tokenize(const std::shared_ptr<HttpExchange>& exchange) {
+  const TextCodec& codec = backend_.text_codec();
+  auto parsed = parse_tokenize_request(exchange->request().body, codec, template_now(clock_));
+  if (!parsed) {
+    const Error& error = parsed.error();
+    respond_error(*exchange, response_headers(), 400, error.message, error.reason,
+                  openai_error_param(error.reason));
+    return;
+  }
+  if (!serves_model(*exchange, parsed->model)) return;
+  ordered_json body;
+  body["count"] = parsed->tokens.size();
+  body["max_model_len"] = backend_.max_model_len();
+  body["tokens"] = parsed->tokens;
+  ordered_json strings = nullptr;
+  if (parsed->return_token_strs) {
+    strings = ordered_json::array();
+    for (TokenId id : parsed->tokens) strings.push_back(codec.token_string(id).value_or(""));
+  }
+  body["token_strs"] = std::move(strings);
+  exchange->respond(200, std::string(kJson), body.dump(), response_headers());
+}
+
+void OpenAiServer::detokenize(const std::shared_ptr<HttpExchange>& exchange) {
+  const TextCodec& codec = backend_.text_codec();
+  auto parsed = parse_detokenize_request(exchange->request().body);
+  if (!parsed) {
+    const Error& error = parsed.error();
+    respond_error(*exchange, response_headers(), 400, error.message, error.reason,
+                  openai_error_param(error.reason));
+    return;
+  }
+  if (!serves_model(*exchange, parsed->model)) return;
+  // vLLM decodes with the tokenizer's defaults: special tokens kept.
+  const ordered_json body{{"prompt", codec.decode(parsed->tokens, /*skip_special_tokens=*/false)}};
+  exchange->respond(200, std::string(kJson), body.dump(), response_headers());
 }
 
 void OpenAiServer::generate(const std::shared_ptr<HttpExchange>& exchange, Api api) {
@@ -308,28 +379,26 @@ void OpenAiServer::generate(const std::shared_ptr<HttpExchange>& exchange, Api a
   };
 
   const bool chat = api == Api::kChat;
-  auto parsed = chat ? parse_chat_request(exchange->request().body)
-                     : parse_completion_request(exchange->request().body);
+  const TextCodec& codec = backend_.text_codec();
+  auto parsed = chat ? parse_chat_request(exchange->request().body, codec, template_now(clock_))
+                     : parse_completion_request(exchange->request().body, codec);
   if (!parsed) {
     const Error& error = parsed.error();
     reply_error(400, error.message, error.reason, openai_error_param(error.reason));
     return;
   }
+  if (!serves_model(*exchange, parsed->model)) return;
+  // vLLM names its first served name in responses, whichever alias the request used.
   const std::string& model = backend_.model_name();
-  if (!parsed->model.empty() && parsed->model != model) {
-    reply_error(404, "The model `" + parsed->model + "` does not exist.", "model_not_found",
-                "model");
-    return;
-  }
 
-  GenerationRequest request;
-  request.prompt = std::move(parsed->prompt);  // a long prompt is held once, by the engine
-  request.max_tokens = parsed->max_tokens;
   const std::string id = std::string(chat ? "chatcmpl-" : "cmpl-") +
                          std::to_string(backend_.worker_id()) + "-" +
                          std::to_string(next_id_.fetch_add(1));
-  auto generation = std::make_shared<Generation>(exchange, chat, std::move(*parsed), id, model,
-                                                 headers, unix_seconds(clock_));
+  auto generation = std::make_shared<Generation>(exchange, chat, *parsed, codec, id, model, headers,
+                                                 unix_seconds(clock_));
+  GenerationRequest request;
+  request.prompt = std::move(parsed->prompt);  // a long prompt is held once, by the engine
+  request.max_tokens = parsed->max_tokens;
 
   // Weak: the exchange keeps this callback, and the generation keeps the exchange.
   WorkerBackend& backend = backend_;

@@ -1,7 +1,9 @@
 // The OpenAI-compatible API of one mock worker, as a vLLM pod serves it:
 //   POST /v1/completions        prompt as text or token ids; stream (SSE) or not
-//   POST /v1/chat/completions   messages rendered by the mock chat template
-//   GET  /v1/models             the worker's one model
+//   POST /v1/chat/completions   messages rendered by the model's chat template
+//   POST /tokenize              vLLM's: text or messages to ids ({count,max_model_len,tokens})
+//   POST /detokenize            vLLM's: ids to text ({prompt})
+//   GET  /v1/models             every served name of the worker's model
 //   GET  /health                200 when the worker is ready, else 503
 //   GET  /metrics               the worker's vLLM-named Prometheus metrics
 // Every response carries `x-kvmock-worker-id`. Errors use OpenAI's shape
@@ -37,6 +39,11 @@ class OpenAiServer {
   enum class Api { kCompletions, kChat };
 
   void generate(const std::shared_ptr<HttpExchange>& exchange, Api api);
+  void tokenize(const std::shared_ptr<HttpExchange>& exchange);
+  void detokenize(const std::shared_ptr<HttpExchange>& exchange);
+  // True when `requested` is empty or one of the worker's served names; otherwise answers
+  // 404 with vLLM's message and returns false.
+  bool serves_model(HttpExchange& exchange, const std::string& requested) const;
   // Headers on every response: which worker answered.
   std::map<std::string, std::string> response_headers() const;
 

@@ -4,10 +4,12 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/common/result.h"
+#include "core/tokenizer/text_codec.h"
 #include "core/tokens/block_hash.h"
 
 namespace kvmock {
@@ -24,6 +26,9 @@ struct GenerationRequest {
   std::vector<TokenId> eos_token_ids;
   // Output ids are below it: the model's vocabulary size. 0: the engine's default.
   TokenId output_vocab_end = 0;
+  // When set, output ids are drawn from this list instead (a real model's readable words,
+  // TextCodec::output_vocabulary); the worker sets it, shared by all its requests.
+  std::shared_ptr<const std::vector<TokenId>> output_vocabulary;
   // Dynamo's stop conditions, carried for completeness: the mock never stops at an EOS id
   // (it emits none) and always produces max_tokens, so neither changes the output.
   bool ignore_eos = false;
@@ -62,6 +67,14 @@ class WorkerBackend {
   virtual std::string not_ready_reason() const { return "the worker is not ready"; }
   virtual uint64_t worker_id() const = 0;
   virtual const std::string& model_name() const = 0;
+  // Every name the worker answers to: model_name() first, then workers.model.aliases (vLLM's
+  // --served-model-name list). A request naming another model gets 404.
+  virtual std::vector<std::string> served_model_names() const { return {model_name()}; }
+  // How the worker turns text into ids and ids into text (the mock tokenizer unless a model
+  // directory is configured). Lives as long as the worker.
+  virtual const TextCodec& text_codec() const { return *make_mock_text_codec(); }
+  // The context length /v1/models and /tokenize report (vLLM's max_model_len).
+  virtual uint64_t max_model_len() const { return 0; }
   // The worker's vLLM-named Prometheus metrics (text format), as a vLLM pod serves them.
   virtual std::string render_metrics() const = 0;
 };

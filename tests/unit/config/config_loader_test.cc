@@ -120,7 +120,7 @@ workers:
   http_base_port: 9000
   http_host: 0.0.0.0
   threads: 3
-  model: { name: qwen-small, path: /models/qwen }
+  model: { name: qwen-small, aliases: "qwen, Qwen/Qwen3-0.6B", path: /models/qwen }
   engine:
     block_size: 16
     num_gpu_blocks: 1000
@@ -186,6 +186,7 @@ TEST(ConfigLoader, EveryKeyIsSettableFromYaml) {
   EXPECT_EQ(c.dynamo.release, DynamoReleaseKind::k1_1);
   EXPECT_EQ(c.workers.model.name, "qwen-small");
   EXPECT_EQ(c.workers.model.path, "/models/qwen");
+  EXPECT_EQ(c.workers.model.aliases, "qwen, Qwen/Qwen3-0.6B");
   EXPECT_EQ(c.admin.listen, "[::1]:9191");
   EXPECT_EQ(c.admin.auth_token_file, "/run/secrets/admin-token");
   EXPECT_EQ(c.admin.max_connections, 8u);

@@ -52,9 +52,13 @@ class MockWorkerTest : public ::testing::Test {
  protected:
   MockWorker& worker(size_t max_waiting = MockWorker::kMaxWaitingPerEngine) {
     if (!worker_) {
-      worker_ = std::make_unique<MockWorker>(
-          threads_, config_, MockWorkerIdentity{1003, config_.workers.model.name, vocab_end_}, "",
-          sink_, metrics_, nullptr, EngineTime{clock_, timers_, clock_.steady_now()}, max_waiting);
+      MockWorkerIdentity identity = served_model_identity(config_, nullptr);
+      identity.worker_id = 1003;
+      identity.output_vocab_end = vocab_end_;
+      worker_ = std::make_unique<MockWorker>(threads_, config_, std::move(identity), "", sink_,
+                                             metrics_, nullptr,
+                                             EngineTime{clock_, timers_, clock_.steady_now()},
+                                             max_waiting);
     }
     return *worker_;
   }

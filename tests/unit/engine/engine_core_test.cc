@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <numeric>
+#include <set>
 
 #include "core/timing/fixed_timing.h"
 #include "core/timing/polynomial_timing.h"
@@ -130,6 +132,32 @@ TEST(EngineCore, ConstrainedOutputTokensStayInTheVocabularyAndAvoidExcludedIds) 
   // A vocabulary of three ids, two of them excluded: only the third is left.
   const std::vector<TokenId> eos = {0, 2};
   for (uint32_t i = 0; i < 20; ++i) EXPECT_EQ(synthesize_output_token(1, 1, i, 3, eos), 1u);
+}
+
+TEST(EngineCore, OutputTokensFromAVocabularyListUseOnlyItsAllowedEntries) {
+  const std::vector<TokenId> words = {17, 4242, 90001, 12};
+  std::set<TokenId> seen;
+  for (uint32_t i = 0; i < 200; ++i) {
+    const TokenId t = synthesize_output_token_from(5, 6, i, words, {});
+    EXPECT_NE(std::find(words.begin(), words.end(), t), words.end()) << t;
+    seen.insert(t);
+    const std::vector<TokenId> excluded = {4242, 12};
+    const TokenId allowed = synthesize_output_token_from(5, 6, i, words, excluded);
+    EXPECT_TRUE(allowed == 17 || allowed == 90001) << allowed;
+  }
+  EXPECT_EQ(seen.size(), words.size());  // every entry gets used
+
+  // Through the engine: a request carrying the list generates only its ids.
+  Request request;
+  request.id = 3;
+  request.prompt = {1, 2, 3};
+  request.max_tokens = 40;
+  request.output_vocabulary = std::make_shared<const std::vector<TokenId>>(words);
+  RequestState state(std::move(request));
+  for (int i = 0; i < 40; ++i) {
+    const TokenId t = state.append_output(7);
+    EXPECT_NE(std::find(words.begin(), words.end(), t), words.end()) << t;
+  }
 }
 
 TEST(EngineCore, OutputTokensNeverUseTheRequestsExcludedIds) {
