@@ -9,8 +9,8 @@
 #include <string_view>
 #include <system_error>
 
-#include "core/tokenizer/model_text_codec.h"
 #include "core/common/blake3.h"
+#include "core/tokenizer/model_text_codec.h"
 
 namespace kvmock {
 

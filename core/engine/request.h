@@ -4,9 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <random>
-#include <memory>
 #include <span>
 #include <string>
 #include <vector>

@@ -17,8 +17,7 @@ class MockTextCodec final : public TextCodec {
     messages.reserve(prompt.messages.size());
     for (const auto& message : prompt.messages) {
       ChatMessage parsed;
-      if (const auto role = message.find("role");
-          role != message.end() && role->is_string()) {
+      if (const auto role = message.find("role"); role != message.end() && role->is_string()) {
         parsed.role = role->get<std::string>();
       }
       if (const auto content = message.find("content");
@@ -30,17 +29,11 @@ class MockTextCodec final : public TextCodec {
     return kvmock::render_chat(messages);
   }
 
-  std::string decode(std::span<const TokenId> ids, bool) const override {
-    return mock_decode(ids);
-  }
+  std::string decode(std::span<const TokenId> ids, bool) const override { return mock_decode(ids); }
 
-  std::optional<std::string> token_string(TokenId id) const override {
-    return mock_token_text(id);
-  }
+  std::optional<std::string> token_string(TokenId id) const override { return mock_token_text(id); }
 
-  std::shared_ptr<const std::vector<TokenId>> output_vocabulary() const override {
-    return nullptr;
-  }
+  std::shared_ptr<const std::vector<TokenId>> output_vocabulary() const override { return nullptr; }
 
   // Mock words are joined by spaces whatever comes before them.
   size_t detokenize_context() const override { return 0; }

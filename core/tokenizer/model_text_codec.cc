@@ -45,7 +45,8 @@ Result<std::optional<std::string>> config_chat_template(const ordered_json& conf
       }
       if (*name == "default") return std::optional<std::string>(text->get<std::string>());
     }
-    return config_error("chat_template is a list without a {\"name\": \"default\", \"template\"} entry");
+    return config_error(
+        "chat_template is a list without a {\"name\": \"default\", \"template\"} entry");
   }
   return config_error("chat_template must be a string or a list of named templates");
 }

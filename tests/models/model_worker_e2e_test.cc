@@ -54,8 +54,8 @@ struct Model {
 
 // A model directory as a user has it: the fetched tokenizer files beside a config.json.
 fs::path make_model_dir(const Model& model) {
-  const fs::path dir = fs::temp_directory_path() /
-                       ("kvmock-model-" + model.name + "-" + std::to_string(::getpid()));
+  const fs::path dir =
+      fs::temp_directory_path() / ("kvmock-model-" + model.name + "-" + std::to_string(::getpid()));
   fs::create_directories(dir);
   const fs::path source = fs::path(KVMOCK_TEST_MODELS_DIR) / model.name;
   for (const char* file : {"tokenizer.json", "tokenizer_config.json"}) {
@@ -132,8 +132,8 @@ class ModelWorkerTest : public ::testing::TestWithParam<Model> {
     admin_port_ = static_cast<uint16_t>(testing::free_loopback_port());
     http_port_ = static_cast<uint16_t>(testing::free_loopback_port());
     config_path_ = testing::write_temp_file(
-        "nats: { url: \"" + nats_.url() + "\" }\n" +                                   //
-        "admin: { listen: \"127.0.0.1:" + std::to_string(admin_port_) + "\" }\n" +     //
+        "nats: { url: \"" + nats_.url() + "\" }\n" +                                      //
+        "admin: { listen: \"127.0.0.1:" + std::to_string(admin_port_) + "\" }\n" +        //
         "workers:\n  count: 1\n  http_base_port: " + std::to_string(http_port_) + "\n" +  //
         "  engine: { block_size: " + std::to_string(kBlockSize) + ", num_gpu_blocks: 4096 }\n" +
         "  model: { name: served-" + GetParam().name + ", aliases: \"alias-a, alias-b\", path: \"" +
@@ -158,8 +158,8 @@ class ModelWorkerTest : public ::testing::TestWithParam<Model> {
 
   json post(const std::string& path, const json& body, int expected_status = 200) {
     const auto result = http_request(http_port_, "POST", path, body.dump());
-    EXPECT_EQ(result.status, expected_status) << path << " " << body.dump() << " -> "
-                                              << result.body;
+    EXPECT_EQ(result.status, expected_status)
+        << path << " " << body.dump() << " -> " << result.body;
     return json::parse(result.body, nullptr, false);
   }
 
@@ -217,7 +217,8 @@ TEST_P(ModelWorkerTest, ATextPromptStoresTheReferenceBlocksAndASharedTextPrefixI
   const json goldens = tokenizer_goldens();
   const json* longest = nullptr;
   for (const json& golden : goldens["encode"]) {
-    if (longest == nullptr || golden["ids_with_special"].size() > (*longest)["ids_with_special"].size()) {
+    if (longest == nullptr ||
+        golden["ids_with_special"].size() > (*longest)["ids_with_special"].size()) {
       longest = &golden;
     }
   }
@@ -234,7 +235,8 @@ TEST_P(ModelWorkerTest, ATextPromptStoresTheReferenceBlocksAndASharedTextPrefixI
   // The same text with more after it: the cached tokens are the full blocks of the ids the
   // two prompts share, as a router computes them from the two tokenizations.
   const std::string longer = text + "\n\nAnd then some more words.";
-  const auto longer_ids = post("/tokenize", {{"prompt", longer}})["tokens"].get<std::vector<TokenId>>();
+  const auto longer_ids =
+      post("/tokenize", {{"prompt", longer}})["tokens"].get<std::vector<TokenId>>();
   size_t shared = 0;
   while (shared < ids.size() && shared < longer_ids.size() && ids[shared] == longer_ids[shared]) {
     ++shared;
@@ -248,13 +250,13 @@ TEST_P(ModelWorkerTest, ATextPromptStoresTheReferenceBlocksAndASharedTextPrefixI
 
 TEST_P(ModelWorkerTest, ChatPromptsAreTheReferenceRenderingsIds) {
   if (!GetParam().has_chat_template) {
-    const json refused = post("/v1/chat/completions",
-                              {{"messages", {{{"role", "user"}, {"content", "hi"}}}}}, 400);
+    const json refused =
+        post("/v1/chat/completions", {{"messages", {{{"role", "user"}, {"content", "hi"}}}}}, 400);
     EXPECT_EQ(refused["error"]["code"], "no_chat_template");
     return;
   }
-  const json goldens =
-      read_json(fs::path(KVMOCK_TEST_DATA_DIR) / "chat_templates/goldens" / (GetParam().name + ".json"));
+  const json goldens = read_json(fs::path(KVMOCK_TEST_DATA_DIR) / "chat_templates/goldens" /
+                                 (GetParam().name + ".json"));
   ASSERT_FALSE(goldens["renders"].empty());
   for (const json& render : goldens["renders"]) {
     const json& context = render["context"];
@@ -294,8 +296,8 @@ TEST_P(ModelWorkerTest, TheWorkerAnswersToItsServedNamesOnlyAndWritesReadableTex
   }
   EXPECT_EQ(ids, (std::vector<std::string>{"served-" + GetParam().name, "alias-a", "alias-b"}));
 
-  const json by_alias = post("/v1/completions", {{"model", "alias-b"}, {"prompt", "Hello"},
-                                                 {"max_tokens", 12}});
+  const json by_alias =
+      post("/v1/completions", {{"model", "alias-b"}, {"prompt", "Hello"}, {"max_tokens", 12}});
   EXPECT_EQ(by_alias["model"], "served-" + GetParam().name);
   // Twelve generated ids, each a word of the model's vocabulary: the text is twelve words
   // of letters between spaces.
@@ -316,6 +318,49 @@ INSTANTIATE_TEST_SUITE_P(RealModels, ModelWorkerTest,
                                            Model{"llama3_1", 128256, true},
                                            Model{"llama2", 32000, false}),
                          [](const auto& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace kvmock
+
+namespace kvmock {
+namespace {
+
+// A model directory whose tokenizer.json the workers cannot use stops the start (exit 2)
+// with an error naming the file and the construct, instead of serving wrong ids.
+TEST(ModelWorkerStart, AnUnusableTokenizerStopsTheStartNamingTheFileAndTheConstruct) {
+  testing::NatsServer nats;
+  ASSERT_TRUE(nats.start());
+  const fs::path source = fs::path(KVMOCK_TEST_DATA_DIR) / "model_dirs/tiny_chat";
+  struct Case {
+    std::string tokenizer_json;
+    std::string expected;
+  };
+  const std::vector<Case> cases = {
+      {R"({"model": {"type": "WordPiece", "vocab": {"a": 0}}})", "model type 'WordPiece'"},
+      {R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []},
+           "normalizer": {"type": "BertNormalizer"}})",
+       "BertNormalizer"},
+      {R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [)", "tokenizer.json"},
+  };
+  for (const Case& c : cases) {
+    const fs::path dir =
+        fs::temp_directory_path() / ("kvmock-bad-model-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    for (const char* file : {"config.json", "tokenizer_config.json"}) {
+      fs::copy_file(source / file, dir / file, fs::copy_options::overwrite_existing);
+    }
+    std::ofstream(dir / "tokenizer.json") << c.tokenizer_json;
+    const std::string config = testing::write_temp_file(
+        "nats: { url: \"" + nats.url() + "\" }\nadmin: { listen: \"\" }\n" +
+        "workers:\n  count: 1\n  http_base_port: 0\n  model: { path: \"" + dir.string() + "\" }\n");
+    testing::ChildProcess daemon({testing::kvmockd_path(), "run", "--config", config});
+    EXPECT_EQ(daemon.wait(std::chrono::seconds(20)), 2) << daemon.output();
+    EXPECT_NE(daemon.output().find("tokenizer.json"), std::string::npos) << daemon.output();
+    EXPECT_NE(daemon.output().find(c.expected), std::string::npos) << daemon.output();
+    ::unlink(config.c_str());
+    fs::remove_all(dir);
+  }
+}
 
 }  // namespace
 }  // namespace kvmock

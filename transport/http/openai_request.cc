@@ -84,8 +84,8 @@ Result<std::vector<TokenId>> token_ids(const json& list, std::string_view reason
   ids.reserve(list.size());
   for (const json& item : list) {
     if (!item.is_number_unsigned() || item.get<uint64_t>() > std::numeric_limits<TokenId>::max()) {
-      return make_error(reason, std::string(name) +
-                                    " token ids must be integers between 0 and 4294967295");
+      return make_error(reason,
+                        std::string(name) + " token ids must be integers between 0 and 4294967295");
     }
     ids.push_back(static_cast<TokenId>(item.get<uint64_t>()));
   }
@@ -190,8 +190,8 @@ Result<std::vector<TokenId>> chat_prompt(const json& root, const TextCodec& code
     prompt.template_kwargs = *kwargs;
   }
   prompt.now = std::string(now);
-  auto add_special = optional_bool(root, "add_special_tokens", "bad_chat_options",
-                                   add_special_default);
+  auto add_special =
+      optional_bool(root, "add_special_tokens", "bad_chat_options", add_special_default);
   if (!add_special) return add_special.error();
   auto text = codec.render_chat(prompt);
   if (!text) return text.error();

@@ -328,8 +328,8 @@ bool OpenAiServer::serves_model(HttpExchange& exchange, const std::string& reque
   for (const std::string& name : backend_.served_model_names()) {
     if (name == requested) return true;
   }
-  respond_error(exchange, response_headers(), 404,
-                "The model `" + requested + "` does not exist.", "model_not_found", "model");
+  respond_error(exchange, response_headers(), 404, "The model `" + requested + "` does not exist.",
+                "model_not_found", "model");
   return false;
 }
 

@@ -75,6 +75,8 @@ class FakeBackend : public WorkerBackend {
   bool ready() const override { return is_ready.load(); }
   uint64_t worker_id() const override { return 7; }
   const std::string& model_name() const override { return model_; }
+  std::vector<std::string> served_model_names() const override { return {model_, "alias"}; }
+  uint64_t max_model_len() const override { return 4096; }
   std::string render_metrics() const override { return "vllm:num_requests_running 0\n"; }
 
   std::vector<GenerationRequest> requests() const {
@@ -425,7 +427,6 @@ TEST_F(OpenAiServerTest, EveryBadBodyIsA400WithAnErrorObject) {
       {R"({})", "bad_messages"},
       {R"({"messages":"hi"})", "bad_messages"},
       {R"({"messages":{}})", "bad_messages"},
-      {R"({"messages":[]})", "bad_messages"},
       {R"({"messages":["hi"]})", "bad_messages"},
       {R"({"messages":[{"content":"hi"}]})", "bad_messages"},
       {R"({"messages":[{"role":3,"content":"hi"}]})", "bad_messages"},
@@ -444,16 +445,64 @@ TEST_F(OpenAiServerTest, EveryBadBodyIsA400WithAnErrorObject) {
   EXPECT_TRUE(backend_.requests().empty());
 }
 
-TEST_F(OpenAiServerTest, ModelsListsTheWorkersModel) {
+TEST_F(OpenAiServerTest, ModelsListsEveryServedNameWithTheContextLength) {
   const auto result = http_request(port_, "GET", "/v1/models");
   ASSERT_EQ(result.status, 200);
   EXPECT_EQ(result.headers.at("x-kvmock-worker-id"), "7");
   const json body = json::parse(result.body);
   EXPECT_EQ(body["object"], "list");
-  ASSERT_EQ(body["data"].size(), 1u);
+  ASSERT_EQ(body["data"].size(), 2u);
   EXPECT_EQ(body["data"][0]["id"], "mock-model");
-  EXPECT_EQ(body["data"][0]["object"], "model");
-  EXPECT_EQ(body["data"][0]["owned_by"], "kvmock");
+  EXPECT_EQ(body["data"][1]["id"], "alias");
+  for (const json& model : body["data"]) {
+    EXPECT_EQ(model["object"], "model");
+    EXPECT_EQ(model["owned_by"], "kvmock");
+    EXPECT_EQ(model["root"], "mock-model");
+    EXPECT_EQ(model["max_model_len"], 4096);
+  }
+}
+
+TEST_F(OpenAiServerTest, AnAliasIsServedAndAnswersUnderTheFirstName) {
+  const auto result = post("/v1/completions", R"({"model":"alias","prompt":"a b","max_tokens":1})");
+  ASSERT_EQ(result.status, 200) << result.body;
+  EXPECT_EQ(json::parse(result.body)["model"], "mock-model");
+}
+
+TEST_F(OpenAiServerTest, TokenizeAndDetokenizeAnswerAsVllmDoes) {
+  const auto text = post("/tokenize", R"({"prompt":"hello big world","return_token_strs":true})");
+  ASSERT_EQ(text.status, 200) << text.body;
+  const json tokens = json::parse(text.body);
+  EXPECT_EQ(tokens["tokens"], json(mock_tokenize("hello big world")));
+  EXPECT_EQ(tokens["count"], 3);
+  EXPECT_EQ(tokens["max_model_len"], 4096);
+  const auto ids = mock_tokenize("hello big world");
+  // The mock vocabulary names each id with its own word.
+  EXPECT_EQ(tokens["token_strs"],
+            json({mock_token_text(ids[0]), mock_token_text(ids[1]), mock_token_text(ids[2])}));
+  EXPECT_TRUE(json::parse(post("/tokenize", R"({"prompt":""})").body)["tokens"].empty());
+  EXPECT_TRUE(json::parse(post("/tokenize", R"({"prompt":"x"})").body)["token_strs"].is_null());
+
+  // Chat: the same ids as the chat endpoint's prompt.
+  const std::string messages = R"("messages":[{"role":"user","content":"hi there"}])";
+  const json chat = json::parse(post("/tokenize", "{" + messages + "}").body);
+  ASSERT_EQ(post("/v1/chat/completions", "{" + messages + ",\"max_tokens\":1}").status, 200);
+  EXPECT_EQ(chat["tokens"], json(backend_.requests().back().prompt));
+
+  const auto back = post("/detokenize", "{\"tokens\":" + tokens["tokens"].dump() + "}");
+  ASSERT_EQ(back.status, 200) << back.body;
+  EXPECT_EQ(json::parse(back.body)["prompt"], mock_decode(ids));
+
+  expect_error(post("/detokenize", R"({"tokens":"1"})"), 400, "bad_tokens");
+  expect_error(post("/detokenize", R"({"tokens":[-1]})"), 400, "bad_tokens");
+  expect_error(post("/tokenize", R"({"prompt":5})"), 400, "bad_prompt");
+  expect_error(post("/tokenize", R"({"prompt":"a","add_special_tokens":1})"), 400,
+               "bad_add_special_tokens");
+  expect_error(post("/tokenize", R"({"prompt":"a","model":"nope"})"), 404, "model_not_found");
+  expect_error(post("/detokenize", R"({"tokens":[1],"model":"nope"})"), 404, "model_not_found");
+  expect_error(post("/tokenize", R"({"messages":[{"role":"user","content":"x"}],
+      "continue_final_message":true})"),
+               400, "bad_chat_options");
+  EXPECT_EQ(http_request(port_, "GET", "/tokenize").status, 405);
 }
 
 TEST_F(OpenAiServerTest, HealthFollowsTheWorkersReadiness) {

@@ -55,10 +55,9 @@ class MockWorkerTest : public ::testing::Test {
       MockWorkerIdentity identity = served_model_identity(config_, nullptr);
       identity.worker_id = 1003;
       identity.output_vocab_end = vocab_end_;
-      worker_ = std::make_unique<MockWorker>(threads_, config_, std::move(identity), "", sink_,
-                                             metrics_, nullptr,
-                                             EngineTime{clock_, timers_, clock_.steady_now()},
-                                             max_waiting);
+      worker_ = std::make_unique<MockWorker>(
+          threads_, config_, std::move(identity), "", sink_, metrics_, nullptr,
+          EngineTime{clock_, timers_, clock_.steady_now()}, max_waiting);
     }
     return *worker_;
   }
