@@ -52,6 +52,8 @@ struct Model {
   bool has_chat_template;  // llama2's tokenizer_config.json carries none
 };
 
+void PrintTo(const Model& model, std::ostream* out) { *out << model.name; }
+
 // A model directory as a user has it: the fetched tokenizer files beside a config.json.
 fs::path make_model_dir(const Model& model) {
   const fs::path dir =

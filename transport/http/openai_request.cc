@@ -50,13 +50,20 @@ Result<bool> optional_bool(const json& object, const char* key, std::string_view
   return value->get<bool>();
 }
 
+// "model": a string, or empty when absent.
+Result<std::string> model_name(const json& root) {
+  const json* model = member(root, "model");
+  if (model == nullptr) return std::string();
+  if (!model->is_string()) return make_error("bad_model", "model must be a string");
+  return model->get<std::string>();
+}
+
 // The fields both endpoints share: model, stream, stream_options, n, ignore_eos (the
 // last accepted and ignored: the mock always generates max_tokens).
 std::optional<Error> parse_common(const json& root, ParsedRequest& out) {
-  if (const json* model = member(root, "model")) {
-    if (!model->is_string()) return make_error("bad_model", "model must be a string");
-    out.model = model->get<std::string>();
-  }
+  auto model = model_name(root);
+  if (!model) return model.error();
+  out.model = std::move(*model);
   auto stream = optional_bool(root, "stream", "bad_stream");
   if (!stream) return stream.error();
   out.stream = *stream;
@@ -243,10 +250,9 @@ Result<TokenizeRequest> parse_tokenize_request(std::string_view body, const Text
   auto root = parse_object(body);
   if (!root) return root.error();
   TokenizeRequest out;
-  if (const json* model = member(*root, "model")) {
-    if (!model->is_string()) return make_error("bad_model", "model must be a string");
-    out.model = model->get<std::string>();
-  }
+  auto model = model_name(*root);
+  if (!model) return model.error();
+  out.model = std::move(*model);
   auto token_strs = optional_bool(*root, "return_token_strs", "bad_return_token_strs");
   if (!token_strs) return token_strs.error();
   out.return_token_strs = *token_strs;
@@ -267,10 +273,9 @@ Result<DetokenizeRequest> parse_detokenize_request(std::string_view body) {
   auto root = parse_object(body);
   if (!root) return root.error();
   DetokenizeRequest out;
-  if (const json* model = member(*root, "model")) {
-    if (!model->is_string()) return make_error("bad_model", "model must be a string");
-    out.model = model->get<std::string>();
-  }
+  auto model = model_name(*root);
+  if (!model) return model.error();
+  out.model = std::move(*model);
   const json* tokens = member(*root, "tokens");
   if (tokens == nullptr || !tokens->is_array()) {
     return make_error("bad_tokens", "tokens must be a list of token ids");

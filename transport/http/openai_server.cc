@@ -263,6 +263,17 @@ void respond_error(HttpExchange& exchange, const std::map<std::string, std::stri
                    headers);
 }
 
+// Answers 400 with the parse error when `parsed` holds one; true when the body parsed.
+template <class T>
+bool parsed_or_400(HttpExchange& exchange, const std::map<std::string, std::string>& headers,
+                   const Result<T>& parsed) {
+  if (parsed) return true;
+  const Error& error = parsed.error();
+  respond_error(exchange, headers, 400, error.message, error.reason,
+                openai_error_param(error.reason));
+  return false;
+}
+
 }  // namespace
 
 std::map<std::string, std::string> OpenAiServer::response_headers() const {
@@ -336,12 +347,7 @@ bool OpenAiServer::serves_model(HttpExchange& exchange, const std::string& reque
 void OpenAiServer::tokenize(const std::shared_ptr<HttpExchange>& exchange) {
   const TextCodec& codec = backend_.text_codec();
   auto parsed = parse_tokenize_request(exchange->request().body, codec, template_now(clock_));
-  if (!parsed) {
-    const Error& error = parsed.error();
-    respond_error(*exchange, response_headers(), 400, error.message, error.reason,
-                  openai_error_param(error.reason));
-    return;
-  }
+  if (!parsed_or_400(*exchange, response_headers(), parsed)) return;
   if (!serves_model(*exchange, parsed->model)) return;
   ordered_json body;
   body["count"] = parsed->tokens.size();
@@ -359,12 +365,7 @@ void OpenAiServer::tokenize(const std::shared_ptr<HttpExchange>& exchange) {
 void OpenAiServer::detokenize(const std::shared_ptr<HttpExchange>& exchange) {
   const TextCodec& codec = backend_.text_codec();
   auto parsed = parse_detokenize_request(exchange->request().body);
-  if (!parsed) {
-    const Error& error = parsed.error();
-    respond_error(*exchange, response_headers(), 400, error.message, error.reason,
-                  openai_error_param(error.reason));
-    return;
-  }
+  if (!parsed_or_400(*exchange, response_headers(), parsed)) return;
   if (!serves_model(*exchange, parsed->model)) return;
   // vLLM decodes with the tokenizer's defaults: special tokens kept.
   const ordered_json body{{"prompt", codec.decode(parsed->tokens, /*skip_special_tokens=*/false)}};
@@ -382,11 +383,7 @@ void OpenAiServer::generate(const std::shared_ptr<HttpExchange>& exchange, Api a
   const TextCodec& codec = backend_.text_codec();
   auto parsed = chat ? parse_chat_request(exchange->request().body, codec, template_now(clock_))
                      : parse_completion_request(exchange->request().body, codec);
-  if (!parsed) {
-    const Error& error = parsed.error();
-    reply_error(400, error.message, error.reason, openai_error_param(error.reason));
-    return;
-  }
+  if (!parsed_or_400(*exchange, headers, parsed)) return;
   if (!serves_model(*exchange, parsed->model)) return;
   // vLLM names its first served name in responses, whichever alias the request used.
   const std::string& model = backend_.model_name();
