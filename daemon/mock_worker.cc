@@ -130,12 +130,11 @@ MockWorkerIdentity served_model_identity(const Config& config, const ModelDirect
   return identity;
 }
 
-MockWorker::MockWorker(EngineThreads& threads, const Config& config, MockWorkerIdentity identity,
-                       const std::string& profile_text, RouterEventSink& sink,
-                       MetricsRegistry& metrics, Histogram* pass_lateness, EngineTime time,
-                       size_t max_waiting_per_engine)
+MockWorker::MockWorker(EngineThreads& threads, const Config& config,
+                       const MockWorkerIdentity& identity, const std::string& profile_text,
+                       RouterEventSink& sink, MetricsRegistry& metrics, Histogram* pass_lateness,
+                       EngineTime time, size_t max_waiting_per_engine)
     : worker_id_(identity.worker_id),
-      model_name_(identity.model_name),
       output_vocab_end_(identity.output_vocab_end),
       served_names_(served_names(identity)),
       codec_(identity.codec ? identity.codec : make_mock_text_codec()),
@@ -147,7 +146,8 @@ MockWorker::MockWorker(EngineThreads& threads, const Config& config, MockWorkerI
       max_held_per_engine_(max_waiting_per_engine + config.workers.engine.max_num_seqs),
       sink_(sink),
       metrics_(metrics) {
-  const MetricLabels labels{{"model_name", model_name_}, {"worker_id", std::to_string(worker_id_)}};
+  const MetricLabels labels{{"model_name", model_name()},
+                            {"worker_id", std::to_string(worker_id_)}};
   EngineActorHistograms histograms;
   histograms.time_to_first_token = &metrics.histogram(
       "vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", labels,
@@ -266,7 +266,7 @@ void MockWorker::register_metrics(MetricsRegistry& metrics) {
   refused_queue_full_ = refused("queue_full");
   refused_prompt_tokens_ = refused("prompt_tokens");
   refused_outbox_full_ = refused("event_outbox_full");
-  const MetricLabels vllm{{"model_name", model_name_}, {"worker_id", worker}};
+  const MetricLabels vllm{{"model_name", model_name()}, {"worker_id", worker}};
   const bool g2 = engines_.front()->g2_enabled();
   for (const WorkerSeries& series : kWorkerSeries) {
     if (series.labels != WorkerSeries::kVllm && !g2) continue;

@@ -42,7 +42,7 @@ class MockWorker : public WorkerBackend {
   // `profile_text` is the timing profile file's contents (timing.model profile); the
   // caller has checked that make_timing_model accepts it. Each engine (dp rank) goes to
   // the next of `threads`.
-  MockWorker(EngineThreads& threads, const Config& config, MockWorkerIdentity identity,
+  MockWorker(EngineThreads& threads, const Config& config, const MockWorkerIdentity& identity,
              const std::string& profile_text, RouterEventSink& sink, MetricsRegistry& metrics,
              Histogram* pass_lateness, EngineTime time,
              size_t max_waiting_per_engine = kMaxWaitingPerEngine);
@@ -54,8 +54,8 @@ class MockWorker : public WorkerBackend {
   bool ready() const override { return ready_.load() && !sink_.outbox_full(); }
   std::string not_ready_reason() const override;
   uint64_t worker_id() const override { return worker_id_; }
-  const std::string& model_name() const override { return model_name_; }
-  std::vector<std::string> served_model_names() const override { return served_names_; }
+  const std::string& model_name() const override { return served_names_.front(); }
+  std::span<const std::string> served_model_names() const override { return served_names_; }
   const TextCodec& text_codec() const override { return *codec_; }
   uint64_t max_model_len() const override { return max_model_len_; }
   std::string render_metrics() const override;
@@ -80,9 +80,8 @@ class MockWorker : public WorkerBackend {
   void release(DpRank rank, uint64_t prompt_tokens);
 
   const uint64_t worker_id_;
-  const std::string model_name_;
   const TokenId output_vocab_end_;
-  const std::vector<std::string> served_names_;  // model_name_ first
+  const std::vector<std::string> served_names_;  // the served name first, then the aliases
   const std::shared_ptr<const TextCodec> codec_;
   // Ids generated output is drawn from (the codec's readable words); null: a range.
   const std::shared_ptr<const std::vector<TokenId>> output_vocabulary_;

@@ -292,6 +292,7 @@ Result<std::unique_ptr<HfTokenizer>> HfTokenizer::from_json(std::string_view tok
   try {
     const nlohmann::json root = nlohmann::json::parse(tokenizer_json, nullptr, false);
     if (root.is_discarded()) return make_error("bad_json", "tokenizer.json is not valid JSON");
+    if (!root.is_object()) return make_error("bad_json", "tokenizer.json is not a JSON object");
     auto impl = Impl::build(root);
     if (!impl) return impl.error();
     return std::unique_ptr<HfTokenizer>(new HfTokenizer(std::move(impl).value()));

@@ -23,7 +23,7 @@ namespace kvmock {
 class HfTokenizer {
  public:
   // Builds the tokenizer described by the JSON text of a tokenizer.json. Errors:
-  // "bad_json" (not JSON), "unsupported" (a model, normalizer, pre-tokenizer,
+  // "bad_json" (not JSON, or not an object), "unsupported" (a model, normalizer, pre-tokenizer,
   // post-processor or decoder type, or an option, this code does not implement: the
   // message names it), "bad_tokenizer" (a required field missing or of the wrong type).
   static Result<std::unique_ptr<HfTokenizer>> from_json(std::string_view tokenizer_json);

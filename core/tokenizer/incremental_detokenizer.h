@@ -28,6 +28,11 @@ class IncrementalDetokenizer {
   std::string finish();
 
  private:
+  // Decodes the window and everything after it, and releases the text past the window's
+  // unless it is no longer or - before the end - ends in an incomplete character; releasing
+  // moves the window up to the ids just released.
+  std::string release(bool at_end);
+
   const TextCodec& codec_;
   std::vector<TokenId> ids_;  // context and output ids
   size_t prefix_offset_ = 0;  // the window's first id

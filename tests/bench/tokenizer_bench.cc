@@ -85,17 +85,17 @@ void encode_corpus(benchmark::State& state, const std::string& model, const std:
                                                   benchmark::Counter::kIsIterationInvariantRate);
 }
 
-}  // namespace
+// Every model on every corpus, named encode_corpus/<model>_<corpus>.
+[[maybe_unused]] const bool kRegistered = [] {
+  for (const char* model : {"qwen3", "llama3_1", "llama2"}) {
+    for (const char* corpus : {"english", "mixed"}) {
+      const std::string name = std::string("encode_corpus/") + model + "_" + corpus;
+      benchmark::RegisterBenchmark(name.c_str(), encode_corpus, std::string(model),
+                                   std::string(corpus))
+          ->Unit(benchmark::kMillisecond);
+    }
+  }
+  return true;
+}();
 
-BENCHMARK_CAPTURE(encode_corpus, qwen3_english, std::string("qwen3"), std::string("english"))
-    ->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(encode_corpus, qwen3_mixed, std::string("qwen3"), std::string("mixed"))
-    ->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(encode_corpus, llama3_1_english, std::string("llama3_1"), std::string("english"))
-    ->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(encode_corpus, llama3_1_mixed, std::string("llama3_1"), std::string("mixed"))
-    ->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(encode_corpus, llama2_english, std::string("llama2"), std::string("english"))
-    ->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(encode_corpus, llama2_mixed, std::string("llama2"), std::string("mixed"))
-    ->Unit(benchmark::kMillisecond);
+}  // namespace

@@ -316,7 +316,7 @@ void OpenAiServer::handle(const std::shared_ptr<HttpExchange>& exchange) {
     }
   } else {  // /v1/models: every served name, as vLLM lists its --served-model-name list
     const int64_t created = unix_seconds(clock_);
-    const std::vector<std::string> names = backend_.served_model_names();
+    const std::span<const std::string> names = backend_.served_model_names();
     ordered_json data = ordered_json::array();
     for (const std::string& name : names) {
       ordered_json model;

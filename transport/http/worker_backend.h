@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -69,7 +70,7 @@ class WorkerBackend {
   virtual const std::string& model_name() const = 0;
   // Every name the worker answers to: model_name() first, then workers.model.aliases (vLLM's
   // --served-model-name list). A request naming another model gets 404.
-  virtual std::vector<std::string> served_model_names() const { return {model_name()}; }
+  virtual std::span<const std::string> served_model_names() const { return {&model_name(), 1}; }
   // How the worker turns text into ids and ids into text (the mock tokenizer unless a model
   // directory is configured). Lives as long as the worker.
   virtual const TextCodec& text_codec() const { return *make_mock_text_codec(); }

@@ -75,7 +75,7 @@ class FakeBackend : public WorkerBackend {
   bool ready() const override { return is_ready.load(); }
   uint64_t worker_id() const override { return 7; }
   const std::string& model_name() const override { return model_; }
-  std::vector<std::string> served_model_names() const override { return {model_, "alias"}; }
+  std::span<const std::string> served_model_names() const override { return names_; }
   uint64_t max_model_len() const override { return 4096; }
   std::string render_metrics() const override { return "vllm:num_requests_running 0\n"; }
 
@@ -96,6 +96,7 @@ class FakeBackend : public WorkerBackend {
 
  private:
   const std::string model_ = "mock-model";
+  const std::vector<std::string> names_ = {model_, "alias"};
   mutable std::mutex mutex_;
   uint64_t next_id_ = 1;
   std::vector<GenerationRequest> requests_;

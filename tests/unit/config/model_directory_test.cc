@@ -144,6 +144,18 @@ TEST(ModelDirectory, JsonThatIsNotAnObjectIsRejected) {
       << dir.error().message;
 }
 
+TEST(ModelDirectory, ATokenizerJsonThatIsNotAnObjectIsBadJsonLikeTheOtherFiles) {
+  // tokenizer.json is parsed once, by the workers' tokenizer; its verdict keeps the reason
+  // every other file of the directory gets.
+  ScratchModelDir scratch("tiny_chat");
+  scratch.write("tokenizer.json", "[1, 2]");
+  const auto dir = read_model_directory(scratch.path().string());
+  ASSERT_FALSE(dir.ok());
+  EXPECT_EQ(dir.error().reason, "model_directory_bad_json");
+  EXPECT_NE(dir.error().message.find("tokenizer.json is not a JSON object"), std::string::npos)
+      << dir.error().message;
+}
+
 TEST(ModelDirectory, NoUsableContextLengthIsAnError) {
   ScratchModelDir scratch("completions_only");
   // Hugging Face's "no limit" sentinel is not a context length.

@@ -84,6 +84,12 @@ TEST(HfTokenizerTest, BadJsonIsReportedAsBadJson) {
   auto tokenizer = HfTokenizer::from_json("{not json");
   ASSERT_FALSE(tokenizer.ok());
   EXPECT_EQ(tokenizer.error().reason, "bad_json");
+  // JSON that is not an object is no tokenizer.json either (the model directory reports both
+  // as model_directory_bad_json).
+  auto array = HfTokenizer::from_json("[1, 2]");
+  ASSERT_FALSE(array.ok());
+  EXPECT_EQ(array.error().reason, "bad_json");
+  EXPECT_NE(array.error().message.find("not a JSON object"), std::string::npos);
 }
 
 TEST(HfTokenizerTest, UnsupportedModelTypeIsNamedInTheError) {
