@@ -183,12 +183,15 @@ Result<uint64_t> MockWorker::submit(GenerationRequest request, GenerationCallbac
     return make_error("prompt_too_long", context_length_message(max_context_tokens_, prompt_tokens,
                                                                 request.max_tokens));
   }
-  DpRank rank = request.dp_rank;
-  if (rank >= engines_.size()) {
-    return make_error("bad_request", "dp_rank " + std::to_string(rank) + " out of range (dp_size " +
-                                         std::to_string(engines_.size()) + ")");
-  }
-  if (engines_.size() > 1 && request.dp_rank == 0) {
+  DpRank rank = 0;
+  if (request.dp_rank) {
+    rank = *request.dp_rank;
+    if (rank >= engines_.size()) {
+      return make_error("bad_request", "data_parallel_rank " + std::to_string(rank) +
+                                           " is out of range [0, " +
+                                           std::to_string(engines_.size()) + ")");
+    }
+  } else if (engines_.size() > 1) {
     rank = next_rank_.fetch_add(1) % static_cast<uint32_t>(engines_.size());
   }
   if (auto reserved = reserve(rank, prompt_tokens); !reserved) return reserved.error();
@@ -232,6 +235,8 @@ void MockWorker::cancel(uint64_t request_id) {
   const size_t rank = request_id >> kRankShift;
   if (rank < engines_.size()) engines_[rank]->cancel(request_id);
 }
+
+void MockWorker::stop(uint64_t request_id) { cancel(request_id); }
 
 void MockWorker::cancel_all() {
   for (auto& engine : engines_) engine->cancel_all();

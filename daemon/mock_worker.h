@@ -49,6 +49,7 @@ class MockWorker : public WorkerBackend {
 
   Result<uint64_t> submit(GenerationRequest request, GenerationCallbacks callbacks) override;
   void cancel(uint64_t request_id) override;
+  void stop(uint64_t request_id) override;
   // Ready unless shutting down or while the event outbox is full (the worker could not
   // publish the KV events of new work).
   bool ready() const override { return ready_.load() && !sink_.outbox_full(); }

@@ -115,8 +115,8 @@ DynamoEndpointHandler make_generate_handler(WorkerBackend& worker, GenerateEndpo
   return [&worker, options, &dispatcher](std::string body,
                                          const std::shared_ptr<CallHomeStream>& stream) {
     auto request = parse_preprocessed_request(body, options.default_max_tokens);
-    if (request && request->dp_rank >= options.data_parallel_size) {
-      request = make_error("bad_request", "routing.dp_rank " + std::to_string(request->dp_rank) +
+    if (request && request->dp_rank && *request->dp_rank >= options.data_parallel_size) {
+      request = make_error("bad_request", "routing.dp_rank " + std::to_string(*request->dp_rank) +
                                               " is not below the data parallel size " +
                                               std::to_string(options.data_parallel_size));
     }

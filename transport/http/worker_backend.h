@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -18,7 +19,10 @@ namespace kvmock {
 struct GenerationRequest {
   std::vector<TokenId> prompt;
   uint32_t max_tokens = 16;
-  uint32_t dp_rank = 0;  // which engine of the worker (NATS intake: routing.dp_rank)
+  // Which engine of the worker serves it (vLLM's X-data-parallel-rank header or body
+  // data_parallel_rank; NATS: routing.dp_rank). Unset: the worker chooses. A rank at or past
+  // the worker's dp size is refused with "bad_request".
+  std::optional<uint32_t> dp_rank;
   std::string lora_name;
   std::string cache_salt;
   // Ids the output must not contain: a Dynamo frontend ends the stream at an EOS or hidden
@@ -30,15 +34,23 @@ struct GenerationRequest {
   // When set, output ids are drawn from this list instead (a real model's readable words,
   // TextCodec::output_vocabulary); the worker sets it, shared by all its requests.
   std::shared_ptr<const std::vector<TokenId>> output_vocabulary;
-  // Dynamo's stop conditions, carried for completeness: the mock never stops at an EOS id
-  // (it emits none) and always produces max_tokens, so neither changes the output.
+  // vLLM's stop conditions. Unless ignore_eos, the worker's output-length distribution may
+  // end the output early at an EOS (finish_reason "stop"), never before min_tokens. A
+  // generated id in stop_token_ids ends it too ("stop", matched_stop_token set).
   bool ignore_eos = false;
   uint32_t min_tokens = 0;
+  std::vector<TokenId> stop_token_ids;
+  // vLLM's per-request seed: the same prompt with the same seed gives the same output ids on
+  // any worker. Unset: ids follow the engine's seed and the request's id.
+  std::optional<uint64_t> seed;
 };
 
 struct GenerationFinish {
-  std::string finish_reason;  // "length", "cancelled", "error"
-  std::string error;          // set when finish_reason == "error"
+  // vLLM's finish reasons: "stop" (EOS, a stop token or stop string), "length" (max_tokens
+  // or the context), "abort" (cancelled by the client or the worker); "error" otherwise.
+  std::string finish_reason;
+  std::string error;                          // set when finish_reason == "error"
+  std::optional<TokenId> matched_stop_token;  // the stop_token_ids entry that ended it
   uint32_t prompt_tokens = 0;
   uint32_t completion_tokens = 0;
   uint32_t cached_tokens = 0;  // prompt tokens served from the prefix cache
@@ -60,9 +72,12 @@ class WorkerBackend {
   // event outbox is full), "queue_full" 429,
   // "prompt_too_long" 400, "bad_request" 400.
   virtual Result<uint64_t> submit(GenerationRequest request, GenerationCallbacks callbacks) = 0;
-  // Cancels a queued or running request and frees its blocks; on_finish("cancelled")
-  // follows unless the request already finished. Safe from any thread.
+  // Cancels a queued or running request and frees its blocks; on_finish("abort") follows
+  // unless the request already finished. Safe from any thread.
   virtual void cancel(uint64_t request_id) = 0;
+  // Ends a running request because its text matched a stop string (vLLM's detokenizer
+  // check): like cancel(), but on_finish reports "stop" and metrics count it as a stop.
+  virtual void stop(uint64_t request_id) = 0;
   virtual bool ready() const = 0;
   // Why ready() is false, for /health and logs.
   virtual std::string not_ready_reason() const { return "the worker is not ready"; }

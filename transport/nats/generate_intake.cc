@@ -101,9 +101,11 @@ Result<GenerationRequest> parse_preprocessed_request(std::string_view text,
   if (!hidden) return hidden.error();
   auto routing_it = body.find("routing");
   const json& routing = routing_it != body.end() && routing_it->is_object() ? *routing_it : kEmpty;
-  auto rank = read_u32(routing, "dp_rank", "routing.dp_rank", 0);
-  if (!rank) return rank.error();
-  request.dp_rank = *rank;
+  if (routing.contains("dp_rank")) {
+    auto rank = read_u32(routing, "dp_rank", "routing.dp_rank", 0);
+    if (!rank) return rank.error();
+    request.dp_rank = *rank;
+  }
   request.lora_name = read_string(routing, "lora_name");
   request.cache_salt = read_string(routing, "cache_salt");
   return request;

@@ -42,6 +42,7 @@ class FakeGeneratingWorker : public WorkerBackend {
         });
     return request_id;
   }
+  void stop(uint64_t request_id) override { cancel(request_id); }
   void cancel(uint64_t request_id) override {
     {
       std::lock_guard lock(mutex_);

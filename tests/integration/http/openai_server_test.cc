@@ -67,6 +67,7 @@ class FakeBackend : public WorkerBackend {
     return id;
   }
 
+  void stop(uint64_t request_id) override { cancel(request_id); }
   void cancel(uint64_t request_id) override {
     std::lock_guard lock(mutex_);
     cancels_.insert(request_id);

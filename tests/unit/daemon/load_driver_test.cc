@@ -23,6 +23,7 @@ class FakeBackend final : public WorkerBackend {
     return requests.size();
   }
   void cancel(uint64_t) override {}
+  void stop(uint64_t) override {}
   bool ready() const override { return true; }
   uint64_t worker_id() const override { return id_; }
   const std::string& model_name() const override { return name_; }
