@@ -6,6 +6,7 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
+#include <nlohmann/json.hpp>
 
 namespace kvmock::http_detail {
 
@@ -27,10 +28,17 @@ constexpr size_t kMaxBufferedBytes = size_t{1} << 20;
 constexpr auto kPeerCheckInterval = std::chrono::milliseconds(20);
 constexpr std::string_view kInterimContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
-std::string error_body(int status, const std::string& message,
-                       const std::string& type = "invalid_request_error") {
-  return R"({"error":{"message":")" + message + R"(","type":")" + type + R"(","code":)" +
-         std::to_string(status) + "}}";
+// The OpenAI error shape every kvmock answer uses: a string `code` and a `param` (null here:
+// these refusals are about the HTTP message, not a request field).
+std::string error_body(std::string_view message, std::string_view code,
+                       std::string_view type = "invalid_request_error") {
+  nlohmann::json error{{"message", message}, {"type", type}, {"param", nullptr}, {"code", code}};
+  return nlohmann::json{{"error", std::move(error)}}.dump();
+}
+
+bool expects_continue(const http::request_parser<http::string_body>::value_type& header) {
+  const auto expect = header.find(http::field::expect);
+  return expect != header.end() && beast::iequals(expect->value(), "100-continue");
 }
 
 }  // namespace
@@ -72,10 +80,9 @@ void Session::refuse() {
     self->phase_ = Phase::kHandling;
     self->keep_alive_ = false;
     self->send_full(503, "application/json",
-                    error_body(503,
-                               "too many open connections on this port (limit " +
+                    error_body("too many open connections on this port (limit " +
                                    std::to_string(self->options_.max_connections) + ")",
-                               "server_error"),
+                               "too_many_connections", "server_error"),
                     {{"retry-after", "1"}});
   });
 }
@@ -193,11 +200,23 @@ void Session::parse() {
     if (ec == http::error::need_more) break;
     if (ec) return reject(ec);
     if (parser_->is_done()) return dispatch();
+    if (parser_->is_header_done()) send_continue_if_expected();
     if (used == 0) break;
   }
   if (phase_ != Phase::kReading) return;
   if (peer_eof_) return on_peer_eof();
   read_more();
+}
+
+// A client that sent `Expect: 100-continue` waits for this interim answer (curl: up to 1 s)
+// before it sends the body; the header passed its limits, so the body is welcome.
+// Nothing else is being written while a request is read, so the interim goes out at once.
+void Session::send_continue_if_expected() {
+  if (interim_sent_ || version_of_request() < 11 || !expects_continue(parser_->get())) return;
+  interim_sent_ = true;
+  const ssize_t sent = ::send(stream_.socket().native_handle(), kInterimContinue.data(),
+                              kInterimContinue.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (sent != static_cast<ssize_t>(kInterimContinue.size())) close();
 }
 
 void Session::dispatch() {
@@ -229,13 +248,17 @@ void Session::dispatch() {
 void Session::reject(beast::error_code ec) {
   int status = 400;
   std::string message = "malformed HTTP request: " + ec.message();
+  std::string_view code = "malformed_request";
   if (ec == http::error::header_limit) {
     status = 431;
     message = "request header fields too large (limit " +
               std::to_string(options_.max_header_bytes) + " bytes)";
+    code = "header_fields_too_large";
   } else if (ec == http::error::body_limit) {
     status = 413;
-    message = "request body too large";
+    message =
+        "request body too large (limit " + std::to_string(options_.max_body_bytes) + " bytes)";
+    code = "request_body_too_large";
   }
   state_->count("kvmock_http_bad_requests_total",
                 "Requests refused before reaching a handler (400 malformed, 413 body too "
@@ -245,7 +268,7 @@ void Session::reject(beast::error_code ec) {
   keep_alive_ = false;
   version_ = 11;
   ++timer_generation_;
-  send_full(status, "application/json", error_body(status, message), {});
+  send_full(status, "application/json", error_body(message, code), {});
 }
 
 void Session::on_peer_eof() {

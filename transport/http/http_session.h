@@ -76,6 +76,8 @@ class Session : public std::enable_shared_from_this<Session>, public HttpExchang
   void on_peer_eof();
   void watch_half_closed_peer();
   bool peer_reset();
+  void send_continue_if_expected();
+  unsigned version_of_request() const { return parser_->get().version(); }
   void release_slot();
   void mark_gone();
   void send_full(int status, std::string content_type, std::string body,

@@ -111,6 +111,51 @@ TEST_F(HttpProtocolTest, OversizedHeadersGet431) {
       << metrics_.render();
 }
 
+// Parity note M10: the 413 body has the shape of every other error (string code, param).
+TEST_F(HttpProtocolTest, OversizedBodiesGet413WithTheOpenAiErrorShape) {
+  HttpServerOptions options;
+  options.max_body_bytes = 64;
+  start([](std::shared_ptr<HttpExchange> e) { e->respond(200, "text/plain", "ok"); }, options);
+  RawConnection client(port_);
+  client.send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" +
+              std::string(100, 'x'));
+  const std::string reply = client.read_until_close(kDeadline);
+  ASSERT_EQ(reply.rfind("HTTP/1.1 413", 0), 0u) << reply;
+  const std::string body = reply.substr(reply.find("\r\n\r\n") + 4);
+  EXPECT_NE(body.find(R"("code":"request_body_too_large")"), std::string::npos) << body;
+  EXPECT_NE(body.find(R"("param":null)"), std::string::npos) << body;
+  EXPECT_NE(body.find(R"("type":"invalid_request_error")"), std::string::npos) << body;
+  EXPECT_NE(body.find("limit 64 bytes"), std::string::npos) << body;
+}
+
+// Parity note M9: curl sends `Expect: 100-continue` before a body over 1 MB and waits up to
+// a second for the interim answer; without it every large request costs that second.
+TEST_F(HttpProtocolTest, ExpectContinueIsAnsweredBeforeTheBody) {
+  start([](std::shared_ptr<HttpExchange> e) {
+    e->respond(200, "text/plain", "got " + std::to_string(e->request().body.size()));
+  });
+  RawConnection client(port_);
+  client.send(
+      "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+  const std::string interim = client.read_until("\r\n\r\n", 1, milliseconds(500));
+  EXPECT_EQ(interim, "HTTP/1.1 100 Continue\r\n\r\n");
+  client.send("hello");
+  const std::string reply = client.read_until("got 5", 1, kDeadline);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply;
+  EXPECT_NE(reply.find("got 5"), std::string::npos) << reply;
+}
+
+TEST_F(HttpProtocolTest, AnExpectContinueBodyOverTheLimitGets413WithoutWaitingForIt) {
+  HttpServerOptions options;
+  options.max_body_bytes = 64;
+  start([](std::shared_ptr<HttpExchange> e) { e->respond(200, "text/plain", "ok"); }, options);
+  RawConnection client(port_);
+  client.send(
+      "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n");
+  const std::string reply = client.read_until_close(kDeadline);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 413", 0), 0u) << reply;
+}
+
 TEST_F(HttpProtocolTest, MalformedRequestsGet400) {
   start([](std::shared_ptr<HttpExchange> e) { e->respond(200, "text/plain", "ok"); });
   const std::vector<std::string> requests = {
