@@ -98,7 +98,9 @@ struct ShutdownConfig {
 };
 
 // vLLM-format ZMQ publishers of the mock workers. Worker i, dp rank r publishes on
-// base_port + i * dp_size + r (replay ROUTER likewise from replay_base_port).
+// base_port + i * dp_size + r (replay ROUTER likewise from replay_base_port), or, with
+// `connect` set, every PUB dials that one endpoint (llm-d's topology,
+// docs/wire-formats.md#engine-zmq-stream).
 struct ZmqEventsConfig {
   bool enabled = false;
   std::string bind_host = "127.0.0.1";
@@ -106,7 +108,9 @@ struct ZmqEventsConfig {
   uint16_t replay_base_port = 5657;  // 0: no replay socket
   ZmqEncoding encoding = ZmqEncoding::kMap;
   HashEncoding hash_encoding = HashEncoding::kUint64;
+  // A template: {host} {port} {model} {worker_id} {dp_rank} (config/zmq_topic.h).
   std::string topic;
+  std::string connect;  // "tcp://host:port" the PUB sockets connect to; empty: they bind
 };
 
 // The built-in load driver (demo traffic without an external client).

@@ -1,11 +1,13 @@
 #include "config/config_rules.h"
 
+#include <algorithm>
 #include <limits>
 #include <string>
 #include <vector>
 
 #include "config/endpoint.h"
 #include "config/scalar_text.h"
+#include "config/zmq_topic.h"
 #include "core/common/ports.h"
 
 namespace kvmock {
@@ -145,7 +147,10 @@ std::vector<PortRange> listening_ports(const Config& c) {
     const uint64_t sockets = dp_slot(w.count, w.engine.dp_size, 0);
     const std::string what =
         std::to_string(w.count) + " workers x " + std::to_string(w.engine.dp_size) + " dp ranks";
-    ranges.push_back({"workers.zmq_events.base_port", w.zmq_events.base_port, sockets, what});
+    // With `connect` the PUB sockets dial out: base_port is not listened on.
+    if (w.zmq_events.connect.empty()) {
+      ranges.push_back({"workers.zmq_events.base_port", w.zmq_events.base_port, sockets, what});
+    }
     if (w.zmq_events.replay_base_port != 0) {
       ranges.push_back(
           {"workers.zmq_events.replay_base_port", w.zmq_events.replay_base_port, sockets, what});
@@ -253,6 +258,19 @@ void check_dynamo_discovery_has_workers_and_model(const Config& c, Diagnostics& 
   }
 }
 
+// {port} is the worker's HTTP port (llm-d names a pod by the address it serves on); with
+// HTTP off there is none, and a topic of ":0" would silently collide across workers.
+void check_zmq_topic_port_needs_http(const Config& c, Diagnostics& diag) {
+  const ZmqEventsConfig& z = c.workers.zmq_events;
+  if (!z.enabled || c.workers.http_base_port != 0) return;
+  auto names = zmq_topic_placeholders(z.topic);
+  if (!names) return;  // the key's own check already reported it
+  if (std::find(names->begin(), names->end(), "port") != names->end()) {
+    diag.add_for_key("workers.zmq_events.topic", "inconsistent",
+                     "uses {port} but workers.http_base_port is 0: the workers serve no HTTP port");
+  }
+}
+
 using Rule = void (*)(const Config&, Diagnostics&);
 
 constexpr Rule kRules[] = {
@@ -272,6 +290,7 @@ constexpr Rule kRules[] = {
     check_tls_cert_and_key_pair,
     check_one_admin_token_source,
     check_dynamo_discovery_has_workers_and_model,
+    check_zmq_topic_port_needs_http,
 };
 
 }  // namespace

@@ -8,6 +8,7 @@
 
 #include "config/endpoint.h"
 #include "config/scalar_text.h"
+#include "config/zmq_topic.h"
 
 namespace kvmock {
 namespace {
@@ -423,8 +424,15 @@ std::vector<KeySpec<Config>> build_config_keys() {
                {"bytes32", HashEncoding::kBytes32}},
               "block hash representation on the wire"),
     K::string("workers.zmq_events.topic",
-              [](Config& c) -> auto& { return c.workers.zmq_events.topic; }, "", nullptr,
-              "topic frame of every message"),
+              [](Config& c) -> auto& { return c.workers.zmq_events.topic; },
+              "text with {host} {port} {model} {worker_id} {dp_rank}", check_zmq_topic_template,
+              "topic frame of every message; a template, e.g. kv@{host}:{port}@{model} "
+              "as llm-d expects"),
+    K::string("workers.zmq_events.connect",
+              [](Config& c) -> auto& { return c.workers.zmq_events.connect; },
+              "empty or tcp://host:port", check_zmq_connect_endpoint,
+              "PUB sockets connect to this SUB endpoint instead of binding base_port "
+              "(llm-d's central subscriber); replay still binds"),
 
     K::boolean("workers.load.enabled", [](Config& c) -> auto& { return c.workers.load.enabled; },
                "drive the mock workers with built-in synthetic requests"),

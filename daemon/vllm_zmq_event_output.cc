@@ -21,16 +21,15 @@ EngineHashEncoding hash_encoding(HashEncoding encoding) {
 
 }  // namespace
 
-Result<std::unique_ptr<VllmZmqEventOutput>> VllmZmqEventOutput::start(zmq::context_t& context,
-                                                                      const ZmqEventsConfig& config,
-                                                                      uint32_t block_size,
-                                                                      DpRank rank, uint16_t port,
-                                                                      uint16_t replay_port) {
+Result<std::unique_ptr<VllmZmqEventOutput>> VllmZmqEventOutput::start(
+    zmq::context_t& context, const ZmqEventsConfig& config, uint32_t block_size, DpRank rank,
+    uint16_t port, uint16_t replay_port, std::string topic) {
   VllmZmqEventPublisherOptions options;
   options.bind_host = config.bind_host;
   options.port = port;
+  options.connect = config.connect;
   if (config.replay_base_port != 0) options.replay_port = replay_port;
-  options.topic = config.topic;
+  options.topic = topic;
   auto publisher = VllmZmqEventPublisher::start(context, options);
   if (!publisher) return publisher.error();
   EngineEventBuilderOptions builder;
@@ -38,13 +37,14 @@ Result<std::unique_ptr<VllmZmqEventOutput>> VllmZmqEventOutput::start(zmq::conte
   builder.encoding = config.encoding == ZmqEncoding::kMap ? EngineEventEncoding::kMap
                                                           : EngineEventEncoding::kPositional;
   return std::unique_ptr<VllmZmqEventOutput>(new VllmZmqEventOutput(
-      std::move(*publisher), builder, hash_encoding(config.hash_encoding), rank));
+      std::move(*publisher), std::move(topic), builder, hash_encoding(config.hash_encoding), rank));
 }
 
 VllmZmqEventOutput::VllmZmqEventOutput(std::unique_ptr<VllmZmqEventPublisher> publisher,
-                                       EngineEventBuilderOptions options, EngineHashEncoding hashes,
-                                       DpRank rank)
+                                       std::string topic, EngineEventBuilderOptions options,
+                                       EngineHashEncoding hashes, DpRank rank)
     : publisher_(std::move(publisher)),
+      topic_(std::move(topic)),
       builder_(options),
       encode_options_{options.encoding, hashes},
       rank_(rank) {}

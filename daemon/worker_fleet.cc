@@ -3,6 +3,7 @@
 #include <thread>
 
 #include "config/timing_profile.h"
+#include "config/zmq_topic.h"
 #include "core/common/ports.h"
 #include "daemon/load_driver.h"
 #include "daemon/vllm_zmq_event_output.h"
@@ -68,15 +69,36 @@ Result<bool> WorkerFleet::start() {
                                                sink_, metrics_, &lateness, time);
     if (workers.zmq_events.enabled) {
       for (DpRank rank = 0; rank < dp_size; ++rank) {
-        // The config rules guarantee both ranges fit below 65536.
+        // The config rules guarantee both ranges fit below 65536 - base_port's only when the
+        // PUB binds it: a connecting PUB has no port of its own.
         const uint64_t slot = dp_slot(i, dp_size, rank);
-        const uint16_t port = *port_for_index(workers.zmq_events.base_port, slot);
+        const uint16_t port = workers.zmq_events.connect.empty()
+                                  ? *port_for_index(workers.zmq_events.base_port, slot)
+                                  : uint16_t{0};
         const uint16_t replay_port = *port_for_index(workers.zmq_events.replay_base_port, slot);
+        const std::string who =
+            "worker " + std::to_string(worker->worker_id()) + " dp rank " + std::to_string(rank);
+        // The config check rejected bad templates, so this cannot fail for a loaded config.
+        ZmqTopicValues values;
+        values.host = workers.http_host;
+        values.port =
+            workers.http_base_port == 0 ? 0 : static_cast<uint16_t>(workers.http_base_port + i);
+        values.model = identities_[i].model_name;
+        values.worker_id = worker->worker_id();
+        values.dp_rank = rank;
+        auto topic = expand_zmq_topic(workers.zmq_events.topic, values);
+        if (!topic) {
+          return make_error("config", who + ": workers.zmq_events.topic " + topic.error().message);
+        }
         auto output = VllmZmqEventOutput::start(zmq_, workers.zmq_events, workers.engine.block_size,
-                                                rank, port, replay_port);
+                                                rank, port, replay_port, std::move(*topic));
         if (!output) {
-          return make_error(output.error().reason, "worker " + std::to_string(worker->worker_id()) +
-                                                       " ZMQ events: " + output.error().message);
+          return make_error(output.error().reason, who + " ZMQ events: " + output.error().message);
+        }
+        if ((*output)->connects()) {
+          // One line per engine: when a router misses a pod, this says where it was sent.
+          log_info("workers", who + ": KV events PUB connects to " + (*output)->endpoint() +
+                                  ", topic \"" + (*output)->topic() + "\"");
         }
         worker->engine(rank).set_observer(output->get());
         zmq_outputs_.push_back(std::move(*output));
@@ -108,6 +130,14 @@ Result<bool> WorkerFleet::start() {
                           std::to_string(dp_size) + ", block_size " +
                           std::to_string(workers.engine.block_size) + ") on " +
                           std::to_string(engine_threads_.size()) + " engine threads");
+  if (!zmq_outputs_.empty() && !zmq_outputs_.front()->connects()) {
+    const std::string replay = zmq_outputs_.front()->replay_endpoint().empty()
+                                   ? std::string("no replay")
+                                   : "replay from " + zmq_outputs_.front()->replay_endpoint();
+    log_info("workers", "KV events PUB bound from " + zmq_outputs_.front()->endpoint() + " (" +
+                            std::to_string(zmq_outputs_.size()) + " sockets, " + replay +
+                            "), first topic \"" + zmq_outputs_.front()->topic() + "\"");
+  }
   if (!http_servers_.empty()) {
     log_info("workers", "OpenAI API on " + workers.http_host + ":" +
                             std::to_string(http_servers_.front()->port()) + ".." +

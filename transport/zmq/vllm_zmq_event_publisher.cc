@@ -22,6 +22,15 @@ constexpr size_t kRequestsPerTurn = 100;
 constexpr size_t kRepliesPerTurn = 1000;  // live batches get a turn at least this often
 constexpr size_t kMaxReplayClients = 64;  // clients with queued replies at once
 constexpr int kPubLingerMs = 100;         // lets the last live batches leave on shutdown
+// A connecting PUB redials a lost SUB after 100 ms, backing off to 2 s while it stays
+// away: a restarted scheduler is picked up quickly, a long-gone one is not hammered.
+constexpr int kReconnectIvlMs = 100;
+constexpr int kReconnectIvlMaxMs = 2000;
+// ZMTP heartbeats notice a peer that vanished without closing TCP (a pod deleted, a node
+// lost), which would otherwise leave the PUB writing into a dead connection until the
+// kernel gives up, minutes later, and so delay the redial.
+constexpr int kHeartbeatIvlMs = 2000;
+constexpr int kHeartbeatTimeoutMs = 6000;
 
 void bump(std::atomic<uint64_t>& counter) { counter.fetch_add(1, std::memory_order_relaxed); }
 
@@ -41,7 +50,7 @@ Result<std::unique_ptr<VllmZmqEventPublisher>> VllmZmqEventPublisher::start(
   }
   std::unique_ptr<VllmZmqEventPublisher> publisher(
       new VllmZmqEventPublisher(context, std::move(options)));
-  Result<bool> bound = publisher->bind();
+  Result<bool> bound = publisher->open_sockets();
   if (!bound) return bound.error();
   publisher->thread_ = std::thread([p = publisher.get()] {
     name_this_thread("kvmock-zmq-out");
@@ -59,17 +68,30 @@ VllmZmqEventPublisher::~VllmZmqEventPublisher() {
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
-Result<bool> VllmZmqEventPublisher::bind() {
+Result<bool> VllmZmqEventPublisher::open_sockets() {
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd_ < 0) return make_error("bind", std::string("eventfd: ") + std::strerror(errno));
   const std::string prefix = "tcp://" + options_.bind_host + ":";
   std::string where = prefix + std::to_string(options_.port);
+  bool connecting = false;  // which call failed, for the error's reason
   try {
     pub_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::pub);
     pub_->set(zmq::sockopt::linger, kPubLingerMs);
     pub_->set(zmq::sockopt::sndhwm, options_.sndhwm);
-    pub_->bind(where);
-    endpoint_ = last_endpoint(*pub_);
+    if (!options_.connect.empty()) {
+      where = options_.connect;
+      pub_->set(zmq::sockopt::reconnect_ivl, kReconnectIvlMs);
+      pub_->set(zmq::sockopt::reconnect_ivl_max, kReconnectIvlMaxMs);
+      pub_->set(zmq::sockopt::heartbeat_ivl, kHeartbeatIvlMs);
+      pub_->set(zmq::sockopt::heartbeat_timeout, kHeartbeatTimeoutMs);
+      connecting = true;
+      pub_->connect(where);
+      connecting = false;
+      endpoint_ = options_.connect;
+    } else {
+      pub_->bind(where);
+      endpoint_ = last_endpoint(*pub_);
+    }
     if (options_.replay_port) {
       where = prefix + std::to_string(*options_.replay_port);
       router_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::router);
@@ -82,6 +104,7 @@ Result<bool> VllmZmqEventPublisher::bind() {
   } catch (const zmq::error_t& e) {
     router_.reset();
     pub_.reset();
+    if (connecting) return make_error("connect", "cannot connect to " + where + ": " + e.what());
     return make_error("bind", "cannot bind " + where + ": " + e.what());
   }
   return true;

@@ -1,7 +1,8 @@
 // Publishes KV-event batches in vLLM's own ZMQ wire format, so routers that read engines
 // directly (llm-d, AIBrix, SGLang router, Dynamo's relay, kvmock's own subscriber) can
 // follow a mock worker (docs/wire-formats.md#engine-zmq-stream and #engine-replay-protocol):
-//   live:   PUB, [topic, seq (u64 BE, from 0, +1 per batch), payload]
+//   live:   PUB, [topic, seq (u64 BE, from 0, +1 per batch), payload]; bound, or connected
+//           to one central SUB (llm-d's topology: every pod dials the scheduler)
 //   replay: ROUTER; a request [identity, "", start_seq] (DEALER or REQ) or
 //           [identity, start_seq] gets every buffered batch with seq >= start_seq as
 //           [identity, "", topic, seq, payload] (or without the topic frame, the layout
@@ -37,8 +38,11 @@
 namespace kvmock {
 
 struct VllmZmqEventPublisherOptions {
-  std::string bind_host = "*";          // e.g. "*", "127.0.0.1"
-  uint16_t port = 0;                    // 0: ephemeral, see endpoint()
+  std::string bind_host = "*";  // e.g. "*", "127.0.0.1"
+  uint16_t port = 0;            // 0: ephemeral, see endpoint(); unused with `connect`
+  // Non-empty ("tcp://host:port"): the PUB connects there instead of binding. ZMQ then
+  // redials by itself whenever that peer goes away, and seq keeps counting across it.
+  std::string connect;
   std::optional<uint16_t> replay_port;  // nullopt: no replay socket; 0: ephemeral
   std::string topic;
   size_t buffer_steps = 10000;     // replay ring size, in batches
@@ -63,9 +67,10 @@ struct VllmZmqEventPublisherCounters {
 
 class VllmZmqEventPublisher {
  public:
-  // Binds tcp://{bind_host}:{port} (PUB) and, if configured, tcp://{bind_host}:{replay_port}
-  // (ROUTER), then starts the thread. Errors: "bind" (address in use, bad host) and
-  // "bad_option". `context` must outlive the publisher.
+  // Binds tcp://{bind_host}:{port} (PUB) - or connects it to `connect` - and, if configured,
+  // binds tcp://{bind_host}:{replay_port} (ROUTER), then starts the thread. Errors: "bind"
+  // (address in use, bad host), "connect" (malformed endpoint; an unreachable peer is not an
+  // error, ZMQ keeps trying) and "bad_option". `context` must outlive the publisher.
   static Result<std::unique_ptr<VllmZmqEventPublisher>> start(zmq::context_t& context,
                                                               VllmZmqEventPublisherOptions options);
   ~VllmZmqEventPublisher();  // stop()s
@@ -81,9 +86,11 @@ class VllmZmqEventPublisher {
   // abandoned. Returns within ~100 ms. Idempotent; publish() afterwards is "stopped".
   void stop();
 
-  // The bound addresses (ZMQ_LAST_ENDPOINT), e.g. "tcp://127.0.0.1:40123"; the replay one
-  // is empty without a replay socket.
+  // The bound addresses (ZMQ_LAST_ENDPOINT), e.g. "tcp://127.0.0.1:40123", or for a
+  // connecting PUB the endpoint it dials (there is no local address worth reporting); the
+  // replay one is empty without a replay socket.
   const std::string& endpoint() const { return endpoint_; }
+  bool connects() const { return !options_.connect.empty(); }
   const std::string& replay_endpoint() const { return replay_endpoint_; }
   const VllmZmqEventPublisherCounters& counters() const { return counters_; }
 
@@ -95,7 +102,7 @@ class VllmZmqEventPublisher {
   struct PendingReplay;  // one client's unsent replies, see .cc
 
   VllmZmqEventPublisher(zmq::context_t& context, VllmZmqEventPublisherOptions options);
-  Result<bool> bind();
+  Result<bool> open_sockets();
   void run();
   void send_live(std::deque<Batch>& batches);
   void read_requests();

@@ -6,6 +6,7 @@
 #include <thread>
 #include <zmq_addon.hpp>
 
+#include "tests/support/nats_server.h"
 #include "tests/support/zmq_test_support.h"
 #include "transport/zmq/seq_frame.h"
 
@@ -336,6 +337,106 @@ TEST(VllmZmqEventPublisherTest, PublishAfterStopIsAnError) {
   auto seq = publisher->publish({1});
   ASSERT_FALSE(seq.ok());
   EXPECT_EQ(seq.error().reason, "stopped");
+}
+
+// llm-d's topology (docs/wire-formats.md#engine-zmq-stream): the engine's PUB connects to
+// a SUB the scheduler binds. Publishes until one batch gets through (a PUB drops what it
+// sends before the subscription arrives), bounded; returns its frames or empty.
+std::vector<zmq::message_t> publish_until_received(VllmZmqEventPublisher& publisher,
+                                                   zmq::socket_t& sub, uint64_t& next_seq) {
+  std::vector<zmq::message_t> frames;
+  wait_until(
+      [&] {
+        auto seq = publisher.publish(payload_for(next_seq));
+        EXPECT_TRUE(seq.ok());
+        if (seq.ok()) {
+          EXPECT_EQ(*seq, next_seq);
+        }
+        ++next_seq;
+        frames = receive(sub, std::chrono::milliseconds(20));
+        return !frames.empty();
+      },
+      std::chrono::seconds(10));
+  return frames;
+}
+
+// The scheduler's SUB, bound at `endpoint`. After a close ZMQ frees the port on its I/O
+// thread, so a quick re-bind may briefly fail: retried, bounded.
+zmq::socket_t central_sub(zmq::context_t& context, const std::string& endpoint) {
+  for (int attempt = 0;; ++attempt) {
+    zmq::socket_t sub(context, zmq::socket_type::sub);
+    sub.set(zmq::sockopt::linger, 0);
+    sub.set(zmq::sockopt::subscribe, "");
+    try {
+      sub.bind(endpoint);
+      return sub;
+    } catch (const zmq::error_t&) {
+      if (attempt == 50) throw;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+}
+
+TEST(VllmZmqEventPublisherTest, ConnectModeDialsTheSubAndKeepsCountingAcrossItsRestart) {
+  zmq::context_t context;
+  zmq::socket_t sub(context, zmq::socket_type::sub);
+  sub.set(zmq::sockopt::linger, 0);
+  sub.set(zmq::sockopt::subscribe, "");
+  const std::string endpoint = testing::bind_ephemeral(sub);
+  VllmZmqEventPublisherOptions options;
+  options.connect = endpoint;
+  options.topic = "kv@10.0.0.1:8000@m";
+  auto publisher = start_publisher(context, options);
+  EXPECT_TRUE(publisher->connects());
+  EXPECT_EQ(publisher->endpoint(), endpoint);  // what it dials, not a local address
+  EXPECT_EQ(publisher->replay_endpoint(), "");
+
+  uint64_t next = 0;
+  auto first = publish_until_received(*publisher, sub, next);
+  ASSERT_EQ(first.size(), 3u);
+  EXPECT_EQ(str(first[0]), "kv@10.0.0.1:8000@m");
+  const uint64_t before = seq_of(first[1]);
+  EXPECT_EQ(bytes(first[2]), payload_for(before));
+
+  // The scheduler restarts: its SUB goes away and comes back on the same address. The PUB
+  // redials by itself and the stream's seq carries on; the batches published while nobody
+  // listened are a gap, as with a real engine.
+  sub.close();
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(publisher->publish(payload_for(next++)).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  zmq::socket_t again = central_sub(context, endpoint);
+  auto after = publish_until_received(*publisher, again, next);
+  ASSERT_EQ(after.size(), 3u);
+  EXPECT_EQ(str(after[0]), "kv@10.0.0.1:8000@m");
+  EXPECT_GT(seq_of(after[1]), before);
+  EXPECT_EQ(bytes(after[2]), payload_for(seq_of(after[1])));
+}
+
+TEST(VllmZmqEventPublisherTest, ConnectModeStartsBeforeTheSubExistsAndStillBindsReplay) {
+  zmq::context_t context;
+  const int port = testing::free_loopback_port();
+  const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(port);
+  VllmZmqEventPublisherOptions options;
+  options.connect = endpoint;
+  options.replay_port = 0;
+  auto publisher = start_publisher(context, options);  // nobody listens yet: not an error
+  EXPECT_TRUE(publisher->replay_endpoint().starts_with("tcp://127.0.0.1:"));
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(publisher->publish(payload_for(i)).ok());
+  zmq::socket_t sub = central_sub(context, endpoint);
+  uint64_t next = 3;
+  auto frames = publish_until_received(*publisher, sub, next);
+  ASSERT_EQ(frames.size(), 3u);
+  EXPECT_GE(seq_of(frames[1]), 3u);
+}
+
+TEST(VllmZmqEventPublisherTest, ConnectingToAMalformedEndpointIsAnError) {
+  zmq::context_t context;
+  VllmZmqEventPublisherOptions options;
+  options.connect = "tcp://127.0.0.1";  // no port
+  auto publisher = VllmZmqEventPublisher::start(context, options);
+  ASSERT_FALSE(publisher.ok());
+  EXPECT_EQ(publisher.error().reason, "connect");
+  EXPECT_NE(publisher.error().message.find("tcp://127.0.0.1"), std::string::npos);
 }
 
 }  // namespace

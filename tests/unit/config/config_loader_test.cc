@@ -151,7 +151,8 @@ workers:
     replay_base_port: 6100
     encoding: positional
     hash_encoding: bytes32
-    topic: kv
+    topic: kv@{host}:{port}@{model}
+    connect: tcp://10.0.0.9:5557
   load:
     enabled: true
     requests_per_s: 0.5
@@ -216,6 +217,8 @@ TEST(ConfigLoader, EveryKeyIsSettableFromYaml) {
   EXPECT_EQ(c.workers.threads, 3u);
   EXPECT_EQ(c.workers.zmq_events.encoding, ZmqEncoding::kPositional);
   EXPECT_EQ(c.workers.zmq_events.hash_encoding, HashEncoding::kBytes32);
+  EXPECT_EQ(c.workers.zmq_events.topic, "kv@{host}:{port}@{model}");  // expanded per engine
+  EXPECT_EQ(c.workers.zmq_events.connect, "tcp://10.0.0.9:5557");
   EXPECT_EQ(c.workers.load.shared_prefix_ratio, 0.25);
   EXPECT_EQ(c.workers.max_queued_prompt_tokens, 5000000u);
   ASSERT_EQ(c.relays.size(), 1u);
@@ -537,6 +540,41 @@ const BadConfig kBadConfigs[] = {
      "config.yaml:2: nats.url: must be a comma-separated list of nats://host:port URLs, got "
      "\"http://x:1\"",
      "bad_value"},
+    {"zmq topic with an unknown placeholder",
+     "workers:\n  zmq_events:\n    topic: kv@{pod_ip}@{model}\n",
+     {},
+     {},
+     "config.yaml:3: workers.zmq_events.topic: has an unknown placeholder {pod_ip}; known: "
+     "{host}, {port}, {model}, {worker_id}, {dp_rank}",
+     "bad_value"},
+    {"zmq topic with an unclosed brace",
+     "workers:\n  zmq_events:\n    topic: kv@{host\n",
+     {},
+     {},
+     "config.yaml:3: workers.zmq_events.topic: has an unclosed '{' at offset 3 (write '{{' for "
+     "a literal brace)",
+     "bad_value"},
+    {"zmq connect without tcp",
+     "workers:\n  zmq_events:\n    connect: 127.0.0.1:5557\n",
+     {},
+     {},
+     "config.yaml:3: workers.zmq_events.connect: must be empty or tcp://host:port (the SUB "
+     "socket to connect to), got \"127.0.0.1:5557\"",
+     "bad_value"},
+    {"zmq connect to a wildcard",
+     "workers:\n  zmq_events:\n    connect: tcp://*:5557\n",
+     {},
+     {},
+     "config.yaml:3: workers.zmq_events.connect: must be empty or tcp://host:port (the SUB "
+     "socket to connect to), got \"tcp://*:5557\"",
+     "bad_value"},
+    {"zmq connect without a port",
+     "workers:\n  zmq_events:\n    connect: tcp://scheduler\n",
+     {},
+     {},
+     "config.yaml:3: workers.zmq_events.connect: must be empty or tcp://host:port (the SUB "
+     "socket to connect to), got \"tcp://scheduler\"",
+     "bad_value"},
     {"empty namespace",
      "nats:\n  namespace: \"\"\n",
      {},
@@ -664,6 +702,14 @@ const BadConfig kBadConfigs[] = {
      {},
      "config.yaml: workers.zmq_events.replay_base_port: ports 5657..5784 overlap "
      "workers.zmq_events.base_port ports 5557..5684",
+     "inconsistent"},
+    {"zmq topic port without http",
+     "workers:\n  http_base_port: 0\n  zmq_events:\n    enabled: true\n"
+     "    topic: kv@{host}:{port}@{model}\n",
+     {},
+     {},
+     "config.yaml:5: workers.zmq_events.topic: uses {port} but workers.http_base_port is 0: the "
+     "workers serve no HTTP port",
      "inconsistent"},
     {"admin port inside http ports",
      "admin:\n  listen: 0.0.0.0:8101\n",
