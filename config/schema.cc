@@ -401,6 +401,16 @@ std::vector<KeySpec<Config>> build_config_keys() {
     K::uint("workers.engine.g2.offload_batch_size",
             [](Config& c) -> auto& { return c.workers.engine.g2.offload_batch_size; }, 1, 65536,
             "evicted G1 blocks copied to G2 per batch"),
+    K::choice("workers.engine.output_length.distribution",
+              [](Config& c) -> auto& { return c.workers.engine.output_length.distribution; },
+              {{"max_tokens", OutputLengthDistribution::kMaxTokens},
+               {"uniform", OutputLengthDistribution::kUniform},
+               {"exponential", OutputLengthDistribution::kExponential}},
+              "where a request without ignore_eos ends: always at max_tokens, or at an EOS "
+              "drawn per request (finish_reason stop), never before min_tokens"),
+    K::uint("workers.engine.output_length.mean",
+            [](Config& c) -> auto& { return c.workers.engine.output_length.mean; }, 1, kNoMax,
+            "mean output length in tokens of the uniform and exponential distributions"),
 
     K::boolean("workers.zmq_events.enabled",
                [](Config& c) -> auto& { return c.workers.zmq_events.enabled; },

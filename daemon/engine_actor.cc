@@ -76,6 +76,10 @@ void EngineActor::submit(RequestId id, GenerationRequest request, GenerationCall
       engine_request.excluded_output_tokens = std::move(request.eos_token_ids);
       if (request.output_vocab_end > 0) engine_request.output_vocab_end = request.output_vocab_end;
       engine_request.output_vocabulary = std::move(request.output_vocabulary);
+      engine_request.ignore_eos = request.ignore_eos;
+      engine_request.min_tokens = request.min_tokens;
+      engine_request.stop_token_ids = std::move(request.stop_token_ids);
+      engine_request.seed = request.seed;
       engine_request.arrival_ms = now_ms();
       const uint32_t prompt_tokens = static_cast<uint32_t>(engine_request.prompt.size());
       auto added = core_.add_request(std::move(engine_request));
@@ -83,6 +87,7 @@ void EngineActor::submit(RequestId id, GenerationRequest request, GenerationCall
         Live& live = live_[id];
         live.callbacks = std::move(callbacks);
         live.prompt_tokens = prompt_tokens;
+        live.max_tokens = request.max_tokens;
         live.arrival = clock_.steady_now();
         counters_.prompt_tokens += prompt_tokens;
         waiting_.fetch_add(1, std::memory_order_relaxed);
@@ -100,6 +105,12 @@ void EngineActor::submit(RequestId id, GenerationRequest request, GenerationCall
 void EngineActor::cancel(RequestId id) {
   boost::asio::post(executor_, [this, id] {
     if (live_.count(id) && core_.cancel(id)) maybe_start_pass();
+  });
+}
+
+void EngineActor::stop(RequestId id) {
+  boost::asio::post(executor_, [this, id] {
+    if (live_.count(id) && core_.stop(id)) maybe_start_pass();
   });
 }
 
@@ -125,6 +136,7 @@ void EngineActor::maybe_start_pass() {
 
 void EngineActor::run_pass() {
   pass_running_ = true;
+  pass_started_ = clock_.steady_now();
   pass_ = core_.step(now_ms());
   ++counters_.passes;
   if (!pass_.events.empty()) {
@@ -162,14 +174,20 @@ void EngineActor::deliver(const RequestOutput& output, Clock::SteadyTime now) {
   Live& live = it->second;
   if (output.admitted) {
     live.cached_tokens = output.cached_tokens;
+    if (!live.scheduled) live.scheduled = pass_started_;
   }
   if (!output.tokens.empty()) {
     if (live.generated == 0) {
+      live.first_token = now;
       if (histograms_.time_to_first_token) {
         histograms_.time_to_first_token->observe(seconds_between(live.arrival, now));
       }
-    } else if (histograms_.inter_token_latency) {
-      histograms_.inter_token_latency->observe(seconds_between(live.last_token, now));
+    } else {
+      const double since_last = seconds_between(live.last_token, now);
+      if (histograms_.inter_token_latency) histograms_.inter_token_latency->observe(since_last);
+      if (histograms_.time_per_output_token) {
+        histograms_.time_per_output_token->observe(since_last);
+      }
     }
     live.generated += static_cast<uint32_t>(output.tokens.size());
     live.last_token = now;
@@ -184,9 +202,8 @@ void EngineActor::deliver(const RequestOutput& output, Clock::SteadyTime now) {
   finish.prompt_tokens = live.prompt_tokens;
   finish.completion_tokens = live.generated;
   finish.cached_tokens = std::max(live.cached_tokens, output.cached_tokens);
-  if (histograms_.e2e_latency && output.finish_reason == FinishReason::kLength) {
-    histograms_.e2e_latency->observe(seconds_between(live.arrival, now));
-  }
+  finish.matched_stop_token = output.matched_stop_token;
+  record_finished(live, output.finish_reason, now);
   GenerationCallbacks callbacks = std::move(live.callbacks);
   live_.erase(it);
   if (observer_) observer_->on_request_done(output.id);
@@ -195,6 +212,40 @@ void EngineActor::deliver(const RequestOutput& output, Clock::SteadyTime now) {
   // is under way before shutdown, which waits for in_flight() to reach 0, closes it.
   if (callbacks.on_finish) callbacks.on_finish(finish);
   in_flight_.fetch_sub(1);
+}
+
+void EngineActor::record_finished(const Live& live, FinishReason reason, Clock::SteadyTime now) {
+  Counter* success = nullptr;
+  switch (reason) {
+    case FinishReason::kStop:
+      success = histograms_.success_stop;
+      break;
+    case FinishReason::kLength:
+      success = histograms_.success_length;
+      break;
+    case FinishReason::kAbort:
+      success = histograms_.success_abort;
+      break;
+    case FinishReason::kNone:
+    case FinishReason::kError:
+      return;  // never ran to a vLLM finish: not a finished request to vLLM's metrics
+  }
+  if (success) success->inc();
+  auto observe = [](Histogram* histogram, double value) {
+    if (histogram) histogram->observe(value);
+  };
+  // A request that never got a token ends its prefill (or its queueing) at the abort.
+  const Clock::SteadyTime scheduled = live.scheduled.value_or(now);
+  const Clock::SteadyTime first_token = live.generated > 0 ? live.first_token : now;
+  const Clock::SteadyTime last_token = live.generated > 0 ? live.last_token : now;
+  observe(histograms_.e2e_latency, seconds_between(live.arrival, now));
+  observe(histograms_.queue_time, seconds_between(live.arrival, scheduled));
+  observe(histograms_.prefill_time, seconds_between(scheduled, first_token));
+  observe(histograms_.decode_time, seconds_between(first_token, last_token));
+  observe(histograms_.inference_time, seconds_between(scheduled, last_token));
+  observe(histograms_.prompt_tokens, live.prompt_tokens);
+  observe(histograms_.generation_tokens, live.generated);
+  observe(histograms_.params_max_tokens, live.max_tokens);
 }
 
 void EngineActor::publish_load() {
@@ -207,6 +258,8 @@ void EngineActor::publish_load() {
 }
 
 void EngineActor::publish_stats() {
+  counters_.updated_unix_s =
+      std::chrono::duration<double>(clock_.system_now().time_since_epoch()).count();
   std::lock_guard lock(stats_mutex_);
   stats_ = counters_;
 }

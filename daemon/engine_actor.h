@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 
 #include "core/engine/engine_core.h"
@@ -32,14 +33,37 @@ struct EngineActorStats {
   uint64_t passes = 0;
   uint64_t prompt_tokens = 0;  // of accepted requests
   uint64_t generation_tokens = 0;
-  uint64_t requests_finished = 0;
+  uint64_t requests_finished = 0;  // with any reason, errors included
+  // Unix time (seconds) of the snapshot: vLLM's lora_requests_info value.
+  double updated_unix_s = 0;
 };
 
-// Histograms shared by the engines of one worker (vLLM names, worker_id label).
+// Metrics shared by the engines of one worker (vLLM names, worker_id label). Each may be
+// null (not recorded). Every request that finishes "stop", "length" or "abort" is counted
+// once in its request_success counter and observed once in each per-request histogram, at
+// the same moment, so a scrape sees them agree; refused and failed requests ("error") in
+// neither, as vLLM counts only finished requests.
 struct EngineActorHistograms {
   Histogram* time_to_first_token = nullptr;
   Histogram* inter_token_latency = nullptr;
+  // vLLM 0.10's vllm:time_per_output_token_seconds: one observation per output token after
+  // the first, the time since the previous one.
+  Histogram* time_per_output_token = nullptr;
   Histogram* e2e_latency = nullptr;
+  // vLLM's intervals of a finished request: queue = arrival to first scheduled, prefill =
+  // first scheduled to first token, decode = first to last token, inference = first
+  // scheduled to last token. A request aborted before it was scheduled queued until the
+  // abort; one aborted before its first token prefilled until the abort.
+  Histogram* queue_time = nullptr;
+  Histogram* prefill_time = nullptr;
+  Histogram* decode_time = nullptr;
+  Histogram* inference_time = nullptr;
+  Histogram* prompt_tokens = nullptr;      // per finished request
+  Histogram* generation_tokens = nullptr;  // per finished request
+  Histogram* params_max_tokens = nullptr;  // per finished request
+  Counter* success_stop = nullptr;         // vllm:request_success_total by finished_reason
+  Counter* success_length = nullptr;
+  Counter* success_abort = nullptr;
   Histogram* pass_lateness = nullptr;  // process-wide
 };
 
@@ -66,6 +90,8 @@ class EngineActor {
   // Queues a request (from any thread). Errors come back through callbacks.on_finish.
   void submit(RequestId id, GenerationRequest request, GenerationCallbacks callbacks);
   void cancel(RequestId id);
+  // Ends a request like cancel(), reported and counted as "stop" (a stop string matched).
+  void stop(RequestId id);
   // Cancels everything still queued or running (shutdown after the grace period).
   void cancel_all();
   // Set before the first submit; `observer` must outlive the actor's work.
@@ -88,7 +114,10 @@ class EngineActor {
     uint32_t prompt_tokens = 0;
     uint32_t cached_tokens = 0;
     uint32_t generated = 0;
+    uint32_t max_tokens = 0;
     Clock::SteadyTime arrival{};
+    std::optional<Clock::SteadyTime> scheduled;  // start of the pass that first admitted it
+    Clock::SteadyTime first_token{};
     Clock::SteadyTime last_token{};
   };
 
@@ -98,6 +127,8 @@ class EngineActor {
   // The pass timer expired: the running pass (pass_) has reached its end.
   void on_pass_end();
   void deliver(const RequestOutput& output, Clock::SteadyTime now);
+  // Counts and observes a request finished with `reason` (see EngineActorHistograms).
+  void record_finished(const Live& live, FinishReason reason, Clock::SteadyTime now);
   void publish_load();
   void publish_stats();
 
@@ -117,6 +148,7 @@ class EngineActor {
   // The running pass: its output is delivered at its modeled end.
   PassOutput pass_;
   Clock::SteadyTime pass_modeled_end_{};
+  Clock::SteadyTime pass_started_{};
   bool pass_idle_ = false;
   // Counters of the engine thread; published with the engine's metrics.
   EngineActorStats counters_;

@@ -72,9 +72,6 @@ const WorkerSeries kWorkerSeries[] = {
     {Type::kCounter, WorkerSeries::kVllm, "vllm:generation_tokens_total",
      "Number of generation tokens processed.",
      [](const EngineActor& e) { return e.stats().generation_tokens; }},
-    {Type::kCounter, WorkerSeries::kVllm, "vllm:request_success_total",
-     "Count of finished requests.",
-     [](const EngineActor& e) { return e.stats().requests_finished; }},
     {Type::kGauge, WorkerSeries::kG2, "kvmock_g2_blocks_used", "Blocks held in the G2 (host) tier.",
      [](const EngineActor& e) { return e.stats().engine.g2_used_blocks; }},
     {Type::kGauge, WorkerSeries::kG2, "kvmock_g2_blocks_capacity",
@@ -134,7 +131,8 @@ MockWorker::MockWorker(EngineThreads& threads, const Config& config,
                        const MockWorkerIdentity& identity, const std::string& profile_text,
                        RouterEventSink& sink, MetricsRegistry& metrics, Histogram* pass_lateness,
                        EngineTime time, size_t max_waiting_per_engine)
-    : worker_id_(identity.worker_id),
+    : config_args_(config.workers.engine),
+      worker_id_(identity.worker_id),
       output_vocab_end_(identity.output_vocab_end),
       served_names_(served_names(identity)),
       codec_(identity.codec ? identity.codec : make_mock_text_codec()),
@@ -158,6 +156,39 @@ MockWorker::MockWorker(EngineThreads& threads, const Config& config,
   histograms.e2e_latency = &metrics.histogram("vllm:e2e_request_latency_seconds",
                                               "Histogram of end to end request latency in seconds.",
                                               labels, latency_buckets_seconds());
+  histograms.time_per_output_token = &metrics.histogram(
+      "vllm:time_per_output_token_seconds", "Histogram of time per output token in seconds.",
+      labels, vllm_time_per_output_token_buckets());
+  auto interval = [&](const char* name, const char* help) {
+    return &metrics.histogram(name, help, labels, vllm_request_latency_buckets());
+  };
+  histograms.queue_time = interval("vllm:request_queue_time_seconds",
+                                   "Histogram of time spent in WAITING phase for request.");
+  histograms.prefill_time = interval("vllm:request_prefill_time_seconds",
+                                     "Histogram of time spent in PREFILL phase for request.");
+  histograms.decode_time = interval("vllm:request_decode_time_seconds",
+                                    "Histogram of time spent in DECODE phase for request.");
+  histograms.inference_time = interval("vllm:request_inference_time_seconds",
+                                       "Histogram of time spent in RUNNING phase for request.");
+  // vLLM sizes its token-count buckets by the context length: 1, 2, 5, 10, ... up to it.
+  const std::vector<double> token_buckets = vllm_1_2_5_buckets(max_model_len_);
+  histograms.prompt_tokens = &metrics.histogram(
+      "vllm:request_prompt_tokens", "Number of prefill tokens processed.", labels, token_buckets);
+  histograms.generation_tokens =
+      &metrics.histogram("vllm:request_generation_tokens", "Number of generation tokens processed.",
+                         labels, token_buckets);
+  histograms.params_max_tokens =
+      &metrics.histogram("vllm:request_params_max_tokens",
+                         "Histogram of the max_tokens request parameter.", labels, token_buckets);
+  auto success = [&](const char* reason) {
+    MetricLabels with_reason = labels;
+    with_reason.emplace_back("finished_reason", reason);
+    return &metrics.counter("vllm:request_success_total",
+                            "Count of successfully processed requests.", std::move(with_reason));
+  };
+  histograms.success_stop = success("stop");
+  histograms.success_length = success("length");
+  histograms.success_abort = success("abort");
   histograms.pass_lateness = pass_lateness;
   const EngineArgs& args = config.workers.engine;
   for (DpRank rank = 0; rank < std::max<uint32_t>(1, args.dp_size); ++rank) {
@@ -236,7 +267,10 @@ void MockWorker::cancel(uint64_t request_id) {
   if (rank < engines_.size()) engines_[rank]->cancel(request_id);
 }
 
-void MockWorker::stop(uint64_t request_id) { cancel(request_id); }
+void MockWorker::stop(uint64_t request_id) {
+  const size_t rank = request_id >> kRankShift;
+  if (rank < engines_.size()) engines_[rank]->stop(request_id);
+}
 
 void MockWorker::cancel_all() {
   for (auto& engine : engines_) engine->cancel_all();
@@ -290,6 +324,38 @@ void MockWorker::register_metrics(MetricsRegistry& metrics) {
       metrics.counter_callback(series.name, series.help, std::move(labels), sum);
     }
   }
+  // vLLM's info gauges. cache_config_info: one series per engine (vLLM's `engine` label),
+  // labelled with the CacheConfig fields kvmock models (strings, as vLLM writes them;
+  // gpu_memory_utilization and cache_dtype are vLLM's defaults, as nothing sizes memory here).
+  const EngineArgs& args = config_args_;
+  for (size_t rank = 0; rank < engines_.size(); ++rank) {
+    metrics.gauge_callback(
+        "vllm:cache_config_info", "Information of the LLMEngine CacheConfig",
+        {{"block_size", std::to_string(args.block_size)},
+         {"cache_dtype", "auto"},
+         {"enable_prefix_caching", args.enable_prefix_caching ? "True" : "False"},
+         {"engine", std::to_string(rank)},
+         {"gpu_memory_utilization", "0.9"},
+         {"num_cpu_blocks", args.g2.enabled() ? std::to_string(args.g2.num_blocks) : "None"},
+         {"num_gpu_blocks", std::to_string(args.num_gpu_blocks)},
+         {"worker_id", worker}},
+        [] { return 1.0; });
+  }
+  // lora_requests_info: vLLM sets it to the current time at each engine step; its value
+  // here is the time of the engines' last update. No LoRA adapters exist yet: empty lists,
+  // max_lora 0.
+  metrics.gauge_callback("vllm:lora_requests_info", "Running stats on lora requests.",
+                         {{"max_lora", "0"},
+                          {"running_lora_adapters", ""},
+                          {"waiting_lora_adapters", ""},
+                          {"worker_id", worker}},
+                         [this] {
+                           double latest = 0;
+                           for (const auto& engine : engines_) {
+                             latest = std::max(latest, engine->stats().updated_unix_s);
+                           }
+                           return latest;
+                         });
   metrics.gauge_callback("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.",
                          vllm, [this] {
                            double active = 0, total = 0;

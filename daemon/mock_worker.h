@@ -80,6 +80,7 @@ class MockWorker : public WorkerBackend {
   Result<bool> reserve(DpRank rank, uint64_t prompt_tokens);
   void release(DpRank rank, uint64_t prompt_tokens);
 
+  const EngineArgs config_args_;  // for vllm:cache_config_info
   const uint64_t worker_id_;
   const TokenId output_vocab_end_;
   const std::vector<std::string> served_names_;  // the served name first, then the aliases

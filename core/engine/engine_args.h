@@ -10,6 +10,10 @@ namespace kvmock {
 
 enum class PreemptionMode : uint8_t { kLifo, kFifo };
 enum class TimingModelKind : uint8_t { kPolynomial, kProfile, kFixed };
+// Where a request's output ends when it does not ask for ignore_eos: kMaxTokens always runs
+// to max_tokens (a benchmark's usual setting); the others draw the position of the EOS
+// token per request, so a fleet sees the spread of output lengths real traffic has.
+enum class OutputLengthDistribution : uint8_t { kMaxTokens, kUniform, kExponential };
 
 struct TimingArgs {
   TimingModelKind model = TimingModelKind::kPolynomial;
@@ -29,6 +33,16 @@ struct G2Args {
   bool enabled() const { return num_blocks > 0 && kv_bytes_per_token > 0; }
 };
 
+// The EOS draw (core/engine/request.h, eos_output_length). The drawn length counts the EOS
+// token, is never below the request's min_tokens (nor 1), and a draw at or past max_tokens
+// finishes "length" as if there were no EOS.
+struct OutputLengthArgs {
+  OutputLengthDistribution distribution = OutputLengthDistribution::kMaxTokens;
+  // Mean output length in tokens: kUniform draws from [1, 2 * mean - 1], kExponential
+  // from an exponential distribution with this mean (rounded, at least 1).
+  uint32_t mean = 128;
+};
+
 struct EngineArgs {
   uint32_t block_size = 64;
   uint64_t num_gpu_blocks = 16384;
@@ -43,6 +57,7 @@ struct EngineArgs {
   uint64_t seed = 0;  // output-token synthesis and randomized block identities
   TimingArgs timing;
   G2Args g2;
+  OutputLengthArgs output_length;
 };
 
 }  // namespace kvmock

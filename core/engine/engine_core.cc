@@ -15,7 +15,9 @@ EngineCore::EngineCore(const EngineArgs& args, WorkerId worker_id, DpRank dp_ran
 
 Result<bool> EngineCore::add_request(Request request) { return scheduler_.add(std::move(request)); }
 
-bool EngineCore::cancel(RequestId id) { return scheduler_.cancel(id); }
+bool EngineCore::cancel(RequestId id) { return scheduler_.cancel(id, FinishReason::kAbort); }
+
+bool EngineCore::stop(RequestId id) { return scheduler_.cancel(id, FinishReason::kStop); }
 
 PassOutput EngineCore::step(double now_ms) {
   std::vector<TieredEvent> transfer_events = scheduler_.advance_transfers(now_ms);

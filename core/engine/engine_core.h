@@ -72,8 +72,11 @@ class EngineCore {
   Result<bool> add_request(Request request);
 
   // Drops a waiting or running request and frees its KV. The next step() reports it
-  // finished with FinishReason::kCancelled. False when the id is not live.
+  // finished with FinishReason::kAbort. False when the id is not live.
   bool cancel(RequestId id);
+  // The same, reported as FinishReason::kStop: the request's text matched a stop string
+  // (vLLM checks those in the detokenizer, outside the engine core).
+  bool stop(RequestId id);
 
   // Finishes the G2 transfers due by `now_ms`, then runs one pass that starts at
   // `now_ms` (caller's clock, monotonic).

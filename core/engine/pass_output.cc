@@ -8,8 +8,10 @@ std::string_view finish_reason_name(FinishReason reason) {
       return "";
     case FinishReason::kLength:
       return "length";
-    case FinishReason::kCancelled:
-      return "cancelled";
+    case FinishReason::kStop:
+      return "stop";
+    case FinishReason::kAbort:
+      return "abort";
     case FinishReason::kError:
       return "error";
   }

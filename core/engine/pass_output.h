@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -11,14 +12,17 @@
 
 namespace kvmock {
 
+// vLLM's finish reasons (RequestStatus.get_finished_reason), so intakes and metrics use
+// vLLM's words unchanged.
 enum class FinishReason : uint8_t {
-  kNone,       // still running
-  kLength,     // reached its output length (or max_model_len)
-  kCancelled,  // cancel() was called
-  kError,      // can never run; see RequestOutput::error
+  kNone,    // still running
+  kLength,  // reached max_tokens (or max_model_len)
+  kStop,    // an EOS, a stop token, or stop() (a stop string matched)
+  kAbort,   // cancel() was called
+  kError,   // can never run; see RequestOutput::error
 };
 
-// Wire name of a finish reason: "length", "cancelled", "error" ("" for kNone).
+// Wire name of a finish reason: "length", "stop", "abort", "error" ("" for kNone).
 std::string_view finish_reason_name(FinishReason reason);
 
 // One request's news from one pass. A live request appears at most once per pass;
@@ -33,6 +37,8 @@ struct RequestOutput {
   std::string_view error;      // kError only: a stable reason literal
   uint32_t cached_tokens = 0;  // prompt tokens served from the prefix cache at first admission
   uint32_t num_generated = 0;  // output tokens so far, including this pass
+  // kStop by a stop_token_ids entry: that id (also the last of `tokens`, as vLLM keeps it).
+  std::optional<TokenId> matched_stop_token;
 };
 
 // Engine load, as of the end of the pass (MockerMetrics / ActiveLoad).

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <span>
 
 namespace kvmock {
@@ -60,6 +61,45 @@ TokenId synthesize_output_token_from(uint64_t seed, RequestId id, uint32_t posit
                        [vocabulary](uint64_t i) { return vocabulary[i]; });
 }
 
+namespace {
+
+// Key of a request's output stream: the request id, or with a per-request seed the hash of
+// its prompt ids (salted by that seed through output_hash).
+uint64_t prompt_hash(std::span<const TokenId> prompt) {
+  return xxh3_64(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(prompt.data()),
+                                          prompt.size_bytes()),
+                 0);
+}
+
+// Position of the EOS draw in the output hash: past any real position, so it never equals
+// the hash of an output token.
+constexpr uint32_t kEosDrawPosition = UINT32_MAX;
+
+}  // namespace
+
+std::optional<uint32_t> eos_output_length(const OutputLengthArgs& args, const Request& request,
+                                          uint64_t engine_seed) {
+  if (args.distribution == OutputLengthDistribution::kMaxTokens || request.ignore_eos ||
+      !request.planned_output.empty()) {
+    return std::nullopt;
+  }
+  const uint64_t hash =
+      request.seed ? output_hash(*request.seed, prompt_hash(request.prompt), kEosDrawPosition)
+                   : output_hash(engine_seed, request.id, kEosDrawPosition);
+  // A uniform draw in [0, 1) from the top 53 bits.
+  const double u = static_cast<double>(hash >> 11) * 0x1.0p-53;
+  const double mean = std::max<double>(1, args.mean);
+  double drawn = 1;
+  if (args.distribution == OutputLengthDistribution::kUniform) {
+    drawn = 1 + std::floor(u * (2 * mean - 1));
+  } else {
+    drawn = std::round(-std::log1p(-u) * mean);
+  }
+  const double floor_len = std::max<double>({1.0, static_cast<double>(request.min_tokens), drawn});
+  if (floor_len >= static_cast<double>(request.max_tokens)) return std::nullopt;
+  return static_cast<uint32_t>(floor_len);
+}
+
 uint64_t max_context_tokens(const EngineArgs& args) {
   uint64_t limit = args.num_gpu_blocks * std::max<uint64_t>(1, args.block_size);
   if (args.max_model_len > 0) limit = std::min<uint64_t>(limit, args.max_model_len);
@@ -78,6 +118,7 @@ RequestState::RequestState(Request request)
       tokens_(std::move(request_.prompt)),
       hash_seed_(block_hash_seed(request_.lora_name, request_.cache_salt)) {
   request_.prompt = {};
+  if (request_.seed) prompt_key_ = prompt_hash(tokens_);
 }
 
 bool RequestState::generation_complete(uint32_t max_model_len) const {
@@ -92,18 +133,34 @@ TokenId RequestState::append_output(uint64_t seed) {
   if (position == 0) {
     tokens_.reserve(size_t{prompt_len_} + std::min(max_output_, kMaxOutputReserve));
   }
+  const uint64_t stream_seed = request_.seed ? *request_.seed : seed;
+  const uint64_t stream_key = request_.seed ? prompt_key_ : request_.id;
   TokenId token;
   if (position < request_.planned_output.size()) {
     token = request_.planned_output[position];
   } else if (request_.output_vocabulary && !request_.output_vocabulary->empty()) {
-    token = synthesize_output_token_from(seed, request_.id, position, *request_.output_vocabulary,
-                                         request_.excluded_output_tokens);
+    token =
+        synthesize_output_token_from(stream_seed, stream_key, position, *request_.output_vocabulary,
+                                     request_.excluded_output_tokens);
   } else {
-    token = synthesize_output_token(seed, request_.id, position, request_.output_vocab_end,
+    token = synthesize_output_token(stream_seed, stream_key, position, request_.output_vocab_end,
                                     request_.excluded_output_tokens);
   }
   tokens_.push_back(token);
   return token;
+}
+
+bool RequestState::stopped_by_last_token(std::optional<TokenId>* matched) const {
+  const uint32_t generated = num_generated();
+  if (generated == 0 || generated < request_.min_tokens) return false;
+  if (eos_length_ && generated >= *eos_length_) return true;
+  const TokenId last = tokens_.back();
+  const auto& stops = request_.stop_token_ids;
+  if (std::find(stops.begin(), stops.end(), last) != stops.end()) {
+    if (matched) *matched = last;
+    return true;
+  }
+  return false;
 }
 
 void RequestState::update_hashes(uint32_t block_size, std::mt19937_64* random_ids) {

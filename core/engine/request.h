@@ -42,6 +42,16 @@ struct Request {
   // detokenizes to text a client can show. Shared by every request of a worker.
   std::shared_ptr<const std::vector<TokenId>> output_vocabulary;
   double arrival_ms = 0;  // caller's clock; carried for reports, not used for ordering
+  // vLLM's stop conditions (SamplingParams). Unless ignore_eos, the engine's output-length
+  // distribution may place an EOS before max_tokens (finish "stop"). A generated id in
+  // stop_token_ids finishes "stop" too. Neither fires before min_tokens output tokens.
+  bool ignore_eos = false;
+  uint32_t min_tokens = 0;
+  std::vector<TokenId> stop_token_ids;
+  // vLLM's per-request seed: when set, output ids and the EOS draw depend on (seed, prompt
+  // ids, position) only, not on the engine's seed or the request id, so the same prompt and
+  // seed give the same output on any worker and rank.
+  std::optional<uint64_t> seed;
 };
 
 enum class RequestStatus : uint8_t { kWaiting, kRunning, kPreempted, kFinished };
@@ -63,6 +73,14 @@ TokenId synthesize_output_token(uint64_t seed, RequestId id, uint32_t position, 
 TokenId synthesize_output_token_from(uint64_t seed, RequestId id, uint32_t position,
                                      std::span<const TokenId> vocabulary,
                                      std::span<const TokenId> excluded);
+
+// Where the EOS of `request` falls: its output length counting the EOS token, drawn from
+// args.distribution, deterministic in (engine_seed, request id), or in (request seed, prompt
+// ids) when the request has a seed. nullopt when there is no EOS before max_tokens: the
+// distribution is kMaxTokens, the request sets ignore_eos or has a planned output, or the
+// draw (raised to min_tokens and 1) reaches max_tokens.
+std::optional<uint32_t> eos_output_length(const OutputLengthArgs& args, const Request& request,
+                                          uint64_t engine_seed);
 
 // The longest sequence (prompt + max_tokens) an engine with `args` can ever finish:
 // max_model_len when set, and never more than its KV cache holds (num_gpu_blocks ×
@@ -94,8 +112,16 @@ class RequestState {
   // sequence is that long.
   bool generation_complete(uint32_t max_model_len) const;
 
-  // Appends the next output token (planned or synthesized from `seed`) and returns it.
+  // Appends the next output token (planned or synthesized from `seed`, or from the
+  // request's own seed) and returns it.
   TokenId append_output(uint64_t seed);
+
+  // Whether the last appended token ends the request with "stop" (vLLM's check_stop after
+  // the length check): the drawn EOS position is reached, or it is a stop_token_ids entry;
+  // never before min_tokens. `matched` gets the stop token.
+  bool stopped_by_last_token(std::optional<TokenId>* matched) const;
+  // Sets the output length at which an EOS ends the request (see eos_output_length).
+  void set_eos_length(std::optional<uint32_t> length) { eos_length_ = length; }
 
   // Makes sure the sequence and content hashes of every full block are known. With
   // `random_ids` (prefix caching off) blocks get fresh random identities instead, so
@@ -120,7 +146,11 @@ class RequestState {
   Request request_;
   uint32_t prompt_len_;
   uint32_t max_output_;
+  std::optional<uint32_t> eos_length_;
   std::vector<TokenId> tokens_;
+  // With a per-request seed: the prompt's hash, standing in for the request id in output
+  // synthesis so that ids do not depend on which engine serves it.
+  uint64_t prompt_key_ = 0;
   uint64_t hash_seed_;
   std::vector<BlockHash> seq_hashes_;
   std::vector<uint64_t> content_hashes_;

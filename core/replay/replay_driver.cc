@@ -225,9 +225,11 @@ void Driver::deliver(Worker& worker) {
       record.last_token_ms = at;
     }
     if (out.finished) {
-      record.completed = out.finish_reason == FinishReason::kLength;
+      // An EOS or stop token ends a request as normally as max_tokens does.
+      record.completed =
+          out.finish_reason == FinishReason::kLength || out.finish_reason == FinishReason::kStop;
       if (!record.completed) {
-        record.error = out.finish_reason == FinishReason::kError ? out.error : "cancelled";
+        record.error = out.finish_reason == FinishReason::kError ? out.error : "abort";
       }
       finish(out.id, at);
     }

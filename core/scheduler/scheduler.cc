@@ -59,14 +59,16 @@ Result<bool> Scheduler::add(Request request) {
     return make_error("exceeds_batch_budget",
                       "prompt exceeds max_num_batched_tokens and chunked prefill is off");
   }
+  const std::optional<uint32_t> eos = eos_output_length(args_.output_length, request, args_.seed);
   auto state = std::make_unique<RequestState>(std::move(request));
+  state->set_eos_length(eos);
   waiting_.push_back(state.get());
   const RequestId id = state->id();
   requests_.emplace(id, std::move(state));
   return true;
 }
 
-bool Scheduler::cancel(RequestId id) {
+bool Scheduler::cancel(RequestId id, FinishReason reason) {
   auto it = requests_.find(id);
   if (it == requests_.end()) return false;
   RequestState* r = it->second.get();
@@ -89,7 +91,7 @@ bool Scheduler::cancel(RequestId id) {
   RequestOutput out;
   out.id = id;
   out.finished = true;
-  out.finish_reason = FinishReason::kCancelled;
+  out.finish_reason = reason;
   out.cached_tokens = r->first_cached_tokens.value_or(0);
   out.num_generated = r->num_generated();
   pending_outputs_.push_back(out);
@@ -361,9 +363,17 @@ void Scheduler::emit_ready_tokens(SchedulerPass* pass) {
       out.first_token = r->num_generated() == 1;
       out.num_generated = r->num_generated();
     }
+    std::optional<TokenId> matched;
+    FinishReason reason = FinishReason::kNone;
     if (r->generation_complete(args_.max_model_len)) {
+      reason = FinishReason::kLength;
+    } else if (r->stopped_by_last_token(&matched)) {
+      reason = FinishReason::kStop;
+    }
+    if (reason != FinishReason::kNone) {
       running_.erase(std::find(running_.begin(), running_.end(), r));
-      finish(r, FinishReason::kLength, {}, pass);
+      output_for(r, pass).matched_stop_token = matched;
+      finish(r, reason, {}, pass);
     }
   }
 }

@@ -15,8 +15,10 @@
 //  3. Every running request whose known tokens are all computed emits one token at
 //     the end of the pass (so a request whose prefill ends here emits its first token
 //     here). The new token's KV is allocated when it is scheduled in the next pass.
-//     A request that reaches its output length (or max_model_len) finishes and
+//     A request that reaches max_tokens (or max_model_len) finishes "length" and
 //     releases its blocks; a request with output length 0 finishes without a token.
+//     Otherwise, from min_tokens on, a token at the drawn EOS position or in
+//     stop_token_ids finishes it "stop" (vLLM's check_stop order).
 //
 // A full block becomes cached and visible (Stored) in the pass whose decision
 // computes its last token, so later requests of the same pass can hit it.
@@ -83,8 +85,9 @@ class Scheduler {
   Result<bool> add(Request request);
 
   // Removes a live request and frees its blocks; the next pass reports it finished
-  // with FinishReason::kCancelled. Returns false for an unknown id.
-  bool cancel(RequestId id);
+  // with `reason`: kAbort for a cancellation, kStop when a stop string matched (the
+  // detokenizer's check, outside the engine). Returns false for an unknown id.
+  bool cancel(RequestId id, FinishReason reason = FinishReason::kAbort);
 
   // Runs one scheduling pass.
   SchedulerPass run_pass();

@@ -55,7 +55,7 @@ std::string final_item(std::span<const TokenId> tokens, const GenerationFinish& 
     codec::append_json_string(item, finish.error.empty() ? "error" : finish.error);
     item += '}';
   } else {
-    codec::append_json_string(item, finish.finish_reason);
+    codec::append_json_string(item, dynamo_finish_reason(finish.finish_reason));
   }
   item += ",\"completion_usage\":{\"prompt_tokens\":" + std::to_string(finish.prompt_tokens) +
           ",\"completion_tokens\":" + std::to_string(finish.completion_tokens) +

@@ -120,6 +120,28 @@ std::vector<double> latency_buckets_seconds() {
           0.25,   0.5,     0.75,   1.0,   2.5,   5.0,   7.5,  10.0, 20.0, 40.0, 60.0};
 }
 
+std::vector<double> vllm_request_latency_buckets() {
+  return {0.3,  0.5,  0.8,  1.0,  1.5,   2.0,   2.5,   5.0,   10.0,   15.0,  20.0,
+          30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0};
+}
+
+std::vector<double> vllm_time_per_output_token_buckets() {
+  return {0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2,  0.3,  0.4, 0.5,
+          0.75, 1.0,   2.5,  5.0,   7.5, 10.0, 20.0, 40.0, 80.0};
+}
+
+std::vector<double> vllm_1_2_5_buckets(uint64_t max_value) {
+  std::vector<double> bounds;
+  for (uint64_t power = 1; bounds.empty() || power <= max_value; power *= 10) {
+    for (uint64_t mantissa : {1, 2, 5}) {
+      if (mantissa * power > max_value && !bounds.empty()) return bounds;
+      bounds.push_back(static_cast<double>(mantissa * power));
+    }
+    if (power > UINT64_MAX / 100) break;
+  }
+  return bounds;
+}
+
 MetricsRegistry::Family& MetricsRegistry::family(const std::string& name, const std::string& help,
                                                  Type type) {
   auto [it, inserted] = families_.try_emplace(name, Family{type, help, {}});

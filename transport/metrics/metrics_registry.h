@@ -62,6 +62,13 @@ class Histogram {
 
 // Bucket bounds used by latency histograms, in seconds: 100 µs .. 60 s.
 std::vector<double> latency_buckets_seconds();
+// vLLM's own bucket bounds (vllm/v1/metrics/loggers.py), so dashboards built for vLLM
+// read kvmock's histograms alike: the per-request intervals (queue, prefill, decode,
+// inference: 0.3 s .. 7680 s), time per output token (0.01 s .. 80 s), and token counts
+// (build_1_2_5_buckets: 1, 2, 5, 10, 20, 50, ... up to `max_value`; at least {1}).
+std::vector<double> vllm_request_latency_buckets();
+std::vector<double> vllm_time_per_output_token_buckets();
+std::vector<double> vllm_1_2_5_buckets(uint64_t max_value);
 
 class MetricsRegistry {
  public:

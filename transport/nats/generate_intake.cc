@@ -96,6 +96,23 @@ Result<GenerationRequest> parse_preprocessed_request(std::string_view text,
   }
   auto eos = read_token_list(body, "eos_token_ids", "eos_token_ids", request.eos_token_ids);
   if (!eos) return eos.error();
+  auto stop_ids = read_token_list(stop_conditions, "stop_token_ids",
+                                  "stop_conditions.stop_token_ids", request.stop_token_ids);
+  if (!stop_ids) return stop_ids.error();
+  auto sampling_it = body.find("sampling_options");
+  if (sampling_it != body.end() && sampling_it->is_object()) {
+    auto seed = sampling_it->find("seed");
+    if (seed != sampling_it->end() && !seed->is_null()) {
+      // Dynamo's seed is an i64: a negative one keeps its bits.
+      if (seed->is_number_unsigned()) {
+        request.seed = seed->get<uint64_t>();
+      } else if (seed->is_number_integer()) {
+        request.seed = static_cast<uint64_t>(seed->get<int64_t>());
+      } else {
+        return make_error("bad_request", "sampling_options.seed: expected an integer");
+      }
+    }
+  }
   auto hidden = read_token_list(stop_conditions, "stop_token_ids_hidden",
                                 "stop_conditions.stop_token_ids_hidden", request.eos_token_ids);
   if (!hidden) return hidden.error();
@@ -109,6 +126,11 @@ Result<GenerationRequest> parse_preprocessed_request(std::string_view text,
   request.lora_name = read_string(routing, "lora_name");
   request.cache_salt = read_string(routing, "cache_salt");
   return request;
+}
+
+std::string_view dynamo_finish_reason(std::string_view vllm_reason) {
+  if (vllm_reason == "abort") return "cancelled";
+  return vllm_reason;
 }
 
 NatsGenerateIntake::NatsGenerateIntake(NatsClient& client, std::string ns, std::string component,
@@ -263,7 +285,7 @@ void NatsGenerateIntake::handle(WorkerBackend& worker, natsMsg* msg) {
     if (finish.finish_reason == "error") {
       last["finish_reason"] = json{{"error", finish.error}};
     } else {
-      last["finish_reason"] = finish.finish_reason;
+      last["finish_reason"] = std::string(dynamo_finish_reason(finish.finish_reason));
     }
     last["completion_usage"] = {
         {"prompt_tokens", finish.prompt_tokens},

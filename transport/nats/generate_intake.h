@@ -1,10 +1,12 @@
 // Dynamo-shaped request intake over NATS: each worker serves
 // `namespace.{ns}.component.{comp}.generate.{worker_id}`. A request is a
-// PreprocessedRequest JSON (`token_ids`, `stop_conditions.max_tokens`, `routing.dp_rank`,
-// `routing.lora_name`/`cache_salt`; everything else ignored) sent with a reply subject; the
-// answer is a stream of LLMEngineOutput JSON messages on that subject: one per pass with
-// the new `token_ids`, then a last one with `finish_reason` ("length", "cancelled", or
-// {"error": "..."}) and `completion_usage`.
+// PreprocessedRequest JSON (`token_ids`, `stop_conditions.max_tokens`/`min_tokens`/
+// `ignore_eos`/`stop_token_ids`/`stop_token_ids_hidden`, `eos_token_ids`,
+// `sampling_options.seed`, `routing.dp_rank`, `routing.lora_name`/`cache_salt`; everything
+// else ignored) sent with a reply subject; the answer is a stream of LLMEngineOutput JSON
+// messages on that subject: one per pass with the new `token_ids`, then a last one with
+// `finish_reason` ("length", "stop", "cancelled", or {"error": "..."}) and
+// `completion_usage`.
 //
 // Cancellation: this request path has no control message (Dynamo's own request plane
 // cancels with "stop"/"kill" frames on its TCP response stream, which this simplified
@@ -14,7 +16,7 @@
 // that with a "no responders" status, and the intake cancels the request, freeing its
 // blocks. A requester that unsubscribes (or disconnects) is thus detected at the next
 // message of its answer (the first token, or the next one); the request then finishes
-// "cancelled", counted in kvmock_nats_generate_cancelled_total.
+// "abort" ("cancelled" on this wire), counted in kvmock_nats_generate_cancelled_total.
 #pragma once
 
 #include <nats/nats.h>
@@ -37,6 +39,12 @@ namespace kvmock {
 // stop_conditions.max_tokens becomes `default_max_tokens`.
 Result<GenerationRequest> parse_preprocessed_request(std::string_view json,
                                                      uint32_t default_max_tokens = 16);
+
+// The finish_reason Dynamo's LLMEngineOutput carries for a worker's (vLLM) finish reason:
+// Dynamo's FinishReason serializes an aborted request as "cancelled" (and releases before
+// 1.1 accept no "abort"), so "abort" becomes "cancelled"; "stop" and "length" are the same
+// words on both sides.
+std::string_view dynamo_finish_reason(std::string_view vllm_reason);
 
 class NatsGenerateIntake {
  public:

@@ -85,7 +85,7 @@ class FakeGeneratingWorker : public WorkerBackend {
       changed_.wait_for(lock, pace_,
                         [&] { return shutting_down_ || cancelled_.count(request_id) > 0; });
       if (shutting_down_ || cancelled_.count(request_id) > 0) {
-        finish.finish_reason = "cancelled";
+        finish.finish_reason = "abort";
         break;
       }
       lock.unlock();

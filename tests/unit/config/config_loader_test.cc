@@ -144,6 +144,9 @@ workers:
       bandwidth_g1_to_g2_gbps: 25.0
       bandwidth_g2_to_g1_gbps: 20
       offload_batch_size: 16
+    output_length:
+      distribution: exponential
+      mean: 40
   zmq_events:
     enabled: true
     bind_host: 0.0.0.0
@@ -213,6 +216,8 @@ TEST(ConfigLoader, EveryKeyIsSettableFromYaml) {
   EXPECT_EQ(c.workers.engine.g2.bandwidth_g1_to_g2_gbps, 25.0);
   EXPECT_EQ(c.workers.engine.g2.bandwidth_g2_to_g1_gbps, 20.0);
   EXPECT_EQ(c.workers.engine.g2.offload_batch_size, 16u);
+  EXPECT_EQ(c.workers.engine.output_length.distribution, OutputLengthDistribution::kExponential);
+  EXPECT_EQ(c.workers.engine.output_length.mean, 40u);
   EXPECT_EQ(c.workers.http_host, "0.0.0.0");
   EXPECT_EQ(c.workers.threads, 3u);
   EXPECT_EQ(c.workers.zmq_events.encoding, ZmqEncoding::kPositional);

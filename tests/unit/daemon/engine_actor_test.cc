@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 #include <vector>
@@ -152,7 +153,7 @@ TEST_F(EngineActorTest, CancellingMidPassFreesTheRequestsBlocks) {
   run_until([&] { return seen.finish.has_value(); });
 
   ASSERT_TRUE(seen.finish.has_value());
-  EXPECT_EQ(seen.finish->finish_reason, "cancelled");
+  EXPECT_EQ(seen.finish->finish_reason, "abort");
   EXPECT_EQ(sink_.loads().back().kv_used_blocks, 0u);
   run_until([&] { return actor().stats().engine.active_blocks == 0; });
   EXPECT_EQ(actor().stats().engine.active_blocks, 0u);
@@ -193,6 +194,160 @@ TEST_F(EngineActorTest, TheStatsSnapshotOfAFinishedRequestCountsItsTokensAndPass
   EXPECT_EQ(stats.engine.total_blocks, 16u);
   EXPECT_EQ(stats.engine.running_requests, 0u);
   EXPECT_EQ(actor().in_flight(), 0u);
+}
+
+TEST_F(EngineActorTest, StopEndsARunningRequestWithStopAndFreesItsBlocks) {
+  Seen seen;
+  actor().submit(1, request_of(8, 50), seen.callbacks());
+  poll();
+  run_until([&] { return seen.tokens.size() >= 2; });
+  actor().stop(1);
+  poll();
+  run_until([&] { return seen.finish.has_value(); });
+
+  ASSERT_TRUE(seen.finish.has_value());
+  EXPECT_EQ(seen.finish->finish_reason, "stop");
+  EXPECT_FALSE(seen.finish->matched_stop_token.has_value());
+  EXPECT_LT(seen.finish->completion_tokens, 50u);
+  EXPECT_EQ(sink_.loads().back().kv_used_blocks, 0u);
+  EXPECT_EQ(actor().in_flight(), 0u);
+}
+
+TEST_F(EngineActorTest, AStopTokenEndsTheRequestAndTheFinishNamesIt) {
+  Seen plain;
+  actor().submit(1, request_of(8, 12), plain.callbacks());
+  poll();
+  run_until([&] { return plain.finish.has_value(); });
+  ASSERT_EQ(plain.tokens.size(), 12u);
+  // Output ids follow the request's id: the same id again gives the same ids.
+  const TokenId stop_id = plain.tokens[5];
+  ASSERT_EQ(std::find(plain.tokens.begin(), plain.tokens.begin() + 5, stop_id),
+            plain.tokens.begin() + 5);
+
+  Seen stopped;
+  GenerationRequest request = request_of(8, 12);
+  request.stop_token_ids = {stop_id};
+  actor().submit(1, std::move(request), stopped.callbacks());
+  poll();
+  run_until([&] { return stopped.finish.has_value(); });
+  ASSERT_TRUE(stopped.finish.has_value());
+  EXPECT_EQ(stopped.finish->finish_reason, "stop");
+  EXPECT_EQ(stopped.finish->matched_stop_token, stop_id);
+  EXPECT_EQ(stopped.finish->completion_tokens, 6u);
+  EXPECT_EQ(stopped.tokens.back(), stop_id);
+}
+
+TEST_F(EngineActorTest, MinTokensHoldsBackAStopToken) {
+  Seen plain;
+  actor().submit(1, request_of(8, 12), plain.callbacks());
+  poll();
+  run_until([&] { return plain.finish.has_value(); });
+  const TokenId stop_id = plain.tokens[2];
+  ASSERT_EQ(std::count(plain.tokens.begin(), plain.tokens.end(), stop_id), 1);
+
+  Seen held;
+  GenerationRequest request = request_of(8, 12);
+  request.stop_token_ids = {stop_id};
+  request.min_tokens = 4;
+  actor().submit(1, std::move(request), held.callbacks());
+  poll();
+  run_until([&] { return held.finish.has_value(); });
+  ASSERT_TRUE(held.finish.has_value());
+  EXPECT_EQ(held.finish->finish_reason, "length");
+  EXPECT_EQ(held.finish->completion_tokens, 12u);
+}
+
+TEST_F(EngineActorTest, TheSameSeedAndPromptGiveTheSameOutputUnderAnotherRequestId) {
+  Seen first, second, unseeded;
+  GenerationRequest a = request_of(8, 10);
+  a.seed = 42;
+  GenerationRequest b = request_of(8, 10);
+  b.seed = 42;
+  actor().submit(1, std::move(a), first.callbacks());
+  actor().submit(2, std::move(b), second.callbacks());
+  actor().submit(3, request_of(8, 10), unseeded.callbacks());
+  poll();
+  run_until([&] { return first.finish && second.finish && unseeded.finish; });
+  ASSERT_EQ(first.tokens.size(), 10u);
+  EXPECT_EQ(first.tokens, second.tokens);
+  EXPECT_NE(first.tokens, unseeded.tokens);
+}
+
+TEST_F(EngineActorTest, WithAnOutputLengthDistributionIgnoreEosStillRunsToMaxTokens) {
+  args_.output_length.distribution = OutputLengthDistribution::kUniform;
+  args_.output_length.mean = 2;  // every EOS falls within 3 tokens
+  Seen eos, ignoring;
+  actor().submit(1, request_of(8, 12), eos.callbacks());
+  GenerationRequest request = request_of(8, 12);
+  request.ignore_eos = true;
+  actor().submit(2, std::move(request), ignoring.callbacks());
+  poll();
+  run_until([&] { return eos.finish && ignoring.finish; });
+  ASSERT_TRUE(eos.finish && ignoring.finish);
+  EXPECT_EQ(eos.finish->finish_reason, "stop");
+  EXPECT_LE(eos.finish->completion_tokens, 3u);
+  EXPECT_EQ(ignoring.finish->finish_reason, "length");
+  EXPECT_EQ(ignoring.finish->completion_tokens, 12u);
+}
+
+// Every request that finishes stop, length or abort is counted by its reason and observed
+// once in each per-request histogram; a refused one in neither.
+TEST_F(EngineActorTest, FinishedRequestsAreCountedByReasonAndObservedOnce) {
+  Counter stop, length, abort;
+  Histogram e2e(latency_buckets_seconds()), queue(vllm_request_latency_buckets()),
+      prefill(vllm_request_latency_buckets()), decode(vllm_request_latency_buckets()),
+      inference(vllm_request_latency_buckets()), prompt(vllm_1_2_5_buckets(1000)),
+      generation(vllm_1_2_5_buckets(1000)), max_tokens(vllm_1_2_5_buckets(1000)),
+      tpot(vllm_time_per_output_token_buckets());
+  EngineActorHistograms metrics;
+  metrics.success_stop = &stop;
+  metrics.success_length = &length;
+  metrics.success_abort = &abort;
+  metrics.e2e_latency = &e2e;
+  metrics.queue_time = &queue;
+  metrics.prefill_time = &prefill;
+  metrics.decode_time = &decode;
+  metrics.inference_time = &inference;
+  metrics.prompt_tokens = &prompt;
+  metrics.generation_tokens = &generation;
+  metrics.params_max_tokens = &max_tokens;
+  metrics.time_per_output_token = &tpot;
+  auto timing = make_timing_model(args_.timing);
+  actor_.emplace(io_, args_, kWorker, kRank, std::move(*timing), sink_, metrics,
+                 EngineTime{clock_, timers_, clock_.steady_now()}, max_waiting_);
+
+  Seen done, stopped, aborted, refused;
+  actor().submit(1, request_of(8, 3), done.callbacks());
+  actor().submit(2, request_of(8, 40), stopped.callbacks());
+  actor().submit(3, request_of(8, 40), aborted.callbacks());
+  actor().submit(4, request_of(1000, 3), refused.callbacks());  // more KV than the engine has
+  poll();
+  run_until([&] { return done.finish.has_value(); });
+  actor().stop(2);
+  actor().cancel(3);
+  poll();
+  run_until([&] { return stopped.finish && aborted.finish; });
+  ASSERT_TRUE(refused.finish && refused.finish->finish_reason == "error");
+  ASSERT_EQ(aborted.finish->finish_reason, "abort");
+
+  EXPECT_EQ(length.value(), 1u);
+  EXPECT_EQ(stop.value(), 1u);
+  EXPECT_EQ(abort.value(), 1u);
+  for (Histogram* h :
+       {&e2e, &queue, &prefill, &decode, &inference, &prompt, &generation, &max_tokens}) {
+    EXPECT_EQ(h->count(), 3u);
+  }
+  EXPECT_EQ(prompt.sum(), 24.0);
+  EXPECT_EQ(max_tokens.sum(), 83.0);
+  EXPECT_EQ(generation.sum(),
+            static_cast<double>(3 + stopped.tokens.size() + aborted.tokens.size()));
+  // The first request starts a pass as it arrives; the other two wait for that pass to end
+  // (1.3 ms on the grid). Each gets its first token at the end of its first pass.
+  EXPECT_NEAR(queue.sum(), 2 * 0.0013, 1e-9);
+  EXPECT_NEAR(prefill.sum(), 3 * 0.0013, 1e-9);
+  EXPECT_GT(decode.sum(), 0.0);
+  EXPECT_NEAR(inference.sum(), prefill.sum() + decode.sum(), 1e-9);
+  EXPECT_EQ(tpot.count(), 2 + stopped.tokens.size() - 1 + aborted.tokens.size() - 1);
 }
 
 class EngineActorQueueTest : public EngineActorTest {

@@ -6,6 +6,8 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include "tests/support/capturing_event_sink.h"
 #include "tests/support/manual_clock.h"
@@ -145,6 +147,159 @@ TEST_F(MockWorkerTest, RequestIdsOfAWorkerAreDistinct) {
   EXPECT_EQ(w.worker_id(), 1003u);
 }
 
+// What one request saw through its callbacks.
+struct Seen {
+  std::vector<TokenId> tokens;
+  std::optional<GenerationFinish> finish;
+
+  GenerationCallbacks callbacks() {
+    GenerationCallbacks callbacks;
+    callbacks.on_tokens = [this](const std::vector<TokenId>& t) {
+      tokens.insert(tokens.end(), t.begin(), t.end());
+    };
+    callbacks.on_finish = [this](const GenerationFinish& f) { finish = f; };
+    return callbacks;
+  }
+};
+
+TEST_F(MockWorkerTest, StopEndsTheRequestOnItsRankWithStop) {
+  config_.workers.engine.dp_size = 2;
+  MockWorker& w = worker();
+  Seen seen;
+  GenerationRequest request = request_of(8, 40);
+  request.dp_rank = 1;  // stop() must find the request on rank 1
+  auto id = w.submit(std::move(request), seen.callbacks());
+  ASSERT_TRUE(id.ok());
+  poll();
+  for (int i = 0; i < 50 && seen.tokens.size() < 3; ++i) {
+    clock_.advance(microseconds(100));
+    timers_.fire_due();
+    poll();
+  }
+  w.stop(*id);
+  advance_until_idle();
+  ASSERT_TRUE(seen.finish.has_value());
+  EXPECT_EQ(seen.finish->finish_reason, "stop");
+  EXPECT_LT(seen.finish->completion_tokens, 40u);
+  EXPECT_EQ(w.engine(1).stats().engine.active_blocks, 0u);
+}
+
+TEST_F(MockWorkerTest, CancelEndsTheRequestWithAbort) {
+  MockWorker& w = worker();
+  Seen seen;
+  auto id = w.submit(request_of(8, 40), seen.callbacks());
+  ASSERT_TRUE(id.ok());
+  poll();
+  w.cancel(*id);
+  advance_until_idle();
+  ASSERT_TRUE(seen.finish.has_value());
+  EXPECT_EQ(seen.finish->finish_reason, "abort");
+}
+
+// The same prompt and seed give the same ids on any rank of any worker (vLLM's seed).
+TEST_F(MockWorkerTest, ASeededRequestGivesTheSameOutputOnEveryRank) {
+  config_.workers.engine.dp_size = 2;
+  MockWorker& w = worker();
+  Seen on_0, on_1;
+  for (auto [rank, seen] : {std::pair<uint32_t, Seen*>{0, &on_0}, {1, &on_1}}) {
+    GenerationRequest request = request_of(8, 12);
+    request.seed = 2024;
+    request.dp_rank = rank;
+    ASSERT_TRUE(w.submit(std::move(request), seen->callbacks()).ok());
+  }
+  poll();
+  advance_until_idle();
+  ASSERT_EQ(on_0.tokens.size(), 12u);
+  EXPECT_EQ(on_0.tokens, on_1.tokens);
+}
+
+TEST_F(MockWorkerTest, TheConfiguredOutputLengthDistributionEndsRequestsAtAnEos) {
+  config_.workers.engine.output_length.distribution = OutputLengthDistribution::kExponential;
+  config_.workers.engine.output_length.mean = 2;
+  MockWorker& w = worker();
+  std::vector<Seen> seen(8);
+  for (Seen& s : seen) ASSERT_TRUE(w.submit(request_of(8, 30), s.callbacks()).ok());
+  poll();
+  advance_until_idle();
+  for (const Seen& s : seen) {
+    ASSERT_TRUE(s.finish.has_value());
+    EXPECT_EQ(s.finish->finish_reason, "stop");
+    EXPECT_LT(s.finish->completion_tokens, 30u);
+    EXPECT_EQ(s.finish->completion_tokens, s.tokens.size());
+  }
+}
+
+// vLLM's request_success_total by finished_reason and the per-request histograms, after a
+// request that ran to max_tokens, one stopped (a stop string) and one aborted: each series
+// counts each request once, so the counter and the e2e histogram agree.
+TEST_F(MockWorkerTest, FinishedRequestsAreCountedByReasonWithTheirHistograms) {
+  MockWorker& w = worker();
+  Seen length, stopped, aborted;
+  ASSERT_TRUE(w.submit(request_of(8, 3), length.callbacks()).ok());
+  auto stop_id = w.submit(request_of(12, 40), stopped.callbacks());
+  auto abort_id = w.submit(request_of(16, 40), aborted.callbacks());
+  ASSERT_TRUE(stop_id.ok() && abort_id.ok());
+  poll();
+  for (int i = 0; i < 100 && !length.finish; ++i) {
+    clock_.advance(microseconds(100));
+    timers_.fire_due();
+    poll();
+  }
+  w.stop(*stop_id);
+  w.cancel(*abort_id);
+  advance_until_idle();
+  ASSERT_EQ(w.in_flight(), 0u);
+
+  const std::string text = w.render_metrics();
+  const std::string labels = "model_name=\"kvmock-model\",worker_id=\"1003\"";
+  auto value = [&](const std::string& series) {
+    return series_value(text, series).value_or("missing");
+  };
+  EXPECT_EQ(value("vllm:request_success_total{" + labels + ",finished_reason=\"length\"}"), "1")
+      << text;
+  EXPECT_EQ(value("vllm:request_success_total{" + labels + ",finished_reason=\"stop\"}"), "1");
+  EXPECT_EQ(value("vllm:request_success_total{" + labels + ",finished_reason=\"abort\"}"), "1");
+  for (const char* histogram :
+       {"vllm:e2e_request_latency_seconds", "vllm:request_queue_time_seconds",
+        "vllm:request_prefill_time_seconds", "vllm:request_decode_time_seconds",
+        "vllm:request_inference_time_seconds", "vllm:request_prompt_tokens",
+        "vllm:request_generation_tokens", "vllm:request_params_max_tokens"}) {
+    EXPECT_EQ(value(std::string(histogram) + "_count{" + labels + "}"), "3") << histogram;
+  }
+  EXPECT_EQ(value("vllm:request_prompt_tokens_sum{" + labels + "}"), "36");
+  EXPECT_EQ(value("vllm:request_params_max_tokens_sum{" + labels + "}"), "83");
+  // Token-count buckets are vLLM's 1-2-5 series up to the context length (16 blocks of 4).
+  EXPECT_EQ(value("vllm:request_prompt_tokens_bucket{" + labels + ",le=\"10\"}"), "1");
+  EXPECT_EQ(value("vllm:request_prompt_tokens_bucket{" + labels + ",le=\"50\"}"), "3");
+  EXPECT_FALSE(series_value(text, "vllm:request_prompt_tokens_bucket{" + labels + ",le=\"100\"}"));
+  EXPECT_EQ(value("vllm:request_generation_tokens_sum{" + labels + "}"),
+            std::to_string(3 + stopped.tokens.size() + aborted.tokens.size()));
+  EXPECT_TRUE(series_value(text, "vllm:time_per_output_token_seconds_count{" + labels + "}"));
+}
+
+TEST_F(MockWorkerTest, CacheConfigAndLoraInfoGaugesCarryVllmsLabels) {
+  config_.workers.engine.dp_size = 2;
+  config_.workers.engine.enable_prefix_caching = false;
+  const std::string text = worker().render_metrics();
+  for (const char* engine : {"0", "1"}) {
+    EXPECT_EQ(series_value(text, std::string("vllm:cache_config_info{block_size=\"4\",cache_dtype="
+                                             "\"auto\",enable_prefix_caching=\"False\",engine=\"") +
+                                     engine +
+                                     "\",gpu_memory_utilization=\"0.9\",num_cpu_blocks=\"None\","
+                                     "num_gpu_blocks=\"16\",worker_id=\"1003\"}"),
+              "1")
+        << text;
+  }
+  const std::string lora =
+      "vllm:lora_requests_info{max_lora=\"0\",running_lora_adapters=\"\",waiting_lora_adapters="
+      "\"\",worker_id=\"1003\"}";
+  const auto updated = series_value(text, lora);
+  ASSERT_TRUE(updated.has_value()) << text;
+  const double expected =
+      std::chrono::duration<double>(clock_.system_now().time_since_epoch()).count();
+  EXPECT_NEAR(std::stod(*updated), expected, 1.0);
+}
+
 TEST_F(MockWorkerTest, VllmMetricsShowTheFiguresOfTheLastPass) {
   MockWorker& w = worker();
   ASSERT_TRUE(w.submit(request_of(8, 3), {}).ok());
@@ -155,7 +310,9 @@ TEST_F(MockWorkerTest, VllmMetricsShowTheFiguresOfTheLastPass) {
 
   const std::string text = w.render_metrics();
   const std::string labels = "{model_name=\"kvmock-model\",worker_id=\"1003\"}";
-  EXPECT_EQ(series_value(text, "vllm:request_success_total" + labels), "2") << text;
+  const std::string length_labels =
+      "{model_name=\"kvmock-model\",worker_id=\"1003\",finished_reason=\"length\"}";
+  EXPECT_EQ(series_value(text, "vllm:request_success_total" + length_labels), "2") << text;
   EXPECT_EQ(series_value(text, "vllm:prompt_tokens_total" + labels), "20") << text;
   EXPECT_EQ(series_value(text, "vllm:generation_tokens_total" + labels), "5") << text;
   EXPECT_EQ(series_value(text, "vllm:num_requests_running" + labels), "0") << text;

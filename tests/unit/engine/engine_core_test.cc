@@ -104,7 +104,7 @@ TEST(EngineCore, CancelledRequestIsReportedOnceWithItsReason) {
   ASSERT_TRUE(engine.cancel(1));
   const PassOutput pass = engine.step(2);
   ASSERT_EQ(pass.outputs.size(), 1u);
-  EXPECT_EQ(finish_reason_name(pass.outputs[0].finish_reason), "cancelled");
+  EXPECT_EQ(finish_reason_name(pass.outputs[0].finish_reason), "abort");
   EXPECT_EQ(engine.active_decode_blocks(), 0u);
   EXPECT_FALSE(engine.has_work());
 }

@@ -252,7 +252,7 @@ TEST(EngineG2, CancelledParkedRequestReleasesItsPins) {
   EXPECT_EQ(p.engine->active_decode_blocks(), 0u);
   const PassOutput pass = p.engine->step(p.trace.now + 1);
   ASSERT_EQ(pass.outputs.size(), 1u);
-  EXPECT_EQ(pass.outputs[0].finish_reason, FinishReason::kCancelled);
+  EXPECT_EQ(pass.outputs[0].finish_reason, FinishReason::kAbort);
   // The transfer still runs out; its completion finds no request.
   EXPECT_TRUE(p.engine->has_work());
   const PassOutput later = p.engine->step(p.deadline);

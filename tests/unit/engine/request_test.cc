@@ -79,7 +79,8 @@ TEST(Request, GenerationStopsAtMaxModelLen) {
 
 TEST(Request, FinishReasonsHaveTheirWireNames) {
   EXPECT_EQ(finish_reason_name(FinishReason::kLength), "length");
-  EXPECT_EQ(finish_reason_name(FinishReason::kCancelled), "cancelled");
+  EXPECT_EQ(finish_reason_name(FinishReason::kStop), "stop");
+  EXPECT_EQ(finish_reason_name(FinishReason::kAbort), "abort");
   EXPECT_EQ(finish_reason_name(FinishReason::kError), "error");
   EXPECT_EQ(finish_reason_name(FinishReason::kNone), "");
 }

@@ -335,7 +335,7 @@ TEST(Scheduler, CancelFreesBlocksAndIsReportedNextPass) {
   const auto pass = s.run_pass();
   const auto* out = find_output(pass, 1);
   ASSERT_NE(out, nullptr);
-  EXPECT_EQ(out->finish_reason, FinishReason::kCancelled);
+  EXPECT_EQ(out->finish_reason, FinishReason::kAbort);
   EXPECT_FALSE(s.has_work());
 }
 
