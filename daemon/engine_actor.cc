@@ -230,7 +230,6 @@ void EngineActor::record_finished(const Live& live, FinishReason reason, Clock::
     case FinishReason::kError:
       return;  // never ran to a vLLM finish: not a finished request to vLLM's metrics
   }
-  if (success) success->inc();
   auto observe = [](Histogram* histogram, double value) {
     if (histogram) histogram->observe(value);
   };
@@ -246,6 +245,9 @@ void EngineActor::record_finished(const Live& live, FinishReason reason, Clock::
   observe(histograms_.prompt_tokens, live.prompt_tokens);
   observe(histograms_.generation_tokens, live.generated);
   observe(histograms_.params_max_tokens, live.max_tokens);
+  // Counted in the same call as the histograms; a scrape that races this call (it is not
+  // a snapshot) may show one without the other, the next one shows both.
+  if (success) success->inc();
 }
 
 void EngineActor::publish_load() {
