@@ -71,6 +71,12 @@ class FakeGeneratingWorker : public WorkerBackend {
     std::lock_guard lock(mutex_);
     refuse_ = on;
   }
+  // The finish_reason of requests that run to their end (default "length"): lets a test
+  // see how a worker's "stop" or "abort" reaches the wire.
+  void finish_with(std::string reason) {
+    std::lock_guard lock(mutex_);
+    finish_reason_ = std::move(reason);
+  }
 
  private:
   void run(uint64_t request_id, const GenerationRequest& request,
@@ -78,7 +84,10 @@ class FakeGeneratingWorker : public WorkerBackend {
     GenerationFinish finish;
     finish.prompt_tokens = static_cast<uint32_t>(request.prompt.size());
     finish.cached_tokens = std::min(cached_tokens_, finish.prompt_tokens);
-    finish.finish_reason = "length";
+    {
+      std::lock_guard lock(mutex_);
+      finish.finish_reason = finish_reason_;
+    }
     for (uint32_t i = 0; i < request.max_tokens; ++i) {
       std::unique_lock lock(mutex_);
       // The pace of generation (not synchronisation): a cancel or shutdown cuts it short.
@@ -103,6 +112,7 @@ class FakeGeneratingWorker : public WorkerBackend {
   std::condition_variable changed_;
   bool shutting_down_ = false;
   bool refuse_ = false;
+  std::string finish_reason_ = "length";
   uint64_t next_id_ = 1;
   std::set<uint64_t> cancelled_;
   std::vector<GenerationRequest> requests_;

@@ -8,6 +8,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <thread>
+#include <utility>
 
 #include "tests/integration/dynamo/fake_generating_worker.h"
 #include "tests/support/dynamo_frontend_client.h"
@@ -102,6 +103,36 @@ TEST_F(DynamoNatsRequestPlaneTest, GenerateIsAckedEmptyAndStreamsOverCallHome) {
                          {{"plane", "nats"}, {"endpoint", "generate"}})
                 .value(),
             1u);
+}
+
+// Issue #17: the stop conditions and the seed of a PreprocessedRequest reach the worker, and
+// the worker's vLLM finish reasons go back in Dynamo's words ("abort" is "cancelled").
+TEST_F(DynamoNatsRequestPlaneTest, StopConditionsReachTheWorkerAndFinishReasonsUseDynamosWords) {
+  testing::DynamoFrontendClient frontend;
+  const json body = {
+      {"token_ids", {1, 2, 3}},
+      {"stop_conditions",
+       {{"max_tokens", 2}, {"min_tokens", 1}, {"ignore_eos", true}, {"stop_token_ids", {9, 10}}}},
+      {"sampling_options", {{"seed", 77}}}};
+  for (const auto& [reason, wire] : {std::pair<std::string, std::string>{"stop", "stop"},
+                                     {"abort", "cancelled"},
+                                     {"length", "length"}}) {
+    worker_.finish_with(reason);
+    std::string payload;
+    const auto sent = frontend.make_request(&payload, body.dump());
+    ASSERT_EQ(request("dynamo_backend.generate-1d2c3b4a", payload), std::optional<std::string>(""));
+    auto stream = frontend.stream_for(sent.subject);
+    ASSERT_NE(stream, nullptr);
+    const auto response = stream->read_all();
+    ASSERT_FALSE(response.items.empty()) << reason;
+    EXPECT_EQ(response.items.back()["data"]["finish_reason"], wire) << reason;
+  }
+  const auto requests = worker_.requests();
+  ASSERT_EQ(requests.size(), 3u);
+  EXPECT_EQ(requests[0].stop_token_ids, (std::vector<TokenId>{9, 10}));
+  EXPECT_EQ(requests[0].min_tokens, 1u);
+  EXPECT_TRUE(requests[0].ignore_eos);
+  EXPECT_EQ(requests[0].seed, 77u);
 }
 
 TEST_F(DynamoNatsRequestPlaneTest, GarbagePayloadIsRepliedWithTheError) {
