@@ -122,7 +122,8 @@ void LoadDriver::submit(WorkloadRequest request) {
     }
   };
   callbacks.on_finish = [this](const GenerationFinish& finish) {
-    record_done(finish.finish_reason == "length");
+    // An EOS (workers.engine.output_length) ends a request as completely as max_tokens.
+    record_done(finish.finish_reason == "length" || finish.finish_reason == "stop");
   };
   in_flight_.fetch_add(1);
   auto accepted = worker.submit(std::move(generation), std::move(callbacks));

@@ -30,11 +30,11 @@ class FakeBackend final : public WorkerBackend {
   std::string render_metrics() const override { return {}; }
 
   void refuse() { refuse_ = true; }
-  // Sends request `index` one token, then finishes it with "length".
-  void answer(size_t index) {
+  // Sends request `index` one token, then finishes it with `reason`.
+  void answer(size_t index, const std::string& reason = "length") {
     callbacks_.at(index).on_tokens({1});
     GenerationFinish finish;
-    finish.finish_reason = "length";
+    finish.finish_reason = reason;
     callbacks_.at(index).on_finish(finish);
   }
 
@@ -109,6 +109,23 @@ TEST(LoadDriver, TimeToFirstTokenIsMeasuredOnTheDriversClock) {
   EXPECT_DOUBLE_EQ(window.ttft_ms[0], 5.0);
   EXPECT_EQ(window.completed, 1u);
   EXPECT_EQ(driver.in_flight(), 0u);
+}
+
+// With workers.engine.output_length an EOS ends requests with "stop": completed all the
+// same; an aborted one is not.
+TEST(LoadDriver, RequestsEndedByAnEosCountAsCompletedAndAbortedOnesDoNot) {
+  test::ManualClock clock;
+  FakeBackend a(1);
+  LoadDriver driver(load_config(1000), {&a}, clock);
+  ASSERT_TRUE(driver.begin().ok());
+  for (int i = 0; i < 100 && a.requests.size() < 2; ++i) {
+    clock.advance(milliseconds(10));
+    driver.issue_due();
+  }
+  ASSERT_GE(a.requests.size(), 2u);
+  a.answer(0, "stop");
+  a.answer(1, "abort");
+  EXPECT_EQ(driver.take_window().completed, 1u);
 }
 
 TEST(LoadDriver, RefusedRequestsAreCountedAndNotLeftInFlight) {
