@@ -15,11 +15,13 @@ using tcp = net::ip::tcp;
 
 namespace {
 
-http::request<http::string_body> make_request(const std::string& method, const std::string& target,
-                                              const std::string& body) {
+http::request<http::string_body> make_request(
+    const std::string& method, const std::string& target, const std::string& body,
+    const std::map<std::string, std::string>& extra_headers = {}) {
   http::request<http::string_body> request{http::string_to_verb(method), target, 11};
   request.set(http::field::host, "127.0.0.1");
   request.set(http::field::content_type, "application/json");
+  for (const auto& [name, value] : extra_headers) request.set(name, value);
   request.body() = body;
   request.prepare_payload();
   return request;
@@ -97,10 +99,17 @@ class DeadlineConnection {
 
 HttpResult http_request(uint16_t port, const std::string& method, const std::string& target,
                         const std::string& body, std::chrono::milliseconds deadline) {
+  return http_request(port, method, target, body, {}, deadline);
+}
+
+HttpResult http_request(uint16_t port, const std::string& method, const std::string& target,
+                        const std::string& body,
+                        const std::map<std::string, std::string>& extra_headers,
+                        std::chrono::milliseconds deadline) {
   HttpResult result;
   DeadlineConnection connection(port, deadline);
   http::response<http::string_body> response;
-  beast::error_code ec = connection.write(make_request(method, target, body));
+  beast::error_code ec = connection.write(make_request(method, target, body, extra_headers));
   if (!ec) ec = connection.read(response);
   if (ec) {
     result.error = ec.message();

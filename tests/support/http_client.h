@@ -19,6 +19,12 @@ HttpResult http_request(uint16_t port, const std::string& method, const std::str
                         const std::string& body = {},
                         std::chrono::milliseconds deadline = std::chrono::seconds(10));
 
+// The same with more request headers (e.g. X-data-parallel-rank).
+HttpResult http_request(uint16_t port, const std::string& method, const std::string& target,
+                        const std::string& body,
+                        const std::map<std::string, std::string>& extra_headers,
+                        std::chrono::milliseconds deadline = std::chrono::seconds(10));
+
 // Reads a chunked/streamed response piece by piece; `on_data` returns false to hang up
 // early (simulating a client that goes away mid-stream).
 HttpResult http_stream(uint16_t port, const std::string& method, const std::string& target,

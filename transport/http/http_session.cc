@@ -6,7 +6,8 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
-#include <nlohmann/json.hpp>
+
+#include "transport/http/openai_errors.h"
 
 namespace kvmock::http_detail {
 
@@ -27,14 +28,6 @@ constexpr size_t kMaxBufferedBytes = size_t{1} << 20;
 // A client that closed its sending side is checked this often while its answer is pending.
 constexpr auto kPeerCheckInterval = std::chrono::milliseconds(20);
 constexpr std::string_view kInterimContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-
-// The OpenAI error shape every kvmock answer uses: a string `code` and a `param` (null here:
-// these refusals are about the HTTP message, not a request field).
-std::string error_body(std::string_view message, std::string_view code,
-                       std::string_view type = "invalid_request_error") {
-  nlohmann::json error{{"message", message}, {"type", type}, {"param", nullptr}, {"code", code}};
-  return nlohmann::json{{"error", std::move(error)}}.dump();
-}
 
 bool expects_continue(const http::request_parser<http::string_body>::value_type& header) {
   const auto expect = header.find(http::field::expect);
@@ -80,9 +73,11 @@ void Session::refuse() {
     self->phase_ = Phase::kHandling;
     self->keep_alive_ = false;
     self->send_full(503, "application/json",
-                    error_body("too many open connections on this port (limit " +
-                                   std::to_string(self->options_.max_connections) + ")",
-                               "too_many_connections", "server_error"),
+                    openai_error_json(503,
+                                      "too many open connections on this port (limit " +
+                                          std::to_string(self->options_.max_connections) + ")",
+                                      "too_many_connections", "")
+                        .dump(),
                     {{"retry-after", "1"}});
   });
 }
@@ -268,7 +263,7 @@ void Session::reject(beast::error_code ec) {
   keep_alive_ = false;
   version_ = 11;
   ++timer_generation_;
-  send_full(status, "application/json", error_body(message, code), {});
+  send_full(status, "application/json", openai_error_json(status, message, code, "").dump(), {});
 }
 
 void Session::on_peer_eof() {

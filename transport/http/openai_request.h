@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,16 +18,40 @@
 
 namespace kvmock {
 
-// max_tokens when a request gives none (completions and chat alike; a mock has no
-// context window to fill).
+// max_tokens when a completions request gives none (vLLM's default; a chat request without
+// one may use the rest of the context, see OpenAiServer).
 inline constexpr uint32_t kDefaultMaxTokens = 16;
+// The most logprobs (completions) or top_logprobs (chat) a request may ask for: vLLM's
+// default --max-logprobs.
+inline constexpr uint32_t kMaxLogprobs = 20;
+
+// A tool call the request forces (tool_choice "required" or a named function): the mock
+// answers with a call to it, its arguments made up from the function's parameter schema.
+struct ForcedToolCall {
+  std::string name;
+  std::string arguments;  // a JSON object, as text
+};
 
 struct ParsedRequest {
-  std::vector<TokenId> prompt;  // never empty
-  uint32_t max_tokens = kDefaultMaxTokens;
+  std::vector<TokenId> prompt;         // never empty
+  std::optional<uint32_t> max_tokens;  // unset: the endpoint's default
   bool stream = false;
-  bool include_usage = false;  // stream_options.include_usage
-  std::string model;           // empty when the request names none
+  bool include_usage = false;           // stream_options.include_usage
+  bool continuous_usage_stats = false;  // stream_options.continuous_usage_stats
+  std::string model;                    // empty when the request names none
+  // vLLM's stop conditions.
+  std::vector<std::string> stop;
+  std::vector<TokenId> stop_token_ids;
+  bool include_stop_str_in_output = false;
+  bool ignore_eos = false;
+  uint32_t min_tokens = 0;
+  std::optional<uint64_t> seed;
+  // Completions: `logprobs` N; chat: `top_logprobs` when `logprobs` is true (0 when absent).
+  std::optional<uint32_t> logprobs;
+  // Completions with `echo`: the prompt as text, to precede the output.
+  std::optional<std::string> echo_text;
+  std::optional<uint32_t> data_parallel_rank;
+  std::optional<ForcedToolCall> forced_tool_call;
 };
 
 // POST /v1/completions. `prompt` may be a string, a list of token ids, or a list holding
@@ -63,7 +88,8 @@ struct DetokenizeRequest {
 };
 Result<DetokenizeRequest> parse_detokenize_request(std::string_view body);
 
-// The request field an error reason refers to, or "" when none ("bad_json").
+// The request field an error reason refers to ("bad_temperature" → "temperature"), or ""
+// when none ("bad_json").
 std::string_view openai_error_param(std::string_view reason);
 
 }  // namespace kvmock

@@ -1,13 +1,16 @@
 #include "transport/http/openai_server.h"
 
+#include <charconv>
 #include <chrono>
 #include <ctime>
+#include <limits>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string_view>
 
-#include "core/tokenizer/incremental_detokenizer.h"
+#include "transport/http/openai_errors.h"
+#include "transport/http/openai_generation.h"
 
 namespace kvmock {
 namespace {
@@ -17,6 +20,28 @@ using nlohmann::ordered_json;
 constexpr std::string_view kJson = "application/json";
 constexpr std::string_view kPrometheusText = "text/plain; version=0.0.4; charset=utf-8";
 constexpr std::string_view kWorkerIdHeader = "x-kvmock-worker-id";
+// vLLM's data-parallel pin (headers are matched lowercased).
+constexpr std::string_view kDataParallelRankHeader = "x-data-parallel-rank";
+
+Result<uint32_t> parse_rank_header(const std::string& value) {
+  uint32_t rank = 0;
+  const char* end = value.data() + value.size();
+  const auto [at, ec] = std::from_chars(value.data(), end, rank);
+  if (ec != std::errc() || at != end || value.empty()) {
+    return make_error("bad_request",
+                      "X-data-parallel-rank must be a non-negative integer, got \"" + value + "\"");
+  }
+  return rank;
+}
+
+void call_backend(WorkerBackend& backend, std::optional<BackendCall> call) {
+  if (!call) return;
+  if (call->kind == BackendCall::Kind::kStop) {
+    backend.stop(call->request_id);
+  } else {
+    backend.cancel(call->request_id);
+  }
+}
 
 int64_t unix_seconds(const Clock& clock) { return static_cast<int64_t>(clock.unix_ms() / 1000); }
 
@@ -28,29 +53,6 @@ std::string template_now(const Clock& clock) {
   char text[32];
   std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M", &utc);
   return text;
-}
-
-std::string_view error_type(int status) {
-  switch (status) {
-    case 429:
-      return "rate_limit_error";
-    case 503:
-      return "service_unavailable_error";
-    case 500:
-      return "server_error";
-    default:
-      return "invalid_request_error";
-  }
-}
-
-ordered_json error_json(int status, std::string_view message, std::string_view code,
-                        std::string_view param) {
-  ordered_json error;
-  error["message"] = message;
-  error["type"] = error_type(status);
-  error["param"] = param.empty() ? ordered_json(nullptr) : ordered_json(param);
-  error["code"] = code;
-  return ordered_json{{"error", std::move(error)}};
 }
 
 // The HTTP status a backend refusal maps to, and the OpenAI `code` it is reported as.
@@ -67,200 +69,11 @@ std::string_view backend_error_code(std::string_view reason) {
   return reason;
 }
 
-// One generation in flight: turns the worker's callbacks into the HTTP answer. Callbacks
-// run on the worker's thread, client hang-up on the connection's strand, and the
-// submitting thread finishes the set-up; `mutex` orders the three.
-class Generation {
- public:
-  Generation(std::shared_ptr<HttpExchange> exchange, bool chat, const ParsedRequest& request,
-             const TextCodec& codec, std::string id, std::string model,
-             std::map<std::string, std::string> headers, int64_t created)
-      : exchange_(std::move(exchange)),
-        chat_(chat),
-        stream_(request.stream),
-        include_usage_(request.include_usage),
-        id_(std::move(id)),
-        model_(std::move(model)),
-        created_(created),
-        headers_(std::move(headers)),
-        detokenizer_(codec, request.prompt) {
-    if (stream_ && chat_) {
-      ordered_json delta{{"role", "assistant"}, {"content", ""}};
-      pending_ += sse(chunk(std::move(delta), std::nullopt));
-    }
-  }
-
-  // Called once submit() succeeded: start the stream (if any) and bind cancellation.
-  // Returns the request id to cancel if the client has already gone.
-  std::optional<uint64_t> started(uint64_t request_id) {
-    std::lock_guard lock(mutex_);
-    request_id_ = request_id;
-    if (stream_) {
-      exchange_->begin_stream(200, "text/event-stream", headers_);
-      begun_ = true;
-      flush_locked();
-    }
-    if (gone_ && !finished_) return request_id;
-    return std::nullopt;
-  }
-
-  // The client went away; returns the request id to cancel, if it is known yet.
-  std::optional<uint64_t> client_gone() {
-    std::lock_guard lock(mutex_);
-    gone_ = true;
-    if (finished_) return std::nullopt;
-    return request_id_;
-  }
-
-  void on_tokens(const std::vector<TokenId>& tokens) {
-    std::lock_guard lock(mutex_);
-    emit_text_locked(detokenizer_.push(tokens));
-    flush_locked();
-  }
-
-  void on_finish(const GenerationFinish& finish) {
-    std::lock_guard lock(mutex_);
-    finished_ = true;
-    emit_text_locked(detokenizer_.finish());
-    const ordered_json usage = usage_json(finish);
-    if (!stream_) {
-      respond_locked(finish, usage);
-      return;
-    }
-    if (finish.finish_reason == "error") {
-      pending_ += sse(error_json(500, finish.error, "generation_failed", ""));
-    } else {
-      ordered_json delta = chat_ ? ordered_json::object() : ordered_json("");
-      pending_ += sse(chunk(std::move(delta), finish_reason(finish)));
-      if (include_usage_) {
-        ordered_json last = chunk_head();
-        last["choices"] = ordered_json::array();
-        last["usage"] = usage;
-        pending_ += sse(last);
-      }
-    }
-    pending_ += "data: [DONE]\n\n";
-    done_ = true;
-    flush_locked();
-  }
-
- private:
-  static std::string sse(const ordered_json& payload) { return "data: " + payload.dump() + "\n\n"; }
-
-  // Output text as the detokenizer releases it: kept whole for a plain answer, one chunk
-  // per piece when streaming (nothing for an empty piece: a character still incomplete).
-  void emit_text_locked(std::string text) {
-    if (!stream_) {
-      text_ += text;
-      return;
-    }
-    if (text.empty()) return;
-    ordered_json delta = chat_ ? ordered_json{{"content", std::move(text)}} : ordered_json(text);
-    pending_ += sse(chunk(std::move(delta), std::nullopt));
-  }
-
-  // vLLM reports an aborted request as "abort".
-  static std::string finish_reason(const GenerationFinish& finish) {
-    if (finish.finish_reason == "cancelled") return "abort";
-    return finish.finish_reason;
-  }
-
-  static ordered_json usage_json(const GenerationFinish& finish) {
-    ordered_json usage;
-    usage["prompt_tokens"] = finish.prompt_tokens;
-    usage["completion_tokens"] = finish.completion_tokens;
-    usage["total_tokens"] = finish.prompt_tokens + finish.completion_tokens;
-    usage["prompt_tokens_details"] = {{"cached_tokens", finish.cached_tokens}};
-    return usage;
-  }
-
-  ordered_json chunk_head() const {
-    ordered_json head;
-    head["id"] = id_;
-    head["object"] = chat_ ? "chat.completion.chunk" : "text_completion";
-    head["created"] = created_;
-    head["model"] = model_;
-    return head;
-  }
-
-  // A streamed chunk: `delta` is the chat delta object or the completion text.
-  ordered_json chunk(ordered_json delta, std::optional<std::string> reason) const {
-    ordered_json choice;
-    choice["index"] = 0;
-    choice[chat_ ? "delta" : "text"] = std::move(delta);
-    choice["logprobs"] = nullptr;
-    choice["finish_reason"] = reason ? ordered_json(*reason) : ordered_json(nullptr);
-    ordered_json out = chunk_head();
-    out["choices"] = ordered_json::array({std::move(choice)});
-    // OpenAI: with include_usage every chunk carries "usage", null until the last one.
-    if (include_usage_) out["usage"] = nullptr;
-    return out;
-  }
-
-  void respond_locked(const GenerationFinish& finish, const ordered_json& usage) {
-    if (finish.finish_reason == "error") {
-      exchange_->respond(500, std::string(kJson),
-                         error_json(500, finish.error, "generation_failed", "").dump(), headers_);
-      return;
-    }
-    if (finish.finish_reason == "cancelled") {
-      exchange_->respond(503, std::string(kJson),
-                         error_json(503, "the request was cancelled", "cancelled", "").dump(),
-                         headers_);
-      return;
-    }
-    ordered_json choice;
-    choice["index"] = 0;
-    if (chat_) {
-      choice["message"] = {{"role", "assistant"}, {"content", text_}};
-    } else {
-      choice["text"] = text_;
-    }
-    choice["logprobs"] = nullptr;
-    choice["finish_reason"] = finish_reason(finish);
-    ordered_json body;
-    body["id"] = id_;
-    body["object"] = chat_ ? "chat.completion" : "text_completion";
-    body["created"] = created_;
-    body["model"] = model_;
-    body["choices"] = ordered_json::array({std::move(choice)});
-    body["usage"] = usage;
-    exchange_->respond(200, std::string(kJson), body.dump(), headers_);
-  }
-
-  // Writes what is pending once the stream has begun; ends it after the last chunk.
-  void flush_locked() {
-    if (!begun_) return;
-    if (!pending_.empty()) exchange_->write(std::move(pending_));
-    pending_.clear();
-    if (done_) exchange_->finish();
-  }
-
-  const std::shared_ptr<HttpExchange> exchange_;
-  const bool chat_;
-  const bool stream_;
-  const bool include_usage_;
-  const std::string id_;
-  const std::string model_;
-  const int64_t created_;
-  const std::map<std::string, std::string> headers_;
-
-  std::mutex mutex_;
-  std::optional<uint64_t> request_id_;  // known once submit() returned
-  bool begun_ = false;                  // stream header sent; chunks may be written
-  bool done_ = false;                   // [DONE] queued; finish() once begun
-  bool finished_ = false;               // on_finish ran: nothing left to cancel
-  bool gone_ = false;
-  IncrementalDetokenizer detokenizer_;
-  std::string pending_;  // SSE bytes produced before the stream began
-  std::string text_;     // non-streaming: the whole output so far
-};
-
 void respond_error(HttpExchange& exchange, const std::map<std::string, std::string>& headers,
                    int status, std::string_view message, std::string_view code,
                    std::string_view param) {
-  exchange.respond(status, std::string(kJson), error_json(status, message, code, param).dump(),
-                   headers);
+  exchange.respond(status, std::string(kJson),
+                   openai_error_json(status, message, code, param).dump(), headers);
 }
 
 // Answers 400 with the parse error when `parsed` holds one; true when the body parsed.
@@ -388,26 +201,43 @@ void OpenAiServer::generate(const std::shared_ptr<HttpExchange>& exchange, Api a
   // vLLM names its first served name in responses, whichever alias the request used.
   const std::string& model = backend_.model_name();
 
-  const std::string id = std::string(chat ? "chatcmpl-" : "cmpl-") +
-                         std::to_string(backend_.worker_id()) + "-" +
-                         std::to_string(next_id_.fetch_add(1));
-  auto generation = std::make_shared<Generation>(exchange, chat, *parsed, codec, id, model, headers,
-                                                 unix_seconds(clock_));
   GenerationRequest request;
+  request.max_tokens = default_max_tokens(chat, *parsed);
+  request.min_tokens = parsed->min_tokens;
+  request.ignore_eos = parsed->ignore_eos;
+  request.stop_token_ids = parsed->stop_token_ids;
+  request.seed = parsed->seed;
+  request.dp_rank = parsed->data_parallel_rank;
+  // vLLM's header names the rank too, and wins over the body.
+  const auto& headers_in = exchange->request().headers;
+  if (auto rank = headers_in.find(std::string(kDataParallelRankHeader)); rank != headers_in.end()) {
+    auto pinned = parse_rank_header(rank->second);
+    if (!pinned) {
+      reply_error(400, pinned.error().message, "bad_data_parallel_rank", "data_parallel_rank");
+      return;
+    }
+    request.dp_rank = *pinned;
+  }
+
+  GenerationAnswer answer;
+  answer.chat = chat;
+  answer.id = std::string(chat ? "chatcmpl-" : "cmpl-") + std::to_string(backend_.worker_id()) +
+              "-" + std::to_string(next_id_.fetch_add(1));
+  answer.model = model;
+  answer.created = unix_seconds(clock_);
+  answer.headers = headers;
+  auto generation = std::make_shared<Generation>(exchange, std::move(answer), *parsed, codec);
   request.prompt = std::move(parsed->prompt);  // a long prompt is held once, by the engine
-  request.max_tokens = parsed->max_tokens;
 
   // Weak: the exchange keeps this callback, and the generation keeps the exchange.
   WorkerBackend& backend = backend_;
   exchange->on_client_gone([weak = std::weak_ptr<Generation>(generation), &backend] {
-    if (auto alive = weak.lock()) {
-      if (auto request_id = alive->client_gone()) backend.cancel(*request_id);
-    }
+    if (auto alive = weak.lock()) call_backend(backend, alive->client_gone());
   });
 
   GenerationCallbacks callbacks;
-  callbacks.on_tokens = [generation](const std::vector<TokenId>& tokens) {
-    generation->on_tokens(tokens);
+  callbacks.on_tokens = [generation, &backend](const std::vector<TokenId>& tokens) {
+    call_backend(backend, generation->on_tokens(tokens));
   };
   callbacks.on_finish = [generation](const GenerationFinish& finish) {
     generation->on_finish(finish);
@@ -420,7 +250,18 @@ void OpenAiServer::generate(const std::shared_ptr<HttpExchange>& exchange, Api a
                 error.reason == "prompt_too_long" ? "prompt" : "");
     return;
   }
-  if (auto cancel = generation->started(*submitted)) backend_.cancel(*cancel);
+  call_backend(backend_, generation->started(*submitted));
+}
+
+uint32_t OpenAiServer::default_max_tokens(bool chat, const ParsedRequest& parsed) const {
+  if (parsed.max_tokens) return *parsed.max_tokens;
+  // vLLM: a chat request may use the rest of the context; a completion gets 16 tokens.
+  const uint64_t context = backend_.max_model_len();
+  if (!chat || context == 0) return std::max(kDefaultMaxTokens, parsed.min_tokens);
+  const uint64_t prompt = parsed.prompt.size();
+  // A prompt that fills the context is refused by the worker with vLLM's message.
+  const uint64_t rest = context > prompt ? context - prompt : 1;
+  return static_cast<uint32_t>(std::min<uint64_t>(rest, std::numeric_limits<uint32_t>::max()));
 }
 
 }  // namespace kvmock

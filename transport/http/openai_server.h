@@ -44,6 +44,8 @@ class OpenAiServer {
   // True when `requested` is empty or one of the worker's served names; otherwise answers
   // 404 with vLLM's message and returns false.
   bool serves_model(HttpExchange& exchange, const std::string& requested) const;
+  // max_tokens when the request sets none, as vLLM picks it.
+  uint32_t default_max_tokens(bool chat, const ParsedRequest& parsed) const;
   // Headers on every response: which worker answered.
   std::map<std::string, std::string> response_headers() const;
 

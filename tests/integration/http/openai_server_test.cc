@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "core/tokenizer/mock_tokenizer.h"
@@ -61,13 +62,18 @@ class FakeBackend : public WorkerBackend {
             callbacks.on_tokens({kFirstOutputToken + i});
             ++finish.completion_tokens;
           }
-          finish.finish_reason = cancelled->load() ? "cancelled" : "length";
+          finish.finish_reason = cancelled->load() ? "abort" : "length";
           callbacks.on_finish(finish);
         });
     return id;
   }
 
-  void stop(uint64_t request_id) override { cancel(request_id); }
+  // Like the worker: a stop ends the request with "stop" at the next token.
+  void stop(uint64_t request_id) override {
+    std::lock_guard lock(mutex_);
+    stops_.insert(request_id);
+    if (auto it = flags_.find(request_id); it != flags_.end()) *it->second = true;
+  }
   void cancel(uint64_t request_id) override {
     std::lock_guard lock(mutex_);
     cancels_.insert(request_id);
@@ -88,6 +94,10 @@ class FakeBackend : public WorkerBackend {
     std::lock_guard lock(mutex_);
     return cancels_;
   }
+  std::set<uint64_t> stops() const {
+    std::lock_guard lock(mutex_);
+    return stops_;
+  }
 
   std::string refuse_with;  // an Error reason submit() returns; set before requests
   std::atomic<int> fail_after{-1};
@@ -103,6 +113,7 @@ class FakeBackend : public WorkerBackend {
   std::vector<GenerationRequest> requests_;
   std::map<uint64_t, std::shared_ptr<std::atomic<bool>>> flags_;
   std::set<uint64_t> cancels_;
+  std::set<uint64_t> stops_;
   std::vector<std::thread> threads_;
 };
 
@@ -230,10 +241,21 @@ TEST_F(OpenAiServerTest, ChatAcceptsTheDeprecatedMaxTokensName) {
   EXPECT_EQ(backend_.requests().at(0).max_tokens, 4u);
 }
 
-TEST_F(OpenAiServerTest, MaxTokensDefaultsToSixteen) {
+TEST_F(OpenAiServerTest, CompletionMaxTokensDefaultsToSixteen) {
   ASSERT_EQ(post("/v1/completions", R"({"prompt":"a b"})").status, 200);
   EXPECT_EQ(backend_.requests().at(0).max_tokens, kDefaultMaxTokens);
   EXPECT_EQ(kDefaultMaxTokens, 16u);
+}
+
+// Parity note M7: vLLM lets a chat request without max_tokens use the rest of the context
+// (the fake's max_model_len is 4096), so a prompt near the limit is not refused.
+TEST_F(OpenAiServerTest, ChatMaxTokensDefaultsToTheRestOfTheContext) {
+  backend_.delay = std::chrono::milliseconds(0);
+  const auto result =
+      post("/v1/chat/completions", R"({"messages":[{"role":"user","content":"a b c"}]})");
+  ASSERT_EQ(result.status, 200) << result.body;
+  const GenerationRequest request = backend_.requests().at(0);
+  EXPECT_EQ(request.max_tokens, 4096 - request.prompt.size());
 }
 
 TEST_F(OpenAiServerTest, TokenIdPromptsReachTheWorkerUnchanged) {
@@ -525,6 +547,252 @@ TEST_F(OpenAiServerTest, UnknownPathsAndWrongMethodsAreRejected) {
   expect_error(http_request(port_, "GET", "/v1/completions"), 405, "method_not_allowed");
   expect_error(http_request(port_, "POST", "/v1/models", "{}"), 405, "method_not_allowed");
   expect_error(http_request(port_, "DELETE", "/health"), 405, "method_not_allowed");
+}
+
+std::vector<std::string> words_of(const std::string& text) {
+  std::vector<std::string> words;
+  std::istringstream in(text);
+  for (std::string word; in >> word;) words.push_back(word);
+  return words;
+}
+
+// Parity note M1: the output ends at the first stop string (not included by default), the
+// worker is told to stop, and vLLM's finish_reason/stop_reason say why.
+TEST_F(OpenAiServerTest, AStopStringEndsTheOutputAndStopsTheWorker) {
+  const std::string full = expected_text(8);
+  const std::string stop = words_of(full).at(2);
+  const std::string body =
+      R"({"prompt":"hello world","max_tokens":8,"stop":["zzzz",")" + stop + R"("]})";
+  const auto result = post("/v1/completions", body);
+  ASSERT_EQ(result.status, 200) << result.body;
+  const json choice = json::parse(result.body)["choices"][0];
+  EXPECT_EQ(choice["text"], full.substr(0, full.find(stop))) << full;
+  EXPECT_EQ(choice["finish_reason"], "stop");
+  EXPECT_EQ(choice["stop_reason"], stop);
+  EXPECT_EQ(backend_.stops().size(), 1u);
+
+  const auto kept = post("/v1/completions", R"({"prompt":"hello world","max_tokens":8,"stop":")" +
+                                                stop + R"(","include_stop_str_in_output":true})");
+  ASSERT_EQ(kept.status, 200) << kept.body;
+  EXPECT_EQ(json::parse(kept.body)["choices"][0]["text"],
+            full.substr(0, full.find(stop) + stop.size()));
+}
+
+TEST_F(OpenAiServerTest, AStreamNeverSendsTextPastAStopString) {
+  const std::string full = expected_text(8);
+  const std::string stop = words_of(full).at(3);
+  const auto result = http_stream(
+      port_, "POST", "/v1/chat/completions",
+      R"({"messages":[{"role":"user","content":"hi"}],"max_tokens":8,"stream":true,"stop":")" +
+          stop + R"("})",
+      [](const std::string&) { return true; });
+  ASSERT_EQ(result.status, 200) << result.error;
+  std::string text;
+  json last;
+  for (const json& event : sse_events(result.body)) {
+    if (!event.is_object()) continue;
+    const json& choice = event["choices"][0];
+    if (choice["delta"].contains("content")) text += choice["delta"]["content"].get<std::string>();
+    if (!choice["finish_reason"].is_null()) last = choice;
+  }
+  EXPECT_EQ(text, full.substr(0, full.find(stop)));
+  EXPECT_EQ(last["finish_reason"], "stop");
+  EXPECT_EQ(last["stop_reason"], stop);
+}
+
+// Parity note M1/M4/M6: wrongly typed or out-of-range fields are refused as vLLM refuses
+// them, naming the field.
+TEST_F(OpenAiServerTest, InvalidSamplingFieldsGet400NamingTheField) {
+  struct Case {
+    const char* body;
+    const char* param;
+    const char* message_part;
+  };
+  const Case cases[] = {
+      {R"({"prompt":"x","stop":123})", "stop", "valid string"},
+      {R"({"prompt":"x","stop":["a",1]})", "stop", "valid string"},
+      {R"({"prompt":"x","temperature":"hot"})", "temperature", "valid number"},
+      {R"({"prompt":"x","temperature":-1})", "temperature", "non-negative"},
+      {R"({"prompt":"x","top_p":0})", "top_p", "(0, 1]"},
+      {R"({"prompt":"x","top_k":-2})", "top_k", "top_k"},
+      {R"({"prompt":"x","presence_penalty":3})", "presence_penalty", "[-2, 2]"},
+      {R"({"prompt":"x","seed":"7"})", "seed", "valid integer"},
+      {R"({"prompt":"x","max_tokens":3,"min_tokens":10})", "min_tokens",
+       "min_tokens must be less than or equal to max_tokens=3, got 10."},
+      {R"({"prompt":"x","stream_options":{"include_usage":true}})", "stream_options",
+       "Stream options can only be defined when `stream=True`."},
+      {R"({"prompt":"x","logprobs":25})", "logprobs", "greater than max allowed: 20"},
+      {R"({"prompt":"x","echo":"yes"})", "echo", "boolean"},
+      {R"({"prompt":"x","stop_token_ids":[-1]})", "stop_token_ids", "token ids"},
+      {R"({"prompt":"x","data_parallel_rank":-1})", "data_parallel_rank", "data_parallel_rank"},
+  };
+  for (const Case& c : cases) {
+    const auto result = post("/v1/completions", c.body);
+    expect_error(result, 400, std::string("bad_") + c.param);
+    const json error = json::parse(result.body)["error"];
+    EXPECT_EQ(error["param"], c.param) << c.body;
+    EXPECT_NE(error["message"].get<std::string>().find(c.message_part), std::string::npos)
+        << c.body << " -> " << result.body;
+  }
+  expect_error(post("/v1/chat/completions",
+                    R"({"messages":[{"role":"user","content":"x"}],"top_logprobs":2})"),
+               400, "bad_top_logprobs");
+  EXPECT_TRUE(backend_.requests().empty());
+}
+
+TEST_F(OpenAiServerTest, StopConditionsSeedAndRankReachTheWorker) {
+  const auto result = post("/v1/completions",
+                           R"({"prompt":"x","max_tokens":5,"min_tokens":2,"ignore_eos":true,
+                               "stop_token_ids":[9,10],"seed":-3,"data_parallel_rank":1})");
+  ASSERT_EQ(result.status, 200) << result.body;
+  const GenerationRequest request = backend_.requests().at(0);
+  EXPECT_EQ(request.min_tokens, 2u);
+  EXPECT_TRUE(request.ignore_eos);
+  EXPECT_EQ(request.stop_token_ids, (std::vector<TokenId>{9, 10}));
+  EXPECT_EQ(request.seed, static_cast<uint64_t>(-3));
+  EXPECT_EQ(request.dp_rank, 1u);
+  EXPECT_EQ(json::parse(result.body)["choices"][0]["stop_reason"], nullptr);
+}
+
+// Parity note M11: vLLM's X-data-parallel-rank header pins the rank and wins over the body.
+TEST_F(OpenAiServerTest, TheDataParallelRankHeaderPinsTheRequest) {
+  ASSERT_EQ(post("/v1/completions", R"({"prompt":"x","max_tokens":1})").status, 200);
+  const auto pinned = http_request(port_, "POST", "/v1/completions",
+                                   R"({"prompt":"x","max_tokens":1,"data_parallel_rank":0})",
+                                   {{"X-data-parallel-rank", "3"}});
+  ASSERT_EQ(pinned.status, 200) << pinned.body;
+  const auto requests = backend_.requests();
+  EXPECT_FALSE(requests.at(0).dp_rank.has_value());
+  EXPECT_EQ(requests.at(1).dp_rank, 3u);
+  expect_error(http_request(port_, "POST", "/v1/completions", R"({"prompt":"x"})",
+                            {{"X-data-parallel-rank", "one"}}),
+               400, "bad_data_parallel_rank");
+}
+
+// Parity note M2: logprobs are well formed and name the returned tokens.
+TEST_F(OpenAiServerTest, CompletionLogprobsDescribeTheReturnedTokens) {
+  const auto result =
+      post("/v1/completions", R"({"prompt":"hello world","max_tokens":3,"logprobs":2})");
+  ASSERT_EQ(result.status, 200) << result.body;
+  const json choice = json::parse(result.body)["choices"][0];
+  const json& logprobs = choice["logprobs"];
+  ASSERT_EQ(logprobs["tokens"].size(), 3u) << logprobs;
+  std::string joined;
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(logprobs["text_offset"][i], joined.size());
+    const std::string token = logprobs["tokens"][i];
+    joined += token;
+    const double value = logprobs["token_logprobs"][i];
+    EXPECT_LT(value, 0.0);
+    const json& top = logprobs["top_logprobs"][i];
+    EXPECT_EQ(top.size(), 2u) << top;
+    ASSERT_TRUE(top.contains(token)) << top;
+    EXPECT_EQ(top[token], value);
+    for (const auto& [other, other_value] : top.items())
+      EXPECT_LE(other_value.get<double>(), value);
+  }
+  EXPECT_EQ(joined, choice["text"]);
+}
+
+TEST_F(OpenAiServerTest, ChatLogprobsDescribeTheReturnedTokensWhenStreamedToo) {
+  for (const bool stream : {false, true}) {
+    const std::string body = std::string(R"({"messages":[{"role":"user","content":"hi"}],)") +
+                             R"("max_tokens":3,"logprobs":true,"top_logprobs":2,"stream":)" +
+                             (stream ? "true" : "false") + "}";
+    const auto result = stream ? http_stream(port_, "POST", "/v1/chat/completions", body,
+                                             [](const std::string&) { return true; })
+                               : post("/v1/chat/completions", body);
+    ASSERT_EQ(result.status, 200) << result.body;
+    std::string text;
+    json entries = json::array();
+    const std::vector<json> events =
+        stream ? sse_events(result.body) : std::vector<json>{json::parse(result.body)};
+    for (const json& event : events) {
+      if (!event.is_object()) continue;
+      const json& choice = event["choices"][0];
+      const json& content = stream ? choice["delta"]["content"] : choice["message"]["content"];
+      if (content.is_string()) text += content.get<std::string>();
+      if (choice["logprobs"].is_object()) {
+        for (const json& entry : choice["logprobs"]["content"]) entries.push_back(entry);
+      }
+    }
+    ASSERT_EQ(entries.size(), 3u) << result.body;
+    std::string joined;
+    for (const json& entry : entries) {
+      joined += entry["token"].get<std::string>();
+      EXPECT_EQ(entry["top_logprobs"].size(), 2u);
+      EXPECT_EQ(entry["top_logprobs"][0]["token"], entry["token"]);
+      EXPECT_EQ(entry["bytes"].size(), entry["token"].get<std::string>().size());
+    }
+    EXPECT_EQ(joined, text) << stream;
+  }
+}
+
+// Parity note M3.
+TEST_F(OpenAiServerTest, EchoPutsThePromptBeforeTheOutput) {
+  const auto result =
+      post("/v1/completions", R"({"prompt":"hello world","max_tokens":2,"echo":true})");
+  ASSERT_EQ(result.status, 200) << result.body;
+  EXPECT_EQ(json::parse(result.body)["choices"][0]["text"], "hello world" + expected_text(2));
+  const auto streamed = http_stream(port_, "POST", "/v1/completions",
+                                    R"({"prompt":"hi there","max_tokens":2,"echo":true,
+                                        "stream":true})",
+                                    [](const std::string&) { return true; });
+  const auto events = sse_events(streamed.body);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events[0]["choices"][0]["text"], "hi there");
+}
+
+// Parity note M5: a forced tool call is answered with a call whose arguments fit the schema.
+TEST_F(OpenAiServerTest, ARequiredToolChoiceAnswersWithAToolCall) {
+  const std::string tools =
+      R"("tools":[{"type":"function","function":{"name":"get_weather","parameters":{
+          "type":"object","properties":{"city":{"type":"string"},"days":{"type":"integer"},
+          "unit":{"type":"string","enum":["c","f"]}},"required":["city"]}}}])";
+  const auto result = post("/v1/chat/completions",
+                           R"({"messages":[{"role":"user","content":"weather?"}],"max_tokens":4,)" +
+                               tools + R"(,"tool_choice":"required"})");
+  ASSERT_EQ(result.status, 200) << result.body;
+  const json choice = json::parse(result.body)["choices"][0];
+  EXPECT_EQ(choice["finish_reason"], "tool_calls");
+  ASSERT_EQ(choice["message"]["tool_calls"].size(), 1u) << choice;
+  const json& call = choice["message"]["tool_calls"][0];
+  EXPECT_EQ(call["type"], "function");
+  EXPECT_EQ(call["function"]["name"], "get_weather");
+  const json arguments = json::parse(call["function"]["arguments"].get<std::string>());
+  EXPECT_TRUE(arguments["city"].is_string());
+  EXPECT_TRUE(arguments["days"].is_number_integer());
+  EXPECT_EQ(arguments["unit"], "c");
+
+  expect_error(
+      post("/v1/chat/completions", R"({"messages":[{"role":"user","content":"x"}],)" + tools +
+                                       R"(,"tool_choice":{"type":"function",
+                                                "function":{"name":"nope"}}})"),
+      400, "bad_tool_choice");
+  // "auto" leaves the answer to the model: text.
+  const auto automatic = post("/v1/chat/completions",
+                              R"({"messages":[{"role":"user","content":"x"}],"max_tokens":2,)" +
+                                  tools + R"(,"tool_choice":"auto"})");
+  EXPECT_EQ(json::parse(automatic.body)["choices"][0]["finish_reason"], "length");
+}
+
+TEST_F(OpenAiServerTest, ContinuousUsageStatsCountTokensInEveryChunk) {
+  const auto result = http_stream(port_, "POST", "/v1/completions",
+                                  R"({"prompt":"p q","max_tokens":3,"stream":true,
+                                      "stream_options":{"include_usage":true,
+                                                        "continuous_usage_stats":true}})",
+                                  [](const std::string&) { return true; });
+  ASSERT_EQ(result.status, 200) << result.error;
+  std::vector<uint64_t> counts;
+  for (const json& event : sse_events(result.body)) {
+    if (!event.is_object()) continue;
+    ASSERT_TRUE(event["usage"].is_object()) << event;
+    EXPECT_EQ(event["usage"]["prompt_tokens"], 2);
+    counts.push_back(event["usage"]["completion_tokens"]);
+  }
+  ASSERT_GE(counts.size(), 4u);
+  EXPECT_EQ(counts[0], 1u);
+  EXPECT_EQ(counts.back(), 3u);
 }
 
 }  // namespace
