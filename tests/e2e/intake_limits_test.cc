@@ -1,7 +1,8 @@
 // `kvmockd run` refusing what it cannot serve, the way vLLM would, and letting go of what
 // nobody waits for: the context window when max_model_len is unset (the KV cache), the
 // per-worker bound on queued prompt tokens, the waiting-queue bound counted where it is
-// decided, and NATS generate requests whose requester went away.
+// decided, and NATS generate requests whose requester went away. Also what a vLLM pod
+// promises per request: a seed that fixes the output, a data-parallel rank pinned by header.
 #include <gtest/gtest.h>
 #include <nats/nats.h>
 #include <unistd.h>
@@ -280,6 +281,43 @@ TEST_F(IntakeLimitsTest, NatsGenerateRequestIsCancelledWhenItsRequesterLeaves) {
   EXPECT_EQ(
       wait_metric("vllm_kv_cache_usage_perc", "worker_id=\"1000\"", 0, std::chrono::seconds(3)), 0);
   EXPECT_EQ(admin_metric("kvmock_nats_generate_cancelled_total", ""), 1);
+}
+
+// Parity note M4: the same prompt with the same seed gives the same output, on any rank.
+TEST_F(IntakeLimitsTest, ASeedFixesTheOutput) {
+  start_daemon("    num_gpu_blocks: 256\n    dp_size: 2\n");
+  const auto text = [&](uint64_t seed) {
+    const auto result = http_request(
+        http_port_, "POST", "/v1/completions",
+        json{{"prompt", "alpha beta gamma"}, {"max_tokens", 6}, {"seed", seed}, {"temperature", 0}}
+            .dump());
+    EXPECT_EQ(result.status, 200) << result.body;
+    return json::parse(result.body)["choices"][0]["text"].get<std::string>();
+  };
+  const std::string first = text(7);
+  EXPECT_EQ(text(7), first);  // the other rank (round robin), same words
+  EXPECT_EQ(text(7), first);
+  EXPECT_NE(text(8), first);
+}
+
+// Parity note M11: a request pinned to a rank by X-data-parallel-rank always finds the
+// prefix its earlier twin left there; out-of-range ranks are refused.
+TEST_F(IntakeLimitsTest, TheDataParallelRankHeaderPinsRequestsToOneRank) {
+  start_daemon("    num_gpu_blocks: 256\n    dp_size: 2\n");
+  const std::string body = json{{"prompt", words(64)}, {"max_tokens", 1}}.dump();
+  std::vector<uint64_t> cached;
+  for (int i = 0; i < 4; ++i) {
+    const auto result =
+        http_request(http_port_, "POST", "/v1/completions", body, {{"X-data-parallel-rank", "1"}});
+    ASSERT_EQ(result.status, 200) << result.body;
+    cached.push_back(json::parse(result.body)["usage"]["prompt_tokens_details"]["cached_tokens"]);
+  }
+  EXPECT_EQ(cached[0], 0u);
+  for (int i = 1; i < 4; ++i) EXPECT_GT(cached[i], 0u) << i;
+  const auto out_of_range =
+      http_request(http_port_, "POST", "/v1/completions", body, {{"X-data-parallel-rank", "2"}});
+  ASSERT_EQ(out_of_range.status, 400) << out_of_range.body;
+  EXPECT_NE(out_of_range.body.find("data_parallel_rank 2 is out of range"), std::string::npos);
 }
 
 }  // namespace

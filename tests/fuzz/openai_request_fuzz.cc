@@ -15,6 +15,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto completion = kvmock::parse_completion_request(body, codec);
   if (completion) {
     if (completion->prompt.empty() || completion->max_tokens == 0) __builtin_trap();
+    // vLLM's cross-field rule holds for every request that parsed.
+    if (completion->max_tokens && completion->min_tokens > *completion->max_tokens) {
+      __builtin_trap();
+    }
   } else {
     (void)kvmock::openai_error_param(completion.error().reason);
   }
