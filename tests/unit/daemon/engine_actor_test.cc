@@ -11,6 +11,7 @@
 #include "tests/support/capturing_event_sink.h"
 #include "tests/support/manual_clock.h"
 #include "tests/support/manual_pass_timers.h"
+#include "tests/support/recorded_generation.h"
 
 namespace kvmock {
 namespace {
@@ -42,20 +43,7 @@ GenerationRequest request_of(uint32_t prompt_tokens, uint32_t max_tokens) {
   return request;
 }
 
-// What one request saw through its callbacks.
-struct Seen {
-  std::vector<TokenId> tokens;
-  std::optional<GenerationFinish> finish;
-
-  GenerationCallbacks callbacks() {
-    GenerationCallbacks callbacks;
-    callbacks.on_tokens = [this](const std::vector<TokenId>& t) {
-      tokens.insert(tokens.end(), t.begin(), t.end());
-    };
-    callbacks.on_finish = [this](const GenerationFinish& f) { finish = f; };
-    return callbacks;
-  }
-};
+using Seen = testing::RecordedGeneration;
 
 // One engine on an io_context the test runs, with a manual clock and manual pass timers.
 class EngineActorTest : public ::testing::Test {

@@ -12,6 +12,7 @@
 #include "tests/support/capturing_event_sink.h"
 #include "tests/support/manual_clock.h"
 #include "tests/support/manual_pass_timers.h"
+#include "tests/support/recorded_generation.h"
 
 namespace kvmock {
 namespace {
@@ -147,20 +148,7 @@ TEST_F(MockWorkerTest, RequestIdsOfAWorkerAreDistinct) {
   EXPECT_EQ(w.worker_id(), 1003u);
 }
 
-// What one request saw through its callbacks.
-struct Seen {
-  std::vector<TokenId> tokens;
-  std::optional<GenerationFinish> finish;
-
-  GenerationCallbacks callbacks() {
-    GenerationCallbacks callbacks;
-    callbacks.on_tokens = [this](const std::vector<TokenId>& t) {
-      tokens.insert(tokens.end(), t.begin(), t.end());
-    };
-    callbacks.on_finish = [this](const GenerationFinish& f) { finish = f; };
-    return callbacks;
-  }
-};
+using Seen = testing::RecordedGeneration;
 
 TEST_F(MockWorkerTest, StopEndsTheRequestOnItsRankWithStop) {
   config_.workers.engine.dp_size = 2;

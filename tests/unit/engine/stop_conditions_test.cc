@@ -10,18 +10,12 @@
 
 #include "core/engine/engine_core.h"
 #include "core/timing/fixed_timing.h"
+#include "tests/support/engine_requests.h"
 
 namespace kvmock {
 namespace {
 
-Request make_request(RequestId id, uint32_t len, uint32_t max_tokens, TokenId first = 1) {
-  Request r;
-  r.id = id;
-  r.prompt.resize(len);
-  std::iota(r.prompt.begin(), r.prompt.end(), first);
-  r.max_tokens = max_tokens;
-  return r;
-}
+using testing::make_request;
 
 EngineArgs small_args(uint64_t seed = 0) {
   EngineArgs args;

@@ -4,6 +4,8 @@
 
 #include <numeric>
 
+#include "tests/support/engine_requests.h"
+
 namespace kvmock {
 namespace {
 
@@ -15,15 +17,7 @@ EngineArgs small_args(uint32_t block_size, uint64_t blocks, uint32_t budget = 81
   return args;
 }
 
-// A prompt of `len` distinct tokens starting at `first`.
-Request make_request(RequestId id, uint32_t len, uint32_t max_tokens, TokenId first = 1) {
-  Request r;
-  r.id = id;
-  r.prompt.resize(len);
-  std::iota(r.prompt.begin(), r.prompt.end(), first);
-  r.max_tokens = max_tokens;
-  return r;
-}
+using testing::make_request;
 
 const RequestOutput* find_output(const SchedulerPass& pass, RequestId id) {
   for (const auto& o : pass.outputs) {
