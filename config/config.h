@@ -72,6 +72,8 @@ struct AdminConfig {
 // Every HTTP listener of the mock workers (one port per worker).
 struct HttpConfig {
   uint32_t max_connections = 1024;  // per port; more are answered 503
+  // A request body over this is answered 413 (vLLM: --max-request-body-size-mb).
+  uint64_t max_request_body_bytes = uint64_t{16} << 20;
 };
 
 struct IndexerConfig {
@@ -146,6 +148,8 @@ struct WorkersConfig {
   // (waiting or running); past it new requests are refused (HTTP 429). Bounds the
   // memory queued prompts take (about 4 bytes a token).
   uint64_t max_queued_prompt_tokens = uint64_t{1} << 24;
+  // Requests each engine (dp rank) keeps waiting at most; past it new ones get 429.
+  uint32_t max_num_waiting = 4096;
 };
 
 // A real engine whose ZMQ KV events are relayed. `endpoint` and `worker_id` are required.

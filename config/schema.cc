@@ -286,6 +286,9 @@ std::vector<KeySpec<Config>> build_config_keys() {
 
     K::uint("http.max_connections", [](Config& c) -> auto& { return c.http.max_connections; },
             1, 1000000, "open connections per worker HTTP port at most; more are answered 503"),
+    K::uint("http.max_request_body_bytes",
+            [](Config& c) -> auto& { return c.http.max_request_body_bytes; }, 1024,
+            uint64_t{1} << 32, "request body size limit per worker request; larger gets 413"),
 
     K::uint("indexer.buffer_size", [](Config& c) -> auto& { return c.indexer.buffer_size; },
             1, 10000000, "recent events kept per (worker, dp rank) for router recovery queries"),
@@ -467,6 +470,9 @@ std::vector<KeySpec<Config>> build_config_keys() {
             [](Config& c) -> auto& { return c.workers.max_queued_prompt_tokens; }, 1, kNoMax,
             "prompt tokens a worker holds for accepted, unfinished requests (waiting or "
             "running); past it new requests get 429 (an idle worker still takes one)"),
+    K::uint("workers.max_num_waiting",
+            [](Config& c) -> auto& { return c.workers.max_num_waiting; }, 1, 10000000,
+            "requests each engine (dp rank) keeps waiting at most; past it new ones get 429"),
   };
   // clang-format on
   return keys;

@@ -65,8 +65,9 @@ Result<bool> WorkerFleet::start() {
   nats_intake_ = std::make_unique<NatsGenerateIntake>(nats_, config_.nats.namespace_,
                                                       config_.nats.component, metrics_);
   for (uint32_t i = 0; i < identities_.size(); ++i) {
-    auto worker = std::make_unique<MockWorker>(engine_threads_, config_, identities_[i], *profile,
-                                               sink_, metrics_, &lateness, time);
+    auto worker =
+        std::make_unique<MockWorker>(engine_threads_, config_, identities_[i], *profile, sink_,
+                                     metrics_, &lateness, time, workers.max_num_waiting);
     if (workers.zmq_events.enabled) {
       for (DpRank rank = 0; rank < dp_size; ++rank) {
         // The config rules guarantee both ranges fit below 65536 - base_port's only when the
@@ -151,6 +152,7 @@ Result<bool> WorkerFleet::serve_http(MockWorker& worker, uint16_t port) {
   auto api = std::make_unique<OpenAiServer>(worker);
   HttpServerOptions options;
   options.max_connections = config_.http.max_connections;
+  options.max_body_bytes = config_.http.max_request_body_bytes;
   options.name = "openai";
   options.metrics = &metrics_;
   auto server = std::make_unique<HttpServer>(

@@ -192,7 +192,8 @@ TEST_F(IntakeLimitsTest, WaitingQueueRefusalsAreDecidedAtIntakeAndCountedAsRejec
   // One request runs for 20 s; every later one waits, so the queue fills.
   start_daemon(
       "    num_gpu_blocks: 1024\n    max_num_seqs: 1\n    timing:\n      model: fixed\n"
-      "      fixed_prefill_ms: 20000\n      fixed_decode_ms: 1\n");
+      "      fixed_prefill_ms: 20000\n      fixed_decode_ms: 1\n",
+      "  max_num_waiting: 300\n");
   auto client = testing::connect_test_client(server_.url());
   ASSERT_NE(client, nullptr);
   natsConnection* nc = client->connection();
@@ -200,7 +201,7 @@ TEST_F(IntakeLimitsTest, WaitingQueueRefusalsAreDecidedAtIntakeAndCountedAsRejec
   natsSubscription* replies = nullptr;
   ASSERT_EQ(natsConnection_SubscribeSync(&replies, nc, inbox.c_str()), NATS_OK);
   natsSubscription_SetPendingLimits(replies, -1, -1);
-  constexpr int kRequests = 6000;
+  constexpr int kRequests = 1000;
   const std::string body = json{{"token_ids", token_ids(4)}}.dump();
   for (int i = 0; i < kRequests; ++i) {
     ASSERT_EQ(natsConnection_PublishRequest(nc, kGenerateSubject.c_str(), inbox.c_str(),
@@ -243,8 +244,8 @@ TEST_F(IntakeLimitsTest, WaitingQueueRefusalsAreDecidedAtIntakeAndCountedAsRejec
   EXPECT_EQ(other, 0);
   EXPECT_EQ(queue_full, rejected);
   EXPECT_GT(rejected, 0);
-  // The waiting queue holds 4,096 requests besides the one running.
-  EXPECT_EQ(accepted, 4097);
+  // The waiting queue holds workers.max_num_waiting requests besides the one running.
+  EXPECT_EQ(accepted, 301);
   EXPECT_EQ(admin_metric("kvmock_worker_refused_requests_total", "reason=\"queue_full\""),
             rejected);
 }

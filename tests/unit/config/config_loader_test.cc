@@ -108,7 +108,7 @@ dynamo:
   tcp_max_message_bytes: 1048576
   release: "1.1"
 admin: { listen: "[::1]:9191", auth_token_file: /run/secrets/admin-token, max_connections: 8 }
-http: { max_connections: 100 }
+http: { max_connections: 100, max_request_body_bytes: 2048 }
 indexer: { buffer_size: 2048 }
 load_metrics: { debounce_ms: 5, heartbeat_s: 30 }
 pipeline: { batching_timeout_ms: 250 }
@@ -165,6 +165,7 @@ workers:
     prefix_groups: 3
     seed: 9
   max_queued_prompt_tokens: 5000000
+  max_num_waiting: 77
 relays:
   - endpoint: tcp://10.0.0.5:5557
     replay_endpoint: tcp://10.0.0.5:5558
@@ -226,6 +227,8 @@ TEST(ConfigLoader, EveryKeyIsSettableFromYaml) {
   EXPECT_EQ(c.workers.zmq_events.connect, "tcp://10.0.0.9:5557");
   EXPECT_EQ(c.workers.load.shared_prefix_ratio, 0.25);
   EXPECT_EQ(c.workers.max_queued_prompt_tokens, 5000000u);
+  EXPECT_EQ(c.workers.max_num_waiting, 77u);
+  EXPECT_EQ(c.http.max_request_body_bytes, 2048u);
   ASSERT_EQ(c.relays.size(), 1u);
   EXPECT_EQ(c.relays[0], (RelayConfig{"tcp://10.0.0.5:5557", "tcp://10.0.0.5:5558", "engine", 42,
                                       32, 4, 500, 65536, 1048576, 5000}));
