@@ -19,11 +19,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (completion->max_tokens && completion->min_tokens > *completion->max_tokens) {
       __builtin_trap();
     }
+    // One engine request per sequence: the count stays capped, and a stream returns them all.
+    if (completion->n < 1 || completion->best_of < completion->n ||
+        completion->best_of > kvmock::kMaxChoices ||
+        (completion->stream && completion->best_of != completion->n)) {
+      __builtin_trap();
+    }
   } else {
     (void)kvmock::openai_error_param(completion.error().reason);
   }
   auto chat = kvmock::parse_chat_request(body, codec, "2026-12-06T00:00");
   if (chat && (chat->prompt.empty() || chat->max_tokens == 0)) __builtin_trap();
+  // Chat has no best_of: every sequence is a returned choice.
+  if (chat && (chat->n < 1 || chat->n > kvmock::kMaxChoices || chat->best_of != chat->n)) {
+    __builtin_trap();
+  }
   (void)kvmock::parse_tokenize_request(body, codec, "2026-12-06T00:00");
   auto detokenize = kvmock::parse_detokenize_request(body);
   if (detokenize) (void)codec.decode(detokenize->tokens, false);

@@ -127,6 +127,38 @@ Result<std::optional<T>> optional_count(const json& root, const char* key,
 Result<std::vector<TokenId>> token_ids(const json& list, std::string_view reason = "bad_prompt",
                                        std::string_view name = "prompt");
 
+// `n` or `best_of`: at least 1, at most kMaxChoices.
+Result<uint32_t> choice_count(const json& value, std::string_view reason, const char* name) {
+  auto count = positive_u32(value, reason, name);
+  if (!count) return count.error();
+  if (*count > kMaxChoices) {
+    return make_error(reason, std::string(name) + " must be at most " +
+                                  std::to_string(kMaxChoices) + ", got " + value.dump() + ".");
+  }
+  return *count;
+}
+
+// Completions' `best_of`: vLLM's SamplingParams rule against `n`, and its refusal to stream
+// sequences that would not all be returned.
+std::optional<Error> parse_best_of(const json& root, ParsedRequest& out) {
+  const json* best_of = member(root, "best_of");
+  if (best_of == nullptr) return std::nullopt;
+  auto count = choice_count(*best_of, "bad_best_of", "best_of");
+  if (!count) return count.error();
+  if (*count < out.n) {
+    return make_error("bad_best_of",
+                      "best_of must be greater than or equal to n, got n=" + std::to_string(out.n) +
+                          " and best_of=" + std::to_string(*count) + ".");
+  }
+  if (*count != out.n && out.stream) {
+    return make_error("bad_best_of", "best_of != n is not supported with streaming, got n=" +
+                                         std::to_string(out.n) +
+                                         " and best_of=" + std::to_string(*count) + ".");
+  }
+  out.best_of = *count;
+  return std::nullopt;
+}
+
 // `stop`: a string or a list of strings; empty strings are dropped (they match nothing).
 std::optional<Error> parse_stop(const json& root, ParsedRequest& out) {
   const json* stop = member(root, "stop");
@@ -171,10 +203,11 @@ std::optional<Error> parse_common(const json& root, ParsedRequest& out) {
     out.continuous_usage_stats = *continuous;
   }
   if (const json* n = member(root, "n")) {
-    auto count = positive_u32(*n, "bad_n", "n");
+    auto count = choice_count(*n, "bad_n", "n");
     if (!count) return count.error();
-    if (*count != 1) return make_error("bad_n", "only n = 1 is supported");
+    out.n = *count;
   }
+  out.best_of = out.n;
   if (auto error = check_number_rules(root)) return error;
   auto ignore_eos = optional_bool(root, "ignore_eos", "bad_ignore_eos");
   if (!ignore_eos) return ignore_eos.error();
@@ -349,6 +382,7 @@ Result<ParsedRequest> parse_completion_request(std::string_view body, const Text
   if (!root) return root.error();
   ParsedRequest out;
   if (auto error = parse_common(*root, out)) return std::move(*error);
+  if (auto error = parse_best_of(*root, out)) return std::move(*error);
   if (const json* max_tokens = member(*root, "max_tokens")) {
     auto n = positive_u32(*max_tokens, "bad_max_tokens", "max_tokens");
     if (!n) return n.error();

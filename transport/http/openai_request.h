@@ -24,6 +24,10 @@ inline constexpr uint32_t kDefaultMaxTokens = 16;
 // The most logprobs (completions) or top_logprobs (chat) a request may ask for: vLLM's
 // default --max-logprobs.
 inline constexpr uint32_t kMaxLogprobs = 20;
+// The most choices (`n`) or sequences (`best_of`) one request may ask for: each is an engine
+// request of its own, so the cap keeps one body from flooding a worker's queue. vLLM has no
+// such cap; its queue limits play that part.
+inline constexpr uint32_t kMaxChoices = 128;
 
 // A tool call the request forces (tool_choice "required" or a named function): the mock
 // answers with a call to it, its arguments made up from the function's parameter schema.
@@ -38,7 +42,11 @@ struct ParsedRequest {
   bool stream = false;
   bool include_usage = false;           // stream_options.include_usage
   bool continuous_usage_stats = false;  // stream_options.continuous_usage_stats
-  std::string model;                    // empty when the request names none
+  // The choices answered, and (completions' best_of) the sequences generated to pick them
+  // from: n <= best_of <= kMaxChoices, best_of == n when streaming.
+  uint32_t n = 1;
+  uint32_t best_of = 1;
+  std::string model;  // empty when the request names none
   // vLLM's stop conditions.
   std::vector<std::string> stop;
   std::vector<TokenId> stop_token_ids;
@@ -63,7 +71,8 @@ Result<ParsedRequest> parse_completion_request(std::string_view body, const Text
 // is a string or a list of {type:"text", text} parts (joined by newlines). The prompt is the
 // codec's chat template rendered (add_generation_prompt, continue_final_message, tools,
 // chat_template_kwargs from the body; `now` for strftime_now) and encoded without adding
-// special tokens again. Errors also "no_chat_template", "template_error".
+// special tokens again. `best_of` is not a chat field: ignored like any unknown key.
+// Errors also "no_chat_template", "template_error".
 Result<ParsedRequest> parse_chat_request(std::string_view body, const TextCodec& codec,
                                          std::string_view now);
 

@@ -43,6 +43,10 @@ void call_backend(WorkerBackend& backend, std::optional<BackendCall> call) {
   }
 }
 
+void call_backend(WorkerBackend& backend, const std::vector<BackendCall>& calls) {
+  for (const BackendCall& call : calls) call_backend(backend, call);
+}
+
 int64_t unix_seconds(const Clock& clock) { return static_cast<int64_t>(clock.unix_ms() / 1000); }
 
 // The minute strftime_now renders in chat templates: "YYYY-MM-DDTHH:MM", UTC.
@@ -227,7 +231,7 @@ void OpenAiServer::generate(const std::shared_ptr<HttpExchange>& exchange, Api a
   answer.created = unix_seconds(clock_);
   answer.headers = headers;
   auto generation = std::make_shared<Generation>(exchange, std::move(answer), *parsed, codec);
-  request.prompt = std::move(parsed->prompt);  // a long prompt is held once, by the engine
+  request.prompt = std::move(parsed->prompt);  // the engine holds it, once per sequence
 
   // Weak: the exchange keeps this callback, and the generation keeps the exchange.
   WorkerBackend& backend = backend_;
@@ -235,22 +239,32 @@ void OpenAiServer::generate(const std::shared_ptr<HttpExchange>& exchange, Api a
     if (auto alive = weak.lock()) call_backend(backend, alive->client_gone());
   });
 
-  GenerationCallbacks callbacks;
-  callbacks.on_tokens = [generation, &backend](const std::vector<TokenId>& tokens) {
-    call_backend(backend, generation->on_tokens(tokens));
-  };
-  callbacks.on_finish = [generation](const GenerationFinish& finish) {
-    generation->on_finish(finish);
-  };
-  auto submitted = backend_.submit(std::move(request), std::move(callbacks));
-  if (!submitted) {
-    const Error& error = submitted.error();
-    const int status = backend_error_status(error.reason);
-    reply_error(status, error.message, backend_error_code(error.reason),
-                error.reason == "prompt_too_long" ? "prompt" : "");
-    return;
+  // vLLM samples each of the n (best_of) sequences on its own; here each is an engine
+  // request, so each needs its own seed for its own output.
+  const std::optional<uint64_t> seed = request.seed;
+  const size_t count = generation->sequence_count();
+  for (size_t sequence = 0; sequence < count; ++sequence) {
+    GenerationRequest submitted = sequence + 1 < count ? request : std::move(request);
+    if (seed) submitted.seed = *seed + sequence;
+    GenerationCallbacks callbacks;
+    callbacks.on_tokens = [generation, &backend, sequence](const std::vector<TokenId>& tokens) {
+      call_backend(backend, generation->on_tokens(sequence, tokens));
+    };
+    callbacks.on_finish = [generation, &backend, sequence](const GenerationFinish& finish) {
+      call_backend(backend, generation->on_finish(sequence, finish));
+    };
+    auto id = backend_.submit(std::move(submitted), std::move(callbacks));
+    if (!id) {
+      call_backend(backend_, generation->abandon());
+      const Error& error = id.error();
+      const int status = backend_error_status(error.reason);
+      reply_error(status, error.message, backend_error_code(error.reason),
+                  error.reason == "prompt_too_long" ? "prompt" : "");
+      return;
+    }
+    call_backend(backend_, generation->submitted(sequence, *id));
   }
-  call_backend(backend_, generation->started(*submitted));
+  generation->all_submitted();
 }
 
 uint32_t OpenAiServer::default_max_tokens(bool chat, const ParsedRequest& parsed) const {

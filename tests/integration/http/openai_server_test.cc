@@ -2,9 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <condition_variable>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -22,8 +24,14 @@ using nlohmann::json;
 using testing::http_request;
 using testing::http_stream;
 
-// Output token i of every request is kFirstOutputToken + i.
+// Output token i of every request is kFirstOutputToken + i (+ output_offset() when the
+// fake varies its output).
 constexpr TokenId kFirstOutputToken = 2000;
+
+// With vary_output, like the engine: a seed fixes the output, else the request id varies it.
+TokenId output_offset(std::optional<uint64_t> seed, uint64_t request_id) {
+  return static_cast<TokenId>(100 * ((seed ? *seed : request_id) % 50));
+}
 
 // A worker that emits one token per `delay` on its own thread per request, honours
 // cancel(), and can be told to refuse or fail requests.
@@ -41,12 +49,16 @@ class FakeBackend : public WorkerBackend {
   Result<uint64_t> submit(GenerationRequest request, GenerationCallbacks callbacks) override {
     if (!refuse_with.empty()) return make_error(refuse_with, "refused by the fake backend");
     std::lock_guard lock(mutex_);
+    if (refuse_after >= 0 && next_id_ > static_cast<uint64_t>(refuse_after.load())) {
+      return make_error("queue_full", "the fake backend's queue is full");
+    }
     const uint64_t id = next_id_++;
+    const TokenId first = kFirstOutputToken + (vary_output ? output_offset(request.seed, id) : 0);
     requests_.push_back(request);
     auto cancelled = std::make_shared<std::atomic<bool>>(false);
     flags_[id] = cancelled;
     threads_.emplace_back(
-        [this, request = std::move(request), callbacks = std::move(callbacks), cancelled] {
+        [this, request = std::move(request), callbacks = std::move(callbacks), cancelled, first] {
           GenerationFinish finish;
           finish.prompt_tokens = static_cast<uint32_t>(request.prompt.size());
           finish.cached_tokens = cached_tokens.load();
@@ -59,7 +71,7 @@ class FakeBackend : public WorkerBackend {
               callbacks.on_finish(finish);
               return;
             }
-            callbacks.on_tokens({kFirstOutputToken + i});
+            callbacks.on_tokens({first + i});
             ++finish.completion_tokens;
           }
           finish.finish_reason = cancelled->load() ? "abort" : "length";
@@ -99,7 +111,9 @@ class FakeBackend : public WorkerBackend {
     return stops_;
   }
 
-  std::string refuse_with;  // an Error reason submit() returns; set before requests
+  std::string refuse_with;            // an Error reason submit() returns; set before requests
+  std::atomic<int> refuse_after{-1};  // when set, submits past this many get "queue_full"
+  std::atomic<bool> vary_output{false};
   std::atomic<int> fail_after{-1};
   std::atomic<uint32_t> cached_tokens{0};
   std::atomic<bool> is_ready{true};
@@ -117,9 +131,9 @@ class FakeBackend : public WorkerBackend {
   std::vector<std::thread> threads_;
 };
 
-std::string expected_text(uint32_t tokens) {
+std::string expected_text(uint32_t tokens, TokenId offset = 0) {
   std::vector<TokenId> ids;
-  for (uint32_t i = 0; i < tokens; ++i) ids.push_back(kFirstOutputToken + i);
+  for (uint32_t i = 0; i < tokens; ++i) ids.push_back(kFirstOutputToken + offset + i);
   return mock_decode(ids);
 }
 
@@ -151,10 +165,10 @@ class OpenAiServerTest : public ::testing::Test {
     return http_request(port_, "POST", path, body);
   }
 
-  // Waits until the backend has seen a cancel for some request.
-  bool wait_for_cancel() {
+  // Waits until the backend has seen cancels for `count` requests.
+  bool wait_for_cancel(size_t count = 1) {
     for (int i = 0; i < 500; ++i) {
-      if (!backend_.cancels().empty()) return true;
+      if (backend_.cancels().size() >= count) return true;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     return false;
@@ -398,13 +412,12 @@ TEST_F(OpenAiServerTest, AnotherModelNameIsNotFound) {
   EXPECT_TRUE(backend_.requests().empty());
 }
 
-TEST_F(OpenAiServerTest, BatchesAndSeveralChoicesAreRefused) {
+TEST_F(OpenAiServerTest, BatchesAreRefused) {
   const auto batch = post("/v1/completions", R"({"prompt":["a","b"]})");
   expect_error(batch, 400, "batch_prompt");
   EXPECT_EQ(json::parse(batch.body)["error"]["message"],
             "only one prompt per request is supported");
   expect_error(post("/v1/completions", R"({"prompt":[[1],[2]]})"), 400, "batch_prompt");
-  expect_error(post("/v1/completions", R"({"prompt":"a","n":2})"), 400, "bad_n");
   EXPECT_EQ(post("/v1/completions", R"({"prompt":"a","n":1,"max_tokens":1})").status, 200);
 }
 
@@ -441,6 +454,9 @@ TEST_F(OpenAiServerTest, EveryBadBodyIsA400WithAnErrorObject) {
       {R"({"prompt":"a","model":5})", "bad_model"},
       {R"({"prompt":"a","n":"2"})", "bad_n"},
       {R"({"prompt":"a","n":0})", "bad_n"},
+      {R"({"prompt":"a","n":-2})", "bad_n"},
+      {R"({"prompt":"a","best_of":0})", "bad_best_of"},
+      {R"({"prompt":"a","best_of":"3"})", "bad_best_of"},
       {R"({"prompt":"a","ignore_eos":"true"})", "bad_ignore_eos"},
   };
   for (const auto& [body, code] : completions) {
@@ -793,6 +809,266 @@ TEST_F(OpenAiServerTest, ContinuousUsageStatsCountTokensInEveryChunk) {
   ASSERT_GE(counts.size(), 4u);
   EXPECT_EQ(counts[0], 1u);
   EXPECT_EQ(counts.back(), 3u);
+}
+
+// n > 1: vLLM samples n sequences for one prompt; here each is an engine request of its own.
+TEST_F(OpenAiServerTest, NChoicesComeFromNEngineRequestsWithTheirOwnOutput) {
+  backend_.vary_output = true;
+  const auto result = post("/v1/completions", R"({"prompt":"a b","max_tokens":3,"n":3})");
+  ASSERT_EQ(result.status, 200) << result.body;
+  const json body = json::parse(result.body);
+  ASSERT_EQ(body["choices"].size(), 3u) << body;
+  std::set<std::string> texts;
+  for (size_t i = 0; i < 3; ++i) {
+    const json& choice = body["choices"][i];
+    EXPECT_EQ(choice["index"], i);
+    // No seed: the request id varies the output, ids 1..3 in submission order.
+    EXPECT_EQ(choice["text"], expected_text(3, output_offset(std::nullopt, i + 1)));
+    EXPECT_EQ(choice["finish_reason"], "length");
+    EXPECT_TRUE(choice["stop_reason"].is_null());
+    texts.insert(choice["text"].get<std::string>());
+  }
+  EXPECT_EQ(texts.size(), 3u);
+  EXPECT_EQ(body["usage"]["prompt_tokens"], 2);
+  EXPECT_EQ(body["usage"]["completion_tokens"], 9);
+  EXPECT_EQ(body["usage"]["total_tokens"], 11);
+  const auto requests = backend_.requests();
+  ASSERT_EQ(requests.size(), 3u);
+  for (const GenerationRequest& request : requests) {
+    EXPECT_EQ(request.prompt, mock_tokenize("a b"));
+    EXPECT_EQ(request.max_tokens, 3u);
+    EXPECT_FALSE(request.seed.has_value());
+  }
+}
+
+TEST_F(OpenAiServerTest, ChatWithNAnswersOneMessagePerChoice) {
+  backend_.vary_output = true;
+  const auto result =
+      post("/v1/chat/completions",
+           R"({"messages":[{"role":"user","content":"hi"}],"max_tokens":2,"n":2,"logprobs":true})");
+  ASSERT_EQ(result.status, 200) << result.body;
+  const json body = json::parse(result.body);
+  ASSERT_EQ(body["choices"].size(), 2u) << body;
+  for (size_t i = 0; i < 2; ++i) {
+    const json& choice = body["choices"][i];
+    EXPECT_EQ(choice["index"], i);
+    EXPECT_EQ(choice["message"]["role"], "assistant");
+    const std::string text = choice["message"]["content"];
+    EXPECT_EQ(text, expected_text(2, output_offset(std::nullopt, i + 1)));
+    // Each choice's logprobs name its own tokens.
+    std::string joined;
+    for (const json& entry : choice["logprobs"]["content"]) joined += entry["token"];
+    EXPECT_EQ(joined, text);
+  }
+  EXPECT_NE(body["choices"][0]["message"]["content"], body["choices"][1]["message"]["content"]);
+  EXPECT_EQ(body["usage"]["completion_tokens"], 4);
+}
+
+TEST_F(OpenAiServerTest, AStreamOfNChoicesInterleavesThemAndEndsOnce) {
+  backend_.vary_output = true;
+  backend_.delay = std::chrono::milliseconds(20);
+  const auto result = http_stream(port_, "POST", "/v1/chat/completions",
+                                  R"({"messages":[{"role":"user","content":"hi"}],"max_tokens":4,
+                                      "n":2,"stream":true,"stream_options":{"include_usage":true}})",
+                                  [](const std::string&) { return true; });
+  ASSERT_EQ(result.status, 200) << result.error;
+  const auto events = sse_events(result.body);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back(), "[DONE]");
+  std::map<size_t, std::string> texts;
+  std::map<size_t, int> roles, finishes;
+  std::map<size_t, size_t> first_content_at, finish_at;
+  size_t usage_chunks = 0, done = 0, usage_at = 0;
+  for (size_t at = 0; at < events.size(); ++at) {
+    const json& event = events[at];
+    if (!event.is_object()) {
+      ++done;
+      continue;
+    }
+    EXPECT_EQ(event["id"], events[0]["id"]);
+    if (event["choices"].empty()) {
+      ++usage_chunks;
+      usage_at = at;
+      EXPECT_EQ(event["usage"]["completion_tokens"], 8);
+      EXPECT_EQ(event["usage"]["total_tokens"], event["usage"]["prompt_tokens"].get<int>() + 8);
+      continue;
+    }
+    ASSERT_EQ(event["choices"].size(), 1u) << event;
+    const json& choice = event["choices"][0];
+    const size_t index = choice["index"];
+    const json& delta = choice["delta"];
+    if (delta.contains("role")) ++roles[index];
+    if (delta.contains("content") && !delta["content"].get<std::string>().empty()) {
+      first_content_at.emplace(index, at);
+      texts[index] += delta["content"].get<std::string>();
+    }
+    if (!choice["finish_reason"].is_null()) {
+      ++finishes[index];
+      finish_at[index] = at;
+      EXPECT_EQ(choice["finish_reason"], "length");
+    }
+  }
+  EXPECT_EQ(done, 1u);
+  EXPECT_EQ(roles, (std::map<size_t, int>{{0, 1}, {1, 1}}));
+  EXPECT_EQ(finishes, (std::map<size_t, int>{{0, 1}, {1, 1}}));
+  ASSERT_EQ(texts.size(), 2u);
+  EXPECT_EQ(texts[0], expected_text(4, output_offset(std::nullopt, 1)));
+  EXPECT_EQ(texts[1], expected_text(4, output_offset(std::nullopt, 2)));
+  // Both run at once: each choice's output begins before the other's ends.
+  EXPECT_LT(first_content_at.at(1), finish_at.at(0));
+  EXPECT_LT(first_content_at.at(0), finish_at.at(1));
+  EXPECT_EQ(usage_chunks, 1u);
+  EXPECT_GT(usage_at, std::max(finish_at[0], finish_at[1]));
+}
+
+// A seed gives each choice the seed plus its index: the same request gives the same set.
+TEST_F(OpenAiServerTest, ASeedMakesEveryChoiceReproducible) {
+  backend_.vary_output = true;
+  const std::string request = R"({"prompt":"a","max_tokens":3,"n":3,"seed":42})";
+  const auto first = post("/v1/completions", request);
+  const auto second = post("/v1/completions", request);
+  ASSERT_EQ(first.status, 200) << first.body;
+  ASSERT_EQ(second.status, 200) << second.body;
+  const json a = json::parse(first.body)["choices"];
+  const json b = json::parse(second.body)["choices"];
+  ASSERT_EQ(a.size(), 3u);
+  std::set<std::string> texts;
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(a[i]["text"], b[i]["text"]);
+    EXPECT_EQ(a[i]["text"], expected_text(3, output_offset(42 + i, 0)));
+    texts.insert(a[i]["text"].get<std::string>());
+  }
+  EXPECT_EQ(texts.size(), 3u);
+  const auto requests = backend_.requests();
+  ASSERT_EQ(requests.size(), 6u);
+  for (size_t i = 0; i < 6; ++i) EXPECT_EQ(requests[i].seed, 42 + i % 3);
+}
+
+// best_of: best_of sequences are generated and the n of highest cumulative logprob returned,
+// best first; usage counts only the returned ones.
+TEST_F(OpenAiServerTest, BestOfReturnsTheSequencesOfHighestCumulativeLogprob) {
+  backend_.vary_output = true;
+  const auto all =
+      post("/v1/completions", R"({"prompt":"a","max_tokens":4,"n":3,"seed":11,"logprobs":1})");
+  ASSERT_EQ(all.status, 200) << all.body;
+  std::vector<std::pair<double, std::string>> ranked;
+  const json all_body = json::parse(all.body);
+  for (const json& choice : all_body["choices"]) {
+    double sum = 0;
+    for (const json& value : choice["logprobs"]["token_logprobs"]) sum += value.get<double>();
+    ranked.emplace_back(sum, choice["text"]);
+  }
+  ASSERT_EQ(ranked.size(), 3u);
+  std::stable_sort(ranked.begin(), ranked.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
+  ASSERT_NE(ranked[0].first, ranked[1].first) << "the ranking needs distinct sums";
+
+  const auto best =
+      post("/v1/completions", R"({"prompt":"a","max_tokens":4,"best_of":3,"seed":11})");
+  ASSERT_EQ(best.status, 200) << best.body;
+  const json body = json::parse(best.body);
+  ASSERT_EQ(body["choices"].size(), 1u) << body;
+  EXPECT_EQ(body["choices"][0]["index"], 0);
+  EXPECT_EQ(body["choices"][0]["text"], ranked[0].second);
+  EXPECT_EQ(body["usage"]["completion_tokens"], 4);
+
+  const auto two =
+      post("/v1/completions", R"({"prompt":"a","max_tokens":4,"n":2,"best_of":3,"seed":11})");
+  ASSERT_EQ(two.status, 200) << two.body;
+  const json choices = json::parse(two.body)["choices"];
+  ASSERT_EQ(choices.size(), 2u);
+  EXPECT_EQ(choices[0]["index"], 0);
+  EXPECT_EQ(choices[0]["text"], ranked[0].second);
+  EXPECT_EQ(choices[1]["index"], 1);
+  EXPECT_EQ(choices[1]["text"], ranked[1].second);
+  EXPECT_EQ(json::parse(two.body)["usage"]["completion_tokens"], 8);
+  EXPECT_EQ(backend_.requests().size(), 9u);
+}
+
+TEST_F(OpenAiServerTest, NAndBestOfAreValidatedAsVllmDoes) {
+  const auto below = post("/v1/completions", R"({"prompt":"a","n":3,"best_of":2})");
+  expect_error(below, 400, "bad_best_of");
+  EXPECT_EQ(json::parse(below.body)["error"]["param"], "best_of");
+  EXPECT_NE(below.body.find("best_of must be greater than or equal to n"), std::string::npos);
+  const auto streamed = post("/v1/completions", R"({"prompt":"a","best_of":2,"stream":true})");
+  expect_error(streamed, 400, "bad_best_of");
+  EXPECT_EQ(json::parse(streamed.body)["error"]["param"], "best_of");
+  EXPECT_NE(streamed.body.find("best_of != n is not supported with streaming"), std::string::npos);
+  const std::string over = std::to_string(kMaxChoices + 1);
+  const auto too_many = post("/v1/completions", R"({"prompt":"a","n":)" + over + "}");
+  expect_error(too_many, 400, "bad_n");
+  EXPECT_EQ(json::parse(too_many.body)["error"]["param"], "n");
+  expect_error(post("/v1/completions", R"({"prompt":"a","best_of":)" + over + "}"), 400,
+               "bad_best_of");
+  expect_error(post("/v1/chat/completions",
+                    R"({"messages":[{"role":"user","content":"x"}],"n":)" + over + "}"),
+               400, "bad_n");
+  EXPECT_TRUE(backend_.requests().empty());
+
+  // best_of equal to n streams; chat ignores best_of (not a chat field), as vLLM does.
+  const auto equal = http_stream(port_, "POST", "/v1/completions",
+                                 R"({"prompt":"a","max_tokens":1,"n":2,"best_of":2,"stream":true})",
+                                 [](const std::string&) { return true; });
+  EXPECT_EQ(equal.status, 200) << equal.body;
+  const auto chat = post("/v1/chat/completions",
+                         R"({"messages":[{"role":"user","content":"x"}],"max_tokens":1,
+                             "best_of":5})");
+  ASSERT_EQ(chat.status, 200) << chat.body;
+  EXPECT_EQ(json::parse(chat.body)["choices"].size(), 1u);
+  EXPECT_EQ(backend_.requests().size(), 3u);
+}
+
+// A stop string ends only the choice whose text it matched.
+TEST_F(OpenAiServerTest, AStopStringStopsOnlyItsOwnChoice) {
+  backend_.vary_output = true;
+  const std::string first = expected_text(8, output_offset(std::nullopt, 1));
+  const std::string second = expected_text(8, output_offset(std::nullopt, 2));
+  const std::string stop = words_of(first).at(2);
+  ASSERT_EQ(second.find(stop), std::string::npos) << stop << " in " << second;
+  const auto result =
+      post("/v1/completions", R"({"prompt":"a","max_tokens":8,"n":2,"stop":")" + stop + R"("})");
+  ASSERT_EQ(result.status, 200) << result.body;
+  const json choices = json::parse(result.body)["choices"];
+  EXPECT_EQ(choices[0]["text"], first.substr(0, first.find(stop)));
+  EXPECT_EQ(choices[0]["finish_reason"], "stop");
+  EXPECT_EQ(choices[0]["stop_reason"], stop);
+  EXPECT_EQ(choices[1]["text"], second);
+  EXPECT_EQ(choices[1]["finish_reason"], "length");
+  EXPECT_EQ(backend_.stops(), (std::set<uint64_t>{1}));
+  EXPECT_TRUE(backend_.cancels().empty());
+}
+
+TEST_F(OpenAiServerTest, HangingUpCancelsEveryChoicesRequest) {
+  backend_.delay = std::chrono::milliseconds(5);
+  http_stream(port_, "POST", "/v1/completions",
+              R"({"prompt":"p","max_tokens":100000,"n":2,"stream":true})",
+              [](const std::string& data) { return data.find("data: ") == std::string::npos; });
+  ASSERT_TRUE(wait_for_cancel(2));
+  EXPECT_EQ(backend_.cancels(), (std::set<uint64_t>{1, 2}));
+
+  const auto whole =
+      http_request(port_, "POST", "/v1/completions", R"({"prompt":"p","max_tokens":100000,"n":2})",
+                   std::chrono::milliseconds(100));
+  EXPECT_EQ(whole.status, 0);
+  ASSERT_TRUE(wait_for_cancel(4));
+  EXPECT_EQ(backend_.cancels(), (std::set<uint64_t>{1, 2, 3, 4}));
+}
+
+// A refusal after some choices were queued cancels them and answers with the refusal.
+TEST_F(OpenAiServerTest, ARefusedChoiceCancelsTheChoicesAlreadyQueued) {
+  backend_.delay = std::chrono::milliseconds(5);
+  for (const bool stream : {false, true}) {
+    SCOPED_TRACE(stream);
+    backend_.refuse_after = stream ? 4 : 2;
+    const auto result =
+        post("/v1/completions", std::string(R"({"prompt":"p","max_tokens":100000,"n":3,)") +
+                                    R"("stream":)" + (stream ? "true" : "false") + "}");
+    expect_error(result, 429, "queue_full");
+    EXPECT_EQ(result.headers.at("content-type"), "application/json");
+  }
+  ASSERT_TRUE(wait_for_cancel(4));
+  EXPECT_EQ(backend_.cancels(), (std::set<uint64_t>{1, 2, 3, 4}));
+  EXPECT_EQ(backend_.requests().size(), 4u);
 }
 
 }  // namespace
