@@ -134,6 +134,11 @@ struct ModelConfig {
   std::string path;  // a Hugging Face model directory; empty: none (the mock tokenizer)
 };
 
+// LoRA adapters served from the start (their batch limit is workers.engine's max_loras).
+struct LoraConfig {
+  std::string modules;  // config/lora_modules.h: `name` or `name=base`, comma-separated
+};
+
 struct WorkersConfig {
   uint32_t count = 4;
   uint64_t worker_id_base = 1000;  // worker i has id worker_id_base + i
@@ -142,6 +147,7 @@ struct WorkersConfig {
   uint32_t threads = 0;  // engine threads; 0: one per usable CPU
   EngineArgs engine;
   ModelConfig model;
+  LoraConfig lora;
   ZmqEventsConfig zmq_events;
   LoadDriverConfig load;
   // Prompt tokens a worker holds for the requests it accepted and has not finished

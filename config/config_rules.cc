@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "config/endpoint.h"
+#include "config/lora_modules.h"
 #include "config/scalar_text.h"
 #include "config/zmq_topic.h"
 #include "core/common/ports.h"
@@ -271,6 +272,29 @@ void check_zmq_topic_port_needs_http(const Config& c, Diagnostics& diag) {
   }
 }
 
+// An adapter's base must be a model the worker serves, and its own name must not be one
+// (a request naming it would be ambiguous).
+void check_lora_modules_against_served_names(const Config& c, Diagnostics& diag) {
+  auto modules = parse_lora_modules(c.workers.lora.modules);
+  if (!modules) return;  // the key's own check already reported it
+  std::vector<std::string> served = split_comma_list(c.workers.model.aliases);
+  served.insert(served.begin(), c.workers.model.name);
+  const auto is_served = [&](const std::string& name) {
+    return std::find(served.begin(), served.end(), name) != served.end();
+  };
+  for (const LoraModule& module : *modules) {
+    if (is_served(module.name)) {
+      diag.add_for_key("workers.lora.modules", "inconsistent",
+                       "adapter \"" + module.name + "\" has the name of a served model");
+    }
+    if (!module.base.empty() && !is_served(module.base)) {
+      diag.add_for_key("workers.lora.modules", "inconsistent",
+                       "adapter \"" + module.name + "\" names base \"" + module.base +
+                           "\", which is not workers.model.name or one of workers.model.aliases");
+    }
+  }
+}
+
 using Rule = void (*)(const Config&, Diagnostics&);
 
 constexpr Rule kRules[] = {
@@ -291,6 +315,7 @@ constexpr Rule kRules[] = {
     check_one_admin_token_source,
     check_dynamo_discovery_has_workers_and_model,
     check_zmq_topic_port_needs_http,
+    check_lora_modules_against_served_names,
 };
 
 }  // namespace

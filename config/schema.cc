@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "config/endpoint.h"
+#include "config/lora_modules.h"
 #include "config/scalar_text.h"
 #include "config/zmq_topic.h"
 
@@ -341,6 +342,16 @@ std::vector<KeySpec<Config>> build_config_keys() {
               "a Hugging Face model directory (config.json, tokenizer.json, "
               "tokenizer_config.json): the workers tokenize with the model's tokenizer and chat "
               "template; needed by dynamo.discovery"),
+
+    K::string("workers.lora.modules", [](Config& c) -> auto& { return c.workers.lora.modules; },
+              "`name` or `name=base`, comma-separated", check_lora_modules,
+              "LoRA adapters every worker serves from the start (vLLM's --lora-modules); base "
+              "is a served name, the model by default; more come and go through POST "
+              "/v1/load_lora_adapter and /v1/unload_lora_adapter"),
+    K::uint("workers.lora.max_loras", [](Config& c) -> auto& { return c.workers.engine.max_loras; },
+            0, 1024,
+            "distinct LoRA adapters one batch runs (vLLM's --max-loras); a request for one more "
+            "waits; 0 = no limit"),
 
     K::uint("workers.engine.block_size",
             [](Config& c) -> auto& { return c.workers.engine.block_size; }, 1, 1024,

@@ -72,6 +72,7 @@ void EngineActor::submit(RequestId id, GenerationRequest request, GenerationCall
       engine_request.prompt = std::move(request.prompt);
       engine_request.max_tokens = request.max_tokens;
       engine_request.lora_name = std::move(request.lora_name);
+      engine_request.lora_id = request.lora_id;
       engine_request.cache_salt = std::move(request.cache_salt);
       engine_request.excluded_output_tokens = std::move(request.eos_token_ids);
       if (request.output_vocab_end > 0) engine_request.output_vocab_end = request.output_vocab_end;

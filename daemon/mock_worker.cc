@@ -110,12 +110,28 @@ std::vector<std::string> served_names(const MockWorkerIdentity& identity) {
   return names;
 }
 
+// Sorted, without repeats, comma-joined: the adapters of several engines as one label.
+std::string join_distinct(std::vector<std::string> names) {
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  std::string joined;
+  for (const std::string& name : names) {
+    if (!joined.empty()) joined += ',';
+    joined += name;
+  }
+  return joined;
+}
+
 }  // namespace
 
 MockWorkerIdentity served_model_identity(const Config& config, const ModelDirectory* model) {
   MockWorkerIdentity identity;
   identity.model_name = config.workers.model.name;
   identity.aliases = split_comma_list(config.workers.model.aliases);
+  // The loader checked the syntax (config/lora_modules.h).
+  if (auto modules = parse_lora_modules(config.workers.lora.modules)) {
+    identity.lora_modules = std::move(*modules);
+  }
   if (model != nullptr) {
     identity.output_vocab_end = static_cast<TokenId>(model->vocab_size);
     identity.codec = model->codec;
@@ -143,7 +159,12 @@ MockWorker::MockWorker(EngineThreads& threads, const Config& config,
       max_waiting_per_engine_(max_waiting_per_engine),
       max_held_per_engine_(max_waiting_per_engine + config.workers.engine.max_num_seqs),
       sink_(sink),
-      metrics_(metrics) {
+      metrics_(metrics),
+      lora_adapters_(served_names_.front()) {
+  // A configured adapter has no weights to point at: its name stands in for vLLM's path.
+  for (const LoraModule& module : identity.lora_modules) {
+    (void)lora_adapters_.load(module.name, module.name, module.base);
+  }
   const MetricLabels labels{{"model_name", model_name()},
                             {"worker_id", std::to_string(worker_id_)}};
   EngineActorHistograms histograms;
@@ -341,21 +362,32 @@ void MockWorker::register_metrics(MetricsRegistry& metrics) {
          {"worker_id", worker}},
         [] { return 1.0; });
   }
-  // lora_requests_info: vLLM sets it to the current time at each engine step; its value
-  // here is the time of the engines' last update. No LoRA adapters exist yet: empty lists,
-  // max_lora 0.
-  metrics.gauge_callback("vllm:lora_requests_info", "Running stats on lora requests.",
-                         {{"max_lora", "0"},
-                          {"running_lora_adapters", ""},
-                          {"waiting_lora_adapters", ""},
-                          {"worker_id", worker}},
-                         [this] {
-                           double latest = 0;
-                           for (const auto& engine : engines_) {
-                             latest = std::max(latest, engine->stats().updated_unix_s);
-                           }
-                           return latest;
-                         });
+  // lora_requests_info: vLLM sets it to the current time at each engine step, labelled with
+  // the adapters of the running and waiting requests (comma-joined); its value here is the
+  // time of the engines' last update, and the labels are the adapters in use right now.
+  metrics.gauge_callback(
+      "vllm:lora_requests_info", "Running stats on lora requests.",
+      {{"max_lora", std::to_string(config_args_.max_loras)}, {"worker_id", worker}},
+      [this] {
+        double latest = 0;
+        for (const auto& engine : engines_) {
+          latest = std::max(latest, engine->stats().updated_unix_s);
+        }
+        return latest;
+      },
+      [this] {
+        std::vector<std::string> running;
+        std::vector<std::string> waiting;
+        for (const auto& engine : engines_) {
+          const EngineActorStats stats = engine->stats();
+          running.insert(running.end(), stats.engine.running_lora_adapters.begin(),
+                         stats.engine.running_lora_adapters.end());
+          waiting.insert(waiting.end(), stats.engine.waiting_lora_adapters.begin(),
+                         stats.engine.waiting_lora_adapters.end());
+        }
+        return MetricLabels{{"running_lora_adapters", join_distinct(std::move(running))},
+                            {"waiting_lora_adapters", join_distinct(std::move(waiting))}};
+      });
   metrics.gauge_callback("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.",
                          vllm, [this] {
                            double active = 0, total = 0;

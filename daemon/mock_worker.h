@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "config/lora_modules.h"
 #include "config/model_directory.h"
 #include "daemon/engine_actor.h"
 #include "daemon/engine_threads.h"
@@ -27,6 +28,8 @@ struct MockWorkerIdentity {
   std::shared_ptr<const TextCodec> codec;
   // The context length clients are told (/v1/models, /tokenize); 0: the engine's limit.
   uint64_t max_model_len = 0;
+  // LoRA adapters served from the start (workers.lora.modules).
+  std::vector<LoraModule> lora_modules;
 };
 
 // What every mock worker of `config` serves: the served name and aliases, and - when
@@ -60,6 +63,7 @@ class MockWorker : public WorkerBackend {
   const TextCodec& text_codec() const override { return *codec_; }
   uint64_t max_model_len() const override { return max_model_len_; }
   std::string render_metrics() const override;
+  LoraAdapters* lora_adapters() override { return &lora_adapters_; }
 
   void set_ready(bool ready) { ready_ = ready; }
   void cancel_all();
@@ -100,6 +104,7 @@ class MockWorker : public WorkerBackend {
   // Per engine: requests accepted and not finished (waiting or running).
   std::unique_ptr<std::atomic<uint64_t>[]> held_;
   std::atomic<uint64_t> queued_prompt_tokens_{0};
+  LoraAdapters lora_adapters_;
   // kvmock_worker_refused_requests_total by reason.
   Counter* refused_context_ = nullptr;
   Counter* refused_queue_full_ = nullptr;

@@ -50,7 +50,7 @@ VllmZmqEventOutput::VllmZmqEventOutput(std::unique_ptr<VllmZmqEventPublisher> pu
       rank_(rank) {}
 
 void VllmZmqEventOutput::on_request(RequestId id, const GenerationRequest& request) {
-  builder_.add_request(id, request.prompt, request.lora_name, request.cache_salt);
+  builder_.add_request(id, request.prompt, request.lora_name, request.cache_salt, request.lora_id);
 }
 
 void VllmZmqEventOutput::on_tokens(RequestId id, const std::vector<TokenId>& tokens) {

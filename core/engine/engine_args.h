@@ -54,6 +54,10 @@ struct EngineArgs {
   PreemptionMode preemption_mode = PreemptionMode::kLifo;
   double speedup_ratio = 1.0;  // 0: passes take no time
   uint32_t dp_size = 1;
+  // vLLM's max_loras: distinct LoRA adapters one batch may run. A waiting request whose
+  // adapter would be one too many is passed over (it keeps its place) until one finishes.
+  // 0: no limit.
+  uint32_t max_loras = 1;
   uint64_t seed = 0;  // output-token synthesis and randomized block identities
   TimingArgs timing;
   G2Args g2;

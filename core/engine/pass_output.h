@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -48,6 +49,10 @@ struct EngineMetrics {
   double gpu_cache_usage = 0;  // active / total, in [0, 1]
   uint32_t running_requests = 0;
   uint32_t waiting_requests = 0;
+  // Names of the LoRA adapters with running / waiting requests, sorted (vLLM's
+  // lora_requests_info labels); empty when no request names an adapter.
+  std::vector<std::string> running_lora_adapters;
+  std::vector<std::string> waiting_lora_adapters;
   uint64_t preemptions_total = 0;
   uint64_t prefix_cache_queries_tokens = 0;  // cumulative: sequence tokens looked up at admission
   uint64_t prefix_cache_hits_tokens = 0;     // cumulative: of those, served from cache

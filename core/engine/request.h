@@ -30,7 +30,8 @@ struct Request {
   // Exact output ids (e.g. from a response trace). When non-empty its length is the
   // output length and max_tokens is ignored (Dynamo's rule: the plan wins).
   std::vector<TokenId> planned_output;
-  std::string lora_name;   // salts the block-hash seed
+  std::string lora_name;   // salts the block-hash seed; empty: the base model
+  uint32_t lora_id = 0;    // vLLM's lora_int_id, carried into KV events; 0: none
   std::string cache_salt;  // salts the block-hash seed
   // Synthesized output ids are ids of the model's vocabulary, [0, output_vocab_end), and
   // never one of `excluded_output_tokens` (a Dynamo frontend ends a stream at an EOS id,

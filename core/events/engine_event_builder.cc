@@ -9,11 +9,13 @@ EngineEventBuilder::EngineEventBuilder(EngineEventBuilderOptions options) : opti
 }
 
 void EngineEventBuilder::add_request(uint64_t id, const std::vector<TokenId>& prompt,
-                                     const std::string& lora_name, const std::string& cache_salt) {
+                                     const std::string& lora_name, const std::string& cache_salt,
+                                     uint32_t lora_id) {
   Tracked& tracked = requests_[id];
   tracked.tokens = prompt;
   tracked.seed = block_hash_seed(lora_name, cache_salt);
   tracked.lora_name = lora_name;
+  tracked.lora_id = lora_id;
   extend_hashes(id, tracked);
 }
 
@@ -92,6 +94,7 @@ EngineBatch EngineEventBuilder::build(const std::vector<RouterEvent>& events, do
       out.block_size = options_.block_size;
       out.medium = medium_for(event.storage_tier);
       if (!tracked.lora_name.empty()) out.lora_name = tracked.lora_name;
+      if (tracked.lora_id != 0) out.lora_id = tracked.lora_id;
       out.block_hashes.reserve(store->blocks.size());
       for (const StoredBlock& block : store->blocks) out.block_hashes.push_back(block.block_hash);
       const auto begin =

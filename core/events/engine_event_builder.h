@@ -28,9 +28,10 @@ class EngineEventBuilder {
  public:
   explicit EngineEventBuilder(EngineEventBuilderOptions options);
 
-  // A request entered the engine with this prompt.
+  // A request entered the engine with this prompt. Its stores carry `lora_name` and
+  // `lora_id` (vLLM's lora_int_id) when it names a LoRA adapter.
   void add_request(uint64_t id, const std::vector<TokenId>& prompt, const std::string& lora_name,
-                   const std::string& cache_salt);
+                   const std::string& cache_salt, uint32_t lora_id = 0);
   // The request produced these output tokens (their blocks are stored in later passes).
   void append_tokens(uint64_t id, const std::vector<TokenId>& tokens);
   // The request is gone; its blocks can no longer be announced.
@@ -49,6 +50,7 @@ class EngineEventBuilder {
     std::vector<uint64_t> sequence_hashes;
     uint64_t seed = 0;
     std::string lora_name;
+    uint32_t lora_id = 0;
   };
   struct Location {
     uint64_t request = 0;

@@ -6,6 +6,19 @@
 namespace kvmock {
 namespace {
 
+// The distinct LoRA adapter names of `requests`, sorted.
+template <class Requests>
+std::vector<std::string> adapter_names(const Requests& requests) {
+  std::vector<std::string> names;
+  for (const RequestState* r : requests) {
+    const std::string& name = r->request().lora_name;
+    if (!name.empty()) names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  return names;
+}
+
 uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
 
 // Prompt lengths beyond this could overflow the 32-bit token positions.
@@ -63,6 +76,7 @@ Result<bool> Scheduler::add(Request request) {
   auto state = std::make_unique<RequestState>(std::move(request));
   state->set_eos_length(eos);
   waiting_.push_back(state.get());
+  if (!state->request().lora_name.empty()) ++lora_requests_;
   const RequestId id = state->id();
   requests_.emplace(id, std::move(state));
   return true;
@@ -95,7 +109,7 @@ bool Scheduler::cancel(RequestId id, FinishReason reason) {
   out.cached_tokens = r->first_cached_tokens.value_or(0);
   out.num_generated = r->num_generated();
   pending_outputs_.push_back(out);
-  requests_.erase(it);
+  forget(it);
   return true;
 }
 
@@ -279,12 +293,21 @@ void Scheduler::preempt(RequestState* victim, uint64_t* budget, size_t* cursor) 
 
 void Scheduler::admit_waiting(uint64_t* budget, SchedulerPass* pass) {
   const uint32_t bs = args_.block_size;
-  while (!waiting_.empty() && (args_.max_num_seqs == 0 || running_.size() < args_.max_num_seqs)) {
-    RequestState* r = waiting_.front();
+  // Requests passed over because their LoRA adapter would exceed max_loras keep their
+  // place; the ones behind them may still be admitted (vLLM's skipped-waiting queue).
+  size_t next = 0;
+  while (next < waiting_.size() &&
+         (args_.max_num_seqs == 0 || running_.size() < args_.max_num_seqs)) {
+    RequestState* r = waiting_[next];
+    if (lora_slot_taken(*r)) {
+      ++next;
+      continue;
+    }
+    const auto take = [this, next] { waiting_.erase(waiting_.begin() + static_cast<long>(next)); };
     const uint32_t len = r->len();
     const uint64_t blocks_needed = ceil_div(len, bs);
     if (blocks_needed > pool_.capacity()) {
-      waiting_.pop_front();
+      take();
       finish(r, FinishReason::kError, "exceeds_kv_capacity", pass);
       continue;
     }
@@ -303,13 +326,13 @@ void Scheduler::admit_waiting(uint64_t* budget, SchedulerPass* pass) {
     const Onboard onboard = try_onboard(r, match.blocks, static_cast<uint32_t>(limit));
     if (onboard == Onboard::kBlocked) break;
     if (onboard == Onboard::kStarted) {
-      waiting_.pop_front();
+      take();
       continue;
     }
 
     r->admission_cached_tokens = match.blocks * bs;
     if (schedule(r, /*from_waiting=*/true, budget, nullptr) != Outcome::kScheduled) break;
-    waiting_.pop_front();
+    take();
     running_.push_back(r);
     r->status = RequestStatus::kRunning;
     cache_queries_tokens_ += len;
@@ -407,7 +430,26 @@ void Scheduler::finish(RequestState* r, FinishReason reason, std::string_view er
   out.finish_reason = reason;
   out.error = error;
   out.num_generated = r->num_generated();
-  requests_.erase(r->id());  // destroys r
+  forget(requests_.find(r->id()));  // destroys r
+}
+
+void Scheduler::forget(std::unordered_map<RequestId, std::unique_ptr<RequestState>>::iterator it) {
+  if (!it->second->request().lora_name.empty()) --lora_requests_;
+  requests_.erase(it);
+}
+
+bool Scheduler::lora_slot_taken(const RequestState& r) const {
+  const std::string& adapter = r.request().lora_name;
+  if (adapter.empty() || args_.max_loras == 0 || lora_requests_ == 0) return false;
+  // vLLM counts the adapters of the running batch (what this pass admitted included).
+  std::vector<std::string_view> running;
+  for (const RequestState* other : running_) {
+    const std::string& name = other->request().lora_name;
+    if (name.empty() || std::find(running.begin(), running.end(), name) != running.end()) continue;
+    if (name == adapter) return false;
+    running.push_back(name);
+  }
+  return running.size() >= args_.max_loras;
 }
 
 RequestOutput& Scheduler::output_for(RequestState* r, SchedulerPass* pass) {
@@ -431,6 +473,10 @@ EngineMetrics Scheduler::metrics() const {
                                                 static_cast<double>(m.total_blocks);
   m.running_requests = num_running();
   m.waiting_requests = num_waiting();
+  if (lora_requests_ > 0) {
+    m.running_lora_adapters = adapter_names(running_);
+    m.waiting_lora_adapters = adapter_names(waiting_);
+  }
   m.preemptions_total = preemptions_total_;
   m.prefix_cache_queries_tokens = cache_queries_tokens_;
   m.prefix_cache_hits_tokens = cache_hits_tokens_;

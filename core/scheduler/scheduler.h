@@ -149,6 +149,10 @@ class Scheduler {
   void fill_prefill_stats(SchedulerPass* pass) const;
   void fill_queue_stats(SchedulerPass* pass) const;
   void finish(RequestState* r, FinishReason reason, std::string_view error, SchedulerPass* pass);
+  // Drops a live request (destroying it) and its share of the LoRA count.
+  void forget(std::unordered_map<RequestId, std::unique_ptr<RequestState>>::iterator it);
+  // True when admitting `r` would put one LoRA adapter too many in the running batch.
+  bool lora_slot_taken(const RequestState& r) const;
   RequestOutput& output_for(RequestState* r, SchedulerPass* pass);
   std::mt19937_64* random_ids() { return args_.enable_prefix_caching ? nullptr : &rng_; }
 
@@ -169,6 +173,7 @@ class Scheduler {
   uint64_t preemptions_total_ = 0;
   uint64_t cache_queries_tokens_ = 0;
   uint64_t cache_hits_tokens_ = 0;
+  uint64_t lora_requests_ = 0;  // live requests naming a LoRA adapter
 };
 
 }  // namespace kvmock

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string_view>
 
+#include "transport/http/lora_endpoints.h"
 #include "transport/http/openai_errors.h"
 #include "transport/http/openai_generation.h"
 
@@ -106,8 +107,13 @@ void OpenAiServer::handle(const std::shared_ptr<HttpExchange>& exchange) {
     respond_error(*exchange, headers, status, message, code, param);
   };
 
+  // vLLM serves the LoRA endpoints only where runtime LoRA updates are allowed: here, on
+  // workers that keep adapters.
+  LoraAdapters* adapters = backend_.lora_adapters();
+  const bool is_lora_api =
+      adapters != nullptr && (path == kLoadLoraAdapterPath || path == kUnloadLoraAdapterPath);
   const bool is_post_api = path == "/v1/completions" || path == "/v1/chat/completions" ||
-                           path == "/tokenize" || path == "/detokenize";
+                           path == "/tokenize" || path == "/detokenize" || is_lora_api;
   const bool is_get_api = path == "/v1/models" || path == "/health" || path == "/metrics";
   if (!is_post_api && !is_get_api) {
     reply_error(404, "no route for " + path, "not_found");
@@ -123,6 +129,7 @@ void OpenAiServer::handle(const std::shared_ptr<HttpExchange>& exchange) {
   if (path == "/v1/chat/completions") return generate(exchange, Api::kChat);
   if (path == "/tokenize") return tokenize(exchange);
   if (path == "/detokenize") return detokenize(exchange);
+  if (is_lora_api) return serve_lora_endpoint(*exchange, *adapters, headers);
   if (path == "/metrics") {
     exchange->respond(200, std::string(kPrometheusText), backend_.render_metrics(), headers);
   } else if (path == "/health") {
@@ -131,41 +138,59 @@ void OpenAiServer::handle(const std::shared_ptr<HttpExchange>& exchange) {
     } else {
       reply_error(503, backend_.not_ready_reason(), "not_ready");
     }
-  } else {  // /v1/models: every served name, as vLLM lists its --served-model-name list
-    const int64_t created = unix_seconds(clock_);
-    const std::span<const std::string> names = backend_.served_model_names();
-    ordered_json data = ordered_json::array();
-    for (const std::string& name : names) {
-      ordered_json model;
-      model["id"] = name;
-      model["object"] = "model";
-      model["created"] = created;
-      model["owned_by"] = "kvmock";
-      model["root"] = names.front();
-      model["parent"] = nullptr;
-      model["max_model_len"] = backend_.max_model_len();
-      data.push_back(std::move(model));
-    }
-    ordered_json list{{"object", "list"}, {"data", std::move(data)}};
-    exchange->respond(200, std::string(kJson), list.dump(), headers);
+  } else {
+    list_models(*exchange);
   }
 }
 
-bool OpenAiServer::serves_model(HttpExchange& exchange, const std::string& requested) const {
-  if (requested.empty()) return true;
+void OpenAiServer::list_models(HttpExchange& exchange) const {
+  // Every served name, as vLLM lists its --served-model-name list, then each LoRA adapter
+  // with the model it adapts as parent and its path as root.
+  const int64_t created = unix_seconds(clock_);
+  const std::span<const std::string> names = backend_.served_model_names();
+  ordered_json data = ordered_json::array();
+  const auto add = [&](const std::string& id, const std::string& root, ordered_json parent,
+                       ordered_json max_model_len) {
+    ordered_json model;
+    model["id"] = id;
+    model["object"] = "model";
+    model["created"] = created;
+    model["owned_by"] = "kvmock";
+    model["root"] = root;
+    model["parent"] = std::move(parent);
+    model["max_model_len"] = std::move(max_model_len);
+    data.push_back(std::move(model));
+  };
+  for (const std::string& name : names) add(name, names.front(), nullptr, backend_.max_model_len());
+  if (LoraAdapters* adapters = backend_.lora_adapters()) {
+    for (const LoraAdapter& adapter : adapters->list()) {
+      add(adapter.name, adapter.path, adapter.parent, nullptr);
+    }
+  }
+  ordered_json list{{"object", "list"}, {"data", std::move(data)}};
+  exchange.respond(200, std::string(kJson), list.dump(), response_headers());
+}
+
+std::optional<OpenAiServer::ServedModel> OpenAiServer::resolve_model(
+    HttpExchange& exchange, const std::string& requested) const {
+  // vLLM names its first served name in responses, whichever alias the request used.
+  if (requested.empty()) return ServedModel{backend_.model_name(), std::nullopt};
   for (const std::string& name : backend_.served_model_names()) {
-    if (name == requested) return true;
+    if (name == requested) return ServedModel{backend_.model_name(), std::nullopt};
+  }
+  if (LoraAdapters* adapters = backend_.lora_adapters()) {
+    if (auto adapter = adapters->find(requested)) return ServedModel{adapter->name, adapter};
   }
   respond_error(exchange, response_headers(), 404, "The model `" + requested + "` does not exist.",
                 "model_not_found", "model");
-  return false;
+  return std::nullopt;
 }
 
 void OpenAiServer::tokenize(const std::shared_ptr<HttpExchange>& exchange) {
   const TextCodec& codec = backend_.text_codec();
   auto parsed = parse_tokenize_request(exchange->request().body, codec, template_now(clock_));
   if (!parsed_or_400(*exchange, response_headers(), parsed)) return;
-  if (!serves_model(*exchange, parsed->model)) return;
+  if (!resolve_model(*exchange, parsed->model)) return;
   ordered_json body;
   body["count"] = parsed->tokens.size();
   body["max_model_len"] = backend_.max_model_len();
@@ -183,7 +208,7 @@ void OpenAiServer::detokenize(const std::shared_ptr<HttpExchange>& exchange) {
   const TextCodec& codec = backend_.text_codec();
   auto parsed = parse_detokenize_request(exchange->request().body);
   if (!parsed_or_400(*exchange, response_headers(), parsed)) return;
-  if (!serves_model(*exchange, parsed->model)) return;
+  if (!resolve_model(*exchange, parsed->model)) return;
   // vLLM decodes with the tokenizer's defaults: special tokens kept.
   const ordered_json body{{"prompt", codec.decode(parsed->tokens, /*skip_special_tokens=*/false)}};
   exchange->respond(200, std::string(kJson), body.dump(), response_headers());
@@ -201,9 +226,9 @@ void OpenAiServer::generate(const std::shared_ptr<HttpExchange>& exchange, Api a
   auto parsed = chat ? parse_chat_request(exchange->request().body, codec, template_now(clock_))
                      : parse_completion_request(exchange->request().body, codec);
   if (!parsed_or_400(*exchange, headers, parsed)) return;
-  if (!serves_model(*exchange, parsed->model)) return;
-  // vLLM names its first served name in responses, whichever alias the request used.
-  const std::string& model = backend_.model_name();
+  const std::optional<ServedModel> served = resolve_model(*exchange, parsed->model);
+  if (!served) return;
+  const std::string& model = served->name;
 
   GenerationRequest request;
   request.max_tokens = default_max_tokens(chat, *parsed);
@@ -212,6 +237,10 @@ void OpenAiServer::generate(const std::shared_ptr<HttpExchange>& exchange, Api a
   request.stop_token_ids = parsed->stop_token_ids;
   request.seed = parsed->seed;
   request.dp_rank = parsed->data_parallel_rank;
+  if (served->adapter) {
+    request.lora_name = served->adapter->name;
+    request.lora_id = served->adapter->id;
+  }
   // vLLM's header names the rank too, and wins over the body.
   const auto& headers_in = exchange->request().headers;
   if (auto rank = headers_in.find(std::string(kDataParallelRankHeader)); rank != headers_in.end()) {

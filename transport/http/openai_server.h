@@ -3,7 +3,9 @@
 //   POST /v1/chat/completions   messages rendered by the model's chat template
 //   POST /tokenize              vLLM's: text or messages to ids ({count,max_model_len,tokens})
 //   POST /detokenize            vLLM's: ids to text ({prompt})
-//   GET  /v1/models             every served name of the worker's model
+//   GET  /v1/models             every served name of the worker's model, then its LoRA
+//                               adapters (with their `parent`)
+//   POST /v1/load_lora_adapter, /v1/unload_lora_adapter   vLLM's runtime LoRA endpoints
 //   GET  /health                200 when the worker is ready, else 503
 //   GET  /metrics               the worker's vLLM-named Prometheus metrics
 // Every response carries `x-kvmock-worker-id`. Errors use OpenAI's shape
@@ -17,6 +19,8 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "transport/http/http_server.h"
 #include "transport/http/openai_request.h"
@@ -41,9 +45,17 @@ class OpenAiServer {
   void generate(const std::shared_ptr<HttpExchange>& exchange, Api api);
   void tokenize(const std::shared_ptr<HttpExchange>& exchange);
   void detokenize(const std::shared_ptr<HttpExchange>& exchange);
-  // True when `requested` is empty or one of the worker's served names; otherwise answers
-  // 404 with vLLM's message and returns false.
-  bool serves_model(HttpExchange& exchange, const std::string& requested) const;
+  // What a request's `model` names: the worker's model (by any served name, or none) or
+  // one of its LoRA adapters.
+  struct ServedModel {
+    std::string name;  // the name answers carry: the first served name, or the adapter's
+    std::optional<LoraAdapter> adapter;
+  };
+  // The served model `requested` names; otherwise answers 404 with vLLM's message and
+  // returns nullopt.
+  std::optional<ServedModel> resolve_model(HttpExchange& exchange,
+                                           const std::string& requested) const;
+  void list_models(HttpExchange& exchange) const;
   // max_tokens when the request sets none, as vLLM picks it.
   uint32_t default_max_tokens(bool chat, const ParsedRequest& parsed) const;
   // Headers on every response: which worker answered.

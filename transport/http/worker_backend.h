@@ -13,6 +13,7 @@
 #include "core/common/result.h"
 #include "core/tokenizer/text_codec.h"
 #include "core/tokens/block_hash.h"
+#include "transport/http/lora_adapters.h"
 
 namespace kvmock {
 
@@ -23,7 +24,10 @@ struct GenerationRequest {
   // data_parallel_rank; NATS: routing.dp_rank). Unset: the worker chooses. A rank at or past
   // the worker's dp size is refused with "bad_request".
   std::optional<uint32_t> dp_rank;
+  // The LoRA adapter the request names (its blocks hash apart from the base model's and
+  // its KV events carry it); empty: the base model. lora_id is vLLM's lora_int_id, 0: none.
   std::string lora_name;
+  uint32_t lora_id = 0;
   std::string cache_salt;
   // Ids the output must not contain: a Dynamo frontend ends the stream at an EOS or hidden
   // stop id (PreprocessedRequest eos_token_ids and stop_conditions.stop_token_ids_hidden).
@@ -93,6 +97,9 @@ class WorkerBackend {
   virtual uint64_t max_model_len() const { return 0; }
   // The worker's vLLM-named Prometheus metrics (text format), as a vLLM pod serves them.
   virtual std::string render_metrics() const = 0;
+  // The LoRA adapters the worker serves besides its model; null when it serves none and
+  // cannot load any.
+  virtual LoraAdapters* lora_adapters() { return nullptr; }
 };
 
 }  // namespace kvmock

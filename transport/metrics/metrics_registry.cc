@@ -164,7 +164,7 @@ Counter& MetricsRegistry::counter(const std::string& name, const std::string& he
   Family& f = family(name, help, Type::kCounter);
   if (Series* s = find(f, labels)) return *s->counter;
   Counter& c = counters_.emplace_back();
-  f.series.push_back(Series{std::move(labels), &c, nullptr, nullptr, {}});
+  f.series.push_back(Series{std::move(labels), &c, nullptr, nullptr, {}, {}});
   return c;
 }
 
@@ -174,7 +174,7 @@ Gauge& MetricsRegistry::gauge(const std::string& name, const std::string& help,
   Family& f = family(name, help, Type::kGauge);
   if (Series* s = find(f, labels); s && s->gauge) return *s->gauge;
   Gauge& g = gauges_.emplace_back();
-  f.series.push_back(Series{std::move(labels), nullptr, &g, nullptr, {}});
+  f.series.push_back(Series{std::move(labels), nullptr, &g, nullptr, {}, {}});
   return g;
 }
 
@@ -184,7 +184,7 @@ Histogram& MetricsRegistry::histogram(const std::string& name, const std::string
   Family& f = family(name, help, Type::kHistogram);
   if (Series* s = find(f, labels)) return *s->histogram;
   Histogram& h = histograms_.emplace_back(std::move(upper_bounds));
-  f.series.push_back(Series{std::move(labels), nullptr, nullptr, &h, {}});
+  f.series.push_back(Series{std::move(labels), nullptr, nullptr, &h, {}, {}});
   return h;
 }
 
@@ -193,20 +193,30 @@ void MetricsRegistry::gauge_callback(const std::string& name, const std::string&
   add_callback(name, help, Type::kGauge, std::move(labels), std::move(read));
 }
 
+void MetricsRegistry::gauge_callback(const std::string& name, const std::string& help,
+                                     MetricLabels labels, std::function<double()> read,
+                                     std::function<MetricLabels()> read_labels) {
+  add_callback(name, help, Type::kGauge, std::move(labels), std::move(read),
+               std::move(read_labels));
+}
+
 void MetricsRegistry::counter_callback(const std::string& name, const std::string& help,
                                        MetricLabels labels, std::function<double()> read) {
   add_callback(name, help, Type::kCounter, std::move(labels), std::move(read));
 }
 
 void MetricsRegistry::add_callback(const std::string& name, const std::string& help, Type type,
-                                   MetricLabels labels, std::function<double()> read) {
+                                   MetricLabels labels, std::function<double()> read,
+                                   std::function<MetricLabels()> read_labels) {
   std::lock_guard lock(mutex_);
   Family& f = family(name, help, type);
   if (Series* s = find(f, labels)) {
     s->read = std::move(read);
+    s->read_labels = std::move(read_labels);
     return;
   }
-  f.series.push_back(Series{std::move(labels), nullptr, nullptr, nullptr, std::move(read)});
+  f.series.push_back(Series{std::move(labels), nullptr, nullptr, nullptr, std::move(read),
+                            std::move(read_labels)});
 }
 
 std::string MetricsRegistry::render() const { return render_filtered(nullptr, true); }
@@ -276,7 +286,14 @@ std::string MetricsRegistry::render_filtered(const std::pair<std::string, std::s
         continue;
       }
       out += name;
-      append_labels(out, s.labels);
+      if (s.read_labels) {
+        MetricLabels labels = s.labels;
+        for (auto& label : s.read_labels()) labels.push_back(std::move(label));
+        std::sort(labels.begin(), labels.end());
+        append_labels(out, labels);
+      } else {
+        append_labels(out, s.labels);
+      }
       out += ' ';
       if (s.counter) {
         out += std::to_string(s.counter->value());

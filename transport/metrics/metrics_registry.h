@@ -82,6 +82,12 @@ class MetricsRegistry {
   // A gauge whose value is read at render time (queue depths, connection state).
   void gauge_callback(const std::string& name, const std::string& help, MetricLabels labels,
                       std::function<double()> read);
+  // The same, with labels also read at render time (all labels written sorted by name): an
+  // info gauge
+  // whose label values change (vLLM's lora_requests_info names the adapters in use). The
+  // series is found by `labels` alone, so render_matching filters on those.
+  void gauge_callback(const std::string& name, const std::string& help, MetricLabels labels,
+                      std::function<double()> read, std::function<MetricLabels()> read_labels);
   // A counter kept elsewhere (an atomic owned by a component), read at render time.
   void counter_callback(const std::string& name, const std::string& help, MetricLabels labels,
                         std::function<double()> read);
@@ -102,6 +108,7 @@ class MetricsRegistry {
     Gauge* gauge = nullptr;
     Histogram* histogram = nullptr;
     std::function<double()> read;
+    std::function<MetricLabels()> read_labels;  // more labels, read at render time
   };
   struct Family {
     Type type;
@@ -113,7 +120,8 @@ class MetricsRegistry {
   std::string render_filtered(const std::pair<std::string, std::string>* filter,
                               bool colons_as_underscores) const;
   void add_callback(const std::string& name, const std::string& help, Type type,
-                    MetricLabels labels, std::function<double()> read);
+                    MetricLabels labels, std::function<double()> read,
+                    std::function<MetricLabels()> read_labels = nullptr);
   Series* find(Family& family, const MetricLabels& labels);
 
   mutable std::mutex mutex_;

@@ -121,6 +121,9 @@ workers:
   http_host: 0.0.0.0
   threads: 3
   model: { name: qwen-small, aliases: "qwen, Qwen/Qwen3-0.6B", path: /models/qwen }
+  lora:
+    modules: "sql-lora, chat-lora=qwen"
+    max_loras: 3
   engine:
     block_size: 16
     num_gpu_blocks: 1000
@@ -228,6 +231,8 @@ TEST(ConfigLoader, EveryKeyIsSettableFromYaml) {
   EXPECT_EQ(c.workers.load.shared_prefix_ratio, 0.25);
   EXPECT_EQ(c.workers.max_queued_prompt_tokens, 5000000u);
   EXPECT_EQ(c.workers.max_num_waiting, 77u);
+  EXPECT_EQ(c.workers.lora.modules, "sql-lora, chat-lora=qwen");
+  EXPECT_EQ(c.workers.engine.max_loras, 3u);
   EXPECT_EQ(c.http.max_request_body_bytes, 2048u);
   ASSERT_EQ(c.relays.size(), 1u);
   EXPECT_EQ(c.relays[0], (RelayConfig{"tcp://10.0.0.5:5557", "tcp://10.0.0.5:5558", "engine", 42,
@@ -689,6 +694,26 @@ const BadConfig kBadConfigs[] = {
      {},
      "config.yaml:3: relays[0].worker_id: 1002 is a mock worker's id (workers.worker_id_base "
      "1000 and workers.count 4 use 1000..1003)",
+     "inconsistent"},
+    {"lora module syntax",
+     "workers:\n  lora:\n    modules: \"a, =b\"\n",
+     {},
+     {},
+     "config.yaml:3: workers.lora.modules: \"=b\" has no adapter name",
+     "bad_value"},
+    {"lora base not served",
+     "workers:\n  lora:\n    modules: \"a=other-model\"\n",
+     {},
+     {},
+     "config.yaml:3: workers.lora.modules: adapter \"a\" names base \"other-model\", which is "
+     "not workers.model.name or one of workers.model.aliases",
+     "inconsistent"},
+    {"lora named as the model",
+     "workers:\n  lora:\n    modules: kvmock-model\n",
+     {},
+     {},
+     "config.yaml:3: workers.lora.modules: adapter \"kvmock-model\" has the name of a served "
+     "model",
      "inconsistent"},
     {"worker ids overflow",
      "workers:\n  worker_id_base: 18446744073709551615\n",

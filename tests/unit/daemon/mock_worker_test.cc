@@ -279,13 +279,43 @@ TEST_F(MockWorkerTest, CacheConfigAndLoraInfoGaugesCarryVllmsLabels) {
         << text;
   }
   const std::string lora =
-      "vllm:lora_requests_info{max_lora=\"0\",running_lora_adapters=\"\",waiting_lora_adapters="
+      "vllm:lora_requests_info{max_lora=\"1\",running_lora_adapters=\"\",waiting_lora_adapters="
       "\"\",worker_id=\"1003\"}";
   const auto updated = series_value(text, lora);
   ASSERT_TRUE(updated.has_value()) << text;
   const double expected =
       std::chrono::duration<double>(clock_.system_now().time_since_epoch()).count();
   EXPECT_NEAR(std::stod(*updated), expected, 1.0);
+}
+
+TEST_F(MockWorkerTest, LoraInfoNamesTheRunningAndTheWaitingAdapters) {
+  config_.workers.engine.max_loras = 1;
+  MockWorker& w = worker();
+  GenerationRequest first = request_of(8, 50);
+  first.lora_name = "sql";
+  first.lora_id = 1;
+  GenerationRequest second = request_of(8, 3);
+  second.lora_name = "chat";  // one adapter too many for max_loras 1: it waits
+  second.lora_id = 2;
+  ASSERT_TRUE(w.submit(std::move(first), {}).ok());
+  ASSERT_TRUE(w.submit(std::move(second), {}).ok());
+  // The figures are the engine's as of its last pass end.
+  const std::string both =
+      "vllm:lora_requests_info{max_lora=\"1\",running_lora_adapters=\"sql\","
+      "waiting_lora_adapters=\"chat\",worker_id=\"1003\"}";
+  bool seen = false;
+  for (int i = 0; i < 100 && !seen; ++i) {
+    poll();
+    seen = series_value(w.render_metrics(), both).has_value();
+    clock_.advance(microseconds(100));
+    timers_.fire_due();
+  }
+  EXPECT_TRUE(seen) << w.render_metrics();
+  advance_until_idle();
+  EXPECT_EQ(w.in_flight(), 0u);
+  EXPECT_TRUE(series_value(w.render_metrics(),
+                           "vllm:lora_requests_info{max_lora=\"1\",running_lora_adapters=\"\","
+                           "waiting_lora_adapters=\"\",worker_id=\"1003\"}"));
 }
 
 TEST_F(MockWorkerTest, VllmMetricsShowTheFiguresOfTheLastPass) {

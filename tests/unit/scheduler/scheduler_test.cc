@@ -396,5 +396,67 @@ TEST(Scheduler, TokenBudgetIsSharedRunningFirst) {
   EXPECT_EQ(find_output(pass, 1)->tokens.size(), 1u);
 }
 
+Request lora_request(RequestId id, const std::string& adapter) {
+  Request r = make_request(id, 4, 4, static_cast<TokenId>(100 * id));
+  r.lora_name = adapter;
+  return r;
+}
+
+bool admitted(const SchedulerPass& pass, RequestId id) {
+  const RequestOutput* out = find_output(pass, id);
+  return out != nullptr && out->admitted;
+}
+
+TEST(Scheduler, AtMostMaxLorasAdaptersRunInOneBatchAndTheOthersKeepTheirPlace) {
+  EngineArgs args = small_args(4, 64);
+  args.max_loras = 2;
+  Scheduler s(args);
+  ASSERT_TRUE(s.add(lora_request(1, "a")).ok());
+  ASSERT_TRUE(s.add(lora_request(2, "b")).ok());
+  ASSERT_TRUE(s.add(lora_request(3, "c")).ok());        // a third adapter: passed over
+  ASSERT_TRUE(s.add(lora_request(4, "a")).ok());        // an adapter already running: admitted
+  ASSERT_TRUE(s.add(make_request(5, 4, 4, 900)).ok());  // the base model: admitted
+  const SchedulerPass first = s.run_pass();
+  EXPECT_TRUE(admitted(first, 1));
+  EXPECT_TRUE(admitted(first, 2));
+  EXPECT_FALSE(admitted(first, 3));
+  EXPECT_TRUE(admitted(first, 4));
+  EXPECT_TRUE(admitted(first, 5));
+  EXPECT_EQ(s.num_waiting(), 1u);
+  const EngineMetrics metrics = s.metrics();
+  EXPECT_EQ(metrics.running_lora_adapters, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(metrics.waiting_lora_adapters, (std::vector<std::string>{"c"}));
+
+  // Once "b" and the first "a" finish, "c" fits beside the remaining "a".
+  bool c_admitted = false;
+  for (int pass = 0; pass < 20 && !c_admitted; ++pass) c_admitted = admitted(s.run_pass(), 3);
+  EXPECT_TRUE(c_admitted);
+  for (int pass = 0; pass < 20 && s.has_work(); ++pass) s.run_pass();
+  EXPECT_FALSE(s.has_work());
+  EXPECT_TRUE(s.metrics().running_lora_adapters.empty());
+}
+
+TEST(Scheduler, MaxLorasZeroLetsEveryAdapterRun) {
+  EngineArgs args = small_args(4, 64);
+  args.max_loras = 0;
+  Scheduler s(args);
+  for (RequestId id = 1; id <= 4; ++id) {
+    ASSERT_TRUE(s.add(lora_request(id, "adapter-" + std::to_string(id))).ok());
+  }
+  const SchedulerPass pass = s.run_pass();
+  for (RequestId id = 1; id <= 4; ++id) EXPECT_TRUE(admitted(pass, id)) << id;
+}
+
+TEST(Scheduler, ACancelledLoraRequestFreesItsAdapterSlot) {
+  EngineArgs args = small_args(4, 64);
+  args.max_loras = 1;
+  Scheduler s(args);
+  ASSERT_TRUE(s.add(lora_request(1, "a")).ok());
+  ASSERT_TRUE(s.add(lora_request(2, "b")).ok());
+  EXPECT_FALSE(admitted(s.run_pass(), 2));
+  ASSERT_TRUE(s.cancel(1, FinishReason::kAbort));
+  EXPECT_TRUE(admitted(s.run_pass(), 2));
+}
+
 }  // namespace
 }  // namespace kvmock

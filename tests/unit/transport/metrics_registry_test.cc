@@ -56,6 +56,27 @@ TEST(MetricsRegistry, CallbackGaugesAreReadAtRenderTime) {
   EXPECT_NE(registry.render().find("depth 7\n"), std::string::npos);
 }
 
+TEST(MetricsRegistry, CallbackLabelsAreReadAtRenderTimeAndTheFilterUsesTheFixedOnes) {
+  MetricsRegistry registry;
+  std::string running;
+  registry.gauge_callback(
+      "vllm:lora_requests_info", "Running stats on lora requests.", {{"worker_id", "7"}},
+      [] { return 2.5; },
+      [&running] {
+        return MetricLabels{{"running_lora_adapters", running}};
+      });
+  const std::string idle = registry.render_matching("worker_id", "7");
+  EXPECT_NE(idle.find("vllm:lora_requests_info{running_lora_adapters=\"\",worker_id=\"7\"} 2.5"),
+            std::string::npos)
+      << idle;
+  running = "sql,chat";
+  const std::string busy = registry.render_matching("worker_id", "7");
+  EXPECT_NE(busy.find("running_lora_adapters=\"sql,chat\",worker_id=\"7\"} 2.5"), std::string::npos)
+      << busy;
+  EXPECT_EQ(busy.find("running_lora_adapters=\"\""), std::string::npos) << busy;
+  EXPECT_EQ(registry.render_matching("worker_id", "8"), "");
+}
+
 TEST(MetricsRegistry, TheFullRenderWritesColonsAsUnderscoresAndTheFilteredOneKeepsThem) {
   MetricsRegistry registry;
   registry.gauge("vllm:num_requests_running", "Running.", {{"worker_id", "7"}}).set(2);
