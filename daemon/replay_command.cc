@@ -39,7 +39,13 @@ struct Flags {
   Placement placement = Placement::kRoundRobin;
   TraceOptions trace;
   bool trace_block_size_set = false;
-  SyntheticSpec spec;
+  // --prefix-groups defaults as workers.load.prefix_groups does, so --prefix-ratio alone
+  // works.
+  SyntheticSpec spec = [] {
+    SyntheticSpec defaults;
+    defaults.num_prefix_groups = LoadDriverConfig{}.prefix_groups;
+    return defaults;
+  }();
   bool requests_set = false;
   bool isl_set = false;
   bool osl_set = false;

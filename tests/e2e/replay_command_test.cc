@@ -133,6 +133,20 @@ TEST(ReplayCommand, SyntheticClosedLoopRunSucceedsAndPrintsProgress) {
   EXPECT_GT(json["prefix_cache_reuse_ratio"].get<double>(), 0.2);
 }
 
+// --prefix-groups defaults to workers.load.prefix_groups' 8: a ratio alone is enough.
+TEST(ReplayCommand, APrefixRatioWithoutPrefixGroupsUsesTheDefaultGroups) {
+  const std::string report = temp_path("prefix-ratio-alone.json");
+  const auto result =
+      run_process({kvmockd_path(), "replay", "--synthetic", "--requests", "40", "--isl", "200",
+                   "--osl", "4", "--prefix-ratio", "0.5", "--arrival", "closed:4", "--report",
+                   report},
+                  "");
+  ASSERT_EQ(result.exit_status, 0) << result.err;
+  const auto json = nlohmann::json::parse(slurp(report));
+  EXPECT_EQ(json["completed"], 40);
+  EXPECT_GT(json["prefix_cache_reuse_ratio"].get<double>(), 0.1);
+}
+
 TEST(ReplayCommand, ConfigFileSetsTheEngineAndWorkerCount) {
   const std::string config = temp_path("config.yaml");
   {
