@@ -1071,5 +1071,28 @@ TEST_F(OpenAiServerTest, ARefusedChoiceCancelsTheChoicesAlreadyQueued) {
   EXPECT_EQ(backend_.requests().size(), 4u);
 }
 
+// One failed choice fails the answer: a 500, or one error event and one [DONE].
+TEST_F(OpenAiServerTest, AFailedChoiceFailsTheWholeAnswer) {
+  backend_.fail_after = 1;
+  expect_error(post("/v1/completions", R"({"prompt":"p","max_tokens":5,"n":2})"), 500,
+               "generation_failed");
+  const auto result = http_stream(port_, "POST", "/v1/completions",
+                                  R"({"prompt":"p","max_tokens":5,"n":2,"stream":true})",
+                                  [](const std::string&) { return true; });
+  ASSERT_EQ(result.status, 200) << result.error;
+  const auto events = sse_events(result.body);
+  size_t errors = 0, done = 0;
+  for (const json& event : events) {
+    if (event == "[DONE]") ++done;
+    if (event.is_object() && event.contains("error")) ++errors;
+    if (event.is_object() && event.contains("choices")) {
+      EXPECT_TRUE(event["choices"][0]["finish_reason"].is_null()) << event;
+    }
+  }
+  EXPECT_EQ(errors, 1u) << result.body;
+  EXPECT_EQ(done, 1u);
+  EXPECT_EQ(events.back(), "[DONE]");
+}
+
 }  // namespace
 }  // namespace kvmock
