@@ -16,9 +16,7 @@
 #include <thread>
 #include <vector>
 #include <zmq.hpp>
-#include <zmq_addon.hpp>
 
-#include "core/events/engine_payload_codec.h"
 #include "tests/support/daemon_harness.h"
 #include "tests/support/http_client.h"
 #include "tests/support/nats_server.h"
@@ -127,29 +125,15 @@ class LoraAdaptersTest : public ::testing::Test {
   }
 
   void read_for(std::chrono::milliseconds span, StoredByAdapter& seen) {
-    const auto deadline = std::chrono::steady_clock::now() + span;
-    for (int i = 0; i < 10000; ++i) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) return;
-      zmq::pollitem_t item{sub_->handle(), 0, ZMQ_POLLIN, 0};
-      zmq::poll(&item, 1, left);
-      if (!(item.revents & ZMQ_POLLIN)) continue;
-      std::vector<zmq::message_t> frames;
-      if (!zmq::recv_multipart(*sub_, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
-        continue;
-      }
-      ASSERT_EQ(frames.size(), 3u) << "[topic, seq, payload]";
-      auto batch = decode_engine_payload({frames[2].data<uint8_t>(), frames[2].size()});
-      ASSERT_TRUE(batch.ok()) << batch.error().message;
-      for (const EngineEvent& event : batch->events) {
+    testing::read_engine_batches(*sub_, span, [&](const testing::ReceivedEngineBatch& received) {
+      for (const EngineEvent& event : received.batch.events) {
         const auto* stored = std::get_if<EngineBlockStored>(&event);
         if (stored == nullptr) continue;
         const std::string adapter = stored->lora_name.value_or("");
         for (uint64_t hash : stored->block_hashes) seen.hashes[adapter].insert(hash);
         if (stored->lora_id) seen.lora_ids[adapter].insert(*stored->lora_id);
       }
-    }
+    });
   }
 
   testing::NatsServer nats_;

@@ -14,15 +14,12 @@
 #include <thread>
 #include <vector>
 #include <zmq.hpp>
-#include <zmq_addon.hpp>
 
-#include "core/events/engine_payload_codec.h"
 #include "tests/support/daemon_harness.h"
 #include "tests/support/http_client.h"
 #include "tests/support/nats_server.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/zmq_test_support.h"
-#include "transport/zmq/seq_frame.h"
 
 namespace kvmock {
 namespace {
@@ -120,33 +117,17 @@ class ZmqConnectTopologyTest : public ::testing::Test {
   }
 
   void read_for(std::chrono::milliseconds span, std::map<std::string, Stream>& streams) {
-    const auto deadline = std::chrono::steady_clock::now() + span;
-    for (int i = 0; i < 10000; ++i) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) return;
-      zmq::pollitem_t item{sub_->handle(), 0, ZMQ_POLLIN, 0};
-      zmq::poll(&item, 1, left);
-      if (!(item.revents & ZMQ_POLLIN)) continue;
-      std::vector<zmq::message_t> frames;
-      if (!zmq::recv_multipart(*sub_, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
-        continue;
-      }
-      ASSERT_EQ(frames.size(), 3u) << "[topic, seq, payload]";
-      const auto seq = decode_seq_frame({frames[1].data<uint8_t>(), frames[1].size()});
-      ASSERT_TRUE(seq.has_value());
-      auto batch = decode_engine_payload({frames[2].data<uint8_t>(), frames[2].size()});
-      ASSERT_TRUE(batch.ok()) << batch.error().message;
-      Stream& stream = streams[frames[0].to_string()];
-      stream.seqs.push_back(*seq);
-      for (const EngineEvent& event : batch->events) {
+    testing::read_engine_batches(*sub_, span, [&](const testing::ReceivedEngineBatch& received) {
+      Stream& stream = streams[received.topic];
+      stream.seqs.push_back(received.seq);
+      for (const EngineEvent& event : received.batch.events) {
         if (const auto* stored = std::get_if<EngineBlockStored>(&event)) {
           EXPECT_EQ(stored->block_size, kBlockSize);
           EXPECT_EQ(stored->token_ids.size(), stored->block_hashes.size() * kBlockSize);
           stream.stored_blocks += stored->block_hashes.size();
         }
       }
-    }
+    });
   }
 
   // Exactly the three workers' topics, each with stored blocks and rising seqs.

@@ -5,6 +5,7 @@
 #include <thread>
 #include <zmq_addon.hpp>
 
+#include "core/events/engine_payload_codec.h"
 #include "transport/zmq/seq_frame.h"
 #include "transport/zmq/zmq_endpoint.h"
 
@@ -90,6 +91,29 @@ std::unique_ptr<RelayedEngineSubscriber> start_subscriber(zmq::context_t& contex
   EXPECT_TRUE(subscriber.ok()) << (subscriber.ok() ? "" : subscriber.error().message);
   if (!subscriber.ok()) return nullptr;
   return std::move(subscriber).value();
+}
+
+void read_engine_batches(zmq::socket_t& sub, std::chrono::milliseconds span,
+                         const std::function<void(const ReceivedEngineBatch&)>& on_batch) {
+  const auto deadline = std::chrono::steady_clock::now() + span;
+  for (int i = 0; i < 10000; ++i) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return;
+    zmq::pollitem_t item{sub.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, left);
+    if (!(item.revents & ZMQ_POLLIN)) continue;
+    std::vector<zmq::message_t> frames;
+    if (!zmq::recv_multipart(sub, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
+      continue;
+    }
+    ASSERT_EQ(frames.size(), 3u) << "[topic, seq, payload]";
+    const auto seq = decode_seq_frame({frames[1].data<uint8_t>(), frames[1].size()});
+    ASSERT_TRUE(seq.has_value());
+    auto batch = decode_engine_payload({frames[2].data<uint8_t>(), frames[2].size()});
+    ASSERT_TRUE(batch.ok()) << batch.error().message;
+    on_batch(ReceivedEngineBatch{frames[0].to_string(), *seq, std::move(*batch)});
+  }
 }
 
 }  // namespace kvmock::testing

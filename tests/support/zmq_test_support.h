@@ -12,6 +12,7 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "core/events/engine_event.h"
 #include "transport/zmq/relayed_engine_subscriber.h"
 
 namespace kvmock::testing {
@@ -66,6 +67,19 @@ class RawEngine {
   zmq::socket_t socket_;
   std::string endpoint_;
 };
+
+// What a SUB socket receives from a vLLM-format PUB: [topic, seq, payload] frames, the
+// payload decoded with the engine schema.
+struct ReceivedEngineBatch {
+  std::string topic;
+  uint64_t seq = 0;
+  EngineBatch batch;
+};
+
+// Reads from `sub` for `span` (bounded), handing each batch to `on_batch`. A message of the
+// wrong shape, seq or payload is a test failure.
+void read_engine_batches(zmq::socket_t& sub, std::chrono::milliseconds span,
+                         const std::function<void(const ReceivedEngineBatch&)>& on_batch);
 
 // Starts a subscriber with `options`, reporting to `sink`; a failure to start is a test
 // failure (and the returned pointer is then null).
