@@ -18,6 +18,7 @@
 #include <zmq.hpp>
 
 #include "tests/support/daemon_harness.h"
+#include "tests/support/engine_requests.h"
 #include "tests/support/http_client.h"
 #include "tests/support/nats_server.h"
 #include "tests/support/subprocess.h"
@@ -91,14 +92,7 @@ class LoraAdaptersTest : public ::testing::Test {
   }
 
   // A prompt no other request shares, so its blocks are new and get a BlockStored.
-  std::vector<TokenId> fresh_prompt() {
-    std::vector<TokenId> prompt;
-    const uint32_t seed = ++prompts_;
-    for (uint32_t i = 0; i < 4 * kBlockSize; ++i) {
-      prompt.push_back(1000 + (seed * 7919 + i * 104729) % 30000);
-    }
-    return prompt;
-  }
+  std::vector<TokenId> fresh_prompt() { return testing::seeded_prompt(++prompts_, 4 * kBlockSize); }
 
   // Sends the same fresh prompt to each of `models` and reads the events, in rounds (a PUB
   // drops what it sends before the SUB's connection is up), until every model's blocks

@@ -20,6 +20,7 @@
 #include "core/events/envelope_codec.h"
 #include "core/tokens/block_hash.h"
 #include "tests/support/daemon_harness.h"
+#include "tests/support/engine_requests.h"
 #include "tests/support/event_subscriber.h"
 #include "tests/support/http_client.h"
 #include "tests/support/nats_server.h"
@@ -43,11 +44,9 @@ constexpr WorkerId kRelayWorker = 9000;
 // `own_seed`, so two prompts with the same shared seed share exactly that prefix.
 std::vector<TokenId> make_prompt(uint32_t shared_seed, uint32_t shared, uint32_t own_seed,
                                  uint32_t length) {
-  std::vector<TokenId> prompt;
-  for (uint32_t i = 0; i < length; ++i) {
-    const uint32_t seed = i < shared ? shared_seed : own_seed;
-    prompt.push_back(1000 + (seed * 7919 + i * 104729) % 30000);
-  }
+  std::vector<TokenId> prompt = testing::seeded_prompt(shared_seed, std::min(shared, length));
+  const std::vector<TokenId> own = testing::seeded_prompt(own_seed, length);
+  prompt.insert(prompt.end(), own.begin() + static_cast<long>(prompt.size()), own.end());
   return prompt;
 }
 

@@ -16,6 +16,7 @@
 #include <zmq.hpp>
 
 #include "tests/support/daemon_harness.h"
+#include "tests/support/engine_requests.h"
 #include "tests/support/http_client.h"
 #include "tests/support/nats_server.h"
 #include "tests/support/subprocess.h"
@@ -77,14 +78,7 @@ class ZmqConnectTopologyTest : public ::testing::Test {
   }
 
   // A prompt no other request shares, so its blocks are new and get a BlockStored.
-  std::vector<TokenId> fresh_prompt() {
-    std::vector<TokenId> prompt;
-    const uint32_t seed = ++prompts_;
-    for (uint32_t i = 0; i < 4 * kBlockSize; ++i) {
-      prompt.push_back(1000 + (seed * 7919 + i * 104729) % 30000);
-    }
-    return prompt;
-  }
+  std::vector<TokenId> fresh_prompt() { return testing::seeded_prompt(++prompts_, 4 * kBlockSize); }
 
   void complete(uint32_t worker) {
     const json body{{"model", "kvmock-model"}, {"prompt", fresh_prompt()}, {"max_tokens", 2}};

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <numeric>
+#include <vector>
 
 #include "core/engine/request.h"
 
@@ -15,6 +16,15 @@ inline Request make_request(RequestId id, uint32_t len, uint32_t max_tokens, Tok
   std::iota(r.prompt.begin(), r.prompt.end(), first);
   r.max_tokens = max_tokens;
   return r;
+}
+
+// A prompt of `len` ids in [1000, 31000) that depend on (seed, position) only: prompts of
+// different seeds share no block, so each one's blocks are new to a worker.
+inline std::vector<TokenId> seeded_prompt(uint32_t seed, uint32_t len) {
+  std::vector<TokenId> prompt;
+  prompt.reserve(len);
+  for (uint32_t i = 0; i < len; ++i) prompt.push_back(1000 + (seed * 7919 + i * 104729) % 30000);
+  return prompt;
 }
 
 }  // namespace kvmock::testing
