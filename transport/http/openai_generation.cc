@@ -70,6 +70,7 @@ Generation::Generation(std::shared_ptr<HttpExchange> exchange, GenerationAnswer 
       prompt_tokens_(request.prompt.size()),
       returned_count_(request.n),
       codec_(codec) {
+  prompt_logprobs_ = prompt_logprobs(request);
   const size_t count = std::max(request.n, request.best_of);
   sequences_.reserve(count);
   for (size_t i = 0; i < count; ++i)
@@ -81,7 +82,7 @@ Generation::Generation(std::shared_ptr<HttpExchange> exchange, GenerationAnswer 
       json delta{{"role", "assistant"}, {"content", ""}};
       pending_ += sse(chunk(index, std::move(delta), nullptr, std::nullopt));
     } else if (echo_text_ && !echo_text_->empty()) {
-      pending_ += sse(chunk(index, *echo_text_, nullptr, std::nullopt));
+      pending_ += sse(chunk(index, *echo_text_, prompt_logprobs_, std::nullopt));
     }
   }
 }
@@ -202,32 +203,55 @@ void Generation::stream_text_locked(size_t index, bool at_end) {
 
 void Generation::add_logprobs_locked(Sequence& sequence, const std::vector<TokenId>& tokens) {
   if (!logprobs_) return;
-  const std::shared_ptr<const std::vector<TokenId>> vocabulary = codec_.output_vocabulary();
   for (size_t i = 0; i < tokens.size(); ++i) {
     const TokenId token = tokens[i];
     const uint64_t position = sequence.generated + i;
-    const double logprob = sampled_logprob(token, position);
     // The token's share of the output text, as the client reads it (a word's leading space
     // included), so the entries' tokens join to the text.
     const std::string text = sequence.logprob_detokenizer->push(std::span(&token, 1));
-    json top = json::array();
-    top.push_back({{"token", text}, {"logprob", logprob}, {"bytes", token_bytes(text)}});
-    // Less likely alternatives, real tokens of the model, each below the one before.
-    for (uint32_t rank = 1; rank < *logprobs_; ++rank) {
-      const uint64_t pick = mix(uint64_t{token} * 31 + rank + position * 7);
-      TokenId other = token + rank;
-      if (vocabulary && !vocabulary->empty()) other = (*vocabulary)[pick % vocabulary->size()];
-      const std::string other_text = codec_.decode(std::span(&other, 1), false);
-      top.push_back({{"token", other_text},
-                     {"logprob", logprob - 0.5 * rank - static_cast<double>(pick % 100) / 1000.0},
-                     {"bytes", token_bytes(other_text)}});
-    }
-    json entry{{"token", text},
-               {"logprob", logprob},
-               {"bytes", token_bytes(text)},
-               {"top_logprobs", std::move(top)}};
+    json entry = logprob_entry(token, position, text);
     sequence.logprob_entries.push_back(std::move(entry));
   }
+}
+
+Generation::json Generation::logprob_entry(TokenId token, uint64_t position,
+                                           const std::string& text) const {
+  const std::shared_ptr<const std::vector<TokenId>> vocabulary = codec_.output_vocabulary();
+  const double logprob = sampled_logprob(token, position);
+  json top = json::array();
+  top.push_back({{"token", text}, {"logprob", logprob}, {"bytes", token_bytes(text)}});
+  // Less likely alternatives, real tokens of the model, each below the one before.
+  for (uint32_t rank = 1; rank < *logprobs_; ++rank) {
+    const uint64_t pick = mix(uint64_t{token} * 31 + rank + position * 7);
+    TokenId other = token + rank;
+    if (vocabulary && !vocabulary->empty()) other = (*vocabulary)[pick % vocabulary->size()];
+    const std::string other_text = codec_.decode(std::span(&other, 1), false);
+    top.push_back({{"token", other_text},
+                   {"logprob", logprob - 0.5 * rank - static_cast<double>(pick % 100) / 1000.0},
+                   {"bytes", token_bytes(other_text)}});
+  }
+  return json{{"token", text},
+              {"logprob", logprob},
+              {"bytes", token_bytes(text)},
+              {"top_logprobs", std::move(top)}};
+}
+
+Generation::json Generation::prompt_logprobs(const ParsedRequest& request) const {
+  if (answer_.chat || !echo_text_ || !logprobs_) return nullptr;
+  IncrementalDetokenizer detokenizer(codec_, {});
+  json entries = json::array();
+  for (size_t i = 0; i < request.prompt.size(); ++i) {
+    const TokenId token = request.prompt[i];
+    const std::string text = detokenizer.push(std::span(&token, 1));
+    if (i == 0) {
+      // Nothing precedes the first token: vLLM reports no logprob for it.
+      entries.push_back(json{{"token", text}, {"logprob", nullptr}, {"top_logprobs", nullptr}});
+    } else {
+      entries.push_back(logprob_entry(token, i, text));
+    }
+  }
+  size_t offset = 0;
+  return completion_lists(entries, &offset);
 }
 
 std::vector<BackendCall> Generation::on_finish(size_t index, const GenerationFinish& finish) {
@@ -368,18 +392,25 @@ Generation::json Generation::tool_calls(size_t index) const {
 // Completions report logprobs as four parallel lists; text offsets count from the start of
 // the returned text (after an echoed prompt) and run on across streamed chunks.
 Generation::json Generation::completion_logprobs(Sequence& sequence, const json& entries) {
+  return completion_lists(entries, &sequence.logprob_text_offset);
+}
+
+Generation::json Generation::completion_lists(const json& entries, size_t* offset) {
   json tokens = json::array(), values = json::array(), tops = json::array(),
        offsets = json::array();
   for (const json& entry : entries) {
     tokens.push_back(entry["token"]);
     values.push_back(entry["logprob"]);
-    json top = json::object();
-    for (const json& alternative : entry["top_logprobs"]) {
-      top[alternative["token"].get<std::string>()] = alternative["logprob"];
+    json top = nullptr;
+    if (!entry["top_logprobs"].is_null()) {
+      top = json::object();
+      for (const json& alternative : entry["top_logprobs"]) {
+        top[alternative["token"].get<std::string>()] = alternative["logprob"];
+      }
     }
     tops.push_back(std::move(top));
-    offsets.push_back(sequence.logprob_text_offset);
-    sequence.logprob_text_offset += entry["token"].get_ref<const std::string&>().size();
+    offsets.push_back(*offset);
+    *offset += entry["token"].get_ref<const std::string&>().size();
   }
   return json{{"text_offset", std::move(offsets)},
               {"token_logprobs", std::move(values)},
@@ -422,7 +453,17 @@ void Generation::respond_locked() {
       if (logprobs_) logprobs = json{{"content", sequence.logprob_entries}};
     } else {
       choice["text"] = echo_text_.value_or("") + sequence.text;
-      if (logprobs_) logprobs = completion_logprobs(sequence, sequence.logprob_entries);
+      if (logprobs_) {
+        logprobs = completion_logprobs(sequence, sequence.logprob_entries);
+        // With echo, the prompt's entries come first, as the prompt's text does.
+        if (!prompt_logprobs_.is_null()) {
+          json lists = prompt_logprobs_;
+          for (auto& [name, list] : lists.items()) {
+            for (json& item : logprobs[name]) list.push_back(std::move(item));
+          }
+          logprobs = std::move(lists);
+        }
+      }
     }
     choice["logprobs"] = std::move(logprobs);
     choice["finish_reason"] = finish_reason(sequence);

@@ -104,6 +104,13 @@ class Generation {
   void stream_text_locked(size_t index, bool at_end);
   void stream_finish_locked(size_t index);
   void add_logprobs_locked(Sequence& sequence, const std::vector<TokenId>& tokens);
+  // One logprobs entry: `token` at `position`, whose text is `text`, with synthetic values
+  // and `logprobs_ - 1` less likely alternatives.
+  json logprob_entry(TokenId token, uint64_t position, const std::string& text) const;
+  // Completions with echo and logprobs: the prompt's entries, as vLLM's prompt logprobs
+  // (the first token has none: null logprob and alternatives), in the four-list form with
+  // offsets from 0. Null otherwise.
+  json prompt_logprobs(const ParsedRequest& request) const;
   std::optional<BackendCall> owed_stop_locked(Sequence& sequence);
   // Cancels for every sequence queued and not finished.
   std::vector<BackendCall> cancels_locked() const;
@@ -116,6 +123,8 @@ class Generation {
   json chunk(size_t index, json delta, json logprobs, std::optional<std::string> reason) const;
   json tool_calls(size_t index) const;
   json completion_logprobs(Sequence& sequence, const json& entries);
+  // `entries` in completions' four-list form, offsets counted on from `*offset`.
+  static json completion_lists(const json& entries, size_t* offset);
   // The sequences answered, in choice order: all of them, or best_of's top n.
   std::vector<size_t> returned_sequences() const;
   void respond_locked();
@@ -133,6 +142,8 @@ class Generation {
   const size_t stop_holdback_;  // the longest stop string, less one byte
   const std::optional<uint32_t> logprobs_;
   const std::optional<std::string> echo_text_;
+  // prompt_logprobs(): streamed with the echoed prompt, or leading every choice's lists.
+  json prompt_logprobs_;
   const std::optional<ForcedToolCall> tool_call_;
   const uint64_t prompt_tokens_;
   const size_t returned_count_;  // n

@@ -759,6 +759,53 @@ TEST_F(OpenAiServerTest, EchoPutsThePromptBeforeTheOutput) {
   EXPECT_EQ(events[0]["choices"][0]["text"], "hi there");
 }
 
+// vLLM answers echo with logprobs with the prompt's logprobs first: the first prompt token
+// has none (null value and alternatives), and the offsets run through prompt and output.
+TEST_F(OpenAiServerTest, EchoWithLogprobsListsThePromptTokensFirst) {
+  const auto result = post(
+      "/v1/completions", R"({"prompt":"hello big world","max_tokens":2,"echo":true,"logprobs":1})");
+  ASSERT_EQ(result.status, 200) << result.body;
+  const json choice = json::parse(result.body)["choices"][0];
+  const json& logprobs = choice["logprobs"];
+  ASSERT_EQ(logprobs["tokens"].size(), 5u) << logprobs;  // 3 prompt words, 2 output tokens
+  EXPECT_TRUE(logprobs["token_logprobs"][0].is_null());
+  EXPECT_TRUE(logprobs["top_logprobs"][0].is_null());
+  // Prompt offsets run through the prompt's token strings (the tokenizer's view of the
+  // prompt: the mock tokenizer's words are not the client's); the output's start after the
+  // echoed text and join to the generated text.
+  size_t offset = 0;
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(logprobs["text_offset"][i], offset) << i;
+    offset += logprobs["tokens"][i].get<std::string>().size();
+  }
+  const std::string prompt = "hello big world";
+  std::string output;
+  for (size_t i = 3; i < 5; ++i) {
+    EXPECT_EQ(logprobs["text_offset"][i], prompt.size() + output.size()) << i;
+    output += logprobs["tokens"][i].get<std::string>();
+  }
+  for (size_t i = 1; i < 5; ++i) {
+    EXPECT_LT(logprobs["token_logprobs"][i].get<double>(), 0.0) << i;
+    EXPECT_EQ(logprobs["top_logprobs"][i].size(), 1u) << i;
+  }
+  EXPECT_EQ(prompt + output, choice["text"]);
+
+  // Streamed: the echoed prompt's chunk carries the prompt's lists.
+  const auto streamed = http_stream(port_, "POST", "/v1/completions",
+                                    R"({"prompt":"hello big world","max_tokens":2,"echo":true,
+                                        "logprobs":1,"stream":true})",
+                                    [](const std::string&) { return true; });
+  const auto events = sse_events(streamed.body);
+  ASSERT_FALSE(events.empty());
+  const json& first = events[0]["choices"][0];
+  EXPECT_EQ(first["text"], "hello big world");
+  ASSERT_EQ(first["logprobs"]["tokens"].size(), 3u) << first;
+  EXPECT_TRUE(first["logprobs"]["token_logprobs"][0].is_null());
+  EXPECT_EQ(first["logprobs"]["text_offset"][0], 0);
+  const json prompt_tokens(logprobs["tokens"].begin(), logprobs["tokens"].begin() + 3);
+  EXPECT_EQ(first["logprobs"]["tokens"], prompt_tokens) << first;
+}
+
 // Parity note M5: a forced tool call is answered with a call whose arguments fit the schema.
 TEST_F(OpenAiServerTest, ARequiredToolChoiceAnswersWithAToolCall) {
   const std::string tools =
