@@ -198,7 +198,7 @@ TEST(MetricsPromtool, AWorkerCountsEachFinishReasonAndItsRequestHistograms) {
             std::string::npos)
       << text;
   EXPECT_GT(series_value(text,
-                         "vllm:lora_requests_info{max_lora=\"0\",running_lora_adapters="
+                         "vllm:lora_requests_info{max_lora=\"1\",running_lora_adapters="
                          "\"\",waiting_lora_adapters=\"\",worker_id=\"1000\"}"),
             1.7e9);
 

@@ -361,7 +361,9 @@ std::vector<zmq::message_t> publish_until_received(VllmZmqEventPublisher& publis
 }
 
 // The scheduler's SUB, bound at `endpoint`. After a close ZMQ frees the port on its I/O
-// thread, so a quick re-bind may briefly fail: retried, bounded.
+// thread, so a quick re-bind may briefly fail; and while nothing listens there, the PUB's
+// redial can land on the port itself (a TCP self-connect) until its handshake fails. Both
+// pass: retried for up to 10 s.
 zmq::socket_t central_sub(zmq::context_t& context, const std::string& endpoint) {
   for (int attempt = 0;; ++attempt) {
     zmq::socket_t sub(context, zmq::socket_type::sub);
@@ -371,7 +373,7 @@ zmq::socket_t central_sub(zmq::context_t& context, const std::string& endpoint) 
       sub.bind(endpoint);
       return sub;
     } catch (const zmq::error_t&) {
-      if (attempt == 50) throw;
+      if (attempt == 200) throw;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   }
