@@ -94,6 +94,11 @@ struct LogConfig {
   LogFormat format = LogFormat::kText;
 };
 
+// Faults shown to routers on purpose (docs/faults.md).
+struct FaultsConfig {
+  uint64_t seed = 0;  // fixes which requests an injected failure rate picks
+};
+
 struct ShutdownConfig {
   uint32_t grace_s = 5;
   uint32_t flush_deadline_s = 5;
@@ -198,6 +203,7 @@ struct Config {
   PipelineConfig pipeline;
   LogConfig log;
   ShutdownConfig shutdown;
+  FaultsConfig faults;
   WorkersConfig workers;
   std::vector<RelayConfig> relays;
 };

@@ -319,6 +319,10 @@ std::vector<KeySpec<Config>> build_config_keys() {
             [](Config& c) -> auto& { return c.shutdown.flush_deadline_s; }, 0, 3600,
             "on SIGTERM, time to flush the NATS outbox"),
 
+    K::uint("faults.seed", [](Config& c) -> auto& { return c.faults.seed; }, 0, kNoMax,
+            "seed of every fault choice (which requests an injected failure rate fails, and "
+            "how): the same seed replays the same faults"),
+
     K::uint("workers.count", [](Config& c) -> auto& { return c.workers.count; }, 0, 100000,
             "simulated engines; 0 = relay only"),
     K::uint("workers.worker_id_base", [](Config& c) -> auto& { return c.workers.worker_id_base; },

@@ -160,7 +160,8 @@ MockWorker::MockWorker(EngineThreads& threads, const Config& config,
       max_held_per_engine_(max_waiting_per_engine + config.workers.engine.max_num_seqs),
       sink_(sink),
       metrics_(metrics),
-      lora_adapters_(served_names_.front()) {
+      lora_adapters_(served_names_.front()),
+      faults_(config.faults.seed, identity.worker_id) {
   // A configured adapter has no weights to point at: its name stands in for vLLM's path.
   for (const LoraModule& module : identity.lora_modules) {
     (void)lora_adapters_.load(module.name, module.name, module.base);
@@ -326,6 +327,13 @@ void MockWorker::register_metrics(MetricsRegistry& metrics) {
   refused_queue_full_ = refused("queue_full");
   refused_prompt_tokens_ = refused("prompt_tokens");
   refused_outbox_full_ = refused("event_outbox_full");
+  for (const FaultType type : all_fault_types()) {
+    metrics.counter_callback("kvmock_faults_injected_total",
+                             "Faults shown to clients on purpose (failure_injection_rate or the "
+                             "X-Kvmock-Fault header), by type.",
+                             {{"worker_id", worker}, {"type", std::string(fault_type_name(type))}},
+                             [this, type] { return static_cast<double>(faults_.injected(type)); });
+  }
   const MetricLabels vllm{{"model_name", model_name()}, {"worker_id", worker}};
   const bool g2 = engines_.front()->g2_enabled();
   for (const WorkerSeries& series : kWorkerSeries) {

@@ -64,6 +64,7 @@ class MockWorker : public WorkerBackend {
   uint64_t max_model_len() const override { return max_model_len_; }
   std::string render_metrics() const override;
   LoraAdapters* lora_adapters() override { return &lora_adapters_; }
+  WorkerFaults* faults() override { return &faults_; }
 
   void set_ready(bool ready) { ready_ = ready; }
   void cancel_all();
@@ -105,6 +106,7 @@ class MockWorker : public WorkerBackend {
   std::unique_ptr<std::atomic<uint64_t>[]> held_;
   std::atomic<uint64_t> queued_prompt_tokens_{0};
   LoraAdapters lora_adapters_;
+  WorkerFaults faults_;
   // kvmock_worker_refused_requests_total by reason.
   Counter* refused_context_ = nullptr;
   Counter* refused_queue_full_ = nullptr;

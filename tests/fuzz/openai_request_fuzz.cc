@@ -1,11 +1,12 @@
 // Feeds arbitrary bytes to the OpenAI and vLLM request parsers (completions, chat,
-// /tokenize, /detokenize, the LoRA load/unload bodies) with the mock codec: they must return a
-// value or an Error, never crash, hang or read out of bounds. The real tokenizer and template are
-// fuzzed on their own (tokenizer_fuzz, chat_template_fuzz).
+// /tokenize, /detokenize, the LoRA load/unload bodies, the fault settings patch) with the mock
+// codec: they must return a value or an Error, never crash, hang or read out of bounds. The real
+// tokenizer and template are fuzzed on their own (tokenizer_fuzz, chat_template_fuzz).
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
+#include "core/faults/fault_settings.h"
 #include "core/tokenizer/text_codec.h"
 #include "transport/http/lora_endpoints.h"
 #include "transport/http/openai_request.h"
@@ -38,6 +39,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)kvmock::parse_tokenize_request(body, codec, "2026-12-06T00:00");
   auto lora = kvmock::parse_lora_adapter_body(body);
   if (!lora && lora.error().reason != "bad_request") __builtin_trap();
+  // The worker's POST /admin/config body.
+  auto faults = kvmock::merge_fault_settings(kvmock::FaultSettings{}, body);
+  if (faults && !(faults->failure_injection_rate >= 0 && faults->failure_injection_rate <= 100)) {
+    __builtin_trap();
+  }
   auto detokenize = kvmock::parse_detokenize_request(body);
   if (detokenize) (void)codec.decode(detokenize->tokens, false);
   return 0;

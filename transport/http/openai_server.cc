@@ -21,6 +21,8 @@ using nlohmann::ordered_json;
 constexpr std::string_view kJson = "application/json";
 constexpr std::string_view kPrometheusText = "text/plain; version=0.0.4; charset=utf-8";
 constexpr std::string_view kWorkerIdHeader = "x-kvmock-worker-id";
+// Forces one fault on the request it comes with (headers are matched lowercased).
+constexpr std::string_view kFaultHeader = "x-kvmock-fault";
 // vLLM's data-parallel pin (headers are matched lowercased).
 constexpr std::string_view kDataParallelRankHeader = "x-data-parallel-rank";
 
@@ -46,6 +48,27 @@ void call_backend(WorkerBackend& backend, std::optional<BackendCall> call) {
 
 void call_backend(WorkerBackend& backend, const std::vector<BackendCall>& calls) {
   for (const BackendCall& call : calls) call_backend(backend, call);
+}
+
+// The injected faults' messages: the worker's own words where it has some (vLLM's for the
+// context length and the unknown model), each saying it was injected, so a router's log is
+// not mistaken for a real failure.
+std::string fault_message(FaultType fault, const std::string& model) {
+  switch (fault) {
+    case FaultType::kRateLimit:
+      return "Rate limit reached for model " + model + " (fault injected by kvmock)";
+    case FaultType::kServerError:
+      return "Internal server error (fault injected by kvmock)";
+    case FaultType::kServiceUnavailable:
+      return "The service is temporarily unavailable (fault injected by kvmock)";
+    case FaultType::kInvalidRequest:
+      return "Invalid request (fault injected by kvmock)";
+    case FaultType::kContextLength:
+      return "This model's maximum context length was exceeded (fault injected by kvmock)";
+    case FaultType::kModelNotFound:
+      return "The model `" + model + "` does not exist. (fault injected by kvmock)";
+  }
+  return "fault injected by kvmock";
 }
 
 int64_t unix_seconds(const Clock& clock) { return static_cast<int64_t>(clock.unix_ms() / 1000); }
@@ -115,6 +138,9 @@ void OpenAiServer::handle(const std::shared_ptr<HttpExchange>& exchange) {
   const bool is_post_api = path == "/v1/completions" || path == "/v1/chat/completions" ||
                            path == "/tokenize" || path == "/detokenize" || is_lora_api;
   const bool is_get_api = path == "/v1/models" || path == "/health" || path == "/metrics";
+  if (path == kAdminConfigPath && backend_.faults() != nullptr) {
+    return admin_config(*exchange);
+  }
   if (!is_post_api && !is_get_api) {
     reply_error(404, "no route for " + path, "not_found");
     return;
@@ -228,6 +254,7 @@ void OpenAiServer::generate(const std::shared_ptr<HttpExchange>& exchange, Api a
   if (!parsed_or_400(*exchange, headers, parsed)) return;
   const std::optional<ServedModel> served = resolve_model(*exchange, parsed->model);
   if (!served) return;
+  if (inject_fault(*exchange, parsed->model)) return;
   const std::string& model = served->name;
 
   GenerationRequest request;
@@ -294,6 +321,53 @@ void OpenAiServer::generate(const std::shared_ptr<HttpExchange>& exchange, Api a
     call_backend(backend_, generation->submitted(sequence, *id));
   }
   generation->all_submitted();
+}
+
+void OpenAiServer::admin_config(HttpExchange& exchange) {
+  WorkerFaults& faults = *backend_.faults();
+  const std::string& method = exchange.request().method;
+  if (method == "GET" || method == "HEAD") {
+    exchange.respond(200, std::string(kJson), fault_settings_json(faults.settings()),
+                     response_headers());
+    return;
+  }
+  if (method != "POST") {
+    respond_error(exchange, response_headers(), 405,
+                  "method " + method + " not allowed on " + std::string(kAdminConfigPath),
+                  "method_not_allowed", "");
+    return;
+  }
+  auto updated = faults.update(exchange.request().body);
+  if (!updated) {
+    respond_error(exchange, response_headers(), 400, updated.error().message, "bad_setting", "");
+    return;
+  }
+  exchange.respond(200, std::string(kJson), fault_settings_json(*updated), response_headers());
+}
+
+bool OpenAiServer::inject_fault(HttpExchange& exchange, const std::string& requested_model) {
+  WorkerFaults* faults = backend_.faults();
+  if (faults == nullptr) return false;
+  std::optional<FaultType> fault;
+  const auto& headers = exchange.request().headers;
+  if (auto forced = headers.find(std::string(kFaultHeader)); forced != headers.end()) {
+    fault = fault_type_from_name(forced->second);
+    if (!fault) {
+      respond_error(exchange, response_headers(), 400,
+                    "X-Kvmock-Fault: unknown fault type \"" + forced->second + "\"", "bad_fault",
+                    "");
+      return true;
+    }
+  } else {
+    fault = faults->draw();
+  }
+  if (!fault) return false;
+  faults->record(*fault);
+  respond_error(
+      exchange, response_headers(), fault_status(*fault),
+      fault_message(*fault, requested_model.empty() ? backend_.model_name() : requested_model),
+      fault_code(*fault), *fault == FaultType::kModelNotFound ? "model" : "");
+  return true;
 }
 
 uint32_t OpenAiServer::default_max_tokens(bool chat, const ParsedRequest& parsed) const {

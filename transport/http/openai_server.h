@@ -8,6 +8,9 @@
 //   POST /v1/load_lora_adapter, /v1/unload_lora_adapter   vLLM's runtime LoRA endpoints
 //   GET  /health                200 when the worker is ready, else 503
 //   GET  /metrics               the worker's vLLM-named Prometheus metrics
+//   GET, POST /admin/config     the worker's fault settings, read or merged (docs/faults.md)
+// A generation request fails on purpose when the fault settings draw it, or as its
+// `X-Kvmock-Fault: <type>` header says.
 // Every response carries `x-kvmock-worker-id`. Errors use OpenAI's shape
 // {"error":{"message","type","param","code"}}: 400 bad request or prompt too long, 404
 // unknown model or path, 405 wrong method, 429 queue full, 503 not ready, 500 when the
@@ -21,6 +24,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "transport/http/http_server.h"
 #include "transport/http/openai_request.h"
@@ -28,6 +32,8 @@
 #include "transport/time/system_clock.h"
 
 namespace kvmock {
+
+inline constexpr std::string_view kAdminConfigPath = "/admin/config";
 
 class OpenAiServer {
  public:
@@ -56,6 +62,10 @@ class OpenAiServer {
   std::optional<ServedModel> resolve_model(HttpExchange& exchange,
                                            const std::string& requested) const;
   void list_models(HttpExchange& exchange) const;
+  void admin_config(HttpExchange& exchange);
+  // Answers the request with the fault its header forces or the settings draw, counted;
+  // true when it did (the request is then done).
+  bool inject_fault(HttpExchange& exchange, const std::string& requested_model);
   // max_tokens when the request sets none, as vLLM picks it.
   uint32_t default_max_tokens(bool chat, const ParsedRequest& parsed) const;
   // Headers on every response: which worker answered.

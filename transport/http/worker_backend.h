@@ -14,6 +14,7 @@
 #include "core/tokenizer/text_codec.h"
 #include "core/tokens/block_hash.h"
 #include "transport/http/lora_adapters.h"
+#include "transport/http/worker_faults.h"
 
 namespace kvmock {
 
@@ -100,6 +101,8 @@ class WorkerBackend {
   // The LoRA adapters the worker serves besides its model; null when it serves none and
   // cannot load any.
   virtual LoraAdapters* lora_adapters() { return nullptr; }
+  // The worker's runtime fault settings (GET/POST /admin/config); null: no faults.
+  virtual WorkerFaults* faults() { return nullptr; }
 };
 
 }  // namespace kvmock

@@ -114,6 +114,8 @@ load_metrics: { debounce_ms: 5, heartbeat_s: 30 }
 pipeline: { batching_timeout_ms: 250 }
 log: { level: debug, format: json }
 shutdown: { grace_s: 7, flush_deadline_s: 9 }
+faults:
+  seed: 4242
 workers:
   count: 3
   worker_id_base: 500
@@ -231,6 +233,7 @@ TEST(ConfigLoader, EveryKeyIsSettableFromYaml) {
   EXPECT_EQ(c.workers.load.shared_prefix_ratio, 0.25);
   EXPECT_EQ(c.workers.max_queued_prompt_tokens, 5000000u);
   EXPECT_EQ(c.workers.max_num_waiting, 77u);
+  EXPECT_EQ(c.faults.seed, 4242u);
   EXPECT_EQ(c.workers.lora.modules, "sql-lora, chat-lora=qwen");
   EXPECT_EQ(c.workers.engine.max_loras, 3u);
   EXPECT_EQ(c.http.max_request_body_bytes, 2048u);

@@ -52,7 +52,7 @@ TEST(ConfigSchema, KeysOfASectionAreContiguousSoPrintingOpensEachSectionOnce) {
 TEST(ConfigSchema, ChildNamesListTheDirectChildrenOnce) {
   EXPECT_EQ(child_names(config_keys(), ""),
             (std::vector<std::string>{"nats", "dynamo", "admin", "http", "indexer", "load_metrics",
-                                      "pipeline", "log", "shutdown", "workers"}));
+                                      "pipeline", "log", "shutdown", "faults", "workers"}));
   EXPECT_EQ(
       child_names(config_keys(), "workers.engine.timing"),
       (std::vector<std::string>{"model", "profile_path", "fixed_prefill_ms", "fixed_decode_ms"}));
