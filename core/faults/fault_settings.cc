@@ -7,8 +7,8 @@ namespace kvmock {
 namespace {
 
 constexpr std::array<std::string_view, kFaultTypeCount> kNames = {
-    "rate_limit",      "server_error",   "service_unavailable",
-    "invalid_request", "context_length", "model_not_found"};
+    "rate_limit",      "server_error", "service_unavailable", "invalid_request", "context_length",
+    "model_not_found", "timeout",      "connection_reset",    "stream_cut"};
 
 // splitmix64's finalizer: a well-mixed 64-bit value from any input.
 uint64_t mix(uint64_t x) {
@@ -31,6 +31,49 @@ std::string allowed_types() {
   return list;
 }
 
+// The settings that are one number in a range.
+struct NumberSetting {
+  std::string_view name;
+  double FaultSettings::*field;
+  double min;
+  double max;
+  bool exclusive_min;
+  const char* range;  // as the error message says it
+};
+
+const std::array<NumberSetting, 6>& number_settings() {
+  static const std::array<NumberSetting, 6> settings = {{
+      {"latency_scale", &FaultSettings::latency_scale, 0, 1000, true,
+       "greater than 0 and at most 1000"},
+      {"jitter", &FaultSettings::jitter, 0, 10, false, "between 0 and 10"},
+      {"time_factor_under_load", &FaultSettings::time_factor_under_load, 1, 1000, false,
+       "between 1 and 1000"},
+      {"event_drop_rate", &FaultSettings::event_drop_rate, 0, 100, false,
+       "between 0 and 100 (percent)"},
+      {"event_duplicate_rate", &FaultSettings::event_duplicate_rate, 0, 100, false,
+       "between 0 and 100 (percent)"},
+      {"event_delay_ms", &FaultSettings::event_delay_ms, 0, 3600000, false,
+       "between 0 and 3600000"},
+  }};
+  return settings;
+}
+
+const NumberSetting* number_setting(std::string_view name) {
+  for (const NumberSetting& setting : number_settings()) {
+    if (setting.name == name) return &setting;
+  }
+  return nullptr;
+}
+
+std::string setting_names() {
+  std::string names = "failure_injection_rate, failure_types, paused";
+  for (const NumberSetting& setting : number_settings()) {
+    names += ", ";
+    names += setting.name;
+  }
+  return names;
+}
+
 }  // namespace
 
 std::string_view fault_type_name(FaultType type) { return kNames[static_cast<size_t>(type)]; }
@@ -48,6 +91,11 @@ std::array<FaultType, kFaultTypeCount> all_fault_types() {
   return types;
 }
 
+bool fault_has_status(FaultType type) {
+  return type != FaultType::kTimeout && type != FaultType::kConnectionReset &&
+         type != FaultType::kStreamCut;
+}
+
 int fault_status(FaultType type) {
   switch (type) {
     case FaultType::kRateLimit:
@@ -61,6 +109,10 @@ int fault_status(FaultType type) {
       return 400;
     case FaultType::kModelNotFound:
       return 404;
+    case FaultType::kTimeout:
+    case FaultType::kConnectionReset:
+    case FaultType::kStreamCut:
+      break;  // no status: the connection is the fault
   }
   return 500;
 }
@@ -103,8 +155,20 @@ Result<FaultSettings> merge_fault_settings(const FaultSettings& current, std::st
         types.push_back(*type);
       }
       merged.failure_types = std::move(types);
+    } else if (key == "paused") {
+      if (!value.is_boolean()) return bad_key(key, "must be true or false");
+      merged.paused = value.get<bool>();
+    } else if (const NumberSetting* setting = number_setting(key)) {
+      if (!value.is_number())
+        return bad_key(key, std::string("must be a number, ") + setting->range);
+      const double number = value.get<double>();
+      if (!std::isfinite(number) || number < setting->min || number > setting->max ||
+          (setting->exclusive_min && number <= setting->min)) {
+        return bad_key(key, std::string("must be ") + setting->range + ", got " + value.dump());
+      }
+      merged.*(setting->field) = number;
     } else {
-      return bad_key(key, "unknown setting (failure_injection_rate, failure_types)");
+      return bad_key(key, "unknown setting (" + setting_names() + ")");
     }
   }
   return merged;
@@ -116,6 +180,10 @@ std::string fault_settings_json(const FaultSettings& settings) {
   nlohmann::ordered_json out;
   out["failure_injection_rate"] = settings.failure_injection_rate;
   out["failure_types"] = std::move(types);
+  out["paused"] = settings.paused;
+  for (const NumberSetting& setting : number_settings()) {
+    out[std::string(setting.name)] = settings.*(setting.field);
+  }
   return out.dump();
 }
 

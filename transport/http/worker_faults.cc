@@ -10,8 +10,16 @@ FaultSettings WorkerFaults::settings() const {
 Result<FaultSettings> WorkerFaults::update(std::string_view patch) {
   std::lock_guard lock(mutex_);
   auto merged = merge_fault_settings(settings_, patch);
-  if (merged) settings_ = *merged;
+  if (!merged) return merged;
+  settings_ = *merged;
+  if (listener_) listener_(settings_);
   return merged;
+}
+
+void WorkerFaults::set_listener(std::function<void(const FaultSettings&)> listener) {
+  std::lock_guard lock(mutex_);
+  listener_ = std::move(listener);
+  if (listener_) listener_(settings_);
 }
 
 std::optional<FaultType> WorkerFaults::draw() {

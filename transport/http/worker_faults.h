@@ -6,6 +6,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string_view>
@@ -23,6 +24,13 @@ class WorkerFaults {
   FaultSettings settings() const;
   // Merges a JSON patch; the new settings, or the error with nothing changed.
   Result<FaultSettings> update(std::string_view patch);
+  // Called with the new settings after every successful update, under the settings lock
+  // (so listeners see updates in order); it must not block or call back into this object.
+  // The worker hands the pacing to its engines and the event faults to its publisher.
+  void set_listener(std::function<void(const FaultSettings&)> listener);
+
+  uint64_t seed() const { return seed_; }
+  uint64_t worker_id() const { return worker_id_; }
 
   // The fault of the next generation request under the current settings, if any; every
   // request takes one draw, so a seed replays the same sequence of faults.
@@ -36,6 +44,7 @@ class WorkerFaults {
   const uint64_t worker_id_;
   mutable std::mutex mutex_;
   FaultSettings settings_;
+  std::function<void(const FaultSettings&)> listener_;
   std::atomic<uint64_t> requests_{0};
   std::array<std::atomic<uint64_t>, kFaultTypeCount> injected_{};
 };
