@@ -17,14 +17,25 @@ TEST(FaultSettings, APatchReplacesOnlyTheKeysItNames) {
   EXPECT_EQ(merged->failure_types,
             (std::vector<FaultType>{FaultType::kRateLimit, FaultType::kModelNotFound}));
   EXPECT_EQ(fault_settings_json(*merged),
-            R"({"failure_injection_rate":5.0,"failure_types":["rate_limit","model_not_found"]})");
+            R"({"failure_injection_rate":5.0,"failure_types":["rate_limit","model_not_found"],)"
+            R"("paused":false,"latency_scale":1.0,"jitter":0.0,"time_factor_under_load":1.0,)"
+            R"("event_drop_rate":0.0,"event_duplicate_rate":0.0,"event_delay_ms":0.0})");
 }
 
 TEST(FaultSettings, BadPatchesNameTheKey) {
   const FaultSettings start;
   const std::map<std::string, std::string> cases = {
       {R"({"failure_rate":3})",
-       "failure_rate: unknown setting (failure_injection_rate, failure_types)"},
+       "failure_rate: unknown setting (failure_injection_rate, failure_types, paused, "
+       "latency_scale, jitter, time_factor_under_load, event_drop_rate, event_duplicate_rate, "
+       "event_delay_ms)"},
+      {R"({"latency_scale":0})", "latency_scale: must be greater than 0 and at most 1000, got 0"},
+      {R"({"jitter":-1})", "jitter: must be between 0 and 10, got -1"},
+      {R"({"paused":1})", "paused: must be true or false"},
+      {R"({"event_drop_rate":"x"})",
+       "event_drop_rate: must be a number, between 0 and 100 (percent)"},
+      {R"({"time_factor_under_load":0.5})",
+       "time_factor_under_load: must be between 1 and 1000, got 0.5"},
       {R"({"failure_injection_rate":101})",
        "failure_injection_rate: must be between 0 and 100, got 101"},
       {R"({"failure_injection_rate":"5"})",
@@ -32,7 +43,8 @@ TEST(FaultSettings, BadPatchesNameTheKey) {
       {R"({"failure_types":"rate_limit"})", "failure_types: must be a list of fault types"},
       {R"({"failure_types":["teapot"]})",
        "failure_types: unknown fault type \"teapot\" (one of rate_limit, server_error, "
-       "service_unavailable, invalid_request, context_length, model_not_found)"},
+       "service_unavailable, invalid_request, context_length, model_not_found, timeout, "
+       "connection_reset, stream_cut)"},
       {"[1]", "the body must be a JSON object of settings"},
       {"{", "the body must be a JSON object of settings"},
   };
@@ -44,11 +56,30 @@ TEST(FaultSettings, BadPatchesNameTheKey) {
   }
 }
 
+TEST(FaultSettings, EveryNumberAndThePauseMerge) {
+  auto merged = merge_fault_settings(
+      FaultSettings{},
+      R"({"latency_scale":2.5,"jitter":0.1,"paused":true,"time_factor_under_load":3,)"
+      R"("event_drop_rate":10,"event_duplicate_rate":5,"event_delay_ms":250})");
+  ASSERT_TRUE(merged) << merged.error().message;
+  EXPECT_EQ(merged->latency_scale, 2.5);
+  EXPECT_EQ(merged->jitter, 0.1);
+  EXPECT_TRUE(merged->paused);
+  EXPECT_EQ(merged->time_factor_under_load, 3);
+  EXPECT_EQ(merged->event_drop_rate, 10);
+  EXPECT_EQ(merged->event_duplicate_rate, 5);
+  EXPECT_EQ(merged->event_delay_ms, 250);
+  EXPECT_EQ(merged->failure_injection_rate, 0);
+}
+
 TEST(FaultSettings, EveryTypeHasItsStatusAndName) {
   for (const FaultType type : all_fault_types()) {
     EXPECT_EQ(fault_type_from_name(fault_type_name(type)), type);
-    EXPECT_GE(fault_status(type), 400);
+    if (fault_has_status(type)) EXPECT_GE(fault_status(type), 400);
   }
+  EXPECT_FALSE(fault_has_status(FaultType::kTimeout));
+  EXPECT_FALSE(fault_has_status(FaultType::kConnectionReset));
+  EXPECT_FALSE(fault_has_status(FaultType::kStreamCut));
   EXPECT_EQ(fault_status(FaultType::kRateLimit), 429);
   EXPECT_EQ(fault_status(FaultType::kServiceUnavailable), 503);
   EXPECT_EQ(fault_code(FaultType::kContextLength), "context_length_exceeded");
