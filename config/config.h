@@ -97,6 +97,8 @@ struct LogConfig {
 // Faults shown to routers on purpose (docs/faults.md).
 struct FaultsConfig {
   uint64_t seed = 0;  // fixes which requests an injected failure rate picks
+  // A scripted timeline of fault settings and crashes (config/fault_scenario.h); empty: none.
+  std::string scenario;
 };
 
 struct ShutdownConfig {

@@ -322,6 +322,10 @@ std::vector<KeySpec<Config>> build_config_keys() {
     K::uint("faults.seed", [](Config& c) -> auto& { return c.faults.seed; }, 0, kNoMax,
             "seed of every fault choice (which requests an injected failure rate fails, and "
             "how): the same seed replays the same faults"),
+    K::string("faults.scenario", [](Config& c) -> auto& { return c.faults.scenario; }, "path",
+              nullptr,
+              "a scenario file: a timeline of steps that set fault settings on chosen workers "
+              "or crash and restart them (docs/faults.md#scenario-files); empty = none"),
 
     K::uint("workers.count", [](Config& c) -> auto& { return c.workers.count; }, 0, 100000,
             "simulated engines; 0 = relay only"),

@@ -6,6 +6,7 @@
 
 #include "config/config_loader.h"
 #include "config/config_writer.h"
+#include "config/fault_scenario.h"
 #include "daemon/flags.h"
 
 namespace kvmock {
@@ -35,6 +36,11 @@ int run_check_config_command(int argc, char** argv) {
   const Result<Config> config = load_config(source);
   if (!config.ok()) {
     std::fprintf(stderr, "%s\n", config.error().message.c_str());
+    return 2;
+  }
+  // The scenario file is part of what `run` loads: a bad one fails here as it would there.
+  if (const Result<FaultScenario> scenario = load_fault_scenario(*config); !scenario.ok()) {
+    std::fprintf(stderr, "%s\n", scenario.error().message.c_str());
     return 2;
   }
   std::fputs(to_yaml(*config, Secrets::kRedact).c_str(), stdout);

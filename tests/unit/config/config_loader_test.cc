@@ -116,6 +116,7 @@ log: { level: debug, format: json }
 shutdown: { grace_s: 7, flush_deadline_s: 9 }
 faults:
   seed: 4242
+  scenario: /etc/kvmock/chaos.yaml
 workers:
   count: 3
   worker_id_base: 500
@@ -234,6 +235,7 @@ TEST(ConfigLoader, EveryKeyIsSettableFromYaml) {
   EXPECT_EQ(c.workers.max_queued_prompt_tokens, 5000000u);
   EXPECT_EQ(c.workers.max_num_waiting, 77u);
   EXPECT_EQ(c.faults.seed, 4242u);
+  EXPECT_EQ(c.faults.scenario, "/etc/kvmock/chaos.yaml");
   EXPECT_EQ(c.workers.lora.modules, "sql-lora, chat-lora=qwen");
   EXPECT_EQ(c.workers.engine.max_loras, 3u);
   EXPECT_EQ(c.http.max_request_body_bytes, 2048u);
