@@ -78,6 +78,11 @@ class EngineCore {
   // (vLLM checks those in the detokenizer, outside the engine core).
   bool stop(RequestId id);
 
+  // vLLM's reset_prefix_cache: forgets every cached block (G1 and G2), as sleep mode
+  // discards the KV cache. Refused (false) while has_work(): vLLM refuses it while blocks
+  // are in use. The caller publishes the Cleared event: the pool logs nothing for it.
+  bool reset_prefix_cache();
+
   // Finishes the G2 transfers due by `now_ms`, then runs one pass that starts at
   // `now_ms` (caller's clock, monotonic).
   PassOutput step(double now_ms);
@@ -85,24 +90,24 @@ class EngineCore {
   // True while a request is live (including one parked for a G2 onboard), an output
   // is not yet reported, or a G2 transfer is queued or in flight. When false, step()
   // would do nothing; the driver may sleep until the next add_request().
-  bool has_work() const { return scheduler_.has_work(); }
+  bool has_work() const { return scheduler_->has_work(); }
 
   // The earliest instant a G2 transfer in flight finishes (nullopt when none or G2 is
   // off). Stepping at that instant finishes it, emits its events and may admit the
   // request it was holding up.
   std::optional<double> next_transfer_deadline_ms() const {
-    return scheduler_.next_transfer_deadline_ms();
+    return scheduler_->next_transfer_deadline_ms();
   }
 
   // Load for ActiveLoad: both are G1 blocks that cannot be evicted (held by requests,
   // pinned or being computed), Dynamo's "active blocks".
-  uint64_t active_decode_blocks() const { return scheduler_.pool().num_active(); }
-  uint64_t kv_used_blocks() const { return scheduler_.pool().num_active(); }
+  uint64_t active_decode_blocks() const { return scheduler_->pool().num_active(); }
+  uint64_t kv_used_blocks() const { return scheduler_->pool().num_active(); }
 
-  EngineMetrics metrics() const { return scheduler_.metrics(); }
+  EngineMetrics metrics() const { return scheduler_->metrics(); }
   // True when this engine has a G2 tier (args.g2.enabled() with prefix caching on);
   // fixed at construction.
-  bool g2_enabled() const { return scheduler_.g2() != nullptr; }
+  bool g2_enabled() const { return scheduler_->g2() != nullptr; }
   WorkerId worker_id() const { return worker_id_; }
   DpRank dp_rank() const { return dp_rank_; }
   const EngineArgs& args() const { return args_; }
@@ -112,7 +117,7 @@ class EngineCore {
   WorkerId worker_id_;
   DpRank dp_rank_;
   std::unique_ptr<TimingModel> timing_;
-  Scheduler scheduler_;
+  std::unique_ptr<Scheduler> scheduler_;  // replaced whole by reset_prefix_cache()
 };
 
 }  // namespace kvmock

@@ -126,11 +126,19 @@ HttpResult http_stream(uint16_t port, const std::string& method, const std::stri
                        const std::string& body,
                        const std::function<bool(const std::string&)>& on_data,
                        std::chrono::milliseconds deadline) {
+  return http_stream(port, method, target, body, {}, on_data, deadline);
+}
+
+HttpResult http_stream(uint16_t port, const std::string& method, const std::string& target,
+                       const std::string& body,
+                       const std::map<std::string, std::string>& extra_headers,
+                       const std::function<bool(const std::string&)>& on_data,
+                       std::chrono::milliseconds deadline) {
   HttpResult result;
   DeadlineConnection connection(port, deadline);
   http::response_parser<http::buffer_body> parser;
   parser.body_limit(boost::none);
-  beast::error_code ec = connection.write(make_request(method, target, body));
+  beast::error_code ec = connection.write(make_request(method, target, body, extra_headers));
   if (!ec) ec = connection.read_header(parser);
   if (ec) {
     result.error = ec.message();

@@ -32,4 +32,11 @@ HttpResult http_stream(uint16_t port, const std::string& method, const std::stri
                        const std::function<bool(const std::string&)>& on_data,
                        std::chrono::milliseconds deadline = std::chrono::seconds(30));
 
+// The same with more request headers.
+HttpResult http_stream(uint16_t port, const std::string& method, const std::string& target,
+                       const std::string& body,
+                       const std::map<std::string, std::string>& extra_headers,
+                       const std::function<bool(const std::string&)>& on_data,
+                       std::chrono::milliseconds deadline = std::chrono::seconds(30));
+
 }  // namespace kvmock::testing

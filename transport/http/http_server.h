@@ -63,6 +63,11 @@ class HttpExchange {
   // Called once (on the connection's strand) if the client disconnects before the
   // response is complete.
   virtual void on_client_gone(std::function<void()> callback) = 0;
+  // Drops the connection without completing the answer (an injected fault): `reset` sends
+  // a TCP reset at once; otherwise what was already handed over is written, then the
+  // connection is closed (a stream cut mid-way: no last chunk). The on_client_gone
+  // callback runs, so the request is cancelled.
+  virtual void abort(bool reset) = 0;
 };
 
 using HttpHandler = std::function<void(std::shared_ptr<HttpExchange>)>;
@@ -95,6 +100,10 @@ class HttpServer {
   Result<uint16_t> listen(const std::string& host, uint16_t port);
   // Stops accepting and closes every open connection.
   void stop();
+  // stop(), then waits (at most `timeout`) until the listening socket is closed, so that
+  // from the return on a connection attempt is refused (a crashed worker). False on
+  // timeout. Not from a thread that runs the server's io_context.
+  bool stop_and_wait(std::chrono::milliseconds timeout);
   uint16_t port() const { return port_; }
 
   // False while accept() keeps failing (an error episode); `reason` then says why and

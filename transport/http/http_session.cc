@@ -135,6 +135,14 @@ void Session::on_client_gone(std::function<void()> callback) {
             });
 }
 
+void Session::abort(bool reset) {
+  if (!reset) {
+    close_from_server();
+    return;
+  }
+  net::post(stream_.get_executor(), [self = shared_from_this()] { self->close(true); });
+}
+
 template <typename Fn>
 void Session::arm_timer(std::chrono::milliseconds after, Fn fn) {
   const uint64_t generation = ++timer_generation_;
@@ -432,14 +440,19 @@ void Session::linger_then_close() {
   read_more();
 }
 
-void Session::close() {
+void Session::close(bool reset) {
   if (phase_ == Phase::kDone) return;
   mark_gone();
   phase_ = Phase::kDone;
   ++timer_generation_;
   timer_.cancel();
   beast::error_code ignored;
-  stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  if (reset) {
+    // SO_LINGER with a zero timeout makes close() send RST instead of FIN.
+    stream_.socket().set_option(net::socket_base::linger(true, 0), ignored);
+  } else {
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  }
   stream_.close();
   release_slot();
   std::lock_guard lock(state_->mutex);

@@ -61,6 +61,7 @@ class Session : public std::enable_shared_from_this<Session>, public HttpExchang
   void finish() override;
   bool client_gone() const override { return gone_.load(); }
   void on_client_gone(std::function<void()> callback) override;
+  void abort(bool reset) override;
 
  private:
   // kClosing: the last answer is written and our side shut down; unread client bytes are
@@ -88,7 +89,8 @@ class Session : public std::enable_shared_from_this<Session>, public HttpExchang
   void queue_chunk(std::string chunk, bool last);
   void write_next();
   void linger_then_close();
-  void close();
+  // Closes the connection; `reset` sends a TCP reset instead of an orderly close.
+  void close(bool reset = false);
   template <typename Fn>
   void arm_timer(std::chrono::milliseconds after, Fn fn);
 

@@ -103,6 +103,7 @@ void Generation::all_submitted() {
   exchange_->begin_stream(200, "text/event-stream", answer_.headers);
   begun_ = true;
   flush_locked();
+  if (cut_) exchange_->abort(/*reset=*/false);  // the cut came before the stream began
 }
 
 std::vector<BackendCall> Generation::abandon() {
@@ -140,6 +141,10 @@ std::optional<BackendCall> Generation::on_tokens(size_t index, const std::vector
   sequence.generated += tokens.size();
   accept_text_locked(sequence, sequence.detokenizer.push(tokens));
   if (stream_) stream_text_locked(index, false);
+  if (cut_after_tokens_ && sequence.generated >= *cut_after_tokens_) {
+    cut_locked();
+    return std::nullopt;  // the hang-up the cut causes cancels every sequence
+  }
   flush_locked();
   return owed_stop_locked(sequence);
 }
@@ -261,6 +266,12 @@ std::vector<BackendCall> Generation::on_finish(size_t index, const GenerationFin
   sequence.finish = finish;
   ++finished_count_;
   if (done_) return {};
+  if (stream_ && cut_after_tokens_) {
+    // The output ended before the cut point: the stream is cut at its end instead.
+    stream_text_locked(index, true);
+    cut_locked();
+    return cancels_locked();
+  }
   if (!sequence.stopped) accept_text_locked(sequence, sequence.detokenizer.finish());
   // One failed sequence fails the whole answer, as an exception ends vLLM's generator.
   const bool failed =
@@ -486,7 +497,15 @@ void Generation::flush_locked() {
   if (!begun_) return;
   if (!pending_.empty()) exchange_->write(std::move(pending_));
   pending_.clear();
-  if (done_) exchange_->finish();
+  if (done_ && !cut_) exchange_->finish();
+}
+
+void Generation::cut_locked() {
+  cut_ = true;
+  done_ = true;
+  if (!begun_) return;  // all_submitted() begins the stream, then cuts it
+  flush_locked();
+  exchange_->abort(/*reset=*/false);
 }
 
 }  // namespace kvmock

@@ -70,6 +70,11 @@ class Generation {
   std::optional<BackendCall> on_tokens(size_t sequence, const std::vector<TokenId>& tokens);
   // The cancels owed to the other sequences when this one failed the answer.
   std::vector<BackendCall> on_finish(size_t sequence, const GenerationFinish& finish);
+  // The stream_cut fault: once any sequence has produced `tokens` tokens (or finishes
+  // first), the stream stops mid-way: what was sent stays, no finish chunk and no [DONE]
+  // follow, and the connection closes (its hang-up cancels the requests). Call before
+  // all_submitted(); streaming answers only.
+  void cut_stream_after(uint64_t tokens) { cut_after_tokens_ = tokens; }
 
  private:
   using json = nlohmann::ordered_json;
@@ -130,6 +135,9 @@ class Generation {
   void respond_locked();
   void respond_error_locked(int status, const std::string& message, std::string_view code);
   void flush_locked();
+  // Ends the stream without its end (cut_stream_after): closes the connection after what
+  // is pending.
+  void cut_locked();
   static std::string sse(const json& payload) { return "data: " + payload.dump() + "\n\n"; }
 
   const std::shared_ptr<HttpExchange> exchange_;
@@ -152,9 +160,11 @@ class Generation {
   std::mutex mutex_;
   std::vector<std::unique_ptr<Sequence>> sequences_;
   size_t finished_count_ = 0;
-  bool begun_ = false;      // stream header sent; chunks may be written
-  bool done_ = false;       // answered, or [DONE] queued (finish() once begun)
-  bool abandoned_ = false;  // a submit was refused: the server answers
+  bool begun_ = false;                        // stream header sent; chunks may be written
+  bool done_ = false;                         // answered, or [DONE] queued (finish() once begun)
+  bool abandoned_ = false;                    // a submit was refused: the server answers
+  std::optional<uint64_t> cut_after_tokens_;  // the stream_cut fault's point
+  bool cut_ = false;                          // ... reached: the stream ends unfinished
   bool gone_ = false;
   std::string pending_;  // SSE bytes produced before the stream began
 };

@@ -103,6 +103,13 @@ class WorkerBackend {
   virtual LoraAdapters* lora_adapters() { return nullptr; }
   // The worker's runtime fault settings (GET/POST /admin/config); null: no faults.
   virtual WorkerFaults* faults() { return nullptr; }
+  // vLLM's sleep mode (POST /sleep?level=N, POST /wake_up, GET /is_sleeping): asleep, the
+  // worker refuses generation requests with 503 and has discarded its KV cache (both
+  // levels); the default worker has no sleep mode and answers 404.
+  virtual bool has_sleep_mode() const { return false; }
+  virtual void sleep(uint32_t level) { (void)level; }
+  virtual void wake_up() {}
+  virtual bool is_sleeping() const { return false; }
 };
 
 }  // namespace kvmock

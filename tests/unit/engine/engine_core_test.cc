@@ -44,6 +44,31 @@ TEST(EngineCore, PassEndsAfterModeledPrefillAndDecodeDividedBySpeedup) {
   EXPECT_DOUBLE_EQ(pass.fpm.wall_time_secs, (prefill + decode) / 10 / 1000);
 }
 
+// Runs passes until the engine has nothing left; the cached prompt tokens each request
+// reported when admitted.
+std::vector<uint32_t> run_to_idle(EngineCore& engine) {
+  std::vector<uint32_t> cached;
+  for (int pass = 0; pass < 100 && engine.has_work(); ++pass) {
+    for (const RequestOutput& output : engine.step(pass).outputs) {
+      if (output.admitted) cached.push_back(output.cached_tokens);
+    }
+  }
+  return cached;
+}
+
+TEST(EngineCore, ResetPrefixCacheForgetsEveryBlockButNotWhileARequestIsLive) {
+  EngineCore engine(args_with(0), 7, 0, std::make_unique<PolynomialTiming>());
+  ASSERT_TRUE(engine.add_request(make_request(1, 256, 2)).ok());
+  EXPECT_FALSE(engine.reset_prefix_cache()) << "refused with a request live";
+  run_to_idle(engine);
+  ASSERT_TRUE(engine.add_request(make_request(2, 256, 2)).ok());
+  EXPECT_EQ(run_to_idle(engine), std::vector<uint32_t>{192}) << "the prefix is cached";
+
+  EXPECT_TRUE(engine.reset_prefix_cache());
+  ASSERT_TRUE(engine.add_request(make_request(3, 256, 2)).ok());
+  EXPECT_EQ(run_to_idle(engine), std::vector<uint32_t>{0}) << "nothing cached after the reset";
+}
+
 TEST(EngineCore, ZeroSpeedupMakesPassesInstant) {
   EngineCore engine(args_with(0), 7, 0, std::make_unique<PolynomialTiming>());
   ASSERT_TRUE(engine.add_request(make_request(1, 100, 5)).ok());

@@ -75,7 +75,9 @@ TEST(FaultSettings, EveryNumberAndThePauseMerge) {
 TEST(FaultSettings, EveryTypeHasItsStatusAndName) {
   for (const FaultType type : all_fault_types()) {
     EXPECT_EQ(fault_type_from_name(fault_type_name(type)), type);
-    if (fault_has_status(type)) EXPECT_GE(fault_status(type), 400);
+    if (fault_has_status(type)) {
+      EXPECT_GE(fault_status(type), 400);
+    }
   }
   EXPECT_FALSE(fault_has_status(FaultType::kTimeout));
   EXPECT_FALSE(fault_has_status(FaultType::kConnectionReset));
