@@ -9,9 +9,11 @@
 #include "config/admin_token.h"
 #include "config/config_loader.h"
 #include "config/endpoint.h"
+#include "config/fault_scenario.h"
 #include "config/model_directory.h"
 #include "core/events/subjects.h"
 #include "daemon/dynamo_worker_role.h"
+#include "daemon/fleet_scenario.h"
 #include "daemon/load_driver.h"
 #include "daemon/relayed_engine.h"
 #include "daemon/worker_fleet.h"
@@ -74,6 +76,10 @@ Daemon::~Daemon() {
 }
 
 Result<bool> Daemon::start() {
+  started_at_ = SystemClock::instance().steady_now();
+  auto scenario = load_fault_scenario(config_);
+  if (!scenario) return scenario.error();
+  scenario_ = std::move(*scenario);
   auto nats = NatsClient::connect(nats_options(config_.nats));
   if (!nats) return nats.error();
   nats_ = std::move(*nats);
@@ -226,6 +232,11 @@ Result<bool> Daemon::start_relays_and_workers() {
         return registered.error();
       }
     }
+    if (!scenario_.steps.empty()) {
+      scenario_player_ = std::make_unique<FleetScenario>(std::move(scenario_), config_, *workers_,
+                                                         started_at_, metrics_);
+      scenario_player_->start();
+    }
     if (workers_->load_driver())
       status_thread_ = std::thread([this] {
         name_this_thread("kvmock-status");
@@ -286,6 +297,8 @@ int Daemon::shutdown() {
   }
   status_wake_.notify_all();
   if (status_thread_.joinable()) status_thread_.join();
+  // No step may act on workers that are stopping.
+  if (scenario_player_) scenario_player_->stop();
   log_info("daemon", "shutting down: intake stopped, flushing events");
   // Out of discovery first, so Dynamo frontends stop routing to workers that are leaving.
   if (dynamo_) dynamo_->withdraw();
@@ -305,6 +318,7 @@ int Daemon::shutdown() {
   for (std::thread& t : io_threads_) t.join();
   io_threads_.clear();
   dynamo_.reset();  // its request plane calls into the workers
+  scenario_player_.reset();
   if (workers_) workers_.reset();
   relays_.clear();
   closing_ = true;

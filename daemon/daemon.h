@@ -15,6 +15,8 @@
 #include <zmq.hpp>
 
 #include "config/config.h"
+#include "core/common/clock.h"
+#include "core/faults/scenario.h"
 #include "transport/http/admin_endpoints.h"
 #include "transport/http/http_server.h"
 #include "transport/metrics/metrics_registry.h"
@@ -27,6 +29,7 @@
 namespace kvmock {
 
 class DynamoWorkerRole;
+class FleetScenario;
 class RelayedEngine;
 class WorkerFleet;
 
@@ -82,6 +85,12 @@ class Daemon {
   std::unique_ptr<WorkerFleet> workers_;
   // Set when dynamo.discovery is on: the workers as Dynamo instances.
   std::unique_ptr<DynamoWorkerRole> dynamo_;
+  // faults.scenario, read first thing in start() (a bad file starts nothing) and played from
+  // when the workers serve, its times counted from started_at_. After workers_: it acts on
+  // them, so it goes first.
+  FaultScenario scenario_;
+  Clock::SteadyTime started_at_{};
+  std::unique_ptr<FleetScenario> scenario_player_;
   AdminEndpoints admin_{metrics_};
   std::unique_ptr<HttpServer> admin_server_;
   std::thread status_thread_;
