@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "config/endpoint.h"
+#include "core/faults/event_faults.h"
 
 namespace kvmock {
 namespace {
@@ -221,6 +222,16 @@ MockWorker::MockWorker(EngineThreads& threads, const Config& config,
   }
   held_ = std::make_unique<std::atomic<uint64_t>[]>(engines_.size());
   register_metrics(metrics);
+  // One listener for every part that follows the settings; the initial settings are
+  // applied the same way (so the sink's event-fault series exist, at 0, from the start).
+  faults_.set_listener([this](const FaultSettings& settings) { on_fault_settings(settings); });
+  on_fault_settings(faults_.settings());
+}
+
+void MockWorker::on_fault_settings(const FaultSettings& settings) { apply_event_faults(settings); }
+
+void MockWorker::apply_event_faults(const FaultSettings& settings) {
+  sink_.set_event_faults(worker_id_, event_faults_of(settings, faults_.seed()));
 }
 
 Result<uint64_t> MockWorker::submit(GenerationRequest request, GenerationCallbacks callbacks) {
@@ -328,9 +339,7 @@ void MockWorker::register_metrics(MetricsRegistry& metrics) {
   refused_prompt_tokens_ = refused("prompt_tokens");
   refused_outbox_full_ = refused("event_outbox_full");
   for (const FaultType type : all_fault_types()) {
-    metrics.counter_callback("kvmock_faults_injected_total",
-                             "Faults shown to clients on purpose (failure_injection_rate or the "
-                             "X-Kvmock-Fault header), by type.",
+    metrics.counter_callback("kvmock_faults_injected_total", kFaultsInjectedHelp,
                              {{"worker_id", worker}, {"type", std::string(fault_type_name(type))}},
                              [this, type] { return static_cast<double>(faults_.injected(type)); });
   }

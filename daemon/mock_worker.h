@@ -78,6 +78,10 @@ class MockWorker : public WorkerBackend {
   // have a G2 tier, the kvmock_g2_* series (worker_id label; link="offload"|"onboard"
   // where per link).
   void register_metrics(MetricsRegistry& metrics);
+  // What the worker does with new fault settings (the listener of faults_): hands the KV
+  // event faults to the sink.
+  void on_fault_settings(const FaultSettings& settings);
+  void apply_event_faults(const FaultSettings& settings);
 
   // Takes one waiting slot on `rank` and the prompt's tokens from the worker's budget,
   // or names what is full. Exact under concurrent submits, so the engine thread itself
@@ -99,7 +103,7 @@ class MockWorker : public WorkerBackend {
   // Waiting plus the most that can run, so the waiting queue holds max_waiting_per_engine_
   // however many run.
   const uint64_t max_held_per_engine_;
-  const RouterEventSink& sink_;
+  RouterEventSink& sink_;
   MetricsRegistry& metrics_;
   std::vector<std::unique_ptr<EngineActor>> engines_;
   // Per engine: requests accepted and not finished (waiting or running).

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/events/router_event.h"
+#include "core/faults/event_faults.h"
 
 namespace kvmock {
 
@@ -28,6 +29,10 @@ class RouterEventSink {
   // True while the sink holds events it has no room to send (NATS away longer than the
   // outbox lasts): a producer that can refuse work (a mock worker) refuses new requests.
   virtual bool outbox_full() const = 0;
+  // The event faults of `worker`'s channels from now on (docs/faults.md#event-faults): what
+  // routers receive is dropped, repeated or delayed; the local indexer still applies every
+  // event. Thread-safe. A sink that only records events (tests) ignores them.
+  virtual void set_event_faults(WorkerId /*worker*/, const EventFaults& /*faults*/) {}
 };
 
 }  // namespace kvmock

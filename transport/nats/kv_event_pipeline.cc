@@ -1,6 +1,7 @@
 #include "transport/nats/kv_event_pipeline.h"
 
 #include <algorithm>
+#include <cmath>
 #include <iterator>
 
 #include "transport/log/logger.h"
@@ -9,7 +10,9 @@ namespace kvmock {
 
 KvEventPipeline::Channel::Channel(WorkerId worker, DpRank rank,
                                   const KvEventPipelineOptions& options)
-    : events(worker, rank,
+    : worker(worker),
+      rank(rank),
+      events(worker, rank,
              PublishingChannelOptions{options.batching_timeout_ms, options.indexer_buffer_size}) {
   stamp.publisher_id = worker;
 }
@@ -37,7 +40,8 @@ KvEventPipeline::KvEventPipeline(Outbox& outbox, KvEventPipelineOptions options,
       loads_(writer_,
              LoadPublisherOptions{options_.ns, options_.debounce_ms, options_.heartbeat_ms},
              metrics, clock),
-      ticker_("kvmock-timer", [this] { return tick(); }) {
+      ticker_("kvmock-timer", [this] { return tick(); }),
+      metrics_(metrics) {
   events_queued_ = &metrics.counter("kvmock_pipeline_events_queued_total",
                                     "Router events numbered, indexed and queued for NATS.",
                                     {{"plane", encoder_->plane_name()}});
@@ -68,6 +72,8 @@ void KvEventPipeline::stop() {
   for (Channel* ch : all_channels()) send(*ch, [](PublishingChannel& c) { return c.flush(); });
   for (Channel* ch : all_channels()) {
     std::lock_guard sending(ch->send_mutex);
+    // Shutdown does not wait out event delays: what is delayed goes now, in order.
+    if (!ch->delayed.empty()) deliver(*ch, take_delayed(*ch, now_ms(), /*everything=*/true));
     release_held(*ch);
   }
 }
@@ -129,12 +135,105 @@ void KvEventPipeline::send(Channel& ch, Release&& release) {
   std::vector<OutboundMessage> messages;
   messages.reserve(released.events.size());
   encoder_->encode(released.events, ch.stamp, messages);
+  const std::optional<WorkerEventFaults> faults =
+      any_event_faults_.load() ? event_faults(ch.worker) : std::nullopt;
+  size_t events_sent = released.events.size();
+  if (faults && faults->faults.draws()) {
+    messages = apply_event_fates(ch, *faults, released.events, std::move(messages), events_sent);
+  }
+  const bool delaying = faults && faults->faults.delay_ms > 0 && !stopped_.load();
+  if (delaying) faults->delayed->inc(events_sent);
+  if (!ch.delayed.empty() || delaying) {
+    // Behind the delayed messages: a delay that shrinks or ends must not reorder events.
+    const uint64_t due =
+        now_ms() + (delaying ? static_cast<uint64_t>(std::llround(faults->faults.delay_ms)) : 0);
+    for (OutboundMessage& message : messages) {
+      ch.delayed.push_back(DelayedMessage{due, std::move(message)});
+    }
+    delayed_messages_.fetch_add(messages.size());
+    messages = take_delayed(ch, now_ms(), /*everything=*/stopped_.load());
+    if (messages.empty()) {
+      ticker_.poke();  // the timer learns of the new deadline
+      return;
+    }
+  }
+  deliver(ch, std::move(messages));
+}
+
+void KvEventPipeline::deliver(Channel& ch, std::vector<OutboundMessage> messages) {
+  if (messages.empty()) return;
   if (ch.hold_when_full && !stopped_.load()) {
     queue_or_hold(ch, std::move(messages));
     return;
   }
   release_held(ch);
   events_queued_->inc(writer_.push_all(messages));
+}
+
+std::vector<OutboundMessage> KvEventPipeline::take_delayed(Channel& ch, uint64_t now,
+                                                           bool everything) {
+  std::vector<OutboundMessage> due;
+  while (!ch.delayed.empty() && (everything || ch.delayed.front().due_ms <= now)) {
+    due.push_back(std::move(ch.delayed.front().message));
+    ch.delayed.pop_front();
+  }
+  delayed_messages_.fetch_sub(due.size());
+  return due;
+}
+
+std::optional<KvEventPipeline::WorkerEventFaults> KvEventPipeline::event_faults(WorkerId worker) {
+  std::lock_guard lock(event_faults_mutex_);
+  auto it = event_faults_.find(worker);
+  if (it == event_faults_.end() || !it->second.faults.any()) return std::nullopt;
+  return it->second;
+}
+
+std::vector<OutboundMessage> KvEventPipeline::apply_event_fates(
+    const Channel& ch, const WorkerEventFaults& faults, const std::vector<RouterEvent>& events,
+    std::vector<OutboundMessage> messages, size_t& events_sent) {
+  // The encoder writes one message per event, in order; anything else is not ours to judge.
+  if (messages.size() != events.size()) return messages;
+  std::vector<OutboundMessage> sent;
+  sent.reserve(messages.size());
+  for (size_t i = 0; i < messages.size(); ++i) {
+    switch (draw_event_fate(faults.faults, ch.worker, ch.rank, events[i].event.event_id)) {
+      case EventFate::kDrop:
+        faults.dropped->inc();
+        --events_sent;
+        break;
+      case EventFate::kDuplicate: {
+        faults.duplicated->inc();
+        OutboundMessage copy = messages[i];
+        // JetStream would discard a second message with the same Nats-Msg-Id; the copy
+        // gets its own id so the router receives it (the payload is the same bytes).
+        if (!copy.msg_id.empty()) copy.msg_id += "-dup";
+        sent.push_back(std::move(messages[i]));
+        sent.push_back(std::move(copy));
+        break;
+      }
+      case EventFate::kSend:
+        sent.push_back(std::move(messages[i]));
+        break;
+    }
+  }
+  return sent;
+}
+
+void KvEventPipeline::set_event_faults(WorkerId worker, const EventFaults& faults) {
+  std::lock_guard lock(event_faults_mutex_);
+  WorkerEventFaults& entry = event_faults_[worker];
+  if (entry.dropped == nullptr) {
+    const std::string id = std::to_string(worker);
+    auto counter = [&](const char* type) {
+      return &metrics_.counter("kvmock_faults_injected_total", kFaultsInjectedHelp,
+                               {{"worker_id", id}, {"type", type}});
+    };
+    entry.dropped = counter("event_drop");
+    entry.duplicated = counter("event_duplicate");
+    entry.delayed = counter("event_delay");
+  }
+  entry.faults = faults;
+  if (faults.any()) any_event_faults_.store(true);
 }
 
 void KvEventPipeline::queue_or_hold(Channel& ch, std::vector<OutboundMessage> messages) {
@@ -220,6 +319,16 @@ std::optional<std::chrono::milliseconds> KvEventPipeline::tick() {
     }
     // Held events wait for the publisher to make room: look again soon.
     if (left > 0) next = std::min(next.value_or(UINT64_MAX), now + kHeldRetryMs);
+  }
+  if (delayed_messages_.load() > 0) {
+    for (Channel* ch : all_channels()) {
+      std::lock_guard sending(ch->send_mutex);
+      if (ch->delayed.empty()) continue;
+      deliver(*ch, take_delayed(*ch, now, /*everything=*/false));
+      if (!ch->delayed.empty()) {
+        next = std::min(next.value_or(UINT64_MAX), ch->delayed.front().due_ms);
+      }
+    }
   }
   if (options_.batching_timeout_ms > 0) {
     for (Channel* ch : all_channels()) {

@@ -22,12 +22,17 @@
 // loads, heartbeats) is done by tick(), which a thread runs between start() and stop(),
 // and a test calls directly with a manual clock.
 //
+// Event faults (docs/faults.md#event-faults, set per worker by set_event_faults): after an
+// event is applied to the indexer and encoded, its message may be dropped, queued twice
+// (the same bytes) or held for the delay; delayed messages leave from tick(), in order.
+//
 // Threading: each channel has one source at a time (a relay socket thread or a worker's
 // strand); publish() for different channels may run concurrently. Queries take only the
 // channel's state lock.
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -102,6 +107,10 @@ class KvEventPipeline final : public RouterEventSink {
   void publish_cleared(WorkerId worker, DpRank rank) override;
   void update_load(const ActiveLoad& load) override;
   size_t block_count(WorkerId worker, DpRank rank) override;
+  // The event faults of every channel of `worker` (current and later ones), from its next
+  // event on. Also registers the worker's kvmock_faults_injected_total series of the event
+  // fault types (event_drop, event_duplicate, event_delay), so they read 0 from the start.
+  void set_event_faults(WorkerId worker, const EventFaults& faults) override;
 
   // Opens the channels of a configured worker (ranks 0..dp_size-1) before its first event,
   // so that a query about it gets the empty answer of its indexer, not an error. With
@@ -126,8 +135,15 @@ class KvEventPipeline final : public RouterEventSink {
   uint64_t events_queued() const { return events_queued_->value(); }
 
  private:
+  // A message held back by event_delay_ms until `due_ms` (the pipeline's clock).
+  struct DelayedMessage {
+    uint64_t due_ms = 0;
+    OutboundMessage message;
+  };
   struct Channel {
     Channel(WorkerId worker, DpRank rank, const KvEventPipelineOptions& options);
+    const WorkerId worker;
+    const DpRank rank;
     std::mutex send_mutex;   // one sender at a time, so outbox order == id order
     std::mutex state_mutex;  // `events`, shared with queries
     PublishingChannel events;
@@ -135,6 +151,16 @@ class KvEventPipeline final : public RouterEventSink {
     bool clear_first = false;           // guarded by send_mutex: a Cleared is owed before event 1
     bool hold_when_full = false;        // guarded by send_mutex
     std::vector<OutboundMessage> held;  // guarded by send_mutex: encoded, not yet queued
+    // Guarded by send_mutex: messages held by event_delay_ms, oldest first (they go
+    // before anything newer, so the order survives a change of the delay).
+    std::deque<DelayedMessage> delayed;
+  };
+  // One worker's event faults and its counters of them.
+  struct WorkerEventFaults {
+    EventFaults faults;
+    Counter* dropped = nullptr;
+    Counter* duplicated = nullptr;
+    Counter* delayed = nullptr;
   };
 
   Channel& channel(WorkerId worker, DpRank rank);
@@ -151,6 +177,21 @@ class KvEventPipeline final : public RouterEventSink {
   size_t drain_held(Channel& channel, std::chrono::milliseconds max_wait);
   // Queues everything held, waiting as shutdown allows (the rest is abandoned, counted).
   void release_held(Channel& channel);
+  // Queues `messages` for the outbox behind what the channel holds (the caller holds the
+  // channel's send lock): held when the outbox is full for a mock worker, else waited for.
+  void deliver(Channel& channel, std::vector<OutboundMessage> messages);
+  // The worker's event faults, or nullopt when it has none.
+  std::optional<WorkerEventFaults> event_faults(WorkerId worker);
+  // Drops and repeats the messages of `events` (one each, in order) as `faults` draw;
+  // `events_sent` is lowered by the events dropped.
+  std::vector<OutboundMessage> apply_event_fates(const Channel& channel,
+                                                 const WorkerEventFaults& faults,
+                                                 const std::vector<RouterEvent>& events,
+                                                 std::vector<OutboundMessage> messages,
+                                                 size_t& events_sent);
+  // Takes the delayed messages due by `now` (all of them with `everything`), in order
+  // (the caller holds the channel's send lock).
+  std::vector<OutboundMessage> take_delayed(Channel& channel, uint64_t now, bool everything);
   uint64_t now_ms() const;
 
   Outbox& outbox_;
@@ -168,6 +209,12 @@ class KvEventPipeline final : public RouterEventSink {
   std::atomic<bool> stopped_{false};
 
   std::atomic<uint64_t> held_events_{0};
+  // Messages waiting out event_delay_ms in some channel (tick() skips the channels at 0).
+  std::atomic<uint64_t> delayed_messages_{0};
+  std::mutex event_faults_mutex_;
+  std::map<WorkerId, WorkerEventFaults> event_faults_;  // guarded by event_faults_mutex_
+  std::atomic<bool> any_event_faults_{false};           // some worker has had event faults set
+  MetricsRegistry& metrics_;
   Counter* events_queued_;
   Counter* events_held_total_;
   Counter* events_deduplicated_;
