@@ -225,6 +225,22 @@ Result<bool> Daemon::start_relays_and_workers() {
     }
     workers_ = std::make_unique<WorkerFleet>(config_, std::move(identities), io_, *pipeline_,
                                              *nats_, zmq_, metrics_);
+    if (dynamo_) {
+      // A crashed Dynamo worker leaves discovery; its restart is a new instance (a new id,
+      // with its own event channels), as a restarted Dynamo worker is.
+      WorkerFleetHooks hooks;
+      hooks.crashing = [this](size_t index, uint64_t) { dynamo_->crashed(index); };
+      hooks.next_identity = [this](size_t index, const MockWorkerIdentity& previous) {
+        return dynamo_->next_identity(index, previous);
+      };
+      hooks.open_channels = [this, dp_size](uint64_t worker_id) {
+        open_worker(worker_id, dp_size, /*mock=*/true);
+      };
+      hooks.restarted = [this](size_t index, MockWorker& worker) {
+        return dynamo_->restarted(index, worker, *pipeline_);
+      };
+      workers_->set_hooks(std::move(hooks));
+    }
     auto started = workers_->start();
     if (!started) return started.error();
     if (dynamo_) {
@@ -232,6 +248,7 @@ Result<bool> Daemon::start_relays_and_workers() {
         return registered.error();
       }
     }
+    admin_.set_worker_control(workers_.get());
     if (!scenario_.steps.empty()) {
       scenario_player_ = std::make_unique<FleetScenario>(std::move(scenario_), config_, *workers_,
                                                          started_at_, metrics_);
@@ -291,6 +308,8 @@ int Daemon::shutdown() {
   // down cannot hold the engine threads (and this shutdown) past its deadlines.
   pipeline_->stop_waiting_at(clock.steady_now() + std::chrono::seconds(config_.shutdown.grace_s));
   admin_.set_shutting_down();
+  // No crash or restart from the admin port while the workers go.
+  admin_.set_worker_control(nullptr);
   {
     std::lock_guard lock(status_mutex_);
     status_stop_ = true;

@@ -93,23 +93,8 @@ Result<bool> DynamoWorkerRole::start(WorkerFleet& fleet, KvEventPipeline& pipeli
     // Registering a thousand workers outlasts a lease's TTL, and the keep-alive thread only
     // starts afterwards: keep the leases alive between registrations.
     backend_->tick(clock.steady_now());
-    dynamo::WorkerDiscoverySpec spec;
-    spec.dynamo_namespace = config_.nats.namespace_;
-    spec.component = config_.nats.component;
-    spec.instance_id = instance_ids_[i];
-    spec.request_plane = config_.dynamo.request_plane == DynamoRequestPlaneKind::kNats
-                             ? dynamo::RequestPlane::kNats
-                             : dynamo::RequestPlane::kTcp;
-    spec.tcp_address = advertised_address_;
-    spec.data_parallel_size = static_cast<uint32_t>(fleet.worker(i).dp_size());
-    spec.card_json = card;
-    spec.kv_events_topic = config_.nats.kv_subject;
-    spec.release = release_of(config_.dynamo.release);
-    auto registered =
-        backend_->register_records(instance_ids_[i], dynamo::worker_discovery_records(spec));
-    if (!registered) {
-      return make_error("discovery", "worker " + std::to_string(instance_ids_[i]) +
-                                         ": records not registered: " + registered.error().message);
+    if (auto registered = register_instance(i, fleet.worker(i).dp_size(), card); !registered) {
+      return registered.error();
     }
   }
   registered_ = true;
@@ -127,6 +112,93 @@ Result<bool> DynamoWorkerRole::start(WorkerFleet& fleet, KvEventPipeline& pipeli
   return true;
 }
 
+Result<bool> DynamoWorkerRole::register_instance(size_t index, size_t dp_size,
+                                                 const std::string& card) {
+  dynamo::WorkerDiscoverySpec spec;
+  spec.dynamo_namespace = config_.nats.namespace_;
+  spec.component = config_.nats.component;
+  spec.instance_id = instance_ids_[index];
+  spec.request_plane = config_.dynamo.request_plane == DynamoRequestPlaneKind::kNats
+                           ? dynamo::RequestPlane::kNats
+                           : dynamo::RequestPlane::kTcp;
+  spec.tcp_address = advertised_address_;
+  spec.data_parallel_size = static_cast<uint32_t>(dp_size);
+  spec.card_json = card;
+  spec.kv_events_topic = config_.nats.kv_subject;
+  spec.release = release_of(config_.dynamo.release);
+  auto registered =
+      backend_->register_records(instance_ids_[index], dynamo::worker_discovery_records(spec));
+  if (!registered) {
+    return make_error("discovery", "worker " + std::to_string(instance_ids_[index]) +
+                                       ": records not registered: " + registered.error().message);
+  }
+  return true;
+}
+
+void DynamoWorkerRole::serve_endpoints(size_t index, MockWorker& worker,
+                                       KvEventPipeline& pipeline) {
+  auto form =
+      query_form_for_release(config_.dynamo.release == DynamoReleaseKind::k1_1 ? "1.1" : "1.0");
+  IndexerQueryEndpointOptions query_options;
+  query_options.form = *form;
+  query_options.field_set.residency_domain = config_.nats.field_set.residency_domain;
+  query_options.field_set.start_position = config_.nats.field_set.start_position;
+  GenerateEndpointOptions generate;
+  generate.data_parallel_size = static_cast<uint32_t>(worker.dp_size());
+  std::vector<IndexerQuery> queries(
+      worker.dp_size(),
+      [&pipeline](const WorkerKvQueryRequest& request) { return pipeline.query(request); });
+  serve_dynamo_worker(*dispatcher_, instance_ids_[index], worker, generate, queries, query_options);
+}
+
+void DynamoWorkerRole::crashed(size_t index) {
+  const uint64_t id = instance_ids_.at(index);
+  {
+    std::lock_guard lock(backend_mutex_);
+    if (!withdrawn_) backend_->remove(id);
+  }
+  // Requests to the old instance are refused as to an unknown one; frontends that saw the
+  // records go no longer send any.
+  dispatcher_->unregister_instance(id);
+  log_info("dynamo", "instance " + std::to_string(id) + " removed from discovery (crash)");
+}
+
+Result<MockWorkerIdentity> DynamoWorkerRole::next_identity(size_t index,
+                                                           const MockWorkerIdentity& previous) {
+  std::lock_guard lock(backend_mutex_);
+  if (withdrawn_) return make_error("stopped", "Dynamo discovery is shutting down");
+  auto id = backend_->allocate_instance_id(SystemClock::instance().steady_now());
+  if (!id) {
+    return make_error("discovery",
+                      "worker " + std::to_string(previous.worker_id) +
+                          ": no new Dynamo instance id for the restart: " + id.error().message);
+  }
+  instance_ids_.at(index) = *id;
+  MockWorkerIdentity next = previous;
+  next.worker_id = *id;
+  return next;
+}
+
+Result<bool> DynamoWorkerRole::restarted(size_t index, MockWorker& worker,
+                                         KvEventPipeline& pipeline) {
+  if (withdrawn_) return make_error("stopped", "Dynamo discovery is shutting down");
+  // Endpoints first: a frontend that sees the records can connect at once.
+  serve_endpoints(index, worker, pipeline);
+  if (nats_plane_) {
+    if (auto served = nats_plane_->serve_instance(instance_ids_.at(index)); !served) {
+      return served.error();
+    }
+  }
+  std::lock_guard lock(backend_mutex_);
+  if (withdrawn_) return make_error("stopped", "Dynamo discovery is shutting down");
+  if (auto registered = register_instance(index, worker.dp_size(), model_card()); !registered) {
+    return registered.error();
+  }
+  log_info("dynamo", "instance " + std::to_string(instance_ids_[index]) +
+                         " registered (restart of a crashed worker)");
+  return true;
+}
+
 Result<bool> DynamoWorkerRole::start_request_plane(WorkerFleet& fleet, KvEventPipeline& pipeline) {
   CallHomeSettings call_home;
   call_home.max_message_bytes = config_.dynamo.tcp_max_message_bytes;
@@ -137,15 +209,7 @@ Result<bool> DynamoWorkerRole::start_request_plane(WorkerFleet& fleet, KvEventPi
   query_options.form = *form;
   query_options.field_set.residency_domain = config_.nats.field_set.residency_domain;
   query_options.field_set.start_position = config_.nats.field_set.start_position;
-  GenerateEndpointOptions generate;
-  for (size_t i = 0; i < instance_ids_.size(); ++i) {
-    MockWorker& worker = fleet.worker(i);
-    generate.data_parallel_size = static_cast<uint32_t>(worker.dp_size());
-    std::vector<IndexerQuery> queries(
-        worker.dp_size(),
-        [&pipeline](const WorkerKvQueryRequest& request) { return pipeline.query(request); });
-    serve_dynamo_worker(*dispatcher_, instance_ids_[i], worker, generate, queries, query_options);
-  }
+  for (size_t i = 0; i < instance_ids_.size(); ++i) serve_endpoints(i, fleet.worker(i), pipeline);
   if (config_.dynamo.request_plane == DynamoRequestPlaneKind::kNats) {
     nats_plane_ = std::make_unique<DynamoNatsRequestPlane>(
         nats_, *dispatcher_, config_.nats.namespace_, config_.nats.component);
@@ -194,7 +258,10 @@ void DynamoWorkerRole::keep_alive_loop() {
   std::unique_lock lock(keep_alive_mutex_);
   while (!keep_alive_stop_) {
     lock.unlock();
-    backend_->tick(clock.steady_now());
+    {
+      std::lock_guard backend(backend_mutex_);
+      backend_->tick(clock.steady_now());
+    }
     lock.lock();
     keep_alive_wake_.wait_for(lock, kKeepAliveTick, [this] { return keep_alive_stop_; });
   }
@@ -207,8 +274,7 @@ bool DynamoWorkerRole::registered(std::string& reason) const {
 }
 
 void DynamoWorkerRole::withdraw() {
-  if (withdrawn_) return;
-  withdrawn_ = true;
+  if (withdrawn_.exchange(true)) return;
   {
     std::lock_guard lock(keep_alive_mutex_);
     keep_alive_stop_ = true;
@@ -217,7 +283,10 @@ void DynamoWorkerRole::withdraw() {
   if (keep_alive_.joinable()) keep_alive_.join();
   registered_ = false;
   // Records first: a frontend stops routing here before the intake closes.
-  if (backend_) backend_->shutdown();
+  {
+    std::lock_guard lock(backend_mutex_);
+    if (backend_) backend_->shutdown();
+  }
   if (nats_plane_) nats_plane_->stop();
   if (tcp_server_) tcp_server_->stop();
   log_info("dynamo", "instances withdrawn from discovery");

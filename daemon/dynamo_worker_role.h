@@ -12,6 +12,11 @@
 //              then the keep-alive thread;
 //   withdraw() on shutdown, first of all: records removed (leases revoked), request plane
 //              closed, so frontends stop routing before the workers stop.
+//
+// A crashed worker (docs/faults.md#crash-and-restart) leaves discovery at once (lease
+// revoked, records deleted) and its request-plane endpoints go; its restart is a new
+// instance, as a restarted Dynamo worker is: a new lease, so a new instance id, and its
+// records published again under it.
 #pragma once
 
 #include <atomic>
@@ -60,6 +65,14 @@ class DynamoWorkerRole {
   Result<bool> start(WorkerFleet& fleet, KvEventPipeline& pipeline);
   void withdraw();
 
+  // Crash and restart of the worker in fleet slot `index` (WorkerFleetHooks), from the
+  // fleet's control thread. crashed(): out of discovery and off the request plane.
+  void crashed(size_t index);
+  // A new instance id for the slot's next life: `previous` with the new worker id.
+  Result<MockWorkerIdentity> next_identity(size_t index, const MockWorkerIdentity& previous);
+  // The new life serves on the request plane and its records are published.
+  Result<bool> restarted(size_t index, MockWorker& worker, KvEventPipeline& pipeline);
+
   // For /ready: every worker's records are registered and the lease is alive.
   bool registered(std::string& reason) const;
   // "host:port" the TCP request plane advertises; empty with the NATS plane.
@@ -67,11 +80,16 @@ class DynamoWorkerRole {
 
  private:
   Result<bool> start_request_plane(WorkerFleet& fleet, KvEventPipeline& pipeline);
+  // Serves `worker` as instance instance_ids_[index] on the dispatcher.
+  void serve_endpoints(size_t index, MockWorker& worker, KvEventPipeline& pipeline);
+  Result<bool> register_instance(size_t index, size_t dp_size, const std::string& card);
   std::string model_card() const;
   void keep_alive_loop();
 
   const Config& config_;
   std::unique_ptr<dynamo::DiscoveryBackend> backend_;
+  // The backend is single-threaded: the keep-alive thread and a crash or restart take turns.
+  std::mutex backend_mutex_;
   boost::asio::io_context& io_;
   NatsClient& nats_;
   MetricsRegistry& metrics_;
@@ -87,7 +105,7 @@ class DynamoWorkerRole {
   std::mutex keep_alive_mutex_;
   std::condition_variable keep_alive_wake_;
   bool keep_alive_stop_ = false;
-  bool withdrawn_ = false;
+  std::atomic<bool> withdrawn_{false};  // read by crash and restart on another thread
 };
 
 }  // namespace kvmock

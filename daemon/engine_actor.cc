@@ -267,4 +267,11 @@ void EngineActor::publish_stats() {
   stats_ = counters_;
 }
 
+void EngineActor::detach_observer(std::function<void()> detached) {
+  boost::asio::post(executor_, [this, detached = std::move(detached)] {
+    observer_ = nullptr;
+    if (detached) detached();
+  });
+}
+
 }  // namespace kvmock

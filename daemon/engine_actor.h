@@ -107,6 +107,10 @@ class EngineActor {
   DpRank dp_rank() const { return rank_; }
   // Whether the engine has a G2 tier; fixed at construction, safe from any thread.
   bool g2_enabled() const { return g2_enabled_; }
+  // Stops telling the observer anything (from any thread); `detached` runs on the engine's
+  // thread once no observer call is in progress or to come. A crashed worker's engines
+  // hand their vLLM-format outputs over to the restarted worker's engines this way.
+  void detach_observer(std::function<void()> detached);
 
  private:
   struct Live {

@@ -3,6 +3,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <cerrno>
+#include <future>
 
 #include "transport/http/http_session.h"
 #include "transport/log/logger.h"
@@ -234,6 +235,16 @@ void HttpServer::stop() {
   });
   for (const auto& session : sessions)
     std::static_pointer_cast<Session>(session)->close_from_server();
+}
+
+bool HttpServer::stop_and_wait(std::chrono::milliseconds timeout) {
+  stop();
+  // stop() posted the close to the acceptor's strand: a marker posted after it runs once
+  // the close has.
+  auto closed = std::make_shared<std::promise<void>>();
+  std::future<void> done = closed->get_future();
+  net::post(acceptor_.get_executor(), [closed] { closed->set_value(); });
+  return done.wait_for(timeout) == std::future_status::ready;
 }
 
 }  // namespace kvmock

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string_view>
 
+#include "transport/http/admin_config.h"
 #include "transport/http/lora_endpoints.h"
 #include "transport/http/openai_errors.h"
 #include "transport/http/openai_generation.h"
@@ -324,25 +325,8 @@ void OpenAiServer::generate(const std::shared_ptr<HttpExchange>& exchange, Api a
 }
 
 void OpenAiServer::admin_config(HttpExchange& exchange) {
-  WorkerFaults& faults = *backend_.faults();
-  const std::string& method = exchange.request().method;
-  if (method == "GET" || method == "HEAD") {
-    exchange.respond(200, std::string(kJson), fault_settings_json(faults.settings()),
-                     response_headers());
-    return;
-  }
-  if (method != "POST") {
-    respond_error(exchange, response_headers(), 405,
-                  "method " + method + " not allowed on " + std::string(kAdminConfigPath),
-                  "method_not_allowed", "");
-    return;
-  }
-  auto updated = faults.update(exchange.request().body);
-  if (!updated) {
-    respond_error(exchange, response_headers(), 400, updated.error().message, "bad_setting", "");
-    return;
-  }
-  exchange.respond(200, std::string(kJson), fault_settings_json(*updated), response_headers());
+  // The admin port's /admin/workers/{id}/config answers through the same function.
+  answer_admin_config(exchange, *backend_.faults(), kAdminConfigPath, response_headers());
 }
 
 bool OpenAiServer::inject_fault(HttpExchange& exchange, const std::string& requested_model) {

@@ -229,6 +229,15 @@ Result<bool> NatsGenerateIntake::serve(WorkerBackend& worker) {
   return true;
 }
 
+void NatsGenerateIntake::unserve(const WorkerBackend& worker) {
+  for (auto& route : routes_) {
+    if (route->worker != &worker || route->subscription == nullptr) continue;
+    natsSubscription_Unsubscribe(route->subscription);
+    natsSubscription_Destroy(route->subscription);
+    route->subscription = nullptr;
+  }
+}
+
 void NatsGenerateIntake::stop() {
   if (watch_ != nullptr) {
     natsSubscription_Unsubscribe(watch_);

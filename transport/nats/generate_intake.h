@@ -54,6 +54,10 @@ class NatsGenerateIntake {
 
   // Subscribes the worker's generate subject. `worker` must outlive the intake.
   Result<bool> serve(WorkerBackend& worker);
+  // Unsubscribes `worker`'s subject (a crashed worker: requesters get "no responders").
+  // Its route stays, so a message already being handled finishes; `worker` must still
+  // outlive the intake. Not concurrently with serve() or stop().
+  void unserve(const WorkerBackend& worker);
   // Unsubscribes every subject (intake off at shutdown).
   void stop();
 
