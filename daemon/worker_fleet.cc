@@ -59,6 +59,12 @@ class WorkerFleet::EventGate final : public RouterEventSink {
     return inner_.block_count(worker, rank);
   }
   bool outbox_full() const override { return inner_.outbox_full(); }
+  // The worker's event faults reach the pipeline through here; a dead life's settings
+  // must not replace those its successor (same id) set.
+  void set_event_faults(WorkerId worker, const EventFaults& faults) override {
+    std::shared_lock lock(mutex_);
+    if (open_) inner_.set_event_faults(worker, faults);
+  }
   // Waits for calls in progress (a publish may wait up to nats.outbox_full_wait_ms).
   void close() {
     std::unique_lock lock(mutex_);
