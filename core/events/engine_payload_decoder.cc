@@ -94,6 +94,7 @@ class PayloadDecoder {
   // ---- scalars
 
   bool read_hash(uint64_t& out, Field f) {
+    if (r_.read_uint64_word(out)) return true;
     MsgpackType type = MsgpackType::kNil;
     MsgpackStatus s = r_.peek(type);
     if (s == MsgpackStatus::kOk && type == MsgpackType::kInt) {
@@ -149,7 +150,7 @@ class PayloadDecoder {
     if (s != MsgpackStatus::kOk) return fail_status(s, f, "bad_event", "an array");
     out.clear();
     out.resize(n);
-    for (uint32_t i = 0; i < n; ++i) {
+    for (uint32_t i = static_cast<uint32_t>(r_.read_uint32_run(out.data(), n)); i < n; ++i) {
       MsgpackInt v;
       s = r_.read_int(v);
       if (s != MsgpackStatus::kOk) return fail_status(s, Field{f.name, i}, "bad_tokens", "uint32");

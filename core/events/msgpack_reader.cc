@@ -148,6 +148,37 @@ MsgpackStatus MsgpackReader::read_int(MsgpackInt& out) {
   return MsgpackStatus::kOk;
 }
 
+size_t MsgpackReader::read_uint32_run(uint32_t* out, size_t n) {
+  // One pass over raw bytes with the bounds checked per value: read_int's general
+  // dispatch costs several times more per token, and token arrays are most of a payload.
+  const uint8_t* data = input_.data();
+  const size_t size = input_.size();
+  size_t pos = pos_;
+  size_t read = 0;
+  for (; read < n && pos < size; ++read) {
+    const uint8_t b = data[pos];
+    if (b <= 0x7f) {
+      out[read] = b;
+      pos += 1;
+    } else if (b == 0xcd && size - pos >= 3) {
+      out[read] = static_cast<uint32_t>(data[pos + 1]) << 8 | data[pos + 2];
+      pos += 3;
+    } else if (b == 0xce && size - pos >= 5) {
+      out[read] = static_cast<uint32_t>(data[pos + 1]) << 24 |
+                  static_cast<uint32_t>(data[pos + 2]) << 16 |
+                  static_cast<uint32_t>(data[pos + 3]) << 8 | data[pos + 4];
+      pos += 5;
+    } else if (b == 0xcc && size - pos >= 2) {
+      out[read] = data[pos + 1];
+      pos += 2;
+    } else {
+      break;
+    }
+  }
+  pos_ = pos;
+  return read;
+}
+
 MsgpackStatus MsgpackReader::read_float(double& out) {
   if (at_end()) return MsgpackStatus::kTruncated;
   const uint8_t b = input_[pos_];

@@ -12,8 +12,10 @@
 // sub-values (vLLM's extra_keys) needs.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string_view>
 
@@ -71,6 +73,22 @@ class MsgpackReader {
   // at least one byte, so a larger claim cannot be satisfied and is kTruncated.
   MsgpackStatus read_array(uint32_t& n);
   MsgpackStatus read_map(uint32_t& n);
+
+  // The fast path of an array of small unsigned ints (token ids): reads up to `n` values
+  // written as positive fixint, uint8, uint16 or uint32 into `out`, and stops before the
+  // first value in another form or cut short. Returns how many it read; the caller reads
+  // the rest one by one with read_int, which also names what is wrong.
+  size_t read_uint32_run(uint32_t* out, size_t n);
+  // The fast path of a 64-bit block hash: reads a uint64 in its 8-byte form (0xcf) and
+  // returns true; otherwise consumes nothing and returns false (read it with read_int).
+  bool read_uint64_word(uint64_t& out) {
+    if (remaining() < 9 || input_[pos_] != 0xcf) return false;
+    uint64_t big_endian = 0;
+    std::memcpy(&big_endian, input_.data() + pos_ + 1, sizeof big_endian);
+    out = std::endian::native == std::endian::little ? __builtin_bswap64(big_endian) : big_endian;
+    pos_ += 9;
+    return true;
+  }
 
   // Consumes one complete value of any type. A container counts as one level; nesting
   // more than `max_depth` levels is kTooDeep (max_depth < 1 rejects any container).

@@ -43,6 +43,45 @@ TEST(MsgpackReader, ReadsEveryIntegerWidth) {
   }
 }
 
+TEST(MsgpackReader, TheUint32RunReadsSmallUnsignedFormsAndStopsBeforeAnyOther) {
+  // fixint, uint8, uint16, uint32, then an int8 (another form, left to read_int).
+  const auto in =
+      bytes({0x05, 0xcc, 0xff, 0xcd, 0x01, 0x00, 0xce, 0x00, 0x01, 0x00, 0x00, 0xd0, 0x05, 0x07});
+  MsgpackReader r(in);
+  uint32_t out[6] = {};
+  ASSERT_EQ(r.read_uint32_run(out, 6), 4u);
+  EXPECT_EQ(out[0], 5u);
+  EXPECT_EQ(out[1], 255u);
+  EXPECT_EQ(out[2], 256u);
+  EXPECT_EQ(out[3], 65536u);
+  EXPECT_EQ(r.offset(), 11u) << "stopped at the int8";
+  MsgpackInt v;
+  ASSERT_EQ(r.read_int(v), MsgpackStatus::kOk);
+  EXPECT_EQ(v.bits, 5u);
+  EXPECT_EQ(r.read_uint32_run(out, 1), 1u) << "no more than asked for";
+  EXPECT_TRUE(r.at_end());
+
+  // A value cut short is not read: read_int then reports it.
+  const auto cut = bytes({0x01, 0xcd, 0x01});
+  MsgpackReader cut_reader(cut);
+  EXPECT_EQ(cut_reader.read_uint32_run(out, 2), 1u);
+  EXPECT_EQ(cut_reader.read_int(v), MsgpackStatus::kTruncated);
+}
+
+TEST(MsgpackReader, TheUint64WordReadsOnlyTheEightByteForm) {
+  const auto in = bytes({0xcf, 0x80, 0, 0, 0, 0, 0, 0, 1, 0x05, 0xcf, 0x01});
+  MsgpackReader r(in);
+  uint64_t out = 0;
+  ASSERT_TRUE(r.read_uint64_word(out));
+  EXPECT_EQ(out, 0x8000000000000001ull);
+  EXPECT_FALSE(r.read_uint64_word(out)) << "a fixint is another form";
+  EXPECT_EQ(r.offset(), 9u);
+  MsgpackInt v;
+  ASSERT_EQ(r.read_int(v), MsgpackStatus::kOk);
+  EXPECT_FALSE(r.read_uint64_word(out)) << "cut short";
+  EXPECT_EQ(r.offset(), 10u);
+}
+
 TEST(MsgpackReader, WrongTypeConsumesNothing) {
   const auto in = bytes({0xa1, 'x'});
   MsgpackReader r(in);
