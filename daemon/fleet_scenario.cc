@@ -15,17 +15,24 @@ uint64_t FleetScenarioTargets::worker_id(size_t position) const {
 }
 
 Result<bool> FleetScenarioTargets::set_faults(size_t position, std::string_view patch) {
-  const Result<FaultSettings> merged = fleet_.worker(position).faults()->update(patch);
+  // Through the fleet, as the admin port does: a crashed worker has no settings to change
+  // (its next life starts from the defaults), which the runner logs.
+  const uint64_t id = worker_id(position);
+  WorkerFaults* faults = fleet_.faults(id);
+  if (faults == nullptr) return make_error("conflict", "crashed: its settings are not changed");
+  const Result<FaultSettings> merged = faults->update(patch);
   if (!merged) return merged.error();
   return true;
 }
 
-Result<bool> FleetScenarioTargets::crash(size_t /*position*/) {
-  return make_error("unsupported", "crash is not available in this build");
+Result<bool> FleetScenarioTargets::crash(size_t position) {
+  return fleet_.crash_worker(worker_id(position));
 }
 
-Result<bool> FleetScenarioTargets::restart(size_t /*position*/) {
-  return make_error("unsupported", "restart is not available in this build");
+Result<bool> FleetScenarioTargets::restart(size_t position) {
+  const Result<uint64_t> restarted = fleet_.restart_worker(worker_id(position));
+  if (!restarted) return restarted.error();
+  return true;
 }
 
 FleetScenario::FleetScenario(FaultScenario scenario, const Config& config, WorkerFleet& fleet,

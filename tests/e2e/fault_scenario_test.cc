@@ -1,7 +1,8 @@
 // Scripted chaos through a real kvmockd (docs/faults.md#scenario-files): a `faults.scenario`
 // file with a seed gives the same sequence of injected faults in two runs, its steps are
-// logged and counted, and a bad scenario file makes check-config and run fail, naming the
-// step and field, before anything starts.
+// logged and counted, crash and restart steps take a worker down and bring it back, and a
+// bad scenario file makes check-config and run fail, naming the step and field, before
+// anything starts.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -187,6 +188,50 @@ TEST_F(FaultScenarioTest, ABadScenarioFileFailsCheckConfigAndRunNamingTheField) 
   EXPECT_NE(missing.err.find("faults.scenario: cannot read '/nonexistent/chaos.yaml'"),
             std::string::npos)
       << missing.err;
+}
+
+TEST_F(FaultScenarioTest, ACrashStepTakesTheWorkerDownAndARestartStepBringsItBack) {
+  const std::string scenario = temp_file(
+      "steps:\n"
+      "  - {at: 1, workers: 1001, action: crash}\n"
+      "  - {at: 3, workers: 1001, action: restart}\n");
+  const auto admin_port = static_cast<uint16_t>(testing::free_loopback_port());
+  const auto http_port = static_cast<uint16_t>(testing::free_loopback_port_range(2));
+  testing::ChildProcess daemon(
+      {testing::kvmockd_path(), "run", "--config", config(scenario, 5, admin_port, http_port)});
+  ASSERT_TRUE(testing::wait_for_status(admin_port, "/ready", 200, std::chrono::seconds(10)))
+      << daemon.output();
+  const auto crashed_port = static_cast<uint16_t>(http_port + 1);
+  auto complete = [](uint16_t port) {
+    return testing::http_request(port, "POST", "/v1/completions",
+                                 R"({"prompt":"one two","max_tokens":1})",
+                                 std::chrono::milliseconds(2000));
+  };
+  // Down: the port refuses connections (no status at all), bounded by the 1 s step and slack.
+  bool down = false;
+  for (int attempt = 0; attempt < 300 && !down; ++attempt) {
+    down = complete(crashed_port).status == 0;
+    if (!down) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(down) << daemon.output();
+  EXPECT_EQ(complete(http_port).status, 200) << "the other worker serves on";
+  // Back: the restart step, two seconds later, serves again.
+  bool up = false;
+  for (int attempt = 0; attempt < 400 && !up; ++attempt) {
+    up = complete(crashed_port).status == 200;
+    if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(up) << daemon.output();
+  const std::string metrics = testing::http_request(admin_port, "GET", "/metrics").body;
+  EXPECT_NE(metrics.find("kvmock_scenario_steps_total{action=\"crash\"} 1"), std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("kvmock_scenario_steps_total{action=\"restart\"} 1"), std::string::npos)
+      << metrics;
+  daemon.signal(SIGTERM);
+  EXPECT_EQ(daemon.wait(std::chrono::seconds(15)), 0) << daemon.output();
+  const std::string output = daemon.output();
+  EXPECT_NE(output.find("step 0 at 1.000 s: crash on worker 1001"), std::string::npos) << output;
+  EXPECT_NE(output.find("step 1 at 3.000 s: restart on worker 1001"), std::string::npos) << output;
 }
 
 }  // namespace
