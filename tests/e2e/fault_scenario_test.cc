@@ -194,7 +194,8 @@ TEST_F(FaultScenarioTest, ACrashStepTakesTheWorkerDownAndARestartStepBringsItBac
   const std::string scenario = temp_file(
       "steps:\n"
       "  - {at: 1, workers: 1001, action: crash}\n"
-      "  - {at: 3, workers: 1001, action: restart}\n");
+      "  - {at: 2, workers: 1001, set: {failure_injection_rate: 100}}\n"
+      "  - {at: 4, workers: 1001, action: restart}\n");
   const auto admin_port = static_cast<uint16_t>(testing::free_loopback_port());
   const auto http_port = static_cast<uint16_t>(testing::free_loopback_port_range(2));
   testing::ChildProcess daemon(
@@ -215,9 +216,10 @@ TEST_F(FaultScenarioTest, ACrashStepTakesTheWorkerDownAndARestartStepBringsItBac
   }
   EXPECT_TRUE(down) << daemon.output();
   EXPECT_EQ(complete(http_port).status, 200) << "the other worker serves on";
-  // Back: the restart step, two seconds later, serves again.
+  // Back: the restart step, three seconds later, serves again, with the config's settings:
+  // the set step in between found the worker crashed and changed nothing.
   bool up = false;
-  for (int attempt = 0; attempt < 400 && !up; ++attempt) {
+  for (int attempt = 0; attempt < 500 && !up; ++attempt) {
     up = complete(crashed_port).status == 200;
     if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
@@ -225,13 +227,18 @@ TEST_F(FaultScenarioTest, ACrashStepTakesTheWorkerDownAndARestartStepBringsItBac
   const std::string metrics = testing::http_request(admin_port, "GET", "/metrics").body;
   EXPECT_NE(metrics.find("kvmock_scenario_steps_total{action=\"crash\"} 1"), std::string::npos)
       << metrics;
+  EXPECT_NE(metrics.find("kvmock_scenario_steps_total{action=\"set\"} 1"), std::string::npos)
+      << metrics;
   EXPECT_NE(metrics.find("kvmock_scenario_steps_total{action=\"restart\"} 1"), std::string::npos)
       << metrics;
   daemon.signal(SIGTERM);
   EXPECT_EQ(daemon.wait(std::chrono::seconds(15)), 0) << daemon.output();
   const std::string output = daemon.output();
   EXPECT_NE(output.find("step 0 at 1.000 s: crash on worker 1001"), std::string::npos) << output;
-  EXPECT_NE(output.find("step 1 at 3.000 s: restart on worker 1001"), std::string::npos) << output;
+  EXPECT_NE(output.find("step 1: worker 1001: crashed: its settings are not changed"),
+            std::string::npos)
+      << output;
+  EXPECT_NE(output.find("step 2 at 4.000 s: restart on worker 1001"), std::string::npos) << output;
 }
 
 }  // namespace
