@@ -324,6 +324,7 @@ Result<bool> WorkerFleet::crash_locked(size_t index) {
   }
   // Nothing of this life reaches a router any more: no KV event, no load.
   life.gate->close();
+  sink_.forget_load(id);  // not even the heartbeat repeats its last load
   worker.cancel_all();
   slot.running = false;
   slot.crashes->inc();
@@ -383,7 +384,7 @@ Result<uint64_t> WorkerFleet::restart_worker(uint64_t worker_id) {
     }
   }
   slot.restarts->inc();
-  log_warn("workers", "worker " + std::to_string(worker_id) + " restarted" +
+  log_info("workers", "worker " + std::to_string(worker_id) + " restarted" +
                           (new_id ? " as " + std::to_string(identity.worker_id) : std::string()) +
                           " with an empty KV cache");
   return identity.worker_id;

@@ -31,6 +31,14 @@ void LoadDebouncer::update(const ActiveLoad& load, uint64_t now_ms) {
   reindex(key, state, before);
 }
 
+void LoadDebouncer::forget(WorkerId worker) {
+  auto it = ranks_.lower_bound(RankKey{worker, 0});
+  while (it != ranks_.end() && it->first.first == worker) {
+    if (const std::optional<uint64_t> due = deadline(it->second)) due_.erase({*due, it->first});
+    it = ranks_.erase(it);
+  }
+}
+
 std::optional<uint64_t> LoadDebouncer::deadline(const RankState& state) const {
   if (state.changed_since_ms) return saturating_add(*state.changed_since_ms, debounce_ms_);
   if (state.published && heartbeat_ms_ > 0) {

@@ -42,6 +42,9 @@ class LoadDebouncer {
 
   // Records the latest load of (load.worker_id, load.dp_rank).
   void update(const ActiveLoad& load, uint64_t now_ms);
+  // Forgets every rank of `worker`: nothing of it is due any more, not even a heartbeat
+  // (a crashed worker). A later update() starts it afresh.
+  void forget(WorkerId worker);
   // Loads due at `now_ms`, ordered by (worker_id, dp_rank); each rank at most once.
   std::vector<ActiveLoad> poll(uint64_t now_ms);
   // The earliest time poll() will have something to return; nullopt when never.

@@ -23,6 +23,9 @@ class RouterEventSink {
   virtual void publish_cleared(WorkerId worker, DpRank rank) = 0;
   // Records a load sample; the sink decides when it is published (debounce, heartbeat).
   virtual void update_load(const ActiveLoad& load) = 0;
+  // `worker` is gone (a crashed mock worker): no more load of it is published, not even
+  // the heartbeat repeating its last one. A later update_load() brings it back.
+  virtual void forget_load(WorkerId /*worker*/) {}
   // How many blocks the sink's local indexer holds for (worker, rank): the load a relay
   // reports for an engine it cannot ask.
   virtual size_t block_count(WorkerId worker, DpRank rank) = 0;

@@ -106,6 +106,7 @@ class KvEventPipeline final : public RouterEventSink {
   size_t publish(WorkerId worker, DpRank rank, std::vector<RouterEvent> events) override;
   void publish_cleared(WorkerId worker, DpRank rank) override;
   void update_load(const ActiveLoad& load) override;
+  void forget_load(WorkerId worker) override { loads_.forget(worker); }
   size_t block_count(WorkerId worker, DpRank rank) override;
   // The event faults of every channel of `worker` (current and later ones), from its next
   // event on. Also registers the worker's kvmock_faults_injected_total series of the event

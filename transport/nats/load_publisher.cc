@@ -35,6 +35,11 @@ bool LoadPublisher::update(const ActiveLoad& load, uint64_t now_ms) {
   return true;
 }
 
+void LoadPublisher::forget(WorkerId worker) {
+  std::lock_guard lock(mutex_);
+  debouncer_.forget(worker);
+}
+
 std::optional<uint64_t> LoadPublisher::tick(uint64_t now_ms) {
   std::vector<OutboundMessage> due;
   const std::optional<uint64_t> next = collect_due(now_ms, due);

@@ -40,6 +40,8 @@ class LoadPublisher {
   // change thousands of times a second, and a wake-up per change would cost a fifth of a
   // core.
   bool update(const ActiveLoad& load, uint64_t now_ms);
+  // Publishes nothing more of `worker` (a crashed worker), heartbeats included.
+  void forget(WorkerId worker);
   // Queues every load due at `now_ms`; returns when tick() next has work (nullopt: not
   // before the next update()).
   std::optional<uint64_t> tick(uint64_t now_ms);

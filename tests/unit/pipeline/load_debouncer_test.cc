@@ -29,6 +29,24 @@ TEST(LoadDebouncer, DebounceCountsFromTheFirstUnpublishedChange) {
   EXPECT_EQ(debouncer.poll(5), std::vector<ActiveLoad>{load(2)});
 }
 
+TEST(LoadDebouncer, AForgottenWorkerHasNoHeartbeatNorPendingChangeAndOthersKeepTheirs) {
+  LoadDebouncer debouncer(1, 100);
+  debouncer.update(load(1, /*worker=*/7, /*rank=*/0), 0);
+  debouncer.update(load(2, /*worker=*/7, /*rank=*/1), 0);
+  debouncer.update(load(3, /*worker=*/8), 0);
+  ASSERT_EQ(debouncer.poll(1).size(), 3u);
+  debouncer.update(load(4, /*worker=*/7, /*rank=*/0), 50);  // a change still pending
+  debouncer.forget(7);
+  std::vector<ActiveLoad> later;
+  for (uint64_t now = 2; now <= 1040; ++now) {
+    for (const ActiveLoad& published : debouncer.poll(now)) later.push_back(published);
+  }
+  ASSERT_FALSE(later.empty()) << "worker 8's heartbeats go on";
+  for (const ActiveLoad& published : later) EXPECT_EQ(published.worker_id, 8u);
+  debouncer.update(load(5, /*worker=*/7), 1050);  // a restart brings it back
+  EXPECT_EQ(debouncer.poll(1051), std::vector<ActiveLoad>{load(5, 7)});
+}
+
 TEST(LoadDebouncer, UnchangedLoadIsOnlyRepublishedByHeartbeats) {
   LoadDebouncer debouncer;
   debouncer.update(load(3), 0);
