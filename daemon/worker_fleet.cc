@@ -376,7 +376,11 @@ Result<uint64_t> WorkerFleet::restart_worker(uint64_t worker_id) {
   slot.life = std::move(*life);
   slot.identity = identity;
   slot.running = true;
-  if (new_id) count_lives(slot);
+  if (new_id) {
+    count_lives(slot);
+    // The old instance id never comes back: its gauges would read the dead life forever.
+    metrics_.remove_callbacks("worker_id", std::to_string(worker_id));
+  }
   if (hooks_.restarted) {
     if (auto restarted = hooks_.restarted(*index, *slot.life->worker); !restarted) {
       log_error("workers", "worker " + std::to_string(identity.worker_id) +

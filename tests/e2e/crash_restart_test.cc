@@ -324,6 +324,20 @@ TEST(CrashRestartDynamoTest, TheRecordsGoAndComeBackUnderANewInstanceId) {
                 .status,
             200);
 
+  // The old id's gauges are gone from /metrics; the new id has its own.
+  const std::string metrics = testing::http_request(admin_port, "GET", "/metrics").body;
+  EXPECT_EQ(metrics.find("vllm_kv_cache_usage_perc{model_name=\"tiny-chat\",worker_id=\"" +
+                         std::to_string(crashed_id) + "\"}"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("vllm_kv_cache_usage_perc{model_name=\"tiny-chat\",worker_id=\"" +
+                         std::to_string(new_id) + "\"}"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(
+      metrics.find("kvmock_worker_restarts_total{worker_id=\"" + std::to_string(new_id) + "\"} 1"),
+      std::string::npos);
+
   daemon.signal(SIGTERM);
   EXPECT_EQ(daemon.wait(15s), 0) << daemon.output();
   EXPECT_TRUE(generate_ids().empty()) << "every lease revoked at shutdown";

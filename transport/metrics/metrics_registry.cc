@@ -219,6 +219,19 @@ void MetricsRegistry::add_callback(const std::string& name, const std::string& h
                             std::move(read_labels)});
 }
 
+void MetricsRegistry::remove_callbacks(const std::string& key, const std::string& value) {
+  std::lock_guard lock(mutex_);
+  const std::pair<std::string, std::string> label{key, value};
+  for (auto it = families_.begin(); it != families_.end();) {
+    std::vector<Series>& series = it->second.series;
+    std::erase_if(series, [&label](const Series& s) {
+      return s.read && std::find(s.labels.begin(), s.labels.end(), label) != s.labels.end();
+    });
+    // A family left empty would render its HELP and TYPE lines alone.
+    it = series.empty() ? families_.erase(it) : std::next(it);
+  }
+}
+
 std::string MetricsRegistry::render() const { return render_filtered(nullptr, true); }
 
 std::string MetricsRegistry::render_matching(const std::string& key,

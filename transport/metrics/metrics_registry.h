@@ -92,6 +92,12 @@ class MetricsRegistry {
   void counter_callback(const std::string& name, const std::string& help, MetricLabels labels,
                         std::function<double()> read);
 
+  // Drops every series read by a callback whose labels include `key`=`value` (the gauges of
+  // a worker id that is gone for good: a restarted Dynamo worker's old instance id), so no
+  // callback into its owner runs again. Counters and histograms stay: references to them
+  // must stay valid.
+  void remove_callbacks(const std::string& key, const std::string& value);
+
   // Every series, for kvmockd's own /metrics. Colons in family names are written as '_':
   // Prometheus reserves them for recording rules and `promtool check metrics` rejects them,
   // so the mock workers' vLLM families appear here as vllm_num_requests_running etc.

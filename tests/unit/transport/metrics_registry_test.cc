@@ -97,5 +97,28 @@ TEST(MetricsRegistry, TheFullRenderWritesColonsAsUnderscoresAndTheFilteredOneKee
       << worker;
 }
 
+TEST(MetricsRegistry, RemovedCallbacksAreNeitherReadNorRenderedAndCountersStay) {
+  MetricsRegistry metrics;
+  int reads_of_gone = 0;
+  metrics.gauge_callback("g", "A gauge.", {{"worker_id", "1"}}, [&] {
+    ++reads_of_gone;
+    return 1.0;
+  });
+  metrics.gauge_callback("g", "A gauge.", {{"worker_id", "2"}}, [] { return 2.0; });
+  metrics.gauge_callback("only_gone", "Only of worker 1.", {{"worker_id", "1"}},
+                         [] { return 3.0; });
+  Counter& kept = metrics.counter("c_total", "A counter.", {{"worker_id", "1"}});
+  kept.inc();
+  metrics.remove_callbacks("worker_id", "1");
+  const std::string text = metrics.render();
+  EXPECT_EQ(reads_of_gone, 0);
+  EXPECT_EQ(text.find("g{worker_id=\"1\"}"), std::string::npos) << text;
+  EXPECT_NE(text.find("g{worker_id=\"2\"} 2"), std::string::npos) << text;
+  EXPECT_EQ(text.find("only_gone"), std::string::npos) << "no family without series" << text;
+  EXPECT_NE(text.find("c_total{worker_id=\"1\"} 1"), std::string::npos) << text;
+  kept.inc();  // the reference is still good
+  EXPECT_EQ(kept.value(), 2u);
+}
+
 }  // namespace
 }  // namespace kvmock
