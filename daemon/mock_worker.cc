@@ -231,7 +231,15 @@ MockWorker::MockWorker(EngineThreads& threads, const Config& config,
 void MockWorker::on_fault_settings(const FaultSettings& settings) { apply_event_faults(settings); }
 
 void MockWorker::apply_event_faults(const FaultSettings& settings) {
-  sink_.set_event_faults(worker_id_, event_faults_of(settings, faults_.seed()));
+  const EventFaults faults = event_faults_of(settings, faults_.seed());
+  sink_.set_event_faults(worker_id_, faults);
+  if (event_fault_follower_) event_fault_follower_(faults);
+}
+
+void MockWorker::follow_event_faults(std::function<void(const EventFaults&)> follower) {
+  event_fault_follower_ = std::move(follower);
+  if (event_fault_follower_)
+    event_fault_follower_(event_faults_of(faults_.settings(), faults_.seed()));
 }
 
 Result<uint64_t> MockWorker::submit(GenerationRequest request, GenerationCallbacks callbacks) {

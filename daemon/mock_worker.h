@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -65,6 +66,10 @@ class MockWorker : public WorkerBackend {
   std::string render_metrics() const override;
   LoraAdapters* lora_adapters() override { return &lora_adapters_; }
   WorkerFaults* faults() override { return &faults_; }
+  // Also hands the worker's event faults to `follower` (the vLLM-format ZMQ outputs of its
+  // engines), now and after every change. Set before the worker serves, as
+  // EngineActor::set_observer.
+  void follow_event_faults(std::function<void(const EventFaults&)> follower);
 
   void set_ready(bool ready) { ready_ = ready; }
   void cancel_all();
@@ -111,6 +116,7 @@ class MockWorker : public WorkerBackend {
   std::atomic<uint64_t> queued_prompt_tokens_{0};
   LoraAdapters lora_adapters_;
   WorkerFaults faults_;
+  std::function<void(const EventFaults&)> event_fault_follower_;  // may be empty
   // kvmock_worker_refused_requests_total by reason.
   Counter* refused_context_ = nullptr;
   Counter* refused_queue_full_ = nullptr;

@@ -32,6 +32,12 @@ class VllmZmqEventOutput : public EngineObserver {
   void on_request_done(RequestId id) override;
   void on_pass_events(const std::vector<RouterEvent>& events) override;
 
+  // The event faults of the worker behind this engine (docs/faults.md#event-faults), on
+  // its batches from now on. Thread-safe.
+  void set_event_faults(const EventFaults& faults, WorkerId worker) {
+    publisher_->set_event_faults(faults, worker, rank_);
+  }
+
   void stop();
   std::string endpoint() const { return publisher_->endpoint(); }
   bool connects() const { return publisher_->connects(); }

@@ -241,6 +241,13 @@ Result<std::unique_ptr<WorkerFleet::Life>> WorkerFleet::begin_life(
   for (DpRank rank = 0; rank < slot.zmq_outputs.size(); ++rank) {
     life->worker->engine(rank).set_observer(slot.zmq_outputs[rank]);
   }
+  if (!slot.zmq_outputs.empty()) {
+    // Routers reading the engines' ZMQ streams see the same event faults as the NATS plane.
+    life->worker->follow_event_faults(
+        [outputs = slot.zmq_outputs, id = identity.worker_id](const EventFaults& faults) {
+          for (VllmZmqEventOutput* output : outputs) output->set_event_faults(faults, id);
+        });
+  }
   auto served = nats_intake_->serve(*life->worker);
   if (!served) return served.error();
   if (slot.http_port != 0) {

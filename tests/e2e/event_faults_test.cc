@@ -13,8 +13,11 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
 
 #include "core/events/kv_query_codec.h"
 #include "core/events/subjects.h"
@@ -24,6 +27,7 @@
 #include "tests/support/nats_server.h"
 #include "tests/support/subprocess.h"
 #include "transport/nats/nats_client.h"
+#include "transport/zmq/seq_frame.h"
 
 namespace kvmock {
 namespace {
@@ -92,7 +96,7 @@ class EventFaultsTest : public ::testing::Test {
         std::to_string(admin_port_) + "\nfaults:\n  seed: 17\nworkers:\n  count: 1\n" +
         "  worker_id_base: " + std::to_string(kWorker) + "\n  http_host: 127.0.0.1\n" +
         "  http_base_port: " + std::to_string(http_port_) +
-        "\n  engine:\n    block_size: 4\n    num_gpu_blocks: 4096\n");
+        "\n  engine:\n    block_size: 4\n    num_gpu_blocks: 4096\n" + extra_worker_config());
     daemon_ = std::make_unique<testing::ChildProcess>(
         std::vector<std::string>{testing::kvmockd_path(), "run", "--config", config_path_});
     ASSERT_TRUE(testing::wait_for_status(admin_port_, "/ready", 200, std::chrono::seconds(10)))
@@ -102,6 +106,9 @@ class EventFaultsTest : public ::testing::Test {
     events_ = std::make_unique<RawEventSubscription>(
         *client_, kv_events_subject("dynamo", "backend", "kv-events"));
   }
+  // More of the `workers:` section (indented by two).
+  virtual std::string extra_worker_config() { return ""; }
+
   void TearDown() override {
     events_.reset();
     client_.reset();
@@ -249,6 +256,119 @@ TEST_F(EventFaultsTest, DelayedEventsArriveNoSoonerThanTheDelayAndInOrder) {
     EXPECT_EQ(received[i].event.event.event_id, i + 1);
   }
   EXPECT_EQ(injected("event_delay"), received.size());
+}
+
+// The same faults on the vLLM-format ZMQ output (workers.zmq_events): per batch, a drop is
+// a gap in the live seq that the replay socket fills, a duplicate the same frames twice.
+class ZmqEventFaultsTest : public EventFaultsTest {
+ protected:
+  std::string extra_worker_config() override {
+    pub_port_ = testing::free_loopback_port();
+    replay_port_ = testing::free_loopback_port();
+    return "  zmq_events:\n    enabled: true\n    base_port: " + std::to_string(pub_port_) +
+           "\n    replay_base_port: " + std::to_string(replay_port_) + "\n";
+  }
+
+  static std::vector<zmq::message_t> receive(zmq::socket_t& socket, milliseconds timeout) {
+    std::vector<zmq::message_t> frames;
+    zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, timeout);
+    if (item.revents & ZMQ_POLLIN) {
+      (void)zmq::recv_multipart(socket, std::back_inserter(frames), zmq::recv_flags::dontwait);
+    }
+    return frames;
+  }
+  static uint64_t seq_of(const zmq::message_t& frame) {
+    return decode_seq_frame({frame.data<uint8_t>(), frame.size()}).value_or(UINT64_MAX);
+  }
+  static std::string text(const zmq::message_t& frame) { return frame.to_string(); }
+
+  // Every live message until the PUB has been quiet for `quiet` (at most 200 messages).
+  std::vector<std::vector<zmq::message_t>> drain(zmq::socket_t& sub, milliseconds quiet) {
+    std::vector<std::vector<zmq::message_t>> out;
+    while (out.size() < 200) {
+      auto frames = receive(sub, quiet);
+      if (frames.empty()) break;
+      out.push_back(std::move(frames));
+    }
+    return out;
+  }
+
+  int pub_port_ = 0;
+  int replay_port_ = 0;
+  zmq::context_t context_;
+};
+
+TEST_F(ZmqEventFaultsTest, DroppedBatchesAreSeqGapsThatReplayFillsAndDuplicatesRepeatTheFrames) {
+  zmq::socket_t sub(context_, zmq::socket_type::sub);
+  sub.set(zmq::sockopt::linger, 0);
+  sub.set(zmq::sockopt::subscribe, "");
+  sub.connect("tcp://127.0.0.1:" + std::to_string(pub_port_));
+  // Requests until the subscription has joined (a PUB sends nothing before), then quiet.
+  bool joined = false;
+  for (int i = 0; i < 50 && !joined; ++i) {
+    complete(1, 1000 + i);
+    joined = !receive(sub, milliseconds(100)).empty();
+  }
+  ASSERT_TRUE(joined);
+  drain(sub, milliseconds(500));
+
+  configure(R"({"event_drop_rate":50})");
+  complete(15, 400);
+  const auto live = drain(sub, milliseconds(1000));
+  ASSERT_GE(live.size(), 2u);
+  std::set<uint64_t> seen;
+  for (const auto& frames : live) {
+    ASSERT_EQ(frames.size(), 3u);
+    EXPECT_TRUE(seen.insert(seq_of(frames[1])).second) << "seq " << seq_of(frames[1]) << " twice";
+  }
+  uint64_t first_gap = 0;
+  for (uint64_t seq = *seen.begin(); seq < *seen.rbegin(); ++seq) {
+    if (!seen.count(seq)) {
+      first_gap = seq;
+      break;
+    }
+  }
+  ASSERT_GT(first_gap, 0u) << "no gap in " << seen.size() << " batches";
+
+  // A reader that noticed the gap asks the replay socket from there and gets every batch,
+  // the missing ones too; those it saw are the same bytes.
+  zmq::socket_t dealer(context_, zmq::socket_type::dealer);
+  dealer.set(zmq::sockopt::linger, 0);
+  dealer.connect("tcp://127.0.0.1:" + std::to_string(replay_port_));
+  const auto start = encode_seq_frame(first_gap);
+  std::array<zmq::const_buffer, 2> request = {zmq::const_buffer(nullptr, 0), zmq::buffer(start)};
+  (void)zmq::send_multipart(dealer, request);
+  std::map<uint64_t, std::string> replayed;
+  for (int i = 0; i < 500; ++i) {
+    auto frames = receive(dealer, milliseconds(5000));
+    ASSERT_EQ(frames.size(), 4u);
+    const uint64_t seq = seq_of(frames[2]);
+    if (seq == kReplayEndSeq) break;
+    replayed[seq] = text(frames[3]);
+  }
+  for (uint64_t seq = first_gap; seq <= *seen.rbegin(); ++seq) {
+    EXPECT_TRUE(replayed.count(seq)) << "seq " << seq << " not replayed";
+  }
+  for (const auto& frames : live) {
+    const uint64_t seq = seq_of(frames[1]);
+    if (seq >= first_gap) {
+      EXPECT_EQ(replayed[seq], text(frames[2])) << "seq " << seq;
+    }
+  }
+
+  configure(R"({"event_drop_rate":0,"event_duplicate_rate":100})");
+  complete(2, 500);
+  const auto twice = drain(sub, milliseconds(1000));
+  ASSERT_GE(twice.size(), 2u);
+  ASSERT_EQ(twice.size() % 2, 0u);
+  for (size_t i = 0; i < twice.size(); i += 2) {
+    ASSERT_EQ(twice[i].size(), 3u);
+    ASSERT_EQ(twice[i + 1].size(), 3u);
+    for (size_t frame = 0; frame < 3; ++frame) {
+      EXPECT_EQ(text(twice[i][frame]), text(twice[i + 1][frame])) << "message " << i;
+    }
+  }
 }
 
 }  // namespace

@@ -123,12 +123,30 @@ Result<uint64_t> VllmZmqEventPublisher::publish(std::vector<uint8_t> payload) {
                         "publisher queue full; batch " + std::to_string(seq) + " dropped");
     }
     was_empty = queue_.empty();
-    queue_.push_back({seq, std::move(payload)});
+    Batch batch{seq, std::move(payload)};
+    if (event_faults_.any()) {
+      batch.fate = draw_event_fate(event_faults_, fault_worker_, fault_rank_, seq + 1);
+      if (event_faults_.delay_ms > 0) {
+        batch.due = std::chrono::steady_clock::now() +
+                    std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                        std::chrono::duration<double, std::milli>(event_faults_.delay_ms));
+        bump(counters_.fault_delays);
+      }
+    }
+    queue_.push_back(std::move(batch));
   }
   // The thread empties the queue in one swap, so only the first batch after a swap needs
   // to wake it.
   if (was_empty) wake();
   return seq;
+}
+
+void VllmZmqEventPublisher::set_event_faults(const EventFaults& faults, uint64_t worker,
+                                             uint32_t dp_rank) {
+  std::lock_guard lock(mutex_);
+  event_faults_ = faults;
+  fault_worker_ = worker;
+  fault_rank_ = dp_rank;
 }
 
 void VllmZmqEventPublisher::wake() {
@@ -149,17 +167,29 @@ void VllmZmqEventPublisher::stop() {
 }
 
 void VllmZmqEventPublisher::run() {
-  std::deque<Batch> batches;
+  std::deque<Batch> batches;  // taken from queue_; those held by a delay stay, in order
   int timeout_ms = kIdlePollMs;
   for (;;) {
     bool stopping = false;
     {
       std::lock_guard lock(mutex_);
-      batches.swap(queue_);
+      if (batches.empty()) {
+        batches.swap(queue_);
+      } else {
+        std::move(queue_.begin(), queue_.end(), std::back_inserter(batches));
+        queue_.clear();
+      }
       stopping = stopping_;
     }
-    send_live(batches);
+    // Stopping sends what a delay holds at once, as stop() promises.
+    send_live(batches, /*everything=*/stopping);
     if (stopping) break;
+    if (!batches.empty()) {
+      // Wake when the first held batch is due (rounded up, so it is due then).
+      const auto until = batches.front().due - std::chrono::steady_clock::now();
+      const auto ms = std::chrono::ceil<std::chrono::milliseconds>(until).count();
+      timeout_ms = static_cast<int>(std::clamp<int64_t>(ms, 0, timeout_ms));
+    }
 
     std::array<zmq::pollitem_t, 2> items{};
     items[0] = {nullptr, wake_fd_, ZMQ_POLLIN, 0};
@@ -189,23 +219,35 @@ void VllmZmqEventPublisher::run() {
   pub_.reset();
 }
 
-void VllmZmqEventPublisher::send_live(std::deque<Batch>& batches) {
+void VllmZmqEventPublisher::send_live(std::deque<Batch>& batches, bool everything) {
   const zmq::const_buffer topic = zmq::buffer(options_.topic);
-  for (Batch& batch : batches) {
-    const auto seq = encode_seq_frame(batch.seq);
-    std::array<zmq::const_buffer, 3> frames = {topic, zmq::buffer(seq), zmq::buffer(batch.payload)};
-    try {
-      // A PUB socket never blocks: beyond SNDHWM ZMQ drops for that subscriber.
-      (void)zmq::send_multipart(*pub_, frames, zmq::send_flags::dontwait);
-      bump(counters_.published);
-    } catch (const zmq::error_t&) {
-      continue;  // as in vLLM, a failed send is not buffered: subscribers see a gap
+  const auto now = std::chrono::steady_clock::now();
+  while (!batches.empty() && (everything || batches.front().due <= now)) {
+    Batch batch = std::move(batches.front());
+    batches.pop_front();
+    if (batch.fate == EventFate::kDrop) {
+      // Lost on the way only: the replay ring keeps it, as the worker's truth.
+      bump(counters_.fault_drops);
+    } else {
+      const auto seq = encode_seq_frame(batch.seq);
+      std::array<zmq::const_buffer, 3> frames = {topic, zmq::buffer(seq),
+                                                 zmq::buffer(batch.payload)};
+      const int copies = batch.fate == EventFate::kDuplicate ? 2 : 1;
+      try {
+        // A PUB socket never blocks: beyond SNDHWM ZMQ drops for that subscriber.
+        for (int copy = 0; copy < copies; ++copy) {
+          (void)zmq::send_multipart(*pub_, frames, zmq::send_flags::dontwait);
+        }
+        bump(counters_.published);
+        if (copies == 2) bump(counters_.fault_duplicates);
+      } catch (const zmq::error_t&) {
+        continue;  // as in vLLM, a failed send is not buffered: subscribers see a gap
+      }
     }
     if (options_.buffer_steps == 0) continue;
     ring_.push_back(std::make_shared<const Batch>(std::move(batch)));
     if (ring_.size() > options_.buffer_steps) ring_.pop_front();
   }
-  batches.clear();
 }
 
 void VllmZmqEventPublisher::read_requests() {

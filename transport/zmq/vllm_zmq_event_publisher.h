@@ -9,6 +9,11 @@
 //           before vLLM #45177 and SGLang's), then the end marker with seq ff×8 and an
 //           empty payload.
 //
+// Event faults (docs/faults.md#event-faults), per batch, from set_event_faults(): a batch
+// dropped is not sent on the PUB (subscribers see a gap in seq) but is kept for replay, so
+// a replay request from the gap returns it; a duplicate is sent twice, the same frames; a
+// delay holds each batch that long before it is sent, in order.
+//
 // Thread model: publish() may be called from any thread. ZMQ sockets are not thread-safe,
 // so both sockets live on one internal thread fed by a mutex-guarded queue and woken by an
 // eventfd that zmq_poll watches with the ROUTER. A single-caller contract was the
@@ -23,6 +28,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -34,6 +40,7 @@
 #include <zmq.hpp>
 
 #include "core/common/result.h"
+#include "core/faults/event_faults.h"
 
 namespace kvmock {
 
@@ -63,6 +70,10 @@ struct VllmZmqEventPublisherCounters {
   std::atomic<uint64_t> replay_send_blocked{0};       // EAGAIN: replies kept queued for later
   std::atomic<uint64_t> replay_clients_dropped{0};    // disconnected before their replies went
   std::atomic<uint64_t> replay_requests_rejected{0};  // too many clients with queued replies
+  // Event faults, in batches: not sent live (kept for replay), sent twice, held back.
+  std::atomic<uint64_t> fault_drops{0};
+  std::atomic<uint64_t> fault_duplicates{0};
+  std::atomic<uint64_t> fault_delays{0};
 };
 
 class VllmZmqEventPublisher {
@@ -82,6 +93,11 @@ class VllmZmqEventPublisher {
   // Error "queue_full"; its seq is still consumed so subscribers see the loss as a gap.
   Result<uint64_t> publish(std::vector<uint8_t> payload);
 
+  // The event faults of the batches published from now on. A batch's fate is
+  // draw_event_fate(faults, worker, dp_rank, seq + 1): its number from 1, as an event id.
+  // Thread-safe.
+  void set_event_faults(const EventFaults& faults, uint64_t worker, uint32_t dp_rank);
+
   // Sends every batch already queued, then closes the sockets; queued replay replies are
   // abandoned. Returns within ~100 ms. Idempotent; publish() afterwards is "stopped".
   void stop();
@@ -98,13 +114,17 @@ class VllmZmqEventPublisher {
   struct Batch {
     uint64_t seq;
     std::vector<uint8_t> payload;
+    EventFate fate = EventFate::kSend;
+    std::chrono::steady_clock::time_point due{};  // not sent live before (event_delay_ms)
   };
   struct PendingReplay;  // one client's unsent replies, see .cc
 
   VllmZmqEventPublisher(zmq::context_t& context, VllmZmqEventPublisherOptions options);
   Result<bool> open_sockets();
   void run();
-  void send_live(std::deque<Batch>& batches);
+  // Sends the batches from the front that are due (all of them with `everything`); the
+  // rest wait, in order.
+  void send_live(std::deque<Batch>& batches, bool everything);
   void read_requests();
   // Sends queued replies without blocking; returns true if some client is blocked.
   bool send_replies();
@@ -117,10 +137,13 @@ class VllmZmqEventPublisher {
   std::string replay_endpoint_;
   int wake_fd_ = -1;  // eventfd: publish()/stop() → thread
 
-  std::mutex mutex_;  // guards queue_, next_seq_, stopping_
+  std::mutex mutex_;  // guards queue_, next_seq_, stopping_, the event faults
   std::deque<Batch> queue_;
   uint64_t next_seq_ = 0;
   bool stopping_ = false;
+  EventFaults event_faults_;
+  uint64_t fault_worker_ = 0;
+  uint32_t fault_rank_ = 0;
 
   // Thread-owned.
   std::unique_ptr<zmq::socket_t> pub_;
