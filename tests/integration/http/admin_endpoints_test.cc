@@ -106,6 +106,97 @@ TEST_F(AdminEndpointsTest, WithoutATokenEverythingIsOpen) {
   EXPECT_EQ(metrics_.render().find("kvmock_admin_unauthorized_total"), std::string::npos);
 }
 
+// Two workers, 1 and 2, whose crashes and restarts are recorded (a restart gives id + 10).
+class FakeWorkers final : public WorkerControl {
+ public:
+  std::vector<WorkerStatus> workers() const override { return statuses; }
+  WorkerFaults* faults(uint64_t worker_id) override {
+    for (size_t i = 0; i < statuses.size(); ++i) {
+      if (statuses[i].worker_id == worker_id && statuses[i].running) return &settings[i];
+    }
+    return nullptr;
+  }
+  Result<WorkerStatus> crash(uint64_t worker_id) override {
+    calls.push_back("crash " + std::to_string(worker_id));
+    if (!next_error.reason.empty()) return next_error;
+    for (WorkerStatus& status : statuses) {
+      if (status.worker_id == worker_id) status.running = false;
+    }
+    return WorkerStatus{worker_id, false, 0};
+  }
+  Result<WorkerStatus> restart(uint64_t worker_id) override {
+    calls.push_back("restart " + std::to_string(worker_id));
+    if (!next_error.reason.empty()) return next_error;
+    return WorkerStatus{worker_id + 10, true, 0};
+  }
+
+  std::vector<WorkerStatus> statuses{{1, true, 8100}, {2, true, 8101}};
+  WorkerFaults settings[2] = {WorkerFaults(0, 1), WorkerFaults(0, 2)};
+  std::vector<std::string> calls;
+  Error next_error{"", ""};
+};
+
+TEST_F(AdminEndpointsTest, WorkerEndpointsDecodeOnlyWhatTheyMean) {
+  EXPECT_EQ(http_request(port_, "GET", "/admin/workers").status, 404) << "no workers yet";
+  FakeWorkers workers;
+  admin_.set_worker_control(&workers);
+  const auto listed = http_request(port_, "GET", "/admin/workers");
+  EXPECT_EQ(listed.status, 200);
+  EXPECT_EQ(listed.body, R"({"workers":[{"worker_id":1,"state":"running","http_port":8100},)"
+                         R"({"worker_id":2,"state":"running","http_port":8101}]})");
+  for (const std::string path :
+       {"/admin/workers/", "/admin/workers//crash", "/admin/workers/-1/crash",
+        "/admin/workers/+1/crash", "/admin/workers/18446744073709551616/crash",
+        "/admin/workers/01x/crash", "/admin/workers/3/crash", "/admin/workers/1/crash/again",
+        "/admin/workers/1/", "/admin/workers/1"}) {
+    const auto answer = http_request(port_, "POST", path);
+    EXPECT_EQ(answer.status, 404) << path << " " << answer.body;
+    EXPECT_NE(answer.body.find(R"("error":{)"), std::string::npos) << path;
+  }
+  for (const std::string body : {"", "[]", "{", "null", R"({"failure_injection_rate":"x"})",
+                                 R"({"failure_injection_rate":101})"}) {
+    const auto answer = http_request(port_, "POST", "/admin/workers/config", body);
+    EXPECT_EQ(answer.status, 400) << body << " " << answer.body;
+  }
+  EXPECT_EQ(workers.settings[0].settings(), FaultSettings{}) << "a bad patch changed a worker";
+  EXPECT_EQ(workers.settings[1].settings(), FaultSettings{});
+  EXPECT_TRUE(workers.calls.empty()) << workers.calls.front();
+
+  EXPECT_EQ(http_request(port_, "POST", "/admin/workers/2/crash").status, 200);
+  const auto all = http_request(port_, "POST", "/admin/workers/config", R"({"jitter":0.5})");
+  EXPECT_EQ(all.status, 200);
+  EXPECT_EQ(all.body.find(R"("2")"), std::string::npos) << "a crashed worker is left out";
+  EXPECT_EQ(workers.settings[0].settings().jitter, 0.5);
+  EXPECT_EQ(workers.settings[1].settings().jitter, 0) << all.body;
+  EXPECT_EQ(http_request(port_, "GET", "/admin/workers/2/config").status, 409);
+  const auto restarted = http_request(port_, "POST", "/admin/workers/2/restart");
+  EXPECT_EQ(restarted.status, 200);
+  EXPECT_EQ(restarted.body, R"({"worker_id":12,"state":"running","http_port":0})");
+  workers.next_error = Error{"conflict", "worker 1 is crashed already"};
+  const auto conflict = http_request(port_, "POST", "/admin/workers/1/crash");
+  EXPECT_EQ(conflict.status, 409);
+  EXPECT_NE(conflict.body.find("crashed already"), std::string::npos);
+  workers.next_error = Error{"discovery", "etcd is away"};
+  EXPECT_EQ(http_request(port_, "POST", "/admin/workers/1/restart").status, 500);
+  EXPECT_EQ(workers.calls,
+            (std::vector<std::string>{"crash 2", "restart 2", "crash 1", "restart 1"}));
+  admin_.set_worker_control(nullptr);
+}
+
+TEST_F(AdminEndpointsTest, WorkerEndpointsNeedTheToken) {
+  FakeWorkers workers;
+  admin_.set_worker_control(&workers);
+  admin_.set_auth_token("s3cret-token");
+  EXPECT_EQ(http_request(port_, "POST", "/admin/workers/1/crash").status, 401);
+  EXPECT_EQ(http_request(port_, "POST", "/admin/workers/config", R"({"jitter":1})").status, 401);
+  EXPECT_TRUE(workers.calls.empty());
+  EXPECT_EQ(workers.settings[0].settings().jitter, 0);
+  const auto allowed = http_request(port_, "POST", "/admin/workers/1/crash", "",
+                                    {{"Authorization", "Bearer s3cret-token"}});
+  EXPECT_EQ(allowed.status, 200) << allowed.body;
+  admin_.set_worker_control(nullptr);
+}
+
 TEST(AdminToken, ComparisonIsExact) {
   EXPECT_TRUE(constant_time_equal("abc", "abc"));
   EXPECT_FALSE(constant_time_equal("abd", "abc"));
