@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -182,6 +183,33 @@ TEST_F(CrashRestartTest, ACrashedWorkerRefusesAndComesBackEmptyAfterACleared) {
   const std::string log = daemon_->output();
   EXPECT_NE(log.find("worker 1000 crashed on purpose"), std::string::npos) << log;
   EXPECT_NE(log.find("worker 1000 restarted"), std::string::npos) << log;
+}
+
+TEST_F(CrashRestartTest, ACrashCutsTheStreamsInFlightWithoutAnAnswer) {
+  start_daemon();
+  // Slow passes, so the stream is still running when the crash comes.
+  ASSERT_EQ(admin("POST", "/admin/workers/1000/config", R"({"latency_scale":50})").status, 200);
+  std::atomic<bool> streaming{false};
+  std::string received;
+  testing::HttpResult result;
+  std::thread client([&] {
+    result = testing::http_stream(
+        http_base_, "POST", "/v1/completions",
+        json{{"prompt", "one two three"}, {"max_tokens", 5000}, {"stream", true}}.dump(),
+        [&](const std::string& data) {
+          received += data;
+          streaming = true;
+          return true;
+        },
+        20s);
+  });
+  ASSERT_TRUE(eventually([&] { return streaming.load(); }, 10s));
+  const auto crashed = admin("POST", "/admin/workers/1000/crash");
+  client.join();
+  ASSERT_EQ(crashed.status, 200) << crashed.body;
+  EXPECT_EQ(result.status, 200) << "the stream had begun";
+  EXPECT_EQ(received.find("[DONE]"), std::string::npos) << "a cut stream has no end";
+  EXPECT_EQ(received.find("finish_reason\":\"length"), std::string::npos) << received;
 }
 
 TEST_F(CrashRestartTest, TheAdminPortReadsAndChangesEachWorkerOrAllOfThem) {
