@@ -160,6 +160,7 @@ void DynamoWorkerRole::crashed(size_t index) {
   // Requests to the old instance are refused as to an unknown one; frontends that saw the
   // records go no longer send any.
   dispatcher_->unregister_instance(id);
+  if (nats_plane_) nats_plane_->stop_instance(id);
   log_info("dynamo", "instance " + std::to_string(id) + " removed from discovery (crash)");
 }
 

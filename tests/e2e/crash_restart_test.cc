@@ -17,6 +17,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -369,6 +370,83 @@ TEST(CrashRestartDynamoTest, TheRecordsGoAndComeBackUnderANewInstanceId) {
   daemon.signal(SIGTERM);
   EXPECT_EQ(daemon.wait(15s), 0) << daemon.output();
   EXPECT_TRUE(generate_ids().empty()) << "every lease revoked at shutdown";
+  ::unlink(config_path.c_str());
+}
+
+// The file backend and the NATS request plane: the crashed instance's record files go and
+// its request subject has no subscriber; the restart writes the files of a new instance.
+TEST(CrashRestartDynamoTest, FileRecordsAndNatsSubjectsGoAndComeBack) {
+  testing::NatsServer nats;
+  ASSERT_TRUE(nats.start());
+  const std::filesystem::path root =
+      std::filesystem::temp_directory_path() / ("kvmock-crash-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(root);
+  const auto admin_port = static_cast<uint16_t>(testing::free_loopback_port());
+  const std::string config_path = testing::write_temp_file(
+      "nats: { url: \"" + nats.url() +
+      "\" }\nadmin: { listen: \"127.0.0.1:" + std::to_string(admin_port) +
+      "\" }\nshutdown: { grace_s: 1, flush_deadline_s: 2 }\n"
+      "workers:\n  count: 1\n  http_base_port: 0\n  model: { name: tiny-chat, path: \"" +
+      std::string(KVMOCK_TEST_DATA_DIR) +
+      "/model_dirs/tiny_chat\" }\n  engine: { block_size: 16, num_gpu_blocks: 512 }\n"
+      "dynamo:\n  discovery: file\n  file_root: \"" +
+      root.string() + "\"\n  request_plane: nats\n");
+  testing::ChildProcess daemon({testing::kvmockd_path(), "run", "--config", config_path});
+  ASSERT_TRUE(testing::wait_for_status(admin_port, "/ready", 200, 15s)) << daemon.output();
+  auto files_of = [&](uint64_t id) {
+    char hex[32];
+    std::snprintf(hex, sizeof hex, "%llx", static_cast<unsigned long long>(id));
+    size_t count = 0;
+    if (!std::filesystem::exists(root)) return count;
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(root)) {
+      // The key's rest is one percent-encoded file name: ...%2Fgenerate%2F{id:x}.
+      const std::string name = entry.path().filename().string();
+      const bool of_id = name == hex || name.ends_with(std::string("%2F") + hex) ||
+                         name.ends_with(std::string("%2f") + hex);
+      count += entry.is_regular_file() && of_id ? 1 : 0;
+    }
+    return count;
+  };
+  auto client = testing::connect_test_client(nats.url());
+  ASSERT_NE(client, nullptr);
+  auto responds = [&](uint64_t id) {
+    char hex[32];
+    std::snprintf(hex, sizeof hex, "%llx", static_cast<unsigned long long>(id));
+    const std::string subject = std::string("dynamo_backend.generate-") + hex;
+    natsMsg* reply = nullptr;
+    const natsStatus status =
+        natsConnection_RequestString(&reply, client->connection(), subject.c_str(), "x", 2000);
+    natsMsg_Destroy(reply);
+    return status != NATS_NO_RESPONDERS;
+  };
+
+  const json listed =
+      json::parse(testing::http_request(admin_port, "GET", "/admin/workers").body)["workers"];
+  ASSERT_EQ(listed.size(), 1u);
+  const uint64_t old_id = listed[0]["worker_id"];
+  ASSERT_EQ(files_of(old_id), 5u);
+  EXPECT_TRUE(responds(old_id));
+
+  ASSERT_EQ(testing::http_request(admin_port, "POST",
+                                  "/admin/workers/" + std::to_string(old_id) + "/crash")
+                .status,
+            200);
+  EXPECT_EQ(files_of(old_id), 0u) << "the crashed instance's record files stay";
+  EXPECT_TRUE(eventually([&] { return !responds(old_id); }, 3s)) << "its subject still answers";
+
+  const auto restarted = testing::http_request(
+      admin_port, "POST", "/admin/workers/" + std::to_string(old_id) + "/restart");
+  ASSERT_EQ(restarted.status, 200) << restarted.body;
+  const uint64_t new_id = json::parse(restarted.body)["worker_id"];
+  EXPECT_NE(new_id, old_id);
+  EXPECT_EQ(files_of(new_id), 5u);
+  EXPECT_TRUE(responds(new_id));
+  EXPECT_FALSE(responds(old_id));
+
+  daemon.signal(SIGTERM);
+  EXPECT_EQ(daemon.wait(15s), 0) << daemon.output();
+  EXPECT_EQ(files_of(new_id), 0u);
+  std::filesystem::remove_all(root);
   ::unlink(config_path.c_str());
 }
 

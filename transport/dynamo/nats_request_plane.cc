@@ -40,6 +40,14 @@ Result<bool> DynamoNatsRequestPlane::serve_instance(uint64_t instance_id) {
   return true;
 }
 
+void DynamoNatsRequestPlane::stop_instance(uint64_t instance_id) {
+  const std::string prefix = DynamoRequestDispatcher::endpoint_path(instance_id, "");
+  std::lock_guard lock(routes_mutex_);
+  for (auto& route : routes_) {
+    if (route->path.starts_with(prefix)) natsSubscription_Unsubscribe(route->subscription);
+  }
+}
+
 void DynamoNatsRequestPlane::stop() {
   {
     std::lock_guard lock(routes_mutex_);

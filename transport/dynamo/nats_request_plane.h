@@ -40,6 +40,9 @@ class DynamoNatsRequestPlane {
 
   // Subscribes every endpoint registered for `instance_id` in the dispatcher.
   Result<bool> serve_instance(uint64_t instance_id);
+  // Unsubscribes every endpoint of `instance_id` (a crashed worker: requesters get "no
+  // responders"). Its routes stay until stop(), so a request being handled finishes.
+  void stop_instance(uint64_t instance_id);
   // Unsubscribes everything and waits for a request in progress. Idempotent.
   void stop();
 
