@@ -122,5 +122,57 @@ TEST_F(WorkerFleetTest, StartsTheConfiguredWorkersWithTheirIdsAndPortsAndStopsTh
   }
 }
 
+// What the scenario runner calls: crash_worker and restart_worker by id.
+TEST_F(WorkerFleetTest, ACrashedWorkerRefusesAndItsRestartClearsEachRankOnTheSamePort) {
+  WorkerFleet fleet(config_, numbered_worker_identities(config_), io_, sink_, *nats_, zmq_,
+                    metrics_);
+  ASSERT_TRUE(fleet.start().ok());
+  EXPECT_EQ(fleet.crash_worker(999).error().reason, "not_found");
+  EXPECT_EQ(fleet.restart_worker(999).error().reason, "not_found");
+
+  ASSERT_TRUE(fleet.crash_worker(501).ok());
+  EXPECT_EQ(fleet.crash_worker(501).error().reason, "conflict");
+  EXPECT_TRUE(port_is_free(base_port_ + 1)) << "closed before crash_worker returns";
+  EXPECT_FALSE(fleet.worker(1).ready());
+  EXPECT_EQ(fleet.faults(501), nullptr) << "a crashed worker has no settings";
+  EXPECT_NE(fleet.faults(500), nullptr);
+  GenerationRequest refused;
+  refused.prompt = {1, 2, 3};
+  EXPECT_FALSE(fleet.worker(1).submit(std::move(refused), {}).ok());
+  const std::vector<WorkerStatus> statuses = fleet.workers();
+  ASSERT_EQ(statuses.size(), 3u);
+  EXPECT_FALSE(statuses[1].running);
+  EXPECT_TRUE(statuses[0].running && statuses[2].running);
+  EXPECT_TRUE(sink_.cleared().empty());
+
+  auto restarted = fleet.restart_worker(501);
+  ASSERT_TRUE(restarted.ok()) << restarted.error().message;
+  EXPECT_EQ(*restarted, 501u) << "the same id without Dynamo";
+  const auto cleared = sink_.cleared();
+  ASSERT_EQ(cleared.size(), 2u) << "one Cleared per dp rank";
+  EXPECT_EQ(cleared[0].worker, 501u);
+  EXPECT_EQ(cleared[0].rank, 0u);
+  EXPECT_EQ(cleared[1].rank, 1u);
+  EXPECT_FALSE(port_is_free(base_port_ + 1)) << "listening again on the same port";
+  EXPECT_TRUE(fleet.worker(1).ready());
+  std::atomic<bool> finished{false};
+  GenerationRequest request;
+  request.prompt = {1, 2, 3, 4, 5, 6, 7, 8};
+  request.max_tokens = 2;
+  GenerationCallbacks callbacks;
+  callbacks.on_finish = [&finished](const GenerationFinish&) { finished = true; };
+  ASSERT_TRUE(fleet.worker(1).submit(std::move(request), std::move(callbacks)).ok());
+  for (int i = 0; i < 500 && !finished; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(finished) << "the restarted worker serves";
+  // A restart of a running worker bounces it; after stop() nothing is crashed or restarted.
+  ASSERT_TRUE(fleet.restart_worker(500).ok());
+  EXPECT_EQ(sink_.cleared().size(), 4u);
+  fleet.stop(std::chrono::seconds(0));
+  EXPECT_EQ(fleet.crash_worker(502).error().reason, "stopped");
+  EXPECT_EQ(fleet.restart_worker(502).error().reason, "stopped");
+}
+
 }  // namespace
 }  // namespace kvmock
