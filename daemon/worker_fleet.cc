@@ -249,7 +249,11 @@ Result<std::unique_ptr<WorkerFleet::Life>> WorkerFleet::begin_life(
         });
   }
   auto served = nats_intake_->serve(*life->worker);
-  if (!served) return served.error();
+  if (!served) {
+    // Kept, not destroyed: its engines and metric callbacks may already be in use.
+    dead_.push_back(std::move(life));
+    return served.error();
+  }
   if (slot.http_port != 0) {
     auto listened = serve_http(*life, slot.http_port);
     if (!listened) {
@@ -332,11 +336,12 @@ Result<bool> WorkerFleet::crash_locked(size_t index) {
   // Nothing of this life reaches a router any more: no KV event, no load.
   life.gate->close();
   sink_.forget_load(id);  // not even the heartbeat repeats its last load
+  const uint64_t cut = worker.in_flight();
   worker.cancel_all();
   slot.running = false;
   slot.crashes->inc();
   log_warn("workers", "worker " + std::to_string(id) + " crashed on purpose (" +
-                          std::to_string(worker.in_flight()) + " requests cut)");
+                          std::to_string(cut) + " requests cut)");
   return true;
 }
 
@@ -370,6 +375,9 @@ Result<uint64_t> WorkerFleet::restart_worker(uint64_t worker_id) {
   if (new_id && hooks_.open_channels) hooks_.open_channels(identity.worker_id);
   auto life = begin_life(slot, identity);
   if (!life) {
+    // The new instance never served: out of discovery with it (the slot stays crashed
+    // under its old id, and the next restart allocates another).
+    if (new_id && hooks_.crashing) hooks_.crashing(*index, identity.worker_id);
     log_error("workers", "worker " + std::to_string(worker_id) +
                              " could not restart: " + life.error().message);
     return life.error();
