@@ -50,10 +50,23 @@ TEST(MetricsPromtool, AdminAndWorkerMetricsOfABusyDaemonPassPromtoolCheck) {
   ASSERT_TRUE(testing::wait_for_status(static_cast<uint16_t>(admin_port), "/ready", 200,
                                        std::chrono::seconds(10)))
       << daemon.output();
-  std::this_thread::sleep_for(std::chrono::seconds(3));
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  // A crash and a restart under the load driver's traffic leave the exposition clean.
+  ASSERT_EQ(
+      http_request(static_cast<uint16_t>(admin_port), "POST", "/admin/workers/1001/crash").status,
+      200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_EQ(
+      http_request(static_cast<uint16_t>(admin_port), "POST", "/admin/workers/1001/restart").status,
+      200);
+  std::this_thread::sleep_for(std::chrono::seconds(1));
 
   const auto admin = http_request(static_cast<uint16_t>(admin_port), "GET", "/metrics");
   const auto worker = http_request(static_cast<uint16_t>(worker_port), "GET", "/metrics");
+  EXPECT_NE(admin.body.find("kvmock_worker_crashes_total{worker_id=\"1001\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(admin.body.find("kvmock_worker_restarts_total{worker_id=\"1001\"} 1\n"),
+            std::string::npos);
   ASSERT_EQ(admin.status, 200);
   ASSERT_EQ(worker.status, 200);
   // Both carry real traffic, so histograms and labelled series are filled in.
