@@ -163,6 +163,9 @@ struct WorkersConfig {
   uint64_t max_queued_prompt_tokens = uint64_t{1} << 24;
   // Requests each engine (dp rank) keeps waiting at most; past it new ones get 429.
   uint32_t max_num_waiting = 4096;
+  // A worker is not ready (health 503, requests 503) until this long after it starts, as a
+  // vLLM pod loading its weights (docs/faults.md#realism).
+  double startup_delay_s = 0;
 };
 
 // A real engine whose ZMQ KV events are relayed. `endpoint` and `worker_id` are required.

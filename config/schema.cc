@@ -489,6 +489,10 @@ std::vector<KeySpec<Config>> build_config_keys() {
             [](Config& c) -> auto& { return c.workers.max_queued_prompt_tokens; }, 1, kNoMax,
             "prompt tokens a worker holds for accepted, unfinished requests (waiting or "
             "running); past it new requests get 429 (an idle worker still takes one)"),
+    K::number("workers.startup_delay_s",
+              [](Config& c) -> auto& { return c.workers.startup_delay_s; }, 0, 86400, false,
+              "seconds after start before a worker is ready (health and requests 503 until "
+              "then), as a pod loading weights"),
     K::uint("workers.max_num_waiting",
             [](Config& c) -> auto& { return c.workers.max_num_waiting; }, 1, 10000000,
             "requests each engine (dp rank) keeps waiting at most; past it new ones get 429"),

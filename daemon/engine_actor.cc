@@ -118,13 +118,44 @@ void EngineActor::stop(RequestId id) {
 void EngineActor::cancel_all() {
   boost::asio::post(executor_, [this] {
     for (const auto& [id, live] : live_) core_.cancel(id);
+    // Shutting down ends a pause: only a pass reports the aborts and ends the requests.
+    paused_ = false;
     maybe_start_pass();
   });
 }
 
+void EngineActor::set_pacing(PassPacing pacing, bool paused, uint64_t seed) {
+  boost::asio::post(executor_, [this, pacing, paused, seed] {
+    pacing_ = pacing;
+    pacing_seed_ = seed;
+    const bool resumed = paused_ && !paused;
+    paused_ = paused;
+    if (resumed) maybe_start_pass();
+  });
+}
+
+void EngineActor::clear_kv_cache() {
+  boost::asio::post(executor_, [this] {
+    clear_pending_ = true;
+    if (!pass_running_) clear_if_pending();
+  });
+}
+
+void EngineActor::clear_if_pending() {
+  if (!clear_pending_ || !core_.reset_prefix_cache()) return;
+  clear_pending_ = false;
+  RouterEvent cleared;
+  cleared.worker_id = worker_;
+  cleared.event.dp_rank = rank_;
+  cleared.event.data = ClearData{};
+  if (observer_) observer_->on_pass_events({cleared});
+  sink_.publish_cleared(worker_, rank_);
+}
+
 void EngineActor::maybe_start_pass() {
   if (pass_running_) return;
-  if (!core_.has_work()) {
+  clear_if_pending();
+  if (!core_.has_work() || paused_) {
     // Idle now. A cancellation between passes changed the figures (running requests,
     // blocks in use) and no pass will come to report them.
     counters_.engine = core_.metrics();
@@ -151,6 +182,12 @@ void EngineActor::run_pass() {
   counters_.engine = pass_.metrics;
   publish_stats();
   publish_load();
+  if (!pacing_.is_identity()) {
+    const double factor =
+        pass_time_factor(pacing_, pass_.metrics.running_requests, core_.args().max_num_seqs,
+                         pacing_seed_ ^ (uint64_t{worker_} << 8 | rank_), counters_.passes);
+    pass_.end_ms = pass_.start_ms + (pass_.end_ms - pass_.start_ms) * factor;
+  }
   pass_idle_ = pass_.outputs.empty() && pass_.end_ms <= pass_.start_ms;
   pass_modeled_end_ = epoch_ + std::chrono::duration_cast<Clock::SteadyTime::duration>(
                                    std::chrono::duration<double, std::milli>(pass_.end_ms));

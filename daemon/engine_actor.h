@@ -18,6 +18,7 @@
 #include <unordered_map>
 
 #include "core/engine/engine_core.h"
+#include "core/faults/pass_pacing.h"
 #include "core/pipeline/router_event_sink.h"
 #include "daemon/pass_timer.h"
 #include "transport/http/worker_backend.h"
@@ -96,6 +97,14 @@ class EngineActor {
   void cancel_all();
   // Set before the first submit; `observer` must outlive the actor's work.
   void set_observer(EngineObserver* observer) { observer_ = observer; }
+  // The worker's fault settings for passes (docs/faults.md#pacing), from any thread: from
+  // the next pass on, modeled pass times are stretched by `pacing` (its jitter drawn from
+  // `seed` and the pass number); while `paused`, no pass starts and requests queue.
+  void set_pacing(PassPacing pacing, bool paused, uint64_t seed);
+  // vLLM's reset_prefix_cache, as sleep mode discards the KV cache (from any thread): once
+  // the engine is idle (cancel its requests first), every cached block is forgotten and a
+  // Cleared event goes to the router and the observer.
+  void clear_kv_cache();
 
   // The figures as of the end of the last pass (any thread).
   EngineActorStats stats() const;
@@ -135,6 +144,8 @@ class EngineActor {
   void record_finished(const Live& live, FinishReason reason, Clock::SteadyTime now);
   void publish_load();
   void publish_stats();
+  // Runs a clear_kv_cache() that was waiting, if the engine is now idle.
+  void clear_if_pending();
 
   boost::asio::io_context::executor_type executor_;
   EngineCore core_;
@@ -161,6 +172,10 @@ class EngineActor {
   std::atomic<uint64_t> waiting_{0};
   std::atomic<uint64_t> in_flight_{0};
   EngineObserver* observer_ = nullptr;
+  PassPacing pacing_;
+  bool clear_pending_ = false;  // clear_kv_cache() waits for the engine to be idle
+  bool paused_ = false;
+  uint64_t pacing_seed_ = 0;
   uint64_t last_load_decode_ = UINT64_MAX;
   uint64_t last_load_used_ = UINT64_MAX;
 };

@@ -162,7 +162,11 @@ MockWorker::MockWorker(EngineThreads& threads, const Config& config,
       sink_(sink),
       metrics_(metrics),
       lora_adapters_(served_names_.front()),
-      faults_(config.faults.seed, identity.worker_id) {
+      faults_(config.faults.seed, identity.worker_id),
+      clock_(time.clock),
+      ready_at_(time.clock.steady_now() +
+                std::chrono::duration_cast<Clock::SteadyTime::duration>(
+                    std::chrono::duration<double>(config.workers.startup_delay_s))) {
   // A configured adapter has no weights to point at: its name stands in for vLLM's path.
   for (const LoraModule& module : identity.lora_modules) {
     (void)lora_adapters_.load(module.name, module.name, module.base);
@@ -222,13 +226,30 @@ MockWorker::MockWorker(EngineThreads& threads, const Config& config,
   }
   held_ = std::make_unique<std::atomic<uint64_t>[]>(engines_.size());
   register_metrics(metrics);
-  // One listener for every part that follows the settings; the initial settings are
-  // applied the same way (so the sink's event-fault series exist, at 0, from the start).
+  // One listener for every part that follows the settings. set_listener() applies the
+  // initial settings through it too (so the sink's event-fault series exist, at 0, from
+  // the start).
   faults_.set_listener([this](const FaultSettings& settings) { on_fault_settings(settings); });
-  on_fault_settings(faults_.settings());
 }
 
-void MockWorker::on_fault_settings(const FaultSettings& settings) { apply_event_faults(settings); }
+void MockWorker::on_fault_settings(const FaultSettings& settings) {
+  apply_event_faults(settings);
+  apply_pacing(settings);
+}
+
+void MockWorker::sleep(uint32_t level) {
+  (void)level;  // both levels discard the KV cache; the weights are not modeled
+  if (sleeping_.exchange(true)) return;
+  for (auto& engine : engines_) {
+    engine->cancel_all();
+    engine->clear_kv_cache();
+  }
+}
+
+void MockWorker::apply_pacing(const FaultSettings& settings) {
+  const PassPacing pacing{settings.latency_scale, settings.jitter, settings.time_factor_under_load};
+  for (auto& engine : engines_) engine->set_pacing(pacing, settings.paused, faults_.seed());
+}
 
 void MockWorker::apply_event_faults(const FaultSettings& settings) {
   const EventFaults faults = event_faults_of(settings, faults_.seed());
@@ -244,6 +265,10 @@ void MockWorker::follow_event_faults(std::function<void(const EventFaults&)> fol
 
 Result<uint64_t> MockWorker::submit(GenerationRequest request, GenerationCallbacks callbacks) {
   if (!ready_.load()) return make_error("not_ready", "worker is shutting down");
+  if (starting_up()) return make_error("not_ready", not_ready_reason());
+  if (sleeping_.load()) {
+    return make_error("not_ready", "the model is sleeping (POST /wake_up to wake it)");
+  }
   if (sink_.outbox_full()) {
     refused_outbox_full_->inc();
     return make_error("not_ready", kOutboxFullMessage);
@@ -326,6 +351,7 @@ uint64_t MockWorker::in_flight() const {
 std::string MockWorker::not_ready_reason() const {
   if (!ready_.load()) return "the worker is shutting down";
   if (sink_.outbox_full()) return kOutboxFullMessage;
+  if (starting_up()) return "the worker is starting up (workers.startup_delay_s)";
   return {};
 }
 

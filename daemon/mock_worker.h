@@ -56,7 +56,7 @@ class MockWorker : public WorkerBackend {
   void stop(uint64_t request_id) override;
   // Ready unless shutting down or while the event outbox is full (the worker could not
   // publish the KV events of new work).
-  bool ready() const override { return ready_.load() && !sink_.outbox_full(); }
+  bool ready() const override { return ready_.load() && !sink_.outbox_full() && !starting_up(); }
   std::string not_ready_reason() const override;
   uint64_t worker_id() const override { return worker_id_; }
   const std::string& model_name() const override { return served_names_.front(); }
@@ -70,6 +70,12 @@ class MockWorker : public WorkerBackend {
   // engines), now and after every change. Set before the worker serves, as
   // EngineActor::set_observer.
   void follow_event_faults(std::function<void(const EventFaults&)> follower);
+  // Sleep cancels what is in flight and clears every engine's KV cache (a Cleared event
+  // each); requests get 503 until wake_up().
+  bool has_sleep_mode() const override { return true; }
+  void sleep(uint32_t level) override;
+  void wake_up() override { sleeping_ = false; }
+  bool is_sleeping() const override { return sleeping_.load(); }
 
   void set_ready(bool ready) { ready_ = ready; }
   void cancel_all();
@@ -84,8 +90,10 @@ class MockWorker : public WorkerBackend {
   // where per link).
   void register_metrics(MetricsRegistry& metrics);
   // What the worker does with new fault settings (the listener of faults_): hands the KV
-  // event faults to the sink.
+  // event faults to the sink and the pacing to the engines.
   void on_fault_settings(const FaultSettings& settings);
+  // Hands latency_scale, jitter, time_factor_under_load and paused to every engine.
+  void apply_pacing(const FaultSettings& settings);
   void apply_event_faults(const FaultSettings& settings);
 
   // Takes one waiting slot on `rank` and the prompt's tokens from the worker's budget,
@@ -125,6 +133,11 @@ class MockWorker : public WorkerBackend {
   std::atomic<uint64_t> next_request_{1};
   std::atomic<uint32_t> next_rank_{0};
   std::atomic<bool> ready_{true};
+  std::atomic<bool> sleeping_{false};
+  // workers.startup_delay_s: not ready before this time.
+  const Clock& clock_;
+  const Clock::SteadyTime ready_at_;
+  bool starting_up() const { return clock_.steady_now() < ready_at_; }
 };
 
 }  // namespace kvmock

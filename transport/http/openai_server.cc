@@ -68,8 +68,31 @@ std::string fault_message(FaultType fault, const std::string& model) {
       return "This model's maximum context length was exceeded (fault injected by kvmock)";
     case FaultType::kModelNotFound:
       return "The model `" + model + "` does not exist. (fault injected by kvmock)";
+    case FaultType::kTimeout:
+    case FaultType::kConnectionReset:
+    case FaultType::kStreamCut:
+      break;  // act on the connection: nothing is written
   }
   return "fault injected by kvmock";
+}
+
+// The value of `key` in the target's query string (`?a=1&b=2`), undecoded; nullopt when
+// absent.
+std::optional<std::string> query_value(const std::string& target, std::string_view key) {
+  const size_t query = target.find('?');
+  if (query == std::string::npos) return std::nullopt;
+  size_t at = query + 1;
+  while (at <= target.size()) {
+    const size_t end = std::min(target.find('&', at), target.size());
+    const std::string_view pair(target.data() + at, end - at);
+    const size_t equals = pair.find('=');
+    if (pair.substr(0, equals) == key) {
+      return equals == std::string_view::npos ? std::string()
+                                              : std::string(pair.substr(equals + 1));
+    }
+    at = end + 1;
+  }
+  return std::nullopt;
 }
 
 int64_t unix_seconds(const Clock& clock) { return static_cast<int64_t>(clock.unix_ms() / 1000); }
@@ -136,9 +159,14 @@ void OpenAiServer::handle(const std::shared_ptr<HttpExchange>& exchange) {
   LoraAdapters* adapters = backend_.lora_adapters();
   const bool is_lora_api =
       adapters != nullptr && (path == kLoadLoraAdapterPath || path == kUnloadLoraAdapterPath);
+  // vLLM's sleep mode (served by vLLM in its dev mode; here by every worker that has it).
+  const bool has_sleep = backend_.has_sleep_mode();
+  const bool is_sleep_post = has_sleep && (path == "/sleep" || path == "/wake_up");
   const bool is_post_api = path == "/v1/completions" || path == "/v1/chat/completions" ||
-                           path == "/tokenize" || path == "/detokenize" || is_lora_api;
-  const bool is_get_api = path == "/v1/models" || path == "/health" || path == "/metrics";
+                           path == "/tokenize" || path == "/detokenize" || is_lora_api ||
+                           is_sleep_post;
+  const bool is_get_api = path == "/v1/models" || path == "/health" || path == "/metrics" ||
+                          (has_sleep && path == "/is_sleeping");
   if (path == kAdminConfigPath && backend_.faults() != nullptr) {
     return admin_config(*exchange);
   }
@@ -157,7 +185,21 @@ void OpenAiServer::handle(const std::shared_ptr<HttpExchange>& exchange) {
   if (path == "/tokenize") return tokenize(exchange);
   if (path == "/detokenize") return detokenize(exchange);
   if (is_lora_api) return serve_lora_endpoint(*exchange, *adapters, headers);
-  if (path == "/metrics") {
+  if (path == "/sleep") {
+    const std::string level = query_value(request.target, "level").value_or("1");
+    if (level != "1" && level != "2") {
+      reply_error(400, "level must be 1 or 2, got \"" + level + "\"", "bad_level", "level");
+      return;
+    }
+    backend_.sleep(static_cast<uint32_t>(level[0] - '0'));
+    exchange->respond(200, std::string(kJson), "", headers);
+  } else if (path == "/wake_up") {
+    backend_.wake_up();
+    exchange->respond(200, std::string(kJson), "", headers);
+  } else if (path == "/is_sleeping") {
+    const ordered_json body{{"is_sleeping", backend_.is_sleeping()}};
+    exchange->respond(200, std::string(kJson), body.dump(), headers);
+  } else if (path == "/metrics") {
     exchange->respond(200, std::string(kPrometheusText), backend_.render_metrics(), headers);
   } else if (path == "/health") {
     if (backend_.ready()) {
@@ -255,7 +297,8 @@ void OpenAiServer::generate(const std::shared_ptr<HttpExchange>& exchange, Api a
   if (!parsed_or_400(*exchange, headers, parsed)) return;
   const std::optional<ServedModel> served = resolve_model(*exchange, parsed->model);
   if (!served) return;
-  if (inject_fault(*exchange, parsed->model)) return;
+  const FaultOutcome fault = inject_fault(exchange, *parsed);
+  if (fault == FaultOutcome::kHandled) return;
   const std::string& model = served->name;
 
   GenerationRequest request;
@@ -288,6 +331,9 @@ void OpenAiServer::generate(const std::shared_ptr<HttpExchange>& exchange, Api a
   answer.created = unix_seconds(clock_);
   answer.headers = headers;
   auto generation = std::make_shared<Generation>(exchange, std::move(answer), *parsed, codec);
+  if (fault == FaultOutcome::kCutStream) {
+    generation->cut_stream_after(std::max<uint64_t>(1, request.max_tokens / 2));
+  }
   request.prompt = std::move(parsed->prompt);  // the engine holds it, once per sequence
 
   // Weak: the exchange keeps this callback, and the generation keeps the exchange.
@@ -329,29 +375,46 @@ void OpenAiServer::admin_config(HttpExchange& exchange) {
   answer_admin_config(exchange, *backend_.faults(), kAdminConfigPath, response_headers());
 }
 
-bool OpenAiServer::inject_fault(HttpExchange& exchange, const std::string& requested_model) {
+OpenAiServer::FaultOutcome OpenAiServer::inject_fault(const std::shared_ptr<HttpExchange>& exchange,
+                                                      const ParsedRequest& parsed) {
   WorkerFaults* faults = backend_.faults();
-  if (faults == nullptr) return false;
+  if (faults == nullptr) return FaultOutcome::kNone;
   std::optional<FaultType> fault;
-  const auto& headers = exchange.request().headers;
+  const auto& headers = exchange->request().headers;
   if (auto forced = headers.find(std::string(kFaultHeader)); forced != headers.end()) {
     fault = fault_type_from_name(forced->second);
     if (!fault) {
-      respond_error(exchange, response_headers(), 400,
+      respond_error(*exchange, response_headers(), 400,
                     "X-Kvmock-Fault: unknown fault type \"" + forced->second + "\"", "bad_fault",
                     "");
-      return true;
+      return FaultOutcome::kHandled;
     }
   } else {
     fault = faults->draw();
   }
-  if (!fault) return false;
+  if (!fault) return FaultOutcome::kNone;
   faults->record(*fault);
-  respond_error(
-      exchange, response_headers(), fault_status(*fault),
-      fault_message(*fault, requested_model.empty() ? backend_.model_name() : requested_model),
-      fault_code(*fault), *fault == FaultType::kModelNotFound ? "model" : "");
-  return true;
+  switch (*fault) {
+    case FaultType::kTimeout:
+      // Accepted and never answered: the exchange is kept by its own hang-up callback,
+      // which runs (and lets it go) when the client gives up or the server stops.
+      exchange->on_client_gone([exchange] {});
+      return FaultOutcome::kHandled;
+    case FaultType::kConnectionReset:
+      exchange->abort(/*reset=*/true);
+      return FaultOutcome::kHandled;
+    case FaultType::kStreamCut:
+      if (parsed.stream) return FaultOutcome::kCutStream;
+      // No stream to cut: the connection closes without an answer.
+      exchange->abort(/*reset=*/false);
+      return FaultOutcome::kHandled;
+    default:
+      break;
+  }
+  const std::string& model = parsed.model.empty() ? backend_.model_name() : parsed.model;
+  respond_error(*exchange, response_headers(), fault_status(*fault), fault_message(*fault, model),
+                fault_code(*fault), *fault == FaultType::kModelNotFound ? "model" : "");
+  return FaultOutcome::kHandled;
 }
 
 uint32_t OpenAiServer::default_max_tokens(bool chat, const ParsedRequest& parsed) const {

@@ -63,9 +63,14 @@ class OpenAiServer {
                                            const std::string& requested) const;
   void list_models(HttpExchange& exchange) const;
   void admin_config(HttpExchange& exchange);
-  // Answers the request with the fault its header forces or the settings draw, counted;
-  // true when it did (the request is then done).
-  bool inject_fault(HttpExchange& exchange, const std::string& requested_model);
+  // What the fault its header forces or the settings draw (counted) did to a request.
+  enum class FaultOutcome {
+    kNone,      // no fault: serve it
+    kHandled,   // answered, reset, or left unanswered: the request is done
+    kCutStream  // serve it, and cut its stream mid-way
+  };
+  FaultOutcome inject_fault(const std::shared_ptr<HttpExchange>& exchange,
+                            const ParsedRequest& parsed);
   // max_tokens when the request sets none, as vLLM picks it.
   uint32_t default_max_tokens(bool chat, const ParsedRequest& parsed) const;
   // Headers on every response: which worker answered.

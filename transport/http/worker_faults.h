@@ -24,8 +24,9 @@ class WorkerFaults {
   FaultSettings settings() const;
   // Merges a JSON patch; the new settings, or the error with nothing changed.
   Result<FaultSettings> update(std::string_view patch);
-  // Called with the new settings after every successful update, under the settings lock
-  // (so listeners see updates in order); it must not block or call back into this object.
+  // Called with the current settings at once, then with the new settings after every
+  // successful update, under the settings lock (so listeners see updates in order); it
+  // must not block or call back into this object.
   // The worker hands the pacing to its engines and the event faults to its publisher.
   void set_listener(std::function<void(const FaultSettings&)> listener);
 

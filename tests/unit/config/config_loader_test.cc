@@ -172,6 +172,7 @@ workers:
     seed: 9
   max_queued_prompt_tokens: 5000000
   max_num_waiting: 77
+  startup_delay_s: 2.5
 relays:
   - endpoint: tcp://10.0.0.5:5557
     replay_endpoint: tcp://10.0.0.5:5558
@@ -233,6 +234,7 @@ TEST(ConfigLoader, EveryKeyIsSettableFromYaml) {
   EXPECT_EQ(c.workers.zmq_events.connect, "tcp://10.0.0.9:5557");
   EXPECT_EQ(c.workers.load.shared_prefix_ratio, 0.25);
   EXPECT_EQ(c.workers.max_queued_prompt_tokens, 5000000u);
+  EXPECT_EQ(c.workers.startup_delay_s, 2.5);
   EXPECT_EQ(c.workers.max_num_waiting, 77u);
   EXPECT_EQ(c.faults.seed, 4242u);
   EXPECT_EQ(c.faults.scenario, "/etc/kvmock/chaos.yaml");
