@@ -470,26 +470,27 @@ double WorkerFleet::kv_usage() const {
 }
 
 void WorkerFleet::stop(std::chrono::seconds grace) {
+  // The lives running now; none changes once stopped_ is set, so the waits below run
+  // without the lock (readiness takes it, and must answer during the grace period).
+  std::vector<Life*> running;
   {
     std::lock_guard lock(control_mutex_);
     if (stopped_) return;
     stopped_ = true;  // no crash or restart from here on
+    for (Slot& slot : slots_) {
+      if (slot.running) running.push_back(slot.life.get());
+    }
   }
   // Outside the lock: the driver's thread takes it to find the current lives.
   if (load_driver_) load_driver_->stop();
-  std::lock_guard lock(control_mutex_);
-  std::vector<MockWorker*> running;
-  for (Slot& slot : slots_) {
-    if (slot.running) running.push_back(slot.life->worker.get());
-  }
-  for (MockWorker* worker : running) worker->set_ready(false);
+  for (Life* life : running) life->worker->set_ready(false);
   if (nats_intake_) nats_intake_->stop();
   // Real time: the waits below sleep.
   const Clock& clock = SystemClock::instance();
   const auto deadline = clock.steady_now() + grace;
   auto in_flight = [&running] {
     uint64_t total = 0;
-    for (MockWorker* worker : running) total += worker->in_flight();
+    for (Life* life : running) total += life->worker->in_flight();
     return total;
   };
   while (in_flight() > 0 && clock.steady_now() < deadline) {
@@ -497,14 +498,14 @@ void WorkerFleet::stop(std::chrono::seconds grace) {
   }
   if (const uint64_t left = in_flight(); left > 0) {
     log_warn("workers", "grace period over: cancelling " + std::to_string(left) + " requests");
-    for (MockWorker* worker : running) worker->cancel_all();
+    for (Life* life : running) life->worker->cancel_all();
     const auto cancel_deadline = clock.steady_now() + std::chrono::seconds(1);
     while (in_flight() > 0 && clock.steady_now() < cancel_deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   }
-  for (Slot& slot : slots_) {
-    if (slot.running && slot.life->http) slot.life->http->stop();
+  for (Life* life : running) {
+    if (life->http) life->http->stop();
   }
   for (auto& output : zmq_outputs_) output->stop();
   engine_threads_.stop();
