@@ -442,7 +442,10 @@ Result<WorkerStatus> WorkerFleet::restart(uint64_t worker_id) {
 }
 
 bool WorkerFleet::http_accepting(std::string& reason) const {
-  std::lock_guard lock(control_mutex_);
+  // A crash or restart holds the lock for up to seconds (closing a port, discovery); /ready
+  // must not wait for it, and a worker crashed on purpose is no accept failure.
+  std::unique_lock lock(control_mutex_, std::try_to_lock);
+  if (!lock.owns_lock()) return true;
   for (const Slot& slot : slots_) {
     if (slot.running && slot.life->http && !slot.life->http->accepting(reason)) return false;
   }
