@@ -3,20 +3,14 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "core/common/splitmix.h"
+
 namespace kvmock {
 namespace {
 
 constexpr std::array<std::string_view, kFaultTypeCount> kNames = {
     "rate_limit",      "server_error", "service_unavailable", "invalid_request", "context_length",
     "model_not_found", "timeout",      "connection_reset",    "stream_cut"};
-
-// splitmix64's finalizer: a well-mixed 64-bit value from any input.
-uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 
 Error bad_key(std::string_view key, const std::string& message) {
   return Error{"bad_request", std::string(key) + ": " + message};
@@ -190,11 +184,11 @@ std::string fault_settings_json(const FaultSettings& settings) {
 std::optional<FaultType> pick_fault(const FaultSettings& settings, uint64_t seed, uint64_t worker,
                                     uint64_t sequence) {
   if (settings.failure_injection_rate <= 0) return std::nullopt;
-  const uint64_t draw = mix(mix(seed ^ mix(worker)) + sequence);
+  const uint64_t draw = splitmix64(splitmix64(seed ^ splitmix64(worker)) + sequence);
   // 53 random bits as a fraction in [0, 1), compared with the rate's share.
-  const double unit = static_cast<double>(draw >> 11) * 0x1.0p-53;
+  const double unit = unit_fraction(draw);
   if (unit * 100 >= settings.failure_injection_rate) return std::nullopt;
-  const uint64_t which = mix(draw);
+  const uint64_t which = splitmix64(draw);
   if (settings.failure_types.empty()) {
     return static_cast<FaultType>(which % kFaultTypeCount);
   }

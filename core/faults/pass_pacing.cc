@@ -4,25 +4,16 @@
 #include <cmath>
 #include <numbers>
 
+#include "core/common/splitmix.h"
+
 namespace kvmock {
 namespace {
 
-// splitmix64's finalizer: a well-mixed 64-bit value from any input.
-uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-// A uniform draw in (0, 1): 53 random bits, never 0 (log(0) below).
-double unit_open(uint64_t bits) { return (static_cast<double>(bits >> 11) + 0.5) * 0x1.0p-53; }
-
 // A standard normal draw (Box-Muller).
 double standard_normal(uint64_t seed, uint64_t pass) {
-  const uint64_t first = mix(mix(seed) + pass);
-  const double u1 = unit_open(first);
-  const double u2 = unit_open(mix(first));
+  const uint64_t first = splitmix64(splitmix64(seed) + pass);
+  const double u1 = open_unit_fraction(first);
+  const double u2 = open_unit_fraction(splitmix64(first));
   return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
 }
 

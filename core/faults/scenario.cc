@@ -3,18 +3,13 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/common/splitmix.h"
+
 namespace kvmock {
 namespace {
 
-// splitmix64's finalizer, as pick_fault mixes its draws (fault_settings.cc): a well-mixed
-// 64-bit value from any input. A different salt keeps the worker ranking independent of the
-// request draws of the same seed.
-uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
+// A salt of its own keeps the worker ranking independent of the request draws of the same
+// seed (pick_fault mixes the seed the same way).
 constexpr uint64_t kSelectionSalt = 0x5ce7a210c4a05ull;
 
 std::string range_text(uint64_t lo, uint64_t hi) {
@@ -97,9 +92,9 @@ std::vector<size_t> select_workers(const WorkerSelector& selector,
       // order, and ties (equal hashes) fall back to the position so it is total.
       std::vector<std::pair<uint64_t, size_t>> ranked;
       ranked.reserve(fleet_ids.size());
-      const uint64_t key = mix(seed ^ kSelectionSalt);
+      const uint64_t key = splitmix64(seed ^ kSelectionSalt);
       for (size_t i = 0; i < fleet_ids.size(); ++i) {
-        ranked.emplace_back(mix(key + mix(fleet_ids[i])), i);
+        ranked.emplace_back(splitmix64(key + splitmix64(fleet_ids[i])), i);
       }
       std::partial_sort(ranked.begin(), ranked.begin() + static_cast<ptrdiff_t>(count),
                         ranked.end());

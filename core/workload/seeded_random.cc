@@ -2,24 +2,16 @@
 
 #include <cmath>
 
+#include "core/common/splitmix.h"
+
 namespace kvmock {
 namespace {
 
 constexpr double kTwoPi = 6.283185307179586476925286766559;
 
-uint64_t splitmix(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
 }  // namespace
 
-double SeededRandom::uniform_open() {
-  // 53 random bits, offset by half a step so the result is strictly inside (0, 1).
-  return (static_cast<double>(engine_() >> 11) + 0.5) * 0x1.0p-53;
-}
+double SeededRandom::uniform_open() { return open_unit_fraction(engine_()); }
 
 double SeededRandom::normal() {
   if (has_spare_) {
@@ -67,7 +59,7 @@ uint64_t SeededRandom::below(uint64_t n) {
 }
 
 uint64_t mix64(uint64_t a, uint64_t b, uint64_t c) {
-  return splitmix(splitmix(splitmix(a) ^ b) ^ c);
+  return splitmix64(splitmix64(splitmix64(a) ^ b) ^ c);
 }
 
 }  // namespace kvmock

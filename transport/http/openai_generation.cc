@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/common/splitmix.h"
 #include "transport/http/openai_errors.h"
 
 namespace kvmock {
@@ -11,18 +12,10 @@ using json = nlohmann::ordered_json;
 
 constexpr std::string_view kJson = "application/json";
 
-// A stable 64-bit mix (splitmix64's finalizer): logprobs must be the same for the same token
-// at the same position, run after run.
-uint64_t mix(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
 // The sampled token's synthetic logprob: in [-3, -0.01], a function of (token, position).
 double sampled_logprob(TokenId token, uint64_t position) {
-  return -0.01 - static_cast<double>(mix((uint64_t{token} << 32) ^ position) % 2991) / 1000.0;
+  return -0.01 -
+         static_cast<double>(splitmix64((uint64_t{token} << 32) ^ position) % 2991) / 1000.0;
 }
 
 json token_bytes(const std::string& text) {
@@ -227,7 +220,7 @@ Generation::json Generation::logprob_entry(TokenId token, uint64_t position,
   top.push_back({{"token", text}, {"logprob", logprob}, {"bytes", token_bytes(text)}});
   // Less likely alternatives, real tokens of the model, each below the one before.
   for (uint32_t rank = 1; rank < *logprobs_; ++rank) {
-    const uint64_t pick = mix(uint64_t{token} * 31 + rank + position * 7);
+    const uint64_t pick = splitmix64(uint64_t{token} * 31 + rank + position * 7);
     TokenId other = token + rank;
     if (vocabulary && !vocabulary->empty()) other = (*vocabulary)[pick % vocabulary->size()];
     const std::string other_text = codec_.decode(std::span(&other, 1), false);
