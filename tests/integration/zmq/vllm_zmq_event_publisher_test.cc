@@ -428,7 +428,12 @@ TEST(VllmZmqEventPublisherTest, ConnectModeStartsBeforeTheSubExistsAndStillBinds
   uint64_t next = 3;
   auto frames = publish_until_received(*publisher, sub, next);
   ASSERT_EQ(frames.size(), 3u);
-  EXPECT_GE(seq_of(frames[1]), 3u);
+  // Whether the first three reach the SUB is libzmq's choice, not ours: a connecting PUB
+  // queues for its pending connection (ZMQ_IMMEDIATE off, as in vLLM), and a refused first
+  // dial may or may not keep that queue. Either way the stream is whole from where it starts.
+  const uint64_t seq = seq_of(frames[1]);
+  EXPECT_LT(seq, next);
+  EXPECT_EQ(bytes(frames[2]), payload_for(seq));
 }
 
 TEST(VllmZmqEventPublisherTest, ConnectingToAMalformedEndpointIsAnError) {
