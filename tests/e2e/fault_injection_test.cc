@@ -38,7 +38,7 @@ class FaultInjectionTest : public ::testing::Test {
   // `engine` is more YAML under workers.engine (4-space indented keys).
   void start_daemon(uint64_t seed, int workers = 1, const std::string& engine = "") {
     admin_port_ = static_cast<uint16_t>(testing::free_loopback_port());
-    http_port_ = static_cast<uint16_t>(testing::free_loopback_port());
+    http_port_ = static_cast<uint16_t>(testing::free_loopback_port_range(workers));
     config_path_ = testing::write_temp_file(
         "nats:\n  url: " + nats_.url() + "\nadmin:\n  listen: 127.0.0.1:" +
         std::to_string(admin_port_) + "\nfaults:\n  seed: " + std::to_string(seed) +

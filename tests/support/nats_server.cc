@@ -8,8 +8,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <random>
 #include <thread>
 
 #include "tests/support/subprocess.h"
@@ -61,11 +64,24 @@ int free_loopback_port() { return bind_loopback(0); }
 bool nats_server_available() { return ::access(kServerBinary, X_OK) == 0; }
 
 int free_loopback_port_range(int count) {
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    const int base = free_loopback_port();
-    if (base + count > 65536) continue;
+  // Ranges come from below the kernel's ephemeral range (ip_local_port_range), where
+  // neither a port bound to 0 nor an outgoing connection ever lands: a range probed free
+  // stays free while a daemon starts on it, whatever the tests running beside it connect
+  // or bind meanwhile. A random start keeps two such tests apart.
+  int ephemeral_low = 32768;
+  if (FILE* range = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r")) {
+    if (std::fscanf(range, "%d", &ephemeral_low) != 1) ephemeral_low = 32768;
+    std::fclose(range);
+  }
+  constexpr int kLowest = 10000;
+  std::mt19937 random(
+      static_cast<uint32_t>(::getpid()) ^
+      static_cast<uint32_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
+  const int span = ephemeral_low - count - kLowest;
+  for (int attempt = 0; span > 0 && attempt < 200; ++attempt) {
+    const int base = kLowest + static_cast<int>(random() % static_cast<uint32_t>(span));
     bool all_free = true;
-    for (int port = base + 1; port < base + count && all_free; ++port) {
+    for (int port = base; port < base + count && all_free; ++port) {
       all_free = bind_loopback(port) == port;
     }
     if (all_free) return base;

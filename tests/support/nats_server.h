@@ -41,7 +41,8 @@ class NatsServer {
 // A TCP port on 127.0.0.1 that was free a moment ago.
 int free_loopback_port();
 // The first of `count` consecutive loopback ports that were all free a moment ago, or 0.
-// (Another process may take one before the caller binds; tests accept that small race.)
+// They lie below the kernel's ephemeral range, so no port bound to 0 and no outgoing
+// connection takes one before the caller binds them.
 int free_loopback_port_range(int count);
 
 // True when nats-server is installed (integration tests fail loudly when it is not).
