@@ -8,7 +8,9 @@ void answer_openai_error(HttpExchange& exchange, int status, std::string_view me
                          std::string_view code, std::string_view param,
                          const std::map<std::string, std::string>& headers) {
   exchange.respond(status, "application/json",
-                   openai_error_json(status, message, code, param).dump(), headers);
+                   openai_error_json(status, message, code, param)
+                       .dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace),
+                   headers);
 }
 
 void answer_admin_config(HttpExchange& exchange, WorkerFaults& faults, std::string_view path,
