@@ -204,12 +204,6 @@ Result<bool> DynamoWorkerRole::start_request_plane(WorkerFleet& fleet, KvEventPi
   CallHomeSettings call_home;
   call_home.max_message_bytes = config_.dynamo.tcp_max_message_bytes;
   dispatcher_ = std::make_unique<DynamoRequestDispatcher>(io_, call_home, metrics_);
-  auto form =
-      query_form_for_release(config_.dynamo.release == DynamoReleaseKind::k1_1 ? "1.1" : "1.0");
-  IndexerQueryEndpointOptions query_options;
-  query_options.form = *form;
-  query_options.field_set.residency_domain = config_.nats.field_set.residency_domain;
-  query_options.field_set.start_position = config_.nats.field_set.start_position;
   for (size_t i = 0; i < instance_ids_.size(); ++i) serve_endpoints(i, fleet.worker(i), pipeline);
   if (config_.dynamo.request_plane == DynamoRequestPlaneKind::kNats) {
     nats_plane_ = std::make_unique<DynamoNatsRequestPlane>(
