@@ -62,6 +62,7 @@ Result<std::unique_ptr<NatsClient>> NatsClient::connect(const NatsClientOptions&
   natsStatus s = natsOptions_Create(&opts);
   if (s != NATS_OK) return nats_error("creating options", s);
   client->options_ = opts;
+  client->client_options_ = options;
 
   std::vector<const char*> servers;
   for (const std::string& url : options.urls) servers.push_back(url.c_str());
@@ -99,16 +100,20 @@ Result<std::unique_ptr<NatsClient>> NatsClient::connect(const NatsClientOptions&
       if (s != NATS_OK) return nats_error("TLS certificate " + options.tls_cert_file, s);
     }
   }
-  natsOptions_SetAllowReconnect(opts, true);
-  natsOptions_SetMaxReconnect(opts, -1);
-  natsOptions_SetCustomReconnectDelay(opts, &NatsClient::on_reconnect_delay, client.get());
   natsOptions_SetDisconnectedCB(opts, &NatsClient::on_disconnected, client.get());
-  natsOptions_SetReconnectedCB(opts, &NatsClient::on_reconnected, client.get());
   natsOptions_SetClosedCB(opts, &NatsClient::on_closed, client.get());
-  natsOptions_SetRetryOnFailedConnect(opts, true, &NatsClient::on_connected, client.get());
-  // Publishers hold events in their own outbox while disconnected; nats.c's buffer only
-  // has to absorb what was in flight when the link dropped.
-  natsOptions_SetReconnectBufSize(opts, 64 * 1024 * 1024);
+  if (options.reconnect) {
+    natsOptions_SetAllowReconnect(opts, true);
+    natsOptions_SetMaxReconnect(opts, -1);
+    natsOptions_SetCustomReconnectDelay(opts, &NatsClient::on_reconnect_delay, client.get());
+    natsOptions_SetReconnectedCB(opts, &NatsClient::on_reconnected, client.get());
+    natsOptions_SetRetryOnFailedConnect(opts, true, &NatsClient::on_connected, client.get());
+    // Publishers hold events in their own outbox while disconnected; nats.c's buffer
+    // only has to absorb what was in flight when the link dropped.
+    natsOptions_SetReconnectBufSize(opts, 64 * 1024 * 1024);
+  } else {
+    natsOptions_SetAllowReconnect(opts, false);
+  }
   natsOptions_SetPingInterval(opts, 2000);
   natsOptions_SetMaxPingsOut(opts, 2);
   natsOptions_SetTimeout(opts, 2000);

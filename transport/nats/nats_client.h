@@ -1,7 +1,8 @@
 // One connection to NATS (nats.c), shared by every publisher and query service of the
-// process. It connects in the background (a daemon may start before its NATS server),
-// reconnects forever with exponential backoff (10 ms doubling, capped at 5 s), and
-// reports its state so publishers can hold events instead of losing them.
+// process (the JetStream publisher adds its own, see NatsClientOptions::reconnect). It connects in
+// the background (a daemon may start before its NATS server), reconnects forever with exponential
+// backoff (10 ms doubling, capped at 5 s), and reports its state so publishers can hold events
+// instead of losing them.
 #pragma once
 
 #include <nats/nats.h>
@@ -31,6 +32,11 @@ struct NatsClientOptions {
   std::string tls_ca_file;
   std::string tls_cert_file;
   std::string tls_key_file;
+  // false: one connection attempt, no reconnecting and no reconnect buffer; a dropped
+  // connection closes for good. The JetStream publisher uses such connections so nats.c
+  // never replays buffered messages behind its back (docs/ARCHITECTURE.md, publishing
+  // pipeline).
+  bool reconnect = true;
 };
 
 enum class NatsState : uint8_t { kConnecting, kConnected, kReconnecting, kClosed };
@@ -79,6 +85,9 @@ class NatsClient {
   // Closes the connection (idempotent); later publishes fail.
   void close();
 
+  // The options this client was made with.
+  const NatsClientOptions& options() const { return client_options_; }
+
  private:
   NatsClient() = default;
   void set_state(NatsState state);
@@ -88,6 +97,7 @@ class NatsClient {
   static void on_connected(natsConnection*, void* self);
   static int64_t on_reconnect_delay(natsConnection*, int attempts, void* self);
 
+  NatsClientOptions client_options_;
   natsOptions* options_ = nullptr;
   natsConnection* connection_ = nullptr;
   std::atomic<NatsState> state_{NatsState::kConnecting};

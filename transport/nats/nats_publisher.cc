@@ -15,6 +15,11 @@ constexpr auto kIdleWait = std::chrono::milliseconds(50);
 constexpr size_t kCoreBatch = 1024;
 constexpr int64_t kFlushTimeoutMs = 1000;
 constexpr auto kMinFlushInterval = std::chrono::microseconds(1000);
+// JetStream: outbox messages taken into the window at a time.
+constexpr size_t kJetStreamPull = 256;
+// JetStream: how long the thread sleeps waiting for acknowledgements or new messages while
+// messages are in flight (it then checks for trouble and retires what was stored).
+constexpr auto kVerdictPoll = std::chrono::milliseconds(1);
 
 }  // namespace
 
@@ -24,13 +29,14 @@ NatsPublisher::NatsPublisher(NatsClient& client, Outbox& outbox, NatsPublisherOp
       outbox_(outbox),
       options_(std::move(options)),
       clock_(clock),
+      window_(options_.window),
       auto_id_prefix_("kvmock-" + std::to_string(std::random_device{}()) + "-") {
   if (!options_.jetstream) stream_ready_ = true;
 }
 
 NatsPublisher::~NatsPublisher() {
   stop(clock_.steady_now());
-  if (js_) jsCtx_Destroy(js_);
+  drop_durable();
 }
 
 void NatsPublisher::start() {
@@ -68,6 +74,14 @@ bool NatsPublisher::draining_past_deadline() const {
 }
 
 void NatsPublisher::run() {
+  if (options_.jetstream) {
+    run_jetstream();
+  } else {
+    run_core();
+  }
+}
+
+void NatsPublisher::run_core() {
   std::vector<OutboundMessage> batch;
   while (!draining_past_deadline()) {
     if (stopping_.load() && outbox_.size() == 0) break;
@@ -75,62 +89,11 @@ void NatsPublisher::run() {
       client_.wait_connected(kIdleWait.count());
       continue;
     }
-    if (!stream_ready_.load() && !ensure_stream()) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      continue;
-    }
     batch.clear();
-    const size_t max = options_.jetstream ? options_.window : kCoreBatch;
-    if (outbox_.pop_batch(batch, max, kIdleWait) == 0) continue;
-    if (options_.jetstream) {
-      send_jetstream(batch);
-    } else {
-      send_core(batch);
-    }
+    if (outbox_.pop_batch(batch, kCoreBatch, kIdleWait) == 0) continue;
+    send_core(batch);
   }
-  if (!options_.jetstream && client_.connected()) (void)client_.flush(1000);
-}
-
-bool NatsPublisher::ensure_stream() {
-  natsStatus s = NATS_OK;
-  if (!js_) {
-    jsOptions js_options;
-    jsOptions_Init(&js_options);
-    js_options.Wait = 5000;
-    js_options.PublishAsync.MaxPending = static_cast<int64_t>(options_.window) * 2;
-    js_options.PublishAsync.AckHandler = &NatsPublisher::on_ack;
-    js_options.PublishAsync.AckHandlerClosure = this;
-    s = natsConnection_JetStream(&js_, client_.connection(), &js_options);
-    if (s != NATS_OK) {
-      record_error(nats_error("JetStream context", s).message);
-      return false;
-    }
-  }
-  jsStreamConfig config;
-  jsStreamConfig_Init(&config);
-  config.Name = options_.stream.stream.c_str();
-  std::vector<const char*> subjects;
-  for (const std::string& subject : options_.stream.subjects) subjects.push_back(subject.c_str());
-  config.Subjects = subjects.data();
-  config.SubjectsLen = static_cast<int>(subjects.size());
-  config.MaxAge = options_.stream.max_age_s * 1'000'000'000LL;
-  config.Replicas = options_.stream.replicas;
-  config.Storage = js_FileStorage;
-
-  jsStreamInfo* info = nullptr;
-  jsErrCode code = static_cast<jsErrCode>(0);
-  s = js_AddStream(&info, js_, &config, nullptr, &code);
-  if (s != NATS_OK && code == JSStreamNameExistErr) {
-    s = js_UpdateStream(&info, js_, &config, nullptr, &code);
-  }
-  if (info) jsStreamInfo_Destroy(info);
-  if (s != NATS_OK) {
-    record_error("JetStream stream " + options_.stream.stream + ": " + natsStatus_GetText(s) +
-                 " (error code " + std::to_string(code) + ")");
-    return false;
-  }
-  stream_ready_ = true;
-  return true;
+  if (client_.connected()) (void)client_.flush(1000);
 }
 
 void NatsPublisher::send_core(std::vector<OutboundMessage>& batch) {
@@ -156,145 +119,210 @@ void NatsPublisher::send_core(std::vector<OutboundMessage>& batch) {
   }
 }
 
-void NatsPublisher::on_ack(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, void* self) {
-  // nats.c hands the published message back to us: we own it from here on.
-  std::unique_ptr<natsMsg, decltype(&natsMsg_Destroy)> owned(msg, &natsMsg_Destroy);
-  auto* publisher = static_cast<NatsPublisher*>(self);
-  const char* id = nullptr;
-  if (!msg || natsMsgHeader_Get(msg, kMsgIdHeader, &id) != NATS_OK || !id) return;
-  {
-    std::lock_guard lock(publisher->mutex_);
-    if (ack && !error) {
-      publisher->acked_ids_.insert(id);
+void NatsPublisher::run_jetstream() {
+  std::vector<OutboundMessage> fresh;
+  while (!draining_past_deadline()) {
+    const JetStreamWindow::Retired retired = window_.retire();
+    published_.fetch_add(retired.durable + retired.core, std::memory_order_relaxed);
+    acked_.fetch_add(retired.durable, std::memory_order_relaxed);
+    in_flight_ = window_.size();
+    if (stopping_.load() && outbox_.size() == 0 && window_.size() == 0) break;
+    if (!durable_ && !connect_durable()) {
+      // Back off (10 ms doubling, at most 5 s), in short steps so a stop is not held up.
+      const auto until = clock_.steady_now() +
+                         std::chrono::milliseconds(nats_reconnect_delay_ms(connect_failures_));
+      while (clock_.steady_now() < until && !draining_past_deadline()) {
+        std::this_thread::sleep_for(std::min<std::chrono::nanoseconds>(
+            kIdleWait,
+            std::chrono::duration_cast<std::chrono::nanoseconds>(until - clock_.steady_now())));
+      }
+      continue;
+    }
+    if (!durable_->connected() || window_in_trouble()) {
+      // Whatever the server did not store goes again, in order, on a fresh connection.
+      drop_durable();
+      window_.rewind();
+      continue;
+    }
+    switch (send_window()) {
+      case SendResult::kTrouble:
+        drop_durable();
+        window_.rewind();
+        continue;
+      case SendResult::kCoreBlocked:
+        client_.wait_connected(kIdleWait.count());
+        continue;
+      case SendResult::kSent:
+        break;
+    }
+    peak_in_flight_ = std::max(peak_in_flight_.load(), window_.in_flight());
+    if (window_.has_room() && window_.next_unsent() == nullptr) {
+      // Everything taken has been sent: wait for more (only briefly while acknowledgements
+      // are due, to retire what is stored and notice trouble).
+      fresh.clear();
+      const auto wait = window_.in_flight() > 0 ? kVerdictPoll : kIdleWait;
+      if (outbox_.pop_batch(fresh, kJetStreamPull,
+                            std::chrono::duration_cast<std::chrono::milliseconds>(wait)) > 0) {
+        take_into_window(fresh);
+      } else if (outbox_.closed()) {
+        std::this_thread::sleep_for(kVerdictPoll);
+      }
     } else {
-      publisher->refused_ids_.insert(id);
-      if (error) {
-        publisher->last_error_ = std::string("JetStream publish: ") +
-                                 (error->ErrText ? error->ErrText : natsStatus_GetText(error->Err));
-      }
+      // The window is full: wait for an acknowledgement to open it.
+      std::unique_lock lock(wake_mutex_);
+      verdict_arrived_.wait_for(lock, kVerdictPoll);
     }
   }
-  publisher->verdicts_.notify_all();
-}
-
-void NatsPublisher::send_jetstream(std::vector<OutboundMessage>& batch) {
-  in_flight_ = batch.size();
-  // Acknowledgements are matched by id, so every durable message needs one.
-  for (OutboundMessage& m : batch) {
-    if (m.durable && m.msg_id.empty()) m.msg_id = auto_id_prefix_ + std::to_string(next_auto_id_++);
-  }
-  std::vector<size_t> pending(batch.size());
-  for (size_t i = 0; i < pending.size(); ++i) pending[i] = i;
-  int round = 0;
-  while (!pending.empty()) {
-    if (draining_past_deadline()) {
-      // Out of time: put the unsent messages back so stop() reports them.
-      std::vector<OutboundMessage> rest;
-      for (size_t i : pending) rest.push_back(std::move(batch[i]));
-      outbox_.return_front(rest, 0);
-      in_flight_ = 0;
-      return;
-    }
-    if (round > 0) {
-      retries_.fetch_add(pending.size(), std::memory_order_relaxed);
-      std::this_thread::sleep_for(std::chrono::milliseconds(nats_reconnect_delay_ms(round)));
-    }
-    ++round;
-    if (!client_.connected()) {
-      client_.wait_connected(kIdleWait.count());
-      continue;
-    }
-    std::vector<size_t> failed;
-    {
-      std::lock_guard lock(mutex_);
-      for (size_t i : pending) refused_ids_.erase(batch[i].msg_id);
-    }
-    const std::vector<size_t> sent = publish_round(batch, pending, failed);
-    // Without this, nats.c's flusher holds the window for a millisecond first.
-    if (!sent.empty()) (void)client_.flush(kFlushTimeoutMs);
-    collect_verdicts(batch, sent, failed);
-    std::sort(failed.begin(), failed.end());
-    failed.erase(std::unique(failed.begin(), failed.end()), failed.end());
-    const size_t failed_durable = static_cast<size_t>(
-        std::count_if(failed.begin(), failed.end(), [&](size_t i) { return batch[i].durable; }));
-    const size_t delivered = sent.size() - std::min(sent.size(), failed_durable);
-    published_.fetch_add(delivered, std::memory_order_relaxed);
-    acked_.fetch_add(delivered, std::memory_order_relaxed);
-    in_flight_ = failed.size();
-    pending = std::move(failed);
-  }
+  // Out of time, or done: what the server has not stored goes back to the outbox, in order,
+  // so stop() reports it.
+  std::vector<OutboundMessage> unstored = window_.take_unstored();
+  outbox_.return_front(unstored, 0);
   in_flight_ = 0;
-  std::lock_guard lock(mutex_);
-  acked_ids_.clear();  // late duplicates' acks for this window are no longer needed
-  refused_ids_.clear();
+  drop_durable();
 }
 
-std::vector<size_t> NatsPublisher::publish_round(std::vector<OutboundMessage>& batch,
-                                                 const std::vector<size_t>& pending,
-                                                 std::vector<size_t>& failed) {
-  std::vector<size_t> sent;  // durable messages awaiting an ack this round
-  for (size_t i : pending) {
-    OutboundMessage& m = batch[i];
-    if (!m.durable) {
-      if (client_.publish(*m.subject, m.data).ok()) {
-        published_.fetch_add(1, std::memory_order_relaxed);
-      } else {
-        failed.push_back(i);
-      }
+void NatsPublisher::take_into_window(std::vector<OutboundMessage>& messages) {
+  for (OutboundMessage& m : messages) {
+    // Acknowledgements are matched by id, so every durable message needs one.
+    if (m.durable && m.msg_id.empty()) m.msg_id = auto_id_prefix_ + std::to_string(next_auto_id_++);
+    window_.append(std::move(m));
+  }
+}
+
+NatsPublisher::SendResult NatsPublisher::send_window() {
+  std::vector<OutboundMessage> fresh;
+  while (window_.has_room()) {
+    const OutboundMessage* m = window_.next_unsent();
+    if (m == nullptr) {
+      fresh.clear();
+      if (outbox_.pop_batch(fresh, kJetStreamPull, std::chrono::milliseconds(0)) == 0) break;
+      take_into_window(fresh);
       continue;
     }
-    sent.push_back(i);
+    if (!m->durable) {
+      auto sent = client_.publish(*m->subject, m->data);
+      if (!sent) {
+        record_error(sent.error().message);
+        return SendResult::kCoreBlocked;
+      }
+      window_.mark_delivered();
+      continue;
+    }
     natsMsg* msg = nullptr;
-    natsStatus s = natsMsg_Create(&msg, m.subject->c_str(), nullptr,
-                                  reinterpret_cast<const char*>(m.data.data()),
-                                  static_cast<int>(m.data.size()));
-    if (s == NATS_OK && !m.msg_id.empty())
-      s = natsMsgHeader_Set(msg, kMsgIdHeader, m.msg_id.c_str());
+    natsStatus s = natsMsg_Create(&msg, m->subject->c_str(), nullptr,
+                                  reinterpret_cast<const char*>(m->data.data()),
+                                  static_cast<int>(m->data.size()));
+    if (s == NATS_OK) s = natsMsgHeader_Set(msg, kMsgIdHeader, m->msg_id.c_str());
     if (s == NATS_OK) s = js_PublishMsgAsync(js_, &msg, nullptr);
     if (msg) natsMsg_Destroy(msg);  // only left set when the publish call failed
     if (s != NATS_OK) {
       record_error(nats_error("JetStream publish", s).message);
-      failed.push_back(i);
+      return SendResult::kTrouble;
     }
+    if (window_.mark_sent(clock_.steady_now())) retries_.fetch_add(1, std::memory_order_relaxed);
   }
-  return sent;
+  return SendResult::kSent;
 }
 
-void NatsPublisher::collect_verdicts(const std::vector<OutboundMessage>& batch,
-                                     const std::vector<size_t>& sent, std::vector<size_t>& failed) {
-  jsPubOptions wait_options;
-  jsPubOptions_Init(&wait_options);
-  wait_options.MaxWait = options_.ack_timeout_ms;
-  const bool complete = js_PublishAsyncComplete(js_, &wait_options) == NATS_OK;
-  if (!complete) {
-    // Give up on the acks still outstanding; send_jetstream re-sends those messages.
-    natsMsgList unacked{};
-    if (js_PublishAsyncGetPendingList(&unacked, js_) == NATS_OK) natsMsgList_Destroy(&unacked);
+bool NatsPublisher::window_in_trouble() {
+  if (window_.refused()) return true;  // on_ack recorded the server's reason
+  const auto oldest = window_.oldest_waiting_since();
+  if (oldest &&
+      clock_.steady_now() - *oldest >= std::chrono::milliseconds(options_.ack_timeout_ms)) {
+    record_error("JetStream publish: no acknowledgement within " +
+                 std::to_string(options_.ack_timeout_ms) + " ms");
+    return true;
   }
-  {
-    std::unique_lock lock(mutex_);
-    if (complete) {
-      // The ack callbacks may still be running after the pending count reached zero:
-      // wait (briefly) for a verdict on every message of this round.
-      auto decided = [&] {
-        for (size_t i : sent) {
-          if (!acked_ids_.count(batch[i].msg_id) && !refused_ids_.count(batch[i].msg_id)) {
-            return false;
-          }
-        }
-        return true;
-      };
-      verdicts_.wait_for(lock, std::chrono::milliseconds(options_.ack_timeout_ms), decided);
-    }
-    for (size_t i : sent) {
-      auto it = acked_ids_.find(batch[i].msg_id);
-      if (it == acked_ids_.end()) {
-        failed.push_back(i);
-      } else {
-        acked_ids_.erase(it);
-      }
-    }
+  return false;
+}
+
+bool NatsPublisher::connect_durable() {
+  NatsClientOptions options = client_.options();
+  options.reconnect = false;
+  options.name += "-jetstream";
+  auto client = NatsClient::connect(options);
+  if (!client) {
+    ++connect_failures_;
+    record_error(client.error().message);
+    return false;
   }
+  durable_ = std::move(*client);
+  jsOptions js_options;
+  jsOptions_Init(&js_options);
+  js_options.Wait = 5000;
+  js_options.PublishAsync.MaxPending = static_cast<int64_t>(options_.window) * 2;
+  js_options.PublishAsync.AckHandler = &NatsPublisher::on_ack;
+  js_options.PublishAsync.AckHandlerClosure = this;
+  const natsStatus s = natsConnection_JetStream(&js_, durable_->connection(), &js_options);
+  if (s != NATS_OK) {
+    ++connect_failures_;
+    record_error(nats_error("JetStream context", s).message);
+    drop_durable();
+    return false;
+  }
+  live_js_ = js_;
+  if (!ensure_stream()) {
+    ++connect_failures_;
+    drop_durable();
+    return false;
+  }
+  connect_failures_ = 0;
+  return true;
+}
+
+void NatsPublisher::drop_durable() {
+  live_js_ = nullptr;  // acknowledgements still arriving on it no longer count
+  if (js_) {
+    jsCtx_Destroy(js_);
+    js_ = nullptr;
+  }
+  durable_.reset();
+}
+
+bool NatsPublisher::ensure_stream() {
+  jsStreamConfig config;
+  jsStreamConfig_Init(&config);
+  config.Name = options_.stream.stream.c_str();
+  std::vector<const char*> subjects;
+  for (const std::string& subject : options_.stream.subjects) subjects.push_back(subject.c_str());
+  config.Subjects = subjects.data();
+  config.SubjectsLen = static_cast<int>(subjects.size());
+  config.MaxAge = options_.stream.max_age_s * 1'000'000'000LL;
+  config.Replicas = options_.stream.replicas;
+  config.Storage = js_FileStorage;
+
+  jsStreamInfo* info = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  natsStatus s = js_AddStream(&info, js_, &config, nullptr, &code);
+  if (s != NATS_OK && code == JSStreamNameExistErr) {
+    s = js_UpdateStream(&info, js_, &config, nullptr, &code);
+  }
+  if (info) jsStreamInfo_Destroy(info);
+  if (s != NATS_OK) {
+    record_error("JetStream stream " + options_.stream.stream + ": " + natsStatus_GetText(s) +
+                 " (error code " + std::to_string(code) + ")");
+    return false;
+  }
+  stream_ready_ = true;
+  return true;
+}
+
+void NatsPublisher::on_ack(jsCtx* js, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, void* self) {
+  // nats.c hands the published message back to us: we own it from here on.
+  std::unique_ptr<natsMsg, decltype(&natsMsg_Destroy)> owned(msg, &natsMsg_Destroy);
+  auto* publisher = static_cast<NatsPublisher*>(self);
+  if (js != publisher->live_js_.load()) return;  // an abandoned connection's
+  const char* id = nullptr;
+  if (!msg || natsMsgHeader_Get(msg, kMsgIdHeader, &id) != NATS_OK || !id) return;
+  const bool stored = ack != nullptr && error == nullptr;
+  publisher->window_.record(id, stored);
+  if (!stored) {
+    publisher->record_error(std::string("JetStream publish: ") +
+                            (error && error->ErrText
+                                 ? error->ErrText
+                                 : natsStatus_GetText(error ? error->Err : NATS_ERR)));
+  }
+  publisher->verdict_arrived_.notify_one();
 }
 
 }  // namespace kvmock

@@ -2,12 +2,13 @@
 //
 // Core mode publishes while connected and holds everything while not. JetStream mode
 // makes sure the stream exists (created or updated to the configured subjects, max age
-// and replicas), publishes windows of messages asynchronously, waits for every
-// acknowledgement, and re-sends unacknowledged ones with their stable Nats-Msg-Id, so the
-// server's duplicate window turns a retry of a stored message into a no-op: every event
-// is stored exactly once. A message counts as delivered only on a positive ack; anything
-// else (refusal, timeout, outage) is re-sent, in order (see `window` for the order across
-// an outage).
+// and replicas) and keeps up to `window` messages in flight on a connection of its own,
+// each with a stable Nats-Msg-Id, so the server's duplicate window turns a re-send of a
+// stored message into a no-op: every event is stored exactly once. A message counts as
+// delivered only on a positive acknowledgement. Anything else (a refusal, no answer within
+// ack_timeout_ms, a lost connection) drops that connection and re-sends, in order, from
+// the first message not stored, on a new one (JetStreamWindow says why that keeps the
+// stream in outbox order).
 // Messages not marked durable (load metrics) are core publishes in either mode.
 #pragma once
 
@@ -16,13 +17,14 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
-#include <unordered_set>
 #include <vector>
 
 #include "core/common/clock.h"
+#include "transport/nats/jetstream_window.h"
 #include "transport/nats/nats_client.h"
 #include "transport/nats/outbox.h"
 #include "transport/time/system_clock.h"
@@ -39,12 +41,11 @@ struct JetStreamOptions {
 struct NatsPublisherOptions {
   bool jetstream = false;
   JetStreamOptions stream;
-  // JetStream: messages in flight per round. 1 keeps the stream in order across outages:
-  // with more, a connection that dies mid-window can lose messages already written to its
-  // socket while nats.c replays later, still-buffered ones after the reconnect, so the
-  // retried earlier ones land behind them (each still stored once).
-  size_t window = 1;
-  int64_t ack_timeout_ms = 3000;  // JetStream: wait for a window's acks
+  // JetStream: most messages in flight (sent, not yet acknowledged). The publisher starts
+  // each connection at one and opens up as the server stores (JetStreamWindow).
+  size_t window = 4096;
+  // JetStream: a message unacknowledged this long means the connection is in trouble.
+  int64_t ack_timeout_ms = 3000;
 };
 
 class NatsPublisher {
@@ -68,28 +69,33 @@ class NatsPublisher {
   uint64_t acked() const { return acked_.load(std::memory_order_relaxed); }
   uint64_t retries() const { return retries_.load(std::memory_order_relaxed); }
   uint64_t errors() const { return errors_.load(std::memory_order_relaxed); }
-  // Messages taken from the outbox but not yet delivered (JetStream window in flight).
+  // Messages taken from the outbox but not yet stored (the JetStream window).
   size_t in_flight() const { return in_flight_.load(std::memory_order_relaxed); }
+  // JetStream: the most messages sent and awaiting acknowledgement at once.
+  size_t peak_in_flight() const { return peak_in_flight_.load(std::memory_order_relaxed); }
   std::string last_error() const;
 
  private:
   void run();
+  void run_core();
+  void run_jetstream();
   bool draining_past_deadline() const;
-  bool ensure_stream();
   // Sends `batch` on core NATS; unsent messages go back to the outbox front.
   void send_core(std::vector<OutboundMessage>& batch);
-  // Sends `batch` on JetStream until every message is acked (or the stop deadline).
-  void send_jetstream(std::vector<OutboundMessage>& batch);
-  // One JetStream round: publishes batch[i] for every i in `pending` (core messages at
-  // once, durable ones asynchronously) and returns the durable ones awaiting an ack;
-  // messages that could not be sent go to `failed`.
-  std::vector<size_t> publish_round(std::vector<OutboundMessage>& batch,
-                                    const std::vector<size_t>& pending,
-                                    std::vector<size_t>& failed);
-  // Waits for the acks of `sent` (up to ack_timeout_ms) and adds the unacknowledged ones
-  // to `failed`.
-  void collect_verdicts(const std::vector<OutboundMessage>& batch, const std::vector<size_t>& sent,
-                        std::vector<size_t>& failed);
+  // JetStream: a connection of our own with its context and the stream, made on demand.
+  bool connect_durable();
+  void drop_durable();
+  bool ensure_stream();
+  // Moves outbox messages into the window and sends what the window allows.
+  enum class SendResult : uint8_t {
+    kSent,         // everything the window allows went out
+    kCoreBlocked,  // a core message (load metric) waits for the shared connection
+    kTrouble,      // a JetStream publish failed: the connection is in trouble
+  };
+  SendResult send_window();
+  void take_into_window(std::vector<OutboundMessage>& messages);
+  // True when a message was refused or went unacknowledged for too long.
+  bool window_in_trouble();
   void record_error(std::string message);
   static void on_ack(jsCtx* js, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, void* self);
 
@@ -97,7 +103,14 @@ class NatsPublisher {
   Outbox& outbox_;
   const NatsPublisherOptions options_;
   const Clock& clock_;
-  jsCtx* js_ = nullptr;
+  JetStreamWindow window_;
+  std::unique_ptr<NatsClient> durable_;  // JetStream: the publishing connection
+  jsCtx* js_ = nullptr;                  // its context
+  // The context whose acknowledgements count; those of an abandoned one are ignored.
+  std::atomic<jsCtx*> live_js_{nullptr};
+  int connect_failures_ = 0;  // publisher thread only
+  std::mutex wake_mutex_;
+  std::condition_variable verdict_arrived_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   std::atomic<int64_t> deadline_ns_{0};
@@ -107,13 +120,9 @@ class NatsPublisher {
   std::atomic<uint64_t> retries_{0};
   std::atomic<uint64_t> errors_{0};
   std::atomic<size_t> in_flight_{0};
-  mutable std::mutex mutex_;  // guards acked_ids_ and last_error_
-  // Ids with a positive acknowledgement (stored, or a duplicate of a stored message). A
-  // message counts as delivered only when its id is here; everything else is re-sent.
-  std::unordered_set<std::string> acked_ids_;
-  std::unordered_set<std::string> refused_ids_;  // negative acks (re-sent)
-  std::condition_variable verdicts_;             // an ack or a refusal arrived
-  const std::string auto_id_prefix_;             // for messages queued without an id
+  std::atomic<size_t> peak_in_flight_{0};
+  mutable std::mutex mutex_;          // guards last_error_
+  const std::string auto_id_prefix_;  // for messages queued without an id
   uint64_t next_auto_id_ = 0;
   std::chrono::steady_clock::time_point last_flush_{};  // publisher thread only
   std::string last_error_;

@@ -177,5 +177,53 @@ TEST(NatsPublisher, JetStreamSurvivesAServerOutageWithoutLossOrDuplicates) {
   EXPECT_GT(client->reconnects(), 0u);
 }
 
+// The window at full width: a producer as fast as the outbox takes, the server killed and
+// restarted three times under it (once with SIGKILL, no goodbye), and still every message
+// stored once, in outbox order.
+TEST(NatsPublisher, JetStreamKeepsOrderWithManyInFlightAcrossRepeatedOutages) {
+  NatsServer server;
+  ASSERT_TRUE(server.start());
+  auto client = connect_to(server);
+  Outbox outbox(200000);
+  const auto options = jetstream_options();
+  NatsPublisher publisher(*client, outbox, options);
+  publisher.start();
+  const std::string subject = options.stream.stream + ".kv_events";
+  constexpr uint64_t kCount = 30000;
+  std::thread producer([&] {
+    for (uint64_t i = 0; i < kCount; ++i) {
+      ASSERT_TRUE(outbox.push(numbered(subject, i), std::chrono::seconds(30)));
+      if (i % 2000 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  });
+  for (int outage = 0; outage < 3; ++outage) {
+    // Wait (bounded) until the publisher has stored more, then take the server away.
+    const uint64_t before = publisher.acked();
+    for (int i = 0; i < 500 && publisher.acked() < before + 2000 && publisher.acked() < kCount;
+         ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (outage == 1) {
+      server.crash();
+    } else {
+      server.stop();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    ASSERT_TRUE(server.start());
+  }
+  producer.join();
+  for (int i = 0; i < 3000 && publisher.acked() < kCount; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(publisher.stop(Clock::now() + std::chrono::seconds(5)), 0u);
+  EXPECT_EQ(publisher.acked(), kCount);
+  EXPECT_GT(publisher.retries(), 0u) << "an outage mid-window re-sends";
+  EXPECT_GT(publisher.peak_in_flight(), 100u) << "the window opened";
+  ASSERT_TRUE(client->wait_connected(10000));
+  const auto stored = stream_contents(*client, options.stream.stream);
+  ASSERT_EQ(stored.size(), kCount);
+  for (uint64_t i = 0; i < stored.size(); ++i) ASSERT_EQ(stored[i], i) << "order broken at " << i;
+}
+
 }  // namespace
 }  // namespace kvmock
