@@ -29,17 +29,7 @@ bool JetStreamWindow::has_room() const {
 
 void JetStreamWindow::append(OutboundMessage message) {
   std::lock_guard lock(mutex_);
-  Entry& entry = entries_.emplace_back();
-  entry.message = std::move(message);
-  const uint64_t sequence = front_sequence_ + entries_.size() - 1;
-  if (entry.message.msg_id.empty()) return;  // a core message: no verdict will come
-  auto [it, inserted] = by_id_.try_emplace(entry.message.msg_id, sequence);
-  if (inserted) return;
-  // The same id again (the server will take it for a duplicate): chain it, so the one
-  // verdict the server gives for both reaches both.
-  Entry* last = entry_at(it->second);
-  while (last->next_with_same_id != 0) last = entry_at(last->next_with_same_id);
-  last->next_with_same_id = sequence;
+  entries_.emplace_back().message = std::move(message);
 }
 
 const OutboundMessage* JetStreamWindow::next_unsent() const {
@@ -72,56 +62,29 @@ void JetStreamWindow::skip_stored() {
   while (cursor_ < entries_.size() && entries_[cursor_].state != State::kUnsent) ++cursor_;
 }
 
-JetStreamWindow::Entry* JetStreamWindow::entry_at(uint64_t sequence) {
-  if (sequence < front_sequence_ || sequence - front_sequence_ >= entries_.size()) return nullptr;
-  return &entries_[sequence - front_sequence_];
-}
-
 bool JetStreamWindow::record(std::string_view msg_id, bool stored) {
   std::lock_guard lock(mutex_);
-  auto it = by_id_.find(msg_id);
-  if (it == by_id_.end()) return false;
-  for (Entry* entry = entry_at(it->second); entry != nullptr;
-       entry = entry->next_with_same_id != 0 ? entry_at(entry->next_with_same_id) : nullptr) {
-    const bool waiting = entry->state == State::kWaiting;
+  const size_t sent = cursor_;  // every message in flight lies before the cursor
+  if (sent == 0) return false;
+  const size_t start = next_verdict_sequence_ > front_sequence_
+                           ? std::min<size_t>(next_verdict_sequence_ - front_sequence_, sent)
+                           : 0;
+  for (size_t k = 0; k < sent; ++k) {
+    const size_t i = start + k < sent ? start + k : start + k - sent;
+    Entry& entry = entries_[i];
+    if (entry.state != State::kWaiting || entry.message.msg_id != msg_id) continue;
+    --in_flight_;
     if (stored) {
-      if (entry->state == State::kStored) continue;
-      // A verdict from before a rewind may store a message that waits to be re-sent: it
-      // is stored all the same, and the cursor skips it.
-      entry->state = State::kStored;
-      skip_stored();
-      if (waiting) {
-        --in_flight_;
-        limit_ = std::min(max_in_flight_, limit_ + 1);
-      }
-    } else if (waiting) {
-      entry->state = State::kRefused;
-      --in_flight_;
+      entry.state = State::kStored;
+      limit_ = std::min(max_in_flight_, limit_ + 1);
+    } else {
+      entry.state = State::kRefused;
       refused_ = true;
     }
+    next_verdict_sequence_ = front_sequence_ + i + 1;
+    return true;
   }
-  return true;
-}
-
-void JetStreamWindow::forget_id(const Entry& entry, uint64_t sequence) {
-  if (entry.message.msg_id.empty()) return;
-  auto it = by_id_.find(entry.message.msg_id);
-  if (it == by_id_.end() || it->second != sequence) return;
-  if (entry.next_with_same_id != 0) {
-    // Re-key on the next entry's own string: this entry's is about to go.
-    const uint64_t next = entry.next_with_same_id;
-    by_id_.erase(it);
-    by_id_.emplace(entry_at(next)->message.msg_id, next);
-  } else {
-    by_id_.erase(it);
-  }
-}
-
-void JetStreamWindow::release_front() {
-  forget_id(entries_.front(), front_sequence_);
-  entries_.pop_front();
-  ++front_sequence_;
-  if (cursor_ > 0) --cursor_;
+  return false;
 }
 
 JetStreamWindow::Retired JetStreamWindow::retire() {
@@ -129,7 +92,9 @@ JetStreamWindow::Retired JetStreamWindow::retire() {
   Retired retired;
   while (!entries_.empty() && entries_.front().state == State::kStored) {
     ++(entries_.front().message.durable ? retired.durable : retired.core);
-    release_front();
+    entries_.pop_front();
+    ++front_sequence_;
+    if (cursor_ > 0) --cursor_;
   }
   return retired;
 }
@@ -159,6 +124,7 @@ void JetStreamWindow::rewind() {
   in_flight_ = 0;
   limit_ = 1;
   refused_ = false;
+  next_verdict_sequence_ = front_sequence_ + cursor_;
 }
 
 std::vector<OutboundMessage> JetStreamWindow::take_unstored() {
@@ -168,8 +134,8 @@ std::vector<OutboundMessage> JetStreamWindow::take_unstored() {
     if (entry.state != State::kStored) unstored.push_back(std::move(entry.message));
   }
   entries_.clear();
-  by_id_.clear();
   front_sequence_ = 1;
+  next_verdict_sequence_ = 1;
   cursor_ = 0;
   in_flight_ = 0;
   limit_ = 1;

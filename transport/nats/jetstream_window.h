@@ -24,7 +24,6 @@
 #include <mutex>
 #include <optional>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "transport/nats/outbox.h"
@@ -57,9 +56,11 @@ class JetStreamWindow {
   // Marks next_unsent() as done without an acknowledgement (a core publish).
   void mark_delivered();
 
-  // A verdict for the message(s) with this Nats-Msg-Id. Stored wins over refused: a
-  // duplicate acknowledgement after a re-send still means the server has the message.
-  // Returns false when no held message has the id (a late verdict).
+  // The verdict for a message in flight with this Nats-Msg-Id. One publish gets one
+  // verdict, and on one connection they come in publish order, so the search starts
+  // after the last message matched: the common case costs one comparison and no index,
+  // and two messages with one id take one verdict each. Returns false when no message
+  // in flight has the id (a late or stray verdict, ignored).
   bool record(std::string_view msg_id, bool stored);
 
   // Removes the stored (or delivered) messages at the front and returns how many were
@@ -87,14 +88,10 @@ class JetStreamWindow {
     State state = State::kUnsent;
     TimePoint sent_at{};
     bool sent_before = false;
-    uint64_t next_with_same_id = 0;  // sequence of a later entry with this id, 0 for none
   };
 
-  Entry* entry_at(uint64_t sequence);
   // Moves the cursor past what is no longer unsent.
   void skip_stored();
-  void forget_id(const Entry& entry, uint64_t sequence);
-  void release_front();
 
   const size_t max_in_flight_;
   mutable std::mutex mutex_;
@@ -104,9 +101,7 @@ class JetStreamWindow {
   size_t in_flight_ = 0;
   size_t limit_ = 1;
   bool refused_ = false;
-  // msg_id -> sequence of the first held entry with that id. Keys view the entries' own
-  // msg_id strings (a deque keeps its elements in place as it grows and shrinks at the ends).
-  std::unordered_map<std::string_view, uint64_t> by_id_;
+  uint64_t next_verdict_sequence_ = 1;  // where record() starts looking
 };
 
 }  // namespace kvmock

@@ -56,16 +56,15 @@ TEST(JetStreamWindow, StartsWithOneInFlightAndOpensOneMorePerStoredMessage) {
 
 TEST(JetStreamWindow, OnlyTheStoredPrefixRetires) {
   JetStreamWindow window(8);
-  window.append(durable("a"));
-  window.append(durable("b"));
-  window.record("a", true);  // a verdict for an unsent message still counts
+  for (const char* id : {"a", "b", "c"}) window.append(durable(id));
   send_allowed(window);
+  window.record("a", true);
+  send_allowed(window);
+  EXPECT_TRUE(window.record("c", true)) << "out of order";
+  EXPECT_EQ(window.retire().durable, 1u) << "b has no verdict yet";
   EXPECT_TRUE(window.record("b", true));
-  window.append(durable("c"));
-  send_allowed(window);
   EXPECT_EQ(window.retire().durable, 2u);
-  EXPECT_EQ(window.retire().durable, 0u) << "c has no verdict";
-  EXPECT_EQ(window.size(), 1u);
+  EXPECT_EQ(window.size(), 0u);
 }
 
 TEST(JetStreamWindow, RewindResendsFromTheFirstUnstoredInOrderSkippingStoredOnes) {
@@ -92,14 +91,15 @@ TEST(JetStreamWindow, RewindResendsFromTheFirstUnstoredInOrderSkippingStoredOnes
   EXPECT_EQ(window.size(), 0u);
 }
 
-TEST(JetStreamWindow, ALateAcknowledgementStoresAMessageWaitingToBeResent) {
+TEST(JetStreamWindow, AVerdictForAMessageNotInFlightIsIgnored) {
   JetStreamWindow window(8);
   for (const char* id : {"a", "b"}) window.append(durable(id));
+  EXPECT_FALSE(window.record("a", true)) << "not sent yet";
   send_allowed(window);
   window.rewind();
-  EXPECT_TRUE(window.record("a", true));
-  EXPECT_EQ(window.next_unsent()->msg_id, "b");
-  EXPECT_EQ(window.retire().durable, 1u);
+  EXPECT_FALSE(window.record("a", true)) << "waiting to be re-sent";
+  EXPECT_EQ(window.next_unsent()->msg_id, "a");
+  EXPECT_EQ(window.retire().durable, 0u);
 }
 
 TEST(JetStreamWindow, ARefusalIsReportedUntilTheRewind) {
@@ -116,12 +116,12 @@ TEST(JetStreamWindow, ARefusalIsReportedUntilTheRewind) {
   EXPECT_EQ(window.next_unsent()->msg_id, "a");
 }
 
-TEST(JetStreamWindow, StoredWinsOverARefusalOfAnotherCopy) {
+TEST(JetStreamWindow, ASecondVerdictForOnePublishIsIgnored) {
   JetStreamWindow window(8);
   window.append(durable("a"));
   send_allowed(window);
-  window.record("a", true);
-  window.record("a", false);
+  EXPECT_TRUE(window.record("a", true));
+  EXPECT_FALSE(window.record("a", false));
   EXPECT_FALSE(window.refused());
   EXPECT_EQ(window.retire().durable, 1u);
 }
@@ -136,17 +136,31 @@ TEST(JetStreamWindow, AnUnknownIdIsALateVerdict) {
   EXPECT_FALSE(window.record("a", true)) << "retired messages are forgotten";
 }
 
-TEST(JetStreamWindow, OneVerdictReachesEveryMessageWithItsId) {
+TEST(JetStreamWindow, TwoMessagesWithOneIdTakeOneVerdictEachInOrder) {
   JetStreamWindow window(8);
-  window.append(durable("x"));
-  window.append(durable("x"));
-  window.append(durable("y"));
-  window.record("x", true);
-  EXPECT_EQ(window.next_unsent()->msg_id, "y");
-  EXPECT_EQ(window.retire().durable, 2u);
-  // The id index followed the retired entries: a new "x" is tracked again.
-  window.append(durable("x"));
+  window.append(durable("w"));
+  send_allowed(window);
+  window.record("w", true);
+  for (const char* id : {"x", "x", "y"}) window.append(durable(id));
+  send_allowed(window);  // x, x (limit 2)
+  EXPECT_TRUE(window.record("x", false));
   EXPECT_TRUE(window.record("x", true));
+  EXPECT_TRUE(window.refused()) << "the first x";
+  EXPECT_EQ(window.retire().durable, 1u) << "w only: the first x was refused";
+  EXPECT_FALSE(window.record("x", true)) << "no x left in flight";
+}
+
+TEST(JetStreamWindow, VerdictsOutOfPublishOrderStillFindTheirMessages) {
+  JetStreamWindow window(8);
+  for (const char* id : {"a", "b", "c", "d"}) window.append(durable(id));
+  send_allowed(window);
+  window.record("a", true);
+  send_allowed(window);  // b, c
+  window.record("b", true);
+  send_allowed(window);  // d
+  EXPECT_TRUE(window.record("d", true));
+  EXPECT_TRUE(window.record("c", true)) << "found by wrapping around";
+  EXPECT_EQ(window.retire().durable, 4u);
 }
 
 TEST(JetStreamWindow, CoreMessagesAreDeliveredWithoutAVerdict) {
