@@ -333,13 +333,26 @@ void print_row(const Point& p, const std::string& load) {
       p.sustained() ? "yes" : "no");
 }
 
+constexpr const char* kUsage =
+    "usage: worker_scaling_driver [--workers=16,64,256,512,1000] [--seconds=20] "
+    "[--warmup=5] [--kvmockd=PATH] [--rate=2] [--input=1000] [--output=100] "
+    "[--wrap=\"CMD ARGS\"] [--set=key=value]...\n"
+    "  For each worker count, runs kvmockd with that many workers at RATE requests/s each\n"
+    "  (INPUT prompt tokens, OUTPUT output tokens, wall-clock speed) beside a local\n"
+    "  nats-server and prints pass-lateness p99, passes/s, completion, events/s, CPU and RSS\n"
+    "  over SECONDS after WARMUP. --wrap prefixes the daemon's command line (a profiler);\n"
+    "  --set passes a config override to every run.\n";
+
 int run(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--help" || std::string_view(argv[i]) == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+  }
   const auto flags = parse_flags(argc, argv);
   if (!flags) {
-    std::fprintf(stderr,
-                 "usage: worker_scaling_driver [--workers=16,64,256,512,1000] [--seconds=20] "
-                 "[--warmup=5] [--kvmockd=PATH] [--rate=2] [--input=1000] [--output=100] "
-                 "[--wrap=\"CMD ARGS\"] [--set=key=value]...\n");
+    std::fputs(kUsage, stderr);
     return 2;
   }
   if (!testing::nats_server_available()) {
