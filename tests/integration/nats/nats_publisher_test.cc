@@ -124,6 +124,31 @@ NatsPublisherOptions jetstream_options() {
   return options;
 }
 
+// Pushes messages 0..count-1 to `subject`, pausing `pause` after every `burst` of them.
+std::thread produce_numbered(Outbox& outbox, const std::string& subject, uint64_t count,
+                             uint64_t burst, std::chrono::milliseconds pause) {
+  return std::thread([&outbox, subject, count, burst, pause] {
+    for (uint64_t i = 0; i < count; ++i) {
+      ASSERT_TRUE(outbox.push(numbered(subject, i), std::chrono::seconds(30)));
+      if (i % burst == 0) std::this_thread::sleep_for(pause);
+    }
+  });
+}
+
+// Waits (bounded, 30 s) until the publisher has `count` acknowledgements.
+void wait_acked(const NatsPublisher& publisher, uint64_t count) {
+  for (int i = 0; i < 3000 && publisher.acked() < count; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+// The stream holds messages 0..count-1, each once, in order.
+void expect_stream_in_order(NatsClient& client, const std::string& stream, uint64_t count) {
+  const auto stored = stream_contents(client, stream);
+  ASSERT_EQ(stored.size(), count);
+  for (uint64_t i = 0; i < stored.size(); ++i) ASSERT_EQ(stored[i], i) << "order broken at " << i;
+}
+
 TEST(NatsPublisher, JetStreamCreatesTheStreamAndStoresEveryMessageOnce) {
   NatsServer server;
   ASSERT_TRUE(server.start());
@@ -155,25 +180,17 @@ TEST(NatsPublisher, JetStreamSurvivesAServerOutageWithoutLossOrDuplicates) {
   publisher.start();
   const std::string subject = options.stream.stream + ".kv_events";
   constexpr uint64_t kCount = 6000;
-  std::thread producer([&] {
-    for (uint64_t i = 0; i < kCount; ++i) {
-      ASSERT_TRUE(outbox.push(numbered(subject, i), std::chrono::seconds(30)));
-      if (i % 100 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-  });
+  std::thread producer =
+      produce_numbered(outbox, subject, kCount, 100, std::chrono::milliseconds(2));
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   server.stop();
   std::this_thread::sleep_for(std::chrono::seconds(2));
   ASSERT_TRUE(server.start());
   producer.join();
-  for (int i = 0; i < 3000 && publisher.acked() < kCount; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  wait_acked(publisher, kCount);
   EXPECT_EQ(publisher.stop(Clock::now() + std::chrono::seconds(5)), 0u);
   ASSERT_TRUE(client->wait_connected(5000));
-  const auto stored = stream_contents(*client, options.stream.stream);
-  ASSERT_EQ(stored.size(), kCount);
-  for (uint64_t i = 0; i < stored.size(); ++i) ASSERT_EQ(stored[i], i) << "order broken at " << i;
+  expect_stream_in_order(*client, options.stream.stream, kCount);
   EXPECT_GT(client->reconnects(), 0u);
 }
 
@@ -190,12 +207,8 @@ TEST(NatsPublisher, JetStreamKeepsOrderWithManyInFlightAcrossRepeatedOutages) {
   publisher.start();
   const std::string subject = options.stream.stream + ".kv_events";
   constexpr uint64_t kCount = 30000;
-  std::thread producer([&] {
-    for (uint64_t i = 0; i < kCount; ++i) {
-      ASSERT_TRUE(outbox.push(numbered(subject, i), std::chrono::seconds(30)));
-      if (i % 2000 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-  });
+  std::thread producer =
+      produce_numbered(outbox, subject, kCount, 2000, std::chrono::milliseconds(5));
   for (int outage = 0; outage < 3; ++outage) {
     // Wait (bounded) until the publisher has stored more, then take the server away.
     const uint64_t before = publisher.acked();
@@ -212,17 +225,13 @@ TEST(NatsPublisher, JetStreamKeepsOrderWithManyInFlightAcrossRepeatedOutages) {
     ASSERT_TRUE(server.start());
   }
   producer.join();
-  for (int i = 0; i < 3000 && publisher.acked() < kCount; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  wait_acked(publisher, kCount);
   EXPECT_EQ(publisher.stop(Clock::now() + std::chrono::seconds(5)), 0u);
   EXPECT_EQ(publisher.acked(), kCount);
   EXPECT_GT(publisher.retries(), 0u) << "an outage mid-window re-sends";
   EXPECT_GT(publisher.peak_in_flight(), 100u) << "the window opened";
   ASSERT_TRUE(client->wait_connected(10000));
-  const auto stored = stream_contents(*client, options.stream.stream);
-  ASSERT_EQ(stored.size(), kCount);
-  for (uint64_t i = 0; i < stored.size(); ++i) ASSERT_EQ(stored[i], i) << "order broken at " << i;
+  expect_stream_in_order(*client, options.stream.stream, kCount);
 }
 
 }  // namespace
