@@ -144,7 +144,7 @@ std::vector<double> vllm_1_2_5_buckets(uint64_t max_value) {
 
 MetricsRegistry::Family& MetricsRegistry::family(const std::string& name, const std::string& help,
                                                  Type type) {
-  auto [it, inserted] = families_.try_emplace(name, Family{type, help, {}});
+  auto [it, inserted] = families_.try_emplace(name, Family{type, help, {}, {}});
   if (!inserted && it->second.type != type) {
     throw std::logic_error("metric " + name + " registered with two types");
   }
@@ -152,10 +152,13 @@ MetricsRegistry::Family& MetricsRegistry::family(const std::string& name, const 
 }
 
 MetricsRegistry::Series* MetricsRegistry::find(Family& family, const MetricLabels& labels) {
-  for (Series& s : family.series) {
-    if (s.labels == labels) return &s;
-  }
-  return nullptr;
+  const auto it = family.index.find(labels);
+  return it == family.index.end() ? nullptr : &family.series[it->second];
+}
+
+void MetricsRegistry::add_series(Family& family, Series series) {
+  family.index.try_emplace(series.labels, family.series.size());
+  family.series.push_back(std::move(series));
 }
 
 Counter& MetricsRegistry::counter(const std::string& name, const std::string& help,
@@ -164,7 +167,7 @@ Counter& MetricsRegistry::counter(const std::string& name, const std::string& he
   Family& f = family(name, help, Type::kCounter);
   if (Series* s = find(f, labels)) return *s->counter;
   Counter& c = counters_.emplace_back();
-  f.series.push_back(Series{std::move(labels), &c, nullptr, nullptr, {}, {}});
+  add_series(f, Series{std::move(labels), &c, nullptr, nullptr, {}, {}});
   return c;
 }
 
@@ -174,7 +177,7 @@ Gauge& MetricsRegistry::gauge(const std::string& name, const std::string& help,
   Family& f = family(name, help, Type::kGauge);
   if (Series* s = find(f, labels); s && s->gauge) return *s->gauge;
   Gauge& g = gauges_.emplace_back();
-  f.series.push_back(Series{std::move(labels), nullptr, &g, nullptr, {}, {}});
+  add_series(f, Series{std::move(labels), nullptr, &g, nullptr, {}, {}});
   return g;
 }
 
@@ -184,7 +187,7 @@ Histogram& MetricsRegistry::histogram(const std::string& name, const std::string
   Family& f = family(name, help, Type::kHistogram);
   if (Series* s = find(f, labels)) return *s->histogram;
   Histogram& h = histograms_.emplace_back(std::move(upper_bounds));
-  f.series.push_back(Series{std::move(labels), nullptr, nullptr, &h, {}, {}});
+  add_series(f, Series{std::move(labels), nullptr, nullptr, &h, {}, {}});
   return h;
 }
 
@@ -215,18 +218,23 @@ void MetricsRegistry::add_callback(const std::string& name, const std::string& h
     s->read_labels = std::move(read_labels);
     return;
   }
-  f.series.push_back(Series{std::move(labels), nullptr, nullptr, nullptr, std::move(read),
-                            std::move(read_labels)});
+  add_series(f, Series{std::move(labels), nullptr, nullptr, nullptr, std::move(read),
+                       std::move(read_labels)});
 }
 
 void MetricsRegistry::remove_callbacks(const std::string& key, const std::string& value) {
   std::lock_guard lock(mutex_);
   const std::pair<std::string, std::string> label{key, value};
   for (auto it = families_.begin(); it != families_.end();) {
-    std::vector<Series>& series = it->second.series;
-    std::erase_if(series, [&label](const Series& s) {
+    Family& family = it->second;
+    std::vector<Series>& series = family.series;
+    const size_t erased = std::erase_if(series, [&label](const Series& s) {
       return s.read && std::find(s.labels.begin(), s.labels.end(), label) != s.labels.end();
     });
+    if (erased > 0) {
+      family.index.clear();
+      for (size_t i = 0; i < series.size(); ++i) family.index.try_emplace(series[i].labels, i);
+    }
     // A family left empty would render its HELP and TYPE lines alone.
     it = series.empty() ? families_.erase(it) : std::next(it);
   }

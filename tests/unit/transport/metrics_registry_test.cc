@@ -120,5 +120,34 @@ TEST(MetricsRegistry, RemovedCallbacksAreNeitherReadNorRenderedAndCountersStay) 
   EXPECT_EQ(kept.value(), 2u);
 }
 
+TEST(MetricsRegistry, SeriesLeftAfterARemovalAreStillFoundByTheirLabels) {
+  MetricsRegistry metrics;
+  // The callback comes first, so removing it moves the series behind it.
+  metrics.counter_callback("f_total", "A family.", {{"worker_id", "1"}}, [] { return 5.0; });
+  Counter& second = metrics.counter("f_total", "A family.", {{"worker_id", "2"}});
+  Counter& third = metrics.counter("f_total", "A family.", {{"worker_id", "3"}});
+  metrics.remove_callbacks("worker_id", "1");
+  EXPECT_EQ(&metrics.counter("f_total", "A family.", {{"worker_id", "2"}}), &second);
+  EXPECT_EQ(&metrics.counter("f_total", "A family.", {{"worker_id", "3"}}), &third);
+  // A callback registered again under the removed labels is one new series.
+  metrics.counter_callback("f_total", "A family.", {{"worker_id", "1"}}, [] { return 6.0; });
+  metrics.counter_callback("f_total", "A family.", {{"worker_id", "1"}}, [] { return 7.0; });
+  const std::string text = metrics.render();
+  EXPECT_NE(text.find("f_total{worker_id=\"1\"} 7\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("f_total{worker_id=\"1\"} 6"), std::string::npos) << text;
+}
+
+TEST(MetricsRegistry, ManySeriesOfOneFamilyAreEachFoundAgain) {
+  MetricsRegistry metrics;
+  std::vector<Counter*> counters;
+  for (int i = 0; i < 5000; ++i) {
+    counters.push_back(&metrics.counter("many_total", "Many.", {{"worker_id", std::to_string(i)}}));
+  }
+  for (int i = 0; i < 5000; i += 499) {
+    EXPECT_EQ(&metrics.counter("many_total", "Many.", {{"worker_id", std::to_string(i)}}),
+              counters[static_cast<size_t>(i)]);
+  }
+}
+
 }  // namespace
 }  // namespace kvmock
