@@ -151,13 +151,33 @@ MetricsRegistry::Family& MetricsRegistry::family(const std::string& name, const 
   return it->second;
 }
 
+namespace {
+
+uint64_t labels_hash(const MetricLabels& labels) {
+  uint64_t hash = 0x9e3779b97f4a7c15ull;
+  for (const auto& [key, value] : labels) {
+    for (const std::string* part : {&key, &value}) {
+      hash = (hash ^ std::hash<std::string>{}(*part)) * 0x100000001b3ull;
+    }
+  }
+  return hash;
+}
+
+}  // namespace
+
 MetricsRegistry::Series* MetricsRegistry::find(Family& family, const MetricLabels& labels) {
-  const auto it = family.index.find(labels);
-  return it == family.index.end() ? nullptr : &family.series[it->second];
+  // The first series with these labels, as a scan in registration order would find it.
+  Series* first = nullptr;
+  const auto [begin, end] = family.index.equal_range(labels_hash(labels));
+  for (auto it = begin; it != end; ++it) {
+    Series& candidate = family.series[it->second];
+    if (candidate.labels == labels && (first == nullptr || &candidate < first)) first = &candidate;
+  }
+  return first;
 }
 
 void MetricsRegistry::add_series(Family& family, Series series) {
-  family.index.try_emplace(series.labels, family.series.size());
+  family.index.emplace(labels_hash(series.labels), family.series.size());
   family.series.push_back(std::move(series));
 }
 
@@ -233,7 +253,9 @@ void MetricsRegistry::remove_callbacks(const std::string& key, const std::string
     });
     if (erased > 0) {
       family.index.clear();
-      for (size_t i = 0; i < series.size(); ++i) family.index.try_emplace(series[i].labels, i);
+      for (size_t i = 0; i < series.size(); ++i) {
+        family.index.emplace(labels_hash(series[i].labels), i);
+      }
     }
     // A family left empty would render its HELP and TYPE lines alone.
     it = series.empty() ? families_.erase(it) : std::next(it);
