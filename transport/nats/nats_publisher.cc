@@ -120,7 +120,6 @@ void NatsPublisher::send_core(std::vector<OutboundMessage>& batch) {
 }
 
 void NatsPublisher::run_jetstream() {
-  std::vector<OutboundMessage> fresh;
   while (!draining_past_deadline()) {
     const JetStreamWindow::Retired retired = window_.retire();
     published_.fetch_add(retired.durable + retired.core, std::memory_order_relaxed);
@@ -139,15 +138,12 @@ void NatsPublisher::run_jetstream() {
       continue;
     }
     if (!durable_->connected() || window_in_trouble()) {
-      // Whatever the server did not store goes again, in order, on a fresh connection.
-      drop_durable();
-      window_.rewind();
+      start_over();
       continue;
     }
     switch (send_window()) {
       case SendResult::kTrouble:
-        drop_durable();
-        window_.rewind();
+        start_over();
         continue;
       case SendResult::kCoreBlocked:
         client_.wait_connected(kIdleWait.count());
@@ -159,12 +155,9 @@ void NatsPublisher::run_jetstream() {
     if (window_.has_room() && window_.next_unsent() == nullptr) {
       // Everything taken has been sent: wait for more (only briefly while acknowledgements
       // are due, to retire what is stored and notice trouble).
-      fresh.clear();
       const auto wait = window_.in_flight() > 0 ? kVerdictPoll : kIdleWait;
-      if (outbox_.pop_batch(fresh, kJetStreamPull,
-                            std::chrono::duration_cast<std::chrono::milliseconds>(wait)) > 0) {
-        take_into_window(fresh);
-      } else if (outbox_.closed()) {
+      if (!pull_into_window(std::chrono::duration_cast<std::chrono::milliseconds>(wait)) &&
+          outbox_.closed()) {
         std::this_thread::sleep_for(kVerdictPoll);
       }
     } else {
@@ -181,22 +174,28 @@ void NatsPublisher::run_jetstream() {
   drop_durable();
 }
 
-void NatsPublisher::take_into_window(std::vector<OutboundMessage>& messages) {
-  for (OutboundMessage& m : messages) {
+void NatsPublisher::start_over() {
+  // Whatever the server did not store goes again, in order, on a fresh connection.
+  drop_durable();
+  window_.rewind();
+}
+
+bool NatsPublisher::pull_into_window(std::chrono::milliseconds wait) {
+  pulled_.clear();
+  if (outbox_.pop_batch(pulled_, kJetStreamPull, wait) == 0) return false;
+  for (OutboundMessage& m : pulled_) {
     // Acknowledgements are matched by id, so every durable message needs one.
     if (m.durable && m.msg_id.empty()) m.msg_id = auto_id_prefix_ + std::to_string(next_auto_id_++);
     window_.append(std::move(m));
   }
+  return true;
 }
 
 NatsPublisher::SendResult NatsPublisher::send_window() {
-  std::vector<OutboundMessage> fresh;
   while (window_.has_room()) {
     const OutboundMessage* m = window_.next_unsent();
     if (m == nullptr) {
-      fresh.clear();
-      if (outbox_.pop_batch(fresh, kJetStreamPull, std::chrono::milliseconds(0)) == 0) break;
-      take_into_window(fresh);
+      if (!pull_into_window(std::chrono::milliseconds(0))) break;
       continue;
     }
     if (!m->durable) {

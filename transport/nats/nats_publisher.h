@@ -93,7 +93,11 @@ class NatsPublisher {
     kTrouble,      // a JetStream publish failed: the connection is in trouble
   };
   SendResult send_window();
-  void take_into_window(std::vector<OutboundMessage>& messages);
+  // Moves up to kJetStreamPull outbox messages into the window, waiting up to `wait` for
+  // the first. Returns false when none came.
+  bool pull_into_window(std::chrono::milliseconds wait);
+  // After trouble: drops the connection and rewinds the window.
+  void start_over();
   // True when a message was refused or went unacknowledged for too long.
   bool window_in_trouble();
   void record_error(std::string message);
@@ -108,7 +112,8 @@ class NatsPublisher {
   jsCtx* js_ = nullptr;                  // its context
   // The context whose acknowledgements count; those of an abandoned one are ignored.
   std::atomic<jsCtx*> live_js_{nullptr};
-  int connect_failures_ = 0;  // publisher thread only
+  int connect_failures_ = 0;             // publisher thread only
+  std::vector<OutboundMessage> pulled_;  // publisher thread only: pull_into_window's buffer
   std::mutex wake_mutex_;
   std::condition_variable verdict_arrived_;
   std::thread thread_;

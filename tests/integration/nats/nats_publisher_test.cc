@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <memory>
 #include <thread>
 
 #include "tests/support/nats_server.h"
@@ -124,6 +125,29 @@ NatsPublisherOptions jetstream_options() {
   return options;
 }
 
+// A nats-server, a client and a started JetStream publisher draining `outbox`. Members are
+// destroyed in reverse order: the publisher before the outbox, client and server it uses.
+struct JetStreamRig {
+  explicit JetStreamRig(size_t outbox_capacity) : outbox(outbox_capacity) {}
+  // Starts the server, connects and starts the publisher; false when the server does not
+  // start.
+  bool start() {
+    if (!server.start()) return false;
+    client = connect_to(server);
+    if (!client) return false;
+    publisher = std::make_unique<NatsPublisher>(*client, outbox, options);
+    publisher->start();
+    return true;
+  }
+
+  NatsServer server;
+  std::unique_ptr<NatsClient> client;
+  Outbox outbox;
+  const NatsPublisherOptions options = jetstream_options();
+  const std::string subject = options.stream.stream + ".kv_events";
+  std::unique_ptr<NatsPublisher> publisher;
+};
+
 // Pushes messages 0..count-1 to `subject`, pausing `pause` after every `burst` of them.
 std::thread produce_numbered(Outbox& outbox, const std::string& subject, uint64_t count,
                              uint64_t burst, std::chrono::milliseconds pause) {
@@ -150,81 +174,66 @@ void expect_stream_in_order(NatsClient& client, const std::string& stream, uint6
 }
 
 TEST(NatsPublisher, JetStreamCreatesTheStreamAndStoresEveryMessageOnce) {
-  NatsServer server;
-  ASSERT_TRUE(server.start());
-  auto client = connect_to(server);
-  Outbox outbox(10000);
-  const auto options = jetstream_options();
-  NatsPublisher publisher(*client, outbox, options);
-  publisher.start();
-  const std::string subject = options.stream.stream + ".kv_events";
+  JetStreamRig rig(10000);
+  ASSERT_TRUE(rig.start());
+  NatsPublisher& publisher = *rig.publisher;
   for (uint64_t i = 0; i < 3000; ++i)
-    ASSERT_TRUE(outbox.push(numbered(subject, i), std::chrono::seconds(5)));
+    ASSERT_TRUE(rig.outbox.push(numbered(rig.subject, i), std::chrono::seconds(5)));
   for (int i = 0; i < 1000 && publisher.acked() < 3000; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_TRUE(publisher.stream_ready());
   EXPECT_EQ(publisher.stop(Clock::now() + std::chrono::seconds(2)), 0u);
-  const auto stored = stream_contents(*client, options.stream.stream);
+  const auto stored = stream_contents(*rig.client, rig.options.stream.stream);
   ASSERT_EQ(stored.size(), 3000u);
   for (uint64_t i = 0; i < stored.size(); ++i) ASSERT_EQ(stored[i], i);
 }
 
 TEST(NatsPublisher, JetStreamSurvivesAServerOutageWithoutLossOrDuplicates) {
-  NatsServer server;
-  ASSERT_TRUE(server.start());
-  auto client = connect_to(server);
-  Outbox outbox(100000);
-  const auto options = jetstream_options();
-  NatsPublisher publisher(*client, outbox, options);
-  publisher.start();
-  const std::string subject = options.stream.stream + ".kv_events";
+  JetStreamRig rig(100000);
+  ASSERT_TRUE(rig.start());
+  NatsPublisher& publisher = *rig.publisher;
   constexpr uint64_t kCount = 6000;
   std::thread producer =
-      produce_numbered(outbox, subject, kCount, 100, std::chrono::milliseconds(2));
+      produce_numbered(rig.outbox, rig.subject, kCount, 100, std::chrono::milliseconds(2));
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  server.stop();
+  rig.server.stop();
   std::this_thread::sleep_for(std::chrono::seconds(2));
-  ASSERT_TRUE(server.start());
+  ASSERT_TRUE(rig.server.start());
   producer.join();
   wait_acked(publisher, kCount);
   EXPECT_EQ(publisher.stop(Clock::now() + std::chrono::seconds(5)), 0u);
-  ASSERT_TRUE(client->wait_connected(5000));
-  expect_stream_in_order(*client, options.stream.stream, kCount);
-  EXPECT_GT(client->reconnects(), 0u);
+  ASSERT_TRUE(rig.client->wait_connected(5000));
+  expect_stream_in_order(*rig.client, rig.options.stream.stream, kCount);
+  EXPECT_GT(rig.client->reconnects(), 0u);
 }
 
 // The window at full width: a producer as fast as the outbox takes, the server killed and
 // restarted three times under it (once with SIGKILL, no goodbye), and still every message
 // stored once, in outbox order.
 TEST(NatsPublisher, JetStreamKeepsOrderWithManyInFlightAcrossRepeatedOutages) {
-  NatsServer server;
-  ASSERT_TRUE(server.start());
-  auto client = connect_to(server);
-  Outbox outbox(200000);
-  const auto options = jetstream_options();
-  NatsPublisher publisher(*client, outbox, options);
-  publisher.start();
-  const std::string subject = options.stream.stream + ".kv_events";
+  JetStreamRig rig(200000);
+  ASSERT_TRUE(rig.start());
+  NatsPublisher& publisher = *rig.publisher;
   constexpr uint64_t kCount = 30000;
   std::thread producer =
-      produce_numbered(outbox, subject, kCount, 2000, std::chrono::milliseconds(5));
+      produce_numbered(rig.outbox, rig.subject, kCount, 2000, std::chrono::milliseconds(5));
   for (int outage = 0; outage < 3; ++outage) {
     // Wait (bounded) until the publisher has stored more and has a backlog, so the server
     // goes away while messages are in flight, then take the server away.
     const uint64_t before = publisher.acked();
     for (int i = 0; i < 500 && publisher.acked() < kCount &&
-                    (publisher.acked() < before + 2000 || outbox.size() == 0);
+                    (publisher.acked() < before + 2000 || rig.outbox.size() == 0);
          ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     if (outage == 1) {
-      server.crash();
+      rig.server.crash();
     } else {
-      server.stop();
+      rig.server.stop();
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    ASSERT_TRUE(server.start());
+    ASSERT_TRUE(rig.server.start());
   }
   producer.join();
   wait_acked(publisher, kCount);
@@ -233,9 +242,9 @@ TEST(NatsPublisher, JetStreamKeepsOrderWithManyInFlightAcrossRepeatedOutages) {
   EXPECT_GT(publisher.peak_in_flight(), 100u) << "the window opened";
   // Read with a fresh connection: the publisher's client may not have noticed the last
   // restart yet (it pings every 2 s) and would fail the first request.
-  auto reader = connect_to(server);
+  auto reader = connect_to(rig.server);
   ASSERT_TRUE(reader->wait_connected(10000));
-  expect_stream_in_order(*reader, options.stream.stream, kCount);
+  expect_stream_in_order(*reader, rig.options.stream.stream, kCount);
 }
 
 }  // namespace
