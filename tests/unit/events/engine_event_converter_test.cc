@@ -111,6 +111,34 @@ TEST(EngineEventConverter, RepeatedHashInOneStoreIsDropped) {
   EXPECT_EQ(out.issues[1].kind, ConversionIssueKind::kDuplicateHash);
 }
 
+// Stores of up to 32 blocks are checked with a small hash table: values that fall in one
+// slot are told apart, and a repeat is found wherever it sits.
+TEST(EngineEventConverter, RepeatedHashIsFoundAmongHashesThatShareATableSlot) {
+  std::vector<uint64_t> same_slot;  // 32 distinct values with equal top bits once mixed
+  for (uint64_t h = 1; same_slot.size() < 32; ++h) {
+    if (((h * 0x9e3779b97f4a7c15ull) >> 58) == 63) same_slot.push_back(h);
+  }
+  EngineBatch distinct;
+  distinct.events.push_back(stored(same_slot, std::nullopt, 4));
+  const ConvertedBatch kept = convert_engine_batch(distinct, options(4));
+  EXPECT_TRUE(kept.issues.empty());
+  ASSERT_EQ(kept.events.size(), 1u);
+  EXPECT_EQ(std::get<StoreData>(kept.events[0].event.data).blocks.size(), 32u);
+
+  for (size_t first = 0; first < 8; ++first) {
+    for (size_t second = first + 1; second < 8; ++second) {
+      std::vector<uint64_t> hashes(same_slot.begin(), same_slot.begin() + 8);
+      hashes[second] = hashes[first];
+      EngineBatch batch;
+      batch.events.push_back(stored(hashes, std::nullopt, 4));
+      const ConvertedBatch out = convert_engine_batch(batch, options(4));
+      EXPECT_TRUE(out.events.empty()) << first << "," << second;
+      ASSERT_EQ(out.issues.size(), 1u);
+      EXPECT_EQ(out.issues[0].kind, ConversionIssueKind::kDuplicateHash);
+    }
+  }
+}
+
 TEST(EngineEventConverter, LoraNameAndCacheSaltSaltTheContentHash) {
   EngineBatch batch;
   EngineBlockStored s = stored({1}, std::nullopt, 4, 0);

@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -66,6 +68,64 @@ TEST(MsgpackReader, TheUint32RunReadsSmallUnsignedFormsAndStopsBeforeAnyOther) {
   MsgpackReader cut_reader(cut);
   EXPECT_EQ(cut_reader.read_uint32_run(out, 2), 1u);
   EXPECT_EQ(cut_reader.read_int(v), MsgpackStatus::kTruncated);
+}
+
+// The run reads long stretches without a per-value bounds check while the input has room
+// for the widest form, and value by value near the end: whatever the mix of forms and
+// wherever the input is cut, it reads exactly the values that are whole, and stops at the
+// first one that is not.
+TEST(MsgpackReader, TheUint32RunReadsEveryWholeValueWhereverTheInputIsCut) {
+  std::vector<uint32_t> values;
+  std::vector<uint8_t> encoded;
+  std::vector<size_t> ends;  // byte offset after each value
+  uint64_t state = 0x9e3779b97f4a7c15ull;
+  for (int i = 0; i < 200; ++i) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    const uint32_t pick = static_cast<uint32_t>(state >> 33);
+    // Mostly uint16, as token ids are, with runs of the other forms between.
+    switch (pick % 8) {
+      case 0:
+        values.push_back(pick % 128);
+        encoded.push_back(static_cast<uint8_t>(values.back()));
+        break;
+      case 1:
+        values.push_back(128 + pick % 128);
+        encoded.insert(encoded.end(), {0xcc, static_cast<uint8_t>(values.back())});
+        break;
+      case 2:
+        values.push_back(0x10000 + pick);
+        encoded.insert(encoded.end(), {0xce, static_cast<uint8_t>(values.back() >> 24),
+                                       static_cast<uint8_t>(values.back() >> 16),
+                                       static_cast<uint8_t>(values.back() >> 8),
+                                       static_cast<uint8_t>(values.back())});
+        break;
+      default:
+        values.push_back(256 + pick % 65280);
+        encoded.insert(encoded.end(), {0xcd, static_cast<uint8_t>(values.back() >> 8),
+                                       static_cast<uint8_t>(values.back())});
+        break;
+    }
+    ends.push_back(encoded.size());
+  }
+  for (size_t cut = 0; cut <= encoded.size(); ++cut) {
+    const std::span<const uint8_t> input(encoded.data(), cut);
+    MsgpackReader r(input);
+    std::vector<uint32_t> out(values.size() + 1, 0xdeadbeef);
+    const size_t whole =
+        static_cast<size_t>(std::upper_bound(ends.begin(), ends.end(), cut) - ends.begin());
+    ASSERT_EQ(r.read_uint32_run(out.data(), values.size()), whole) << "cut at " << cut;
+    EXPECT_EQ(r.offset(), whole == 0 ? 0 : ends[whole - 1]) << "cut at " << cut;
+    for (size_t i = 0; i < whole; ++i) ASSERT_EQ(out[i], values[i]) << "value " << i;
+    EXPECT_EQ(out[whole], 0xdeadbeefu) << "nothing written past the last whole value";
+  }
+  // Asked for fewer than there are, it reads that many and no byte more.
+  MsgpackReader r(encoded);
+  std::vector<uint32_t> out(values.size());
+  ASSERT_EQ(r.read_uint32_run(out.data(), 150), 150u);
+  EXPECT_EQ(r.offset(), ends[149]);
+  ASSERT_EQ(r.read_uint32_run(out.data() + 150, values.size() - 150), values.size() - 150);
+  EXPECT_EQ(out, values);
+  EXPECT_TRUE(r.at_end());
 }
 
 TEST(MsgpackReader, TheUint64WordReadsOnlyTheEightByteForm) {
