@@ -1,19 +1,24 @@
-// What the load drivers share: readings of a process and the machine from /proc, and the
-// wait for a kvmockd child to be ready.
+// What the load drivers share: readings of a process and the machine from /proc, the
+// wait for a kvmockd child to be ready, and the samples of a /metrics scrape.
 #pragma once
 
 #include <unistd.h>
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <map>
+#include <optional>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "tests/support/http_client.h"
+#include "tests/support/nats_server.h"
 #include "tests/support/subprocess.h"
 
 namespace kvmock::bench {
@@ -64,6 +69,73 @@ inline bool wait_ready(uint16_t admin_port, testing::ChildProcess& daemon,
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   return false;
+}
+
+// "--key=value" as its key and value; nullopt, with a message on stderr, for anything else.
+struct DriverFlag {
+  std::string_view key;
+  std::string value;
+};
+inline std::optional<DriverFlag> split_flag(const char* arg) {
+  const std::string_view text = arg;
+  const size_t eq = text.find('=');
+  if (text.substr(0, 2) != "--" || eq == std::string_view::npos) {
+    std::fprintf(stderr, "unexpected argument '%s'\n", arg);
+    return std::nullopt;
+  }
+  return DriverFlag{text.substr(2, eq - 2), std::string(text.substr(eq + 1))};
+}
+
+// --help or -h anywhere on the command line: prints `usage` on stdout.
+inline bool answered_help(int argc, char** argv, const char* usage) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--help" || std::string_view(argv[i]) == "-h") {
+      std::fputs(usage, stdout);
+      return true;
+    }
+  }
+  return false;
+}
+
+// Why a driver whose flags parsed (or not) cannot run, as its exit status: 2 for a bad
+// command line (with `usage` on stderr), 1 without a nats-server; nullopt when it can.
+inline std::optional<int> cannot_run(bool flags_parsed, const char* usage) {
+  if (!flags_parsed) {
+    std::fputs(usage, stderr);
+    return 2;
+  }
+  if (!testing::nats_server_available()) {
+    std::fprintf(stderr, "nats-server is not installed\n");
+    return 1;
+  }
+  return std::nullopt;
+}
+
+// One scrape of /metrics: each sample's value by its full series text (name{labels}).
+using Samples = std::map<std::string, double>;
+
+inline Samples parse_exposition(const std::string& text) {
+  Samples samples;
+  std::istringstream lines(text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    const size_t space = line.rfind(' ');
+    if (space == std::string::npos) continue;
+    samples[line.substr(0, space)] = std::strtod(line.c_str() + space + 1, nullptr);
+  }
+  return samples;
+}
+
+// Sum over every series of metric `name` (any labels).
+inline double sum_of(const Samples& samples, const std::string& name) {
+  double total = 0;
+  for (auto it = samples.lower_bound(name); it != samples.end(); ++it) {
+    const std::string& series = it->first;
+    if (series.compare(0, name.size(), name) != 0) break;
+    if (series.size() == name.size() || series[name.size()] == '{') total += it->second;
+  }
+  return total;
 }
 
 }  // namespace kvmock::bench

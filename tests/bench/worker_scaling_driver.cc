@@ -49,7 +49,10 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using bench::cpu_seconds;
 using bench::load_average;
+using bench::parse_exposition;
 using bench::rss_mib;
+using bench::Samples;
+using bench::sum_of;
 using bench::wait_ready;
 using testing::ChildProcess;
 using testing::http_request;
@@ -84,14 +87,10 @@ std::vector<std::string> split(std::string_view text, char separator) {
 std::optional<Flags> parse_flags(int argc, char** argv) {
   Flags flags;
   for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    const size_t eq = arg.find('=');
-    if (arg.substr(0, 2) != "--" || eq == std::string_view::npos) {
-      std::fprintf(stderr, "unexpected argument '%s'\n", argv[i]);
-      return std::nullopt;
-    }
-    const std::string_view key = arg.substr(2, eq - 2);
-    const std::string value(arg.substr(eq + 1));
+    const auto flag = bench::split_flag(argv[i]);
+    if (!flag) return std::nullopt;
+    const std::string_view key = flag->key;
+    const std::string& value = flag->value;
     char* end = nullptr;
     if (key == "workers") {
       flags.workers.clear();
@@ -120,33 +119,6 @@ std::optional<Flags> parse_flags(int argc, char** argv) {
   }
   if (flags.workers.empty()) return std::nullopt;
   return flags;
-}
-
-// One scrape of /metrics: each sample's value by its full series text (name{labels}).
-using Samples = std::map<std::string, double>;
-
-Samples parse_exposition(const std::string& text) {
-  Samples samples;
-  std::istringstream lines(text);
-  std::string line;
-  while (std::getline(lines, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    const size_t space = line.rfind(' ');
-    if (space == std::string::npos) continue;
-    samples[line.substr(0, space)] = std::strtod(line.c_str() + space + 1, nullptr);
-  }
-  return samples;
-}
-
-// Sum over every series of metric `name` (any labels).
-double sum_of(const Samples& samples, const std::string& name) {
-  double total = 0;
-  for (auto it = samples.lower_bound(name); it != samples.end(); ++it) {
-    const std::string& series = it->first;
-    if (series.compare(0, name.size(), name) != 0) break;
-    if (series.size() == name.size() || series[name.size()] == '{') total += it->second;
-  }
-  return total;
 }
 
 // Cumulative bucket counts of an unlabelled histogram, by upper bound (+Inf as infinity).
@@ -344,21 +316,9 @@ constexpr const char* kUsage =
     "  --set passes a config override to every run.\n";
 
 int run(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    if (std::string_view(argv[i]) == "--help" || std::string_view(argv[i]) == "-h") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    }
-  }
+  if (bench::answered_help(argc, argv, kUsage)) return 0;
   const auto flags = parse_flags(argc, argv);
-  if (!flags) {
-    std::fputs(kUsage, stderr);
-    return 2;
-  }
-  if (!testing::nats_server_available()) {
-    std::fprintf(stderr, "nats-server is not installed\n");
-    return 1;
-  }
+  if (const auto status = bench::cannot_run(flags.has_value(), kUsage)) return *status;
   std::printf(
       "worker scaling: %g requests/s per worker, %u prompt tokens, %u output tokens, speedup 1; "
       "%g s warm-up, %g s window; %ld online CPUs\n"
