@@ -82,10 +82,13 @@ void EngineActor::submit(RequestId id, GenerationRequest request, GenerationCall
       engine_request.stop_token_ids = std::move(request.stop_token_ids);
       engine_request.seed = request.seed;
       engine_request.arrival_ms = now_ms();
+      engine_request.handle = claim_live();
+      const uint32_t handle = engine_request.handle;
       const uint32_t prompt_tokens = static_cast<uint32_t>(engine_request.prompt.size());
       auto added = core_.add_request(std::move(engine_request));
       if (added) {
-        Live& live = live_[id];
+        Live& live = lives_[handle];
+        live.id = id;
         live.callbacks = std::move(callbacks);
         live.prompt_tokens = prompt_tokens;
         live.max_tokens = request.max_tokens;
@@ -95,6 +98,7 @@ void EngineActor::submit(RequestId id, GenerationRequest request, GenerationCall
         maybe_start_pass();
         return;
       }
+      release_live(handle);
       refusal.error = std::string(added.error().reason);
       if (observer_) observer_->on_request_done(id);
     }
@@ -105,19 +109,22 @@ void EngineActor::submit(RequestId id, GenerationRequest request, GenerationCall
 
 void EngineActor::cancel(RequestId id) {
   boost::asio::post(executor_, [this, id] {
-    if (live_.count(id) && core_.cancel(id)) maybe_start_pass();
+    // The engine knows exactly the requests accepted and not finished.
+    if (core_.cancel(id)) maybe_start_pass();
   });
 }
 
 void EngineActor::stop(RequestId id) {
   boost::asio::post(executor_, [this, id] {
-    if (live_.count(id) && core_.stop(id)) maybe_start_pass();
+    if (core_.stop(id)) maybe_start_pass();
   });
 }
 
 void EngineActor::cancel_all() {
   boost::asio::post(executor_, [this] {
-    for (const auto& [id, live] : live_) core_.cancel(id);
+    for (const Live& live : lives_) {
+      if (live.in_use) core_.cancel(live.id);
+    }
     // Shutting down ends a pause: only a pass reports the aborts and ends the requests.
     paused_ = false;
     maybe_start_pass();
@@ -207,9 +214,9 @@ void EngineActor::on_pass_end() {
 }
 
 void EngineActor::deliver(const RequestOutput& output, Clock::SteadyTime now) {
-  auto it = live_.find(output.id);
-  if (it == live_.end()) return;
-  Live& live = it->second;
+  if (output.handle >= lives_.size()) return;
+  Live& live = lives_[output.handle];
+  if (!live.in_use || live.id != output.id) return;
   if (output.admitted) {
     live.cached_tokens = output.cached_tokens;
     if (!live.scheduled) live.scheduled = pass_started_;
@@ -243,13 +250,31 @@ void EngineActor::deliver(const RequestOutput& output, Clock::SteadyTime now) {
   finish.matched_stop_token = output.matched_stop_token;
   record_finished(live, output.finish_reason, now);
   GenerationCallbacks callbacks = std::move(live.callbacks);
-  live_.erase(it);
+  release_live(output.handle);
   if (observer_) observer_->on_request_done(output.id);
   ++counters_.requests_finished;
   // After the callback: whatever it hands on (the last chunk to the client's connection)
   // is under way before shutdown, which waits for in_flight() to reach 0, closes it.
   if (callbacks.on_finish) callbacks.on_finish(finish);
   in_flight_.fetch_sub(1);
+}
+
+uint32_t EngineActor::claim_live() {
+  uint32_t handle;
+  if (free_lives_.empty()) {
+    handle = static_cast<uint32_t>(lives_.size());
+    lives_.emplace_back();
+  } else {
+    handle = free_lives_.back();
+    free_lives_.pop_back();
+  }
+  lives_[handle].in_use = true;
+  return handle;
+}
+
+void EngineActor::release_live(uint32_t handle) {
+  lives_[handle] = Live{};
+  free_lives_.push_back(handle);
 }
 
 void EngineActor::record_finished(const Live& live, FinishReason reason, Clock::SteadyTime now) {

@@ -15,7 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <unordered_map>
+#include <vector>
 
 #include "core/engine/engine_core.h"
 #include "core/faults/pass_pacing.h"
@@ -122,7 +122,12 @@ class EngineActor {
   void detach_observer(std::function<void()> detached);
 
  private:
+  // What the actor keeps of an accepted request until it finishes. Kept in a slab whose
+  // index is the request's engine handle (Request::handle), so a pass's outputs find
+  // theirs by index: a lookup by id per output token was the largest cost of delivery.
   struct Live {
+    RequestId id = 0;
+    bool in_use = false;
     GenerationCallbacks callbacks;
     uint32_t prompt_tokens = 0;
     uint32_t cached_tokens = 0;
@@ -140,6 +145,9 @@ class EngineActor {
   // The pass timer expired: the running pass (pass_) has reached its end.
   void on_pass_end();
   void deliver(const RequestOutput& output, Clock::SteadyTime now);
+  // A slot of lives_ for a new request; release_live() gives it back.
+  uint32_t claim_live();
+  void release_live(uint32_t handle);
   // Counts and observes a request finished with `reason` (see EngineActorHistograms).
   void record_finished(const Live& live, FinishReason reason, Clock::SteadyTime now);
   void publish_load();
@@ -158,7 +166,8 @@ class EngineActor {
   const Clock::SteadyTime epoch_;
   const size_t max_waiting_;
   std::unique_ptr<PassTimer> timer_;
-  std::unordered_map<RequestId, Live> live_;
+  std::vector<Live> lives_;           // by handle; see Live
+  std::vector<uint32_t> free_lives_;  // handles of slots not in use
   bool pass_running_ = false;
   // The running pass: its output is delivered at its modeled end.
   PassOutput pass_;

@@ -30,6 +30,7 @@ std::string_view finish_reason_name(FinishReason reason);
 // cancellations made since the previous pass come first.
 struct RequestOutput {
   RequestId id = 0;
+  uint32_t handle = 0;          // Request::handle
   std::vector<TokenId> tokens;  // emitted this pass (at most one today)
   bool admitted = false;        // first admitted to running in this pass
   bool first_token = false;     // tokens[0] is the request's first output token

@@ -53,6 +53,10 @@ struct Request {
   // ids, position) only, not on the engine's seed or the request id, so the same prompt and
   // seed give the same output on any worker and rank.
   std::optional<uint64_t> seed;
+  // The caller's own handle of the request (the daemon's slot of its per-request state),
+  // handed back unchanged in every RequestOutput so the caller finds its state without a
+  // lookup by id; the engine does not read it.
+  uint32_t handle = 0;
 };
 
 enum class RequestStatus : uint8_t { kWaiting, kRunning, kPreempted, kFinished };

@@ -104,6 +104,7 @@ bool Scheduler::cancel(RequestId id, FinishReason reason) {
   pool_.release(r->blocks);
   RequestOutput out;
   out.id = id;
+  out.handle = r->request().handle;
   out.finished = true;
   out.finish_reason = reason;
   out.cached_tokens = r->first_cached_tokens.value_or(0);
@@ -457,6 +458,7 @@ RequestOutput& Scheduler::output_for(RequestState* r, SchedulerPass* pass) {
   if (inserted) {
     RequestOutput out;
     out.id = r->id();
+    out.handle = r->request().handle;
     out.cached_tokens = r->first_cached_tokens.value_or(0);
     out.num_generated = r->num_generated();
     pass->outputs.push_back(std::move(out));
