@@ -146,6 +146,10 @@ class RequestState {
   // Set when a G2 onboard for this admission attempt finished, so the request does
   // not onboard again before it runs; cleared by preemption.
   bool g2_onboarded = false;
+  // This request's entry in the outputs of the pass numbered `output_pass` (the
+  // scheduler's count): found without a lookup by id.
+  uint64_t output_pass = 0;
+  uint32_t output_slot = 0;
 
  private:
   Request request_;

@@ -117,7 +117,9 @@ bool Scheduler::cancel(RequestId id, FinishReason reason) {
 SchedulerPass Scheduler::run_pass() {
   SchedulerPass pass;
   pass.outputs.swap(pending_outputs_);
-  output_index_.clear();  // cancelled requests are gone: their entries are not indexed
+  // One output per running request is the usual pass (a token each), plus a few admitted.
+  pass.outputs.reserve(pass.outputs.size() + running_.size() + 4);
+  ++pass_number_;  // cancelled requests are gone: their entries are not claimed
   scheduled_.clear();
   preempted_this_pass_ = false;
   uint64_t budget = args_.max_num_batched_tokens == 0 ? std::numeric_limits<uint64_t>::max()
@@ -363,8 +365,10 @@ void Scheduler::fill_prefill_stats(SchedulerPass* pass) const {
 }
 
 void Scheduler::emit_ready_tokens(SchedulerPass* pass) {
-  std::vector<RequestState*> ready;
-  std::vector<uint32_t> decode_lengths;
+  std::vector<RequestState*>& ready = ready_;
+  std::vector<uint32_t>& decode_lengths = decode_lengths_;
+  ready.clear();
+  decode_lengths.clear();
   for (RequestState* r : running_) {
     if (r->num_computed < r->len()) continue;
     ready.push_back(r);
@@ -454,8 +458,9 @@ bool Scheduler::lora_slot_taken(const RequestState& r) const {
 }
 
 RequestOutput& Scheduler::output_for(RequestState* r, SchedulerPass* pass) {
-  auto [it, inserted] = output_index_.try_emplace(r->id(), pass->outputs.size());
-  if (inserted) {
+  if (r->output_pass != pass_number_) {
+    r->output_pass = pass_number_;
+    r->output_slot = static_cast<uint32_t>(pass->outputs.size());
     RequestOutput out;
     out.id = r->id();
     out.handle = r->request().handle;
@@ -463,7 +468,7 @@ RequestOutput& Scheduler::output_for(RequestState* r, SchedulerPass* pass) {
     out.num_generated = r->num_generated();
     pass->outputs.push_back(std::move(out));
   }
-  return pass->outputs[it->second];
+  return pass->outputs[r->output_slot];
 }
 
 EngineMetrics Scheduler::metrics() const {

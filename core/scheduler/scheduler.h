@@ -165,10 +165,14 @@ class Scheduler {
   std::mt19937_64 rng_;  // block identities without prefix caching
   std::unordered_map<RequestId, std::unique_ptr<RequestState>> requests_;
   std::deque<RequestState*> waiting_;
-  std::vector<RequestState*> running_;                  // admission order
-  std::vector<RequestOutput> pending_outputs_;          // cancellations not yet reported
-  std::vector<Scheduled> scheduled_;                    // this pass
-  std::unordered_map<RequestId, size_t> output_index_;  // this pass: id -> outputs index
+  std::vector<RequestState*> running_;          // admission order
+  std::vector<RequestOutput> pending_outputs_;  // cancellations not yet reported
+  std::vector<Scheduled> scheduled_;            // this pass
+  // Numbers the passes, from 1, for RequestState::output_pass.
+  uint64_t pass_number_ = 0;
+  // emit_ready_tokens' working lists, kept to reuse their storage from pass to pass.
+  std::vector<RequestState*> ready_;
+  std::vector<uint32_t> decode_lengths_;
   bool preempted_this_pass_ = false;
   uint64_t preemptions_total_ = 0;
   uint64_t cache_queries_tokens_ = 0;
