@@ -240,27 +240,32 @@ int run(int argc, char** argv) {
     }
     const auto samples = static_cast<int>(std::ceil(flags->minutes * 60 / flags->sample));
     const int baseline_at = std::max(1, samples / 2);
-    double baseline = NAN, peak = 0;
+    double baseline = NAN, baseline_s = 0, peak = 0;
     std::pair<double, double> baseline_requests{NAN, NAN};
-    std::printf("%8s %8s %8s %8s\n", "t_s", "rss_MiB", "running", "waiting");
+    // Requests are read at the two samples compared only: a scrape of thousands of
+    // workers' series is itself large (tens of MB) and would stretch the sampling.
+    std::printf("%8s %8s\n", "t_s", "rss_MiB");
+    const auto start = std::chrono::steady_clock::now();
+    double elapsed = 0;
     for (int i = 1; i <= samples; ++i) {
-      sleep_seconds(flags->sample);
+      sleep_seconds(std::max(0.0, i * flags->sample - elapsed));
       const double rss = daemon.rss();
-      const auto requests = daemon.requests();
+      elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       peak = std::max(peak, rss);
+      std::printf("%8.0f %8.1f\n", elapsed, rss);
+      std::fflush(stdout);
       if (i == baseline_at) {
         baseline = rss;
-        baseline_requests = requests;
+        baseline_s = elapsed;
+        baseline_requests = daemon.requests();
       }
-      std::printf("%8.0f %8.1f %8.0f %8.0f\n", i * flags->sample, rss, requests.first,
-                  requests.second);
-      std::fflush(stdout);
       if (i == samples) {
+        const auto requests = daemon.requests();
         std::printf(
             "growth:    %.1f MiB at %.0f s (%.0f running, %.0f waiting), %.1f MiB at the end "
             "(%.0f running, %.0f waiting): %+.1f MiB; peak %.1f MiB\n",
-            baseline, baseline_at * flags->sample, baseline_requests.first,
-            baseline_requests.second, rss, requests.first, requests.second, rss - baseline, peak);
+            baseline, baseline_s, baseline_requests.first, baseline_requests.second, rss,
+            requests.first, requests.second, rss - baseline, peak);
       }
     }
   }
