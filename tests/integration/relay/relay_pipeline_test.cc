@@ -62,7 +62,8 @@ std::vector<uint8_t> store_payload(uint64_t i,
 uint64_t expected_tokens_hash(uint64_t i) { return tokens_hash(chain_block(i).token_ids); }
 
 struct RelayRig {
-  explicit RelayRig(bool jetstream = false, uint64_t heartbeat_ms = 10000) {
+  explicit RelayRig(bool jetstream = false, uint64_t heartbeat_ms = 10000,
+                    uint64_t debounce_ms = KvEventPipelineOptions{}.debounce_ms) {
     EXPECT_TRUE(server.start());
     client = testing::connect_test_client(server.url());
     if (!client) {
@@ -78,6 +79,7 @@ struct RelayRig {
     KvEventPipelineOptions options;
     options.jetstream = jetstream;
     options.heartbeat_ms = heartbeat_ms;
+    options.debounce_ms = debounce_ms;
     pipeline = std::make_unique<KvEventPipeline>(outbox, options, metrics);
     queries = std::make_unique<IndexerQueryService>(
         *client, [this](const WorkerKvQueryRequest& request) { return pipeline->query(request); },
@@ -383,7 +385,10 @@ class LoadSubscriber {
 };
 
 TEST(RelayPipeline, LoadChangesAreDebouncedAndHeartbeatsRepeatTheLastValue) {
-  RelayRig rig(/*jetstream=*/false, /*heartbeat_ms=*/400);
+  // The ten changes must fall within one debounce window. With the default 1 ms, a
+  // descheduled test thread on a loaded machine split them (seen in CI: the first message
+  // carried the first change); 200 ms leaves room and stays under the heartbeat.
+  RelayRig rig(/*jetstream=*/false, /*heartbeat_ms=*/400, /*debounce_ms=*/200);
   LoadSubscriber loads(*rig.client);
   for (uint64_t v = 1; v <= 10; ++v)
     rig.pipeline->update_load(ActiveLoad{7, 0, v, std::nullopt, v * 2});
