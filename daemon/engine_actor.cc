@@ -82,8 +82,8 @@ void EngineActor::submit(RequestId id, GenerationRequest request, GenerationCall
       engine_request.stop_token_ids = std::move(request.stop_token_ids);
       engine_request.seed = request.seed;
       engine_request.arrival_ms = now_ms();
-      engine_request.handle = claim_live();
-      const uint32_t handle = engine_request.handle;
+      const uint32_t handle = claim_live();
+      engine_request.handle = handle;
       const uint32_t prompt_tokens = static_cast<uint32_t>(engine_request.prompt.size());
       auto added = core_.add_request(std::move(engine_request));
       if (added) {

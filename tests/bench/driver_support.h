@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include "tests/support/http_client.h"
 #include "tests/support/nats_server.h"
@@ -69,6 +70,28 @@ inline bool wait_ready(uint16_t admin_port, testing::ChildProcess& daemon,
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   return false;
+}
+
+// The `--set` overrides of a measured `kvmockd run`: `workers` workers without HTTP ports
+// at wall-clock speed beside the nats-server at `nats_url`, the admin API on
+// `admin_port`, the built-in load on or off at `rate` requests/s per worker of `input`
+// prompt and `output` output tokens, and a shutdown that does not wait for requests.
+inline std::vector<std::string> kvmockd_run_sets(const std::string& nats_url, uint16_t admin_port,
+                                                 uint32_t workers, bool load, double rate,
+                                                 uint32_t input, uint32_t output) {
+  return {
+      "nats.url=" + nats_url,
+      "admin.listen=127.0.0.1:" + std::to_string(admin_port),
+      "workers.count=" + std::to_string(workers),
+      "workers.http_base_port=0",
+      "workers.engine.speedup_ratio=1",
+      std::string("workers.load.enabled=") + (load ? "true" : "false"),
+      "workers.load.requests_per_s=" + std::to_string(rate),
+      "workers.load.input_tokens=" + std::to_string(input),
+      "workers.load.output_tokens=" + std::to_string(output),
+      "shutdown.grace_s=0",
+      "shutdown.flush_deadline_s=5",
+  };
 }
 
 // "--key=value" as its key and value; nullopt, with a message on stderr, for anything else.

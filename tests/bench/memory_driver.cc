@@ -124,19 +124,8 @@ class Daemon {
       return;
     }
     admin_port_ = static_cast<uint16_t>(testing::free_loopback_port());
-    std::vector<std::string> sets = {
-        "nats.url=" + nats_.url(),
-        "admin.listen=127.0.0.1:" + std::to_string(admin_port_),
-        "workers.count=" + std::to_string(workers),
-        "workers.http_base_port=0",
-        "workers.engine.speedup_ratio=1",
-        std::string("workers.load.enabled=") + (load ? "true" : "false"),
-        "workers.load.requests_per_s=" + std::to_string(flags.rate),
-        "workers.load.input_tokens=" + std::to_string(flags.input),
-        "workers.load.output_tokens=" + std::to_string(flags.output),
-        "shutdown.grace_s=0",
-        "shutdown.flush_deadline_s=5",
-    };
+    std::vector<std::string> sets = bench::kvmockd_run_sets(nats_.url(), admin_port_, workers, load,
+                                                            flags.rate, flags.input, flags.output);
     if (!scenario.empty()) sets.push_back("faults.scenario=" + scenario);
     sets.insert(sets.end(), flags.sets.begin(), flags.sets.end());
     std::vector<std::string> argv = {flags.kvmockd, "run", "--log-level", "warn"};

@@ -202,19 +202,8 @@ Point measure(const Flags& flags, uint32_t workers) {
   const auto admin_port = static_cast<uint16_t>(testing::free_loopback_port());
   std::vector<std::string> argv = flags.wrap;
   argv.insert(argv.end(), {flags.kvmockd, "run", "--log-level", "warn"});
-  std::vector<std::string> sets = {
-      "nats.url=" + nats.url(),
-      "admin.listen=127.0.0.1:" + std::to_string(admin_port),
-      "workers.count=" + std::to_string(workers),
-      "workers.http_base_port=0",
-      "workers.engine.speedup_ratio=1",
-      "workers.load.enabled=true",
-      "workers.load.requests_per_s=" + std::to_string(flags.rate),
-      "workers.load.input_tokens=" + std::to_string(flags.input),
-      "workers.load.output_tokens=" + std::to_string(flags.output),
-      "shutdown.grace_s=0",
-      "shutdown.flush_deadline_s=5",
-  };
+  std::vector<std::string> sets = bench::kvmockd_run_sets(
+      nats.url(), admin_port, workers, /*load=*/true, flags.rate, flags.input, flags.output);
   sets.insert(sets.end(), flags.sets.begin(), flags.sets.end());
   for (const std::string& set : sets) argv.insert(argv.end(), {"--set", set});
   ChildProcess daemon(argv);
