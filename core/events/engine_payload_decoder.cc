@@ -379,15 +379,12 @@ class PayloadDecoder {
   // Consumes a map key at `level`. A non-string key is skipped and reported as the empty
   // string, which matches no known key, so its value is skipped like any unknown one.
   bool read_key(std::string_view& key, int level = kFieldLevel) {
+    if (r_.read_fixstr(key)) return true;
+    const MsgpackStatus s = r_.read_str(key);
+    if (s == MsgpackStatus::kOk) return true;
     key = {};
-    MsgpackType type = MsgpackType::kNil;
-    const MsgpackStatus s = r_.peek(type);
-    if (s != MsgpackStatus::kOk) return fail_status(s, Field{"key"}, "bad_event", "a key");
-    if (type == MsgpackType::kStr) {
-      (void)r_.read_str(key);
-      return true;
-    }
-    return skip(Field{"key"}, level);
+    if (s == MsgpackStatus::kWrongType) return skip(Field{"key"}, level);
+    return fail_status(s, Field{"key"}, "bad_event", "a key");
   }
 
   bool decode_map_event() {
@@ -396,9 +393,12 @@ class PayloadDecoder {
     const MsgpackStatus header = r_.read_map(n);
     if (header != MsgpackStatus::kOk) return fail_status(header, Field{"event"}, "bad_event", "");
     const size_t body_start = r_.offset();
-    // msgspec writes "type" first, but key order is not part of the contract.
+    // msgspec writes "type" first, and then the fields are read from just after it. Key
+    // order is not part of the contract, though: elsewhere, the fields are read from the
+    // top once the tag is found, and "type" is passed over as an ignored key.
     std::string_view tag;
     bool found = false;
+    uint32_t fields_from = 0;
     for (uint32_t i = 0; i < n && !found; ++i) {
       std::string_view key;
       if (!read_key(key)) return false;
@@ -406,6 +406,7 @@ class PayloadDecoder {
         const MsgpackStatus s = r_.read_str(tag);
         if (s != MsgpackStatus::kOk) return fail_status(s, Field{"type"}, "bad_event", "a string");
         found = true;
+        fields_from = i == 0 ? 1 : 0;
       } else if (!skip(Field{key.empty() ? std::string_view("value") : key}, kFieldLevel)) {
         return false;
       }
@@ -424,15 +425,16 @@ class PayloadDecoder {
       r_.seek(map_start);
       return skip(Field{"event"}, kEventLevel);
     }
-    r_.seek(body_start);
+    if (fields_from == 0) r_.seek(body_start);
     if (kind == EventKind::kStored) {
       auto& ev = batch_.events.emplace_back(std::in_place_type<EngineBlockStored>);
       auto& stored = std::get<EngineBlockStored>(ev);
       bool have_hashes = false, have_tokens = false, have_size = false;
-      for (uint32_t i = 0; i < n; ++i) {
+      KeyCursor keys(kStoredFields);
+      for (uint32_t i = fields_from; i < n; ++i) {
         std::string_view key;
         if (!read_key(key)) return false;
-        const StoredSlot slot = key == kTypeKey ? kSlotIgnored : slot_for_key(kStoredFields, key);
+        const StoredSlot slot = key == kTypeKey ? kSlotIgnored : keys.slot(key);
         have_hashes |= slot == kSlotBlockHashes;
         have_tokens |= slot == kSlotTokenIds;
         have_size |= slot == kSlotBlockSize;
@@ -446,11 +448,11 @@ class PayloadDecoder {
     auto& ev = batch_.events.emplace_back(std::in_place_type<EngineBlockRemoved>);
     auto& removed = std::get<EngineBlockRemoved>(ev);
     bool have_hashes = false;
-    for (uint32_t i = 0; i < n; ++i) {
+    KeyCursor keys(kRemovedFields);
+    for (uint32_t i = fields_from; i < n; ++i) {
       std::string_view key;
       if (!read_key(key)) return false;
-      const RemovedSlot slot =
-          key == kTypeKey ? kRemovedSlotIgnored : slot_for_key(kRemovedFields, key);
+      const RemovedSlot slot = key == kTypeKey ? kRemovedSlotIgnored : keys.slot(key);
       have_hashes |= slot == kRemovedSlotBlockHashes;
       if (!read_removed_slot(slot, removed)) return false;
     }

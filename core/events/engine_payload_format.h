@@ -93,14 +93,29 @@ inline constexpr std::array<FieldKey<RemovedSlot>, 3> kRemovedFields = {{
     {kRemovedSlotGroupIdx, "group_idx"},
 }};
 
-// The slot of map key `key`; Slot{0} (ignored) for keys the table does not know.
+// Resolves map keys to slots, trying first the entry after the last one matched: msgspec
+// writes a map event's keys in table order, so the usual key costs one comparison and an
+// out-of-order or unknown key falls back to the whole table.
 template <class Slot, size_t N>
-constexpr Slot slot_for_key(const std::array<FieldKey<Slot>, N>& table, std::string_view key) {
-  for (const auto& f : table) {
-    if (f.key == key) return f.slot;
+class KeyCursor {
+ public:
+  constexpr explicit KeyCursor(const std::array<FieldKey<Slot>, N>& table) : table_(table) {}
+
+  constexpr Slot slot(std::string_view key) {
+    if (next_ < N && table_[next_].key == key) return table_[next_++].slot;
+    for (size_t i = 0; i < N; ++i) {
+      if (table_[i].key == key) {
+        next_ = i + 1;
+        return table_[i].slot;
+      }
+    }
+    return Slot{0};
   }
-  return Slot{0};
-}
+
+ private:
+  const std::array<FieldKey<Slot>, N>& table_;
+  size_t next_ = 0;
+};
 
 // The key of `slot`, for map encoding and error messages; "field" for unknown slots.
 template <class Slot, size_t N>

@@ -90,6 +90,17 @@ class MsgpackReader {
     return true;
   }
 
+  // The fast path of a short string (a map key): reads a fixstr (up to 31 bytes) and
+  // returns true; otherwise consumes nothing and returns false (read it with read_str).
+  bool read_fixstr(std::string_view& out) {
+    if (at_end() || (input_[pos_] & 0xe0) != 0xa0) return false;
+    const size_t len = input_[pos_] & 0x1f;
+    if (remaining() <= len) return false;
+    out = std::string_view(reinterpret_cast<const char*>(input_.data() + pos_ + 1), len);
+    pos_ += 1 + len;
+    return true;
+  }
+
   // Consumes one complete value of any type. A container counts as one level; nesting
   // more than `max_depth` levels is kTooDeep (max_depth < 1 rejects any container).
   // Iterative, so hostile nesting cannot exhaust the stack.

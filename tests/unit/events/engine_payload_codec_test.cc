@@ -554,6 +554,54 @@ TEST(EnginePayloadCodec, MapEventsIgnoreUnknownKeysAndKeyOrder) {
   EXPECT_TRUE(std::holds_alternative<EngineAllBlocksCleared>(b.events[2]));
 }
 
+TEST(EnginePayloadCodec, MapEventsWithTheTypeFirstReadKeysInAnyOrderAndRepeats) {
+  // "type" first, as msgspec writes it, then the fields out of msgspec's order, a
+  // repeated "type" and a repeated field (the last value wins, as in a dict).
+  Mp m;
+  m.batch(2);
+  m.map(8)
+      .str("type")
+      .str("BlockStored")
+      .str("block_size")
+      .u(2)
+      .str("medium")
+      .str("GPU")
+      .str("type")
+      .str("BlockStored")
+      .str("block_hashes")
+      .arr(1)
+      .u(5)
+      .str("token_ids")
+      .arr(2)
+      .u(3)
+      .u(4)
+      .str("medium")
+      .str("CPU")
+      .str("parent_block_hash")
+      .u(9);
+  m.map(2).str("type").str("BlockRemoved").str("block_hashes").arr(2).u(5).u(6);
+  m.nil();
+  const EngineBatch b = decode_ok(m.bytes());
+  ASSERT_EQ(b.events.size(), 2u);
+  const auto& s = stored_at(b, 0);
+  EXPECT_EQ(s.block_hashes, std::vector<uint64_t>{5});
+  EXPECT_EQ(s.parent_block_hash, std::optional<uint64_t>(9));
+  EXPECT_EQ(s.token_ids, (std::vector<TokenId>{3, 4}));
+  EXPECT_EQ(s.block_size, 2u);
+  EXPECT_EQ(s.medium, "CPU");
+  EXPECT_EQ(removed_at(b, 1).block_hashes, (std::vector<uint64_t>{5, 6}));
+}
+
+TEST(EnginePayloadCodec, AMapKeyCutShortIsTruncatedAndNamesTheKey) {
+  Mp m;
+  m.batch(1);
+  m.map(2).str("type").str("BlockRemoved").hex("ac626c6f");  // "blo" of a 12-byte key
+  const auto r = decode_engine_payload(m.bytes());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().reason, "truncated");
+  EXPECT_EQ(r.error().message, "event 0 (BlockRemoved): input ends inside key (at byte 30)");
+}
+
 TEST(EnginePayloadCodec, BatchOfTwoElementsHasNoRankAndExtraElementsAreIgnored) {
   const EngineBatch two =
       decode_ok(Mp().arr(2).f64(2.5).arr(1).arr(1).str("AllBlocksCleared").bytes());

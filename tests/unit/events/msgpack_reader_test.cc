@@ -142,6 +142,22 @@ TEST(MsgpackReader, TheUint64WordReadsOnlyTheEightByteForm) {
   EXPECT_EQ(r.offset(), 10u);
 }
 
+TEST(MsgpackReader, TheFixstrReadsOnlyAWholeShortString) {
+  const auto in = bytes({0xa2, 'i', 'd', 0xa0, 0xd9, 0x01, 'x', 0xa3, 'a', 'b'});
+  MsgpackReader r(in);
+  std::string_view s;
+  ASSERT_TRUE(r.read_fixstr(s));
+  EXPECT_EQ(s, "id");
+  ASSERT_TRUE(r.read_fixstr(s)) << "the empty string";
+  EXPECT_EQ(s, "");
+  EXPECT_FALSE(r.read_fixstr(s)) << "str8 is another form";
+  EXPECT_EQ(r.offset(), 4u);
+  ASSERT_EQ(r.read_str(s), MsgpackStatus::kOk);
+  EXPECT_FALSE(r.read_fixstr(s)) << "cut short";
+  EXPECT_EQ(r.offset(), 7u);
+  EXPECT_EQ(r.read_str(s), MsgpackStatus::kTruncated);
+}
+
 TEST(MsgpackReader, WrongTypeConsumesNothing) {
   const auto in = bytes({0xa1, 'x'});
   MsgpackReader r(in);
