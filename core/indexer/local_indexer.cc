@@ -17,7 +17,7 @@ Result<ApplyOutcome> LocalIndexer::apply(const RouterEvent& event) {
     return make_error("foreign_owner", "event for worker " + std::to_string(event.worker_id) +
                                            " rank " + std::to_string(event.event.dp_rank));
   }
-  if (!buffer_.empty() && event.event.event_id != buffer_.back().event.event_id + 1) {
+  if (!buffer_.empty() && event.event.event_id != buffer_.back().event_id() + 1) {
     ++counters_.id_gaps;
   }
   Result<ApplyOutcome> outcome = ApplyOutcome{};
@@ -27,7 +27,7 @@ Result<ApplyOutcome> LocalIndexer::apply(const RouterEvent& event) {
   } else {
     ++counters_.non_device;
   }
-  buffer_.push_back(event);
+  buffer_.emplace_back(event);
   if (buffer_.size() > capacity_) buffer_.pop_front();
   ++counters_.applied;
   return outcome;
@@ -35,12 +35,12 @@ Result<ApplyOutcome> LocalIndexer::apply(const RouterEvent& event) {
 
 std::optional<EventId> LocalIndexer::first_event_id() const {
   if (buffer_.empty()) return std::nullopt;
-  return buffer_.front().event.event_id;
+  return buffer_.front().event_id();
 }
 
 std::optional<EventId> LocalIndexer::last_event_id() const {
   if (buffer_.empty()) return std::nullopt;
-  return buffer_.back().event.event_id;
+  return buffer_.back().event_id();
 }
 
 WorkerKvQueryResponse LocalIndexer::query(const WorkerKvQueryRequest& request) const {
@@ -48,22 +48,22 @@ WorkerKvQueryResponse LocalIndexer::query(const WorkerKvQueryRequest& request) c
   const std::optional<EventId>& end = request.end_event_id;
   if (start && end && *end < *start) return QueryInvalidRange{*start, *end};
 
-  const EventId last = buffer_.empty() ? 0 : buffer_.back().event.event_id;
+  const EventId last = buffer_.empty() ? 0 : buffer_.back().event_id();
   auto dump = [&] {
     return QueryTreeDump{tree_.dump_events(owner_.worker_id, owner_.dp_rank), last};
   };
   if (!start || buffer_.empty()) return dump();
   if (*start > last) return QueryTooNew{*start, end.value_or(last), last};
-  if (*start < buffer_.front().event.event_id) return dump();
+  if (*start < buffer_.front().event_id()) return dump();
 
   const EventId upto = end ? std::min(*end, last) : last;
   QueryEvents events;
   events.last_event_id = last;
   // A linear scan rather than index arithmetic: ids are normally consecutive, but a
   // publisher bug that broke that must not make us return the wrong events.
-  for (const RouterEvent& event : buffer_) {
-    const EventId id = event.event.event_id;
-    if (id >= *start && id <= upto) events.events.push_back(event);
+  for (const BufferedEvent& event : buffer_) {
+    const EventId id = event.event_id();
+    if (id >= *start && id <= upto) events.events.push_back(event.expand(owner_));
   }
   return events;
 }

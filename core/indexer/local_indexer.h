@@ -13,6 +13,7 @@
 
 #include "core/common/result.h"
 #include "core/events/router_event.h"
+#include "core/indexer/buffered_event.h"
 #include "core/indexer/radix_tree.h"
 
 namespace kvmock {
@@ -63,7 +64,7 @@ class LocalIndexer {
   WorkerRank owner_;
   size_t capacity_;
   RadixTree tree_;
-  std::deque<RouterEvent> buffer_;  // oldest first
+  std::deque<BufferedEvent> buffer_;  // oldest first, compact (buffered_event.h)
   LocalIndexerCounters counters_;
 };
 
