@@ -24,7 +24,7 @@ class BufferedEvent {
   RouterEvent expand(WorkerRank owner) const;
 
   EventId event_id() const { return event_id_; }
-  // What the event holds on the heap, for sizing the buffer.
+  // What the event holds on the heap: the figure its compact form is checked by (tests).
   size_t heap_bytes() const;
 
  private:
