@@ -82,5 +82,52 @@ TEST(CodecWriters, JsonWriterWritesBinAsAnArrayOfBytes) {
   EXPECT_EQ(to_hex(msgpack), "c40200ff");
 }
 
+// The msgpack writer gathers small writes in a stage of its own: a document several
+// stages long, with values longer than a stage between short ones, must come out whole
+// and in order.
+TEST(CodecWriters, MsgpackWriterKeepsOrderAcrossItsStage) {
+  const std::string long_text(codec::StagedVectorSink::kStageBytes + 44, 't');
+  const std::vector<uint8_t> long_bin(codec::StagedVectorSink::kStageBytes * 2, 0xab);
+  nlohmann::json expected = nlohmann::json::object();
+  std::vector<uint8_t> msgpack;
+  {
+    codec::MsgpackWriter w(msgpack);
+    w.begin_map(61);
+    for (int i = 0; i < 60; ++i) {
+      const std::string key = "key" + std::to_string(i);
+      w.key(key);
+      if (i == 20) {
+        w.str(long_text);
+        expected[key] = long_text;
+      } else if (i == 40) {
+        w.bin(long_bin);
+        expected[key] = nlohmann::json::binary(long_bin);
+      } else {
+        w.u64(uint64_t{1} << i);
+        expected[key] = uint64_t{1} << i;
+      }
+    }
+    w.key("last");
+    w.null();
+    expected["last"] = nullptr;
+    w.end_map();
+    EXPECT_GT(msgpack.size(), 4 * codec::StagedVectorSink::kStageBytes);
+  }
+  EXPECT_EQ(nlohmann::json::from_msgpack(msgpack), expected);
+}
+
+// Callers read the vector as soon as a top-level value is complete, with the writer
+// still in scope.
+TEST(CodecWriters, MsgpackWriterOutputIsCompleteAfterEachTopLevelValue) {
+  std::vector<uint8_t> out;
+  codec::MsgpackWriter w(out);
+  w.u64(300);
+  EXPECT_EQ(to_hex(out), "cd012c");
+  w.begin_array(1);
+  w.str("x");
+  w.end_array();
+  EXPECT_EQ(to_hex(out), "cd012c91a178");
+}
+
 }  // namespace
 }  // namespace kvmock
