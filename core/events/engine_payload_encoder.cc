@@ -16,7 +16,7 @@ using namespace engine_payload;
 class PayloadEncoder {
  public:
   PayloadEncoder(const EngineEncodeOptions& options, std::vector<uint8_t>& out)
-      : options_(options), out_(out), sink_(out), pk_(sink_) {}
+      : options_(options), sink_(out), pk_(sink_) {}
 
   void batch(const EngineBatch& b) {
     pk_.pack_array(3);
@@ -26,6 +26,7 @@ class PayloadEncoder {
       std::visit([this](const auto& e) { event(e); }, ev);
     }
     optional_i64(b.dp_rank);
+    sink_.flush();
   }
 
  private:
@@ -38,7 +39,7 @@ class PayloadEncoder {
     uint8_t buf[9];
     buf[0] = 0xcb;
     for (int i = 0; i < 8; ++i) buf[1 + i] = static_cast<uint8_t>(bits >> (56 - 8 * i));
-    out_.insert(out_.end(), buf, buf + 9);
+    sink_.write(reinterpret_cast<const char*>(buf), sizeof buf);
   }
 
   void str(std::string_view s) { codec::pack_str(pk_, s); }
@@ -98,7 +99,7 @@ class PayloadEncoder {
 
   void optional_raw(const std::optional<std::vector<uint8_t>>& bytes) {
     if (bytes) {
-      out_.insert(out_.end(), bytes->begin(), bytes->end());
+      sink_.write(reinterpret_cast<const char*>(bytes->data()), bytes->size());
     } else {
       pk_.pack_nil();
     }
@@ -269,9 +270,9 @@ class PayloadEncoder {
   }
 
   const EngineEncodeOptions& options_;
-  std::vector<uint8_t>& out_;
-  codec::VectorSink sink_;
-  codec::Packer pk_;
+  // Every byte goes through the stage, so the output keeps its order; batch() flushes.
+  codec::StagedVectorSink sink_;
+  msgpack::packer<codec::StagedVectorSink> pk_;
 };
 
 // A rough upper bound of the encoded size, to reserve once.

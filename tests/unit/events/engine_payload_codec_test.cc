@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/events/msgpack_writer.h"
 #include "core/tokens/block_hash.h"
 
 namespace kvmock {
@@ -403,6 +404,38 @@ TEST(EnginePayloadCodec, EncoderWritesEachEraThatTheDecoderReadsBack) {
       EXPECT_EQ(back.dp_rank, 3);
       ASSERT_EQ(back.events.size(), 1u);
       EXPECT_EQ(stored_at(back, 0), want) << "era " << era;
+    }
+  }
+}
+
+// The encoder gathers its writes in a small stage (codec::StagedVectorSink): a batch many
+// stages long, where raw extra-key bytes and 9-byte floats are written between packed
+// values, must decode back to what was encoded, in both forms.
+TEST(EnginePayloadCodec, ABatchLongerThanTheEncodersStageRoundTrips) {
+  EngineBatch batch;
+  batch.ts = 1760000000.125;
+  batch.dp_rank = 1;
+  for (uint32_t e = 0; e < 40; ++e) {
+    EngineBlockStored s;
+    s.block_hashes = {1000 + e, 2000 + e};
+    s.parent_block_hash = e == 0 ? std::nullopt : std::optional<uint64_t>(999 + e);
+    s.token_ids = iota_tokens(32, 70000 * e);
+    s.block_size = 16;
+    s.medium = "GPU";
+    if (e % 3 == 0) s.extra_keys_msgpack = std::vector<uint8_t>{0x92, 0xc0, 0x90};
+    batch.events.push_back(s);
+  }
+  for (auto encoding : {EngineEventEncoding::kPositional, EngineEventEncoding::kMap}) {
+    const auto bytes = encode_engine_payload(batch, {encoding, EngineHashEncoding::kUint64});
+    ASSERT_GT(bytes.size(), 10 * codec::StagedVectorSink::kStageBytes);
+    const EngineBatch back = decode_ok(bytes);
+    EXPECT_EQ(back.ts, batch.ts);
+    EXPECT_EQ(back.dp_rank, batch.dp_rank);
+    ASSERT_EQ(back.events.size(), batch.events.size());
+    for (size_t e = 0; e < batch.events.size(); ++e) {
+      EngineBlockStored got = stored_at(back, e);
+      got.positional_fields = 0;
+      EXPECT_EQ(got, std::get<EngineBlockStored>(batch.events[e])) << "event " << e;
     }
   }
 }
