@@ -44,6 +44,7 @@ class StagedVectorSink {
 
   explicit StagedVectorSink(std::vector<uint8_t>& out) : out_(out) {}
   void write(const char* data, size_t size) {
+    if (size == 0) return;  // an empty str or bin body may come with a null pointer
     if (size > kStageBytes - used_) {
       flush();
       if (size > kStageBytes) {
