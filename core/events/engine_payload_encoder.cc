@@ -272,7 +272,7 @@ class PayloadEncoder {
   const EngineEncodeOptions& options_;
   // Every byte goes through the stage, so the output keeps its order; batch() flushes.
   codec::StagedVectorSink sink_;
-  msgpack::packer<codec::StagedVectorSink> pk_;
+  codec::Packer pk_;
 };
 
 // A rough upper bound of the encoded size, to reserve once.

@@ -1,7 +1,7 @@
-// Msgpack output for the codecs in this folder: the byte-vector streams msgpack::packer
-// writes to (direct, and staged for many small writes), and MsgpackWriter, the msgpack half of the
-// writer pair that lets one `template <class W> void write(...)` per type produce both JSON and
-// msgpack (the JSON half is JsonWriter in json_writer.h; both spell the same calls).
+// Msgpack output for the codecs in this folder: the byte-vector stream msgpack::packer
+// writes to, and MsgpackWriter, the msgpack half of the writer pair that lets one
+// `template <class W> void write(...)` per type produce both JSON and msgpack (the JSON
+// half is JsonWriter in json_writer.h; both spell the same calls).
 //
 // Every form is the minimal one (msgpack::packer's choice), which is what rmp_serde and
 // msgspec write, so encoders built on it are byte-compatible with Dynamo and vLLM.
@@ -18,20 +18,6 @@
 #include <vector>
 
 namespace kvmock::codec {
-
-// msgpack::packer output stream appending to a byte vector.
-class VectorSink {
- public:
-  explicit VectorSink(std::vector<uint8_t>& out) : out_(out) {}
-  void write(const char* data, size_t size) {
-    const auto* p = reinterpret_cast<const uint8_t*>(data);
-    out_.insert(out_.end(), p, p + size);
-  }
-
- private:
-  std::vector<uint8_t>& out_;
-};
-using Packer = msgpack::packer<VectorSink>;
 
 // msgpack::packer output stream that gathers writes in a buffer of its own and appends
 // them to the byte vector in pieces of up to kStageBytes. A router event is some thirty
@@ -66,9 +52,9 @@ class StagedVectorSink {
   std::array<uint8_t, kStageBytes> stage_;
   size_t used_ = 0;
 };
+using Packer = msgpack::packer<StagedVectorSink>;
 
-template <class Sink>
-void pack_str(msgpack::packer<Sink>& pk, std::string_view s) {
+inline void pack_str(Packer& pk, std::string_view s) {
   pk.pack_str(static_cast<uint32_t>(s.size()));
   pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
 }
@@ -132,7 +118,7 @@ class MsgpackWriter {
   }
 
   StagedVectorSink sink_;
-  msgpack::packer<StagedVectorSink> pk_;
+  Packer pk_;
   size_t depth_ = 0;
 };
 
