@@ -11,6 +11,7 @@ RelayedEngine::RelayedEngine(const RelayConfig& config, zmq::context_t& context,
       context_(context),
       pipeline_(pipeline),
       outbox_(outbox),
+      decoded_(std::max<uint32_t>(1, config.dp_size)),
       labels_{{"relay", config.endpoint}, {"worker_id", std::to_string(config.worker_id)}},
       metrics_(metrics) {}
 
@@ -60,34 +61,37 @@ void RelayedEngine::stop() {
 
 void RelayedEngine::on_batch(uint32_t dp_rank, uint64_t seq, std::span<const uint8_t> payload,
                              bool) {
-  auto batch = decode_engine_payload(payload);
-  if (!batch) {
+  // Ranks come from start(), so dp_rank always has its batch; anything else gets its own.
+  EngineBatch one_off;
+  EngineBatch& batch = dp_rank < decoded_.size() ? decoded_[dp_rank] : one_off;
+  auto decoded = decode_engine_payload(payload, batch);
+  if (!decoded) {
     decode_errors_total_.fetch_add(1, std::memory_order_relaxed);
     metrics_
         .counter("kvmock_relay_decode_errors_total", "Engine payloads that could not be decoded.",
                  [&] {
                    MetricLabels l = labels_;
-                   l.emplace_back("reason", std::string(batch.error().reason));
+                   l.emplace_back("reason", std::string(decoded.error().reason));
                    return l;
                  }())
         .inc();
     Logger::instance().log_limited(LogSeverity::kWarn, "relay-decode-" + config_.endpoint, "relay",
                                    "undecodable payload from " + config_.endpoint + " rank " +
                                        std::to_string(dp_rank) + " seq " + std::to_string(seq) +
-                                       ": " + std::string(batch.error().reason) + ": " +
-                                       batch.error().message);
+                                       ": " + std::string(decoded.error().reason) + ": " +
+                                       decoded.error().message);
     return;
   }
   ConversionOptions options;
   options.worker_id = config_.worker_id;
   options.block_size = config_.block_size;
   options.default_dp_rank = dp_rank;
-  ConvertedBatch converted = convert_engine_batch(*batch, options);
+  ConvertedBatch converted = convert_engine_batch(batch, options);
   {
     std::lock_guard lock(mutex_);
-    conversion_.add(*batch, converted);
+    conversion_.add(batch, converted);
   }
-  events_in_.fetch_add(batch->events.size(), std::memory_order_relaxed);
+  events_in_.fetch_add(batch.events.size(), std::memory_order_relaxed);
   events_out_.fetch_add(converted.events.size(), std::memory_order_relaxed);
   for (const ConversionIssue& issue : converted.issues) {
     Logger::instance().log_limited(

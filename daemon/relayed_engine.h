@@ -52,6 +52,9 @@ class RelayedEngine : public RelayedEngineStreamSink {
   Outbox& outbox_;
   std::atomic<bool> stopping_{false};
   std::vector<std::unique_ptr<RelayedEngineSubscriber>> subscribers_;
+  // One per dp rank, each touched only by that rank's subscriber thread: the batch every
+  // payload of the rank is decoded into, so the steady path reuses its storage.
+  std::vector<EngineBatch> decoded_;
   std::mutex mutex_;  // guards conversion_ (one thread per rank may convert)
   ConversionCounters conversion_;
   std::atomic<uint64_t> decode_errors_total_{0};

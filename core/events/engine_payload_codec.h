@@ -64,6 +64,13 @@ inline constexpr int kEnginePayloadMaxDepth = 32;
 // is allocated from a claimed length before the bytes for it are known to exist).
 Result<EngineBatch> decode_engine_payload(std::span<const uint8_t> payload);
 
+// The same, into `batch`, reusing what an earlier decode left in it: events whose kind
+// matches are overwritten in place and keep their vectors' capacity, so a stream decoded
+// into one long-lived batch allocates nothing per event once the batch has grown to the
+// stream's usual shape (the relay's steady path). Every field of `batch` is rewritten.
+// On an error `batch` holds a part of the payload, to be ignored; it stays reusable.
+Result<bool> decode_engine_payload(std::span<const uint8_t> payload, EngineBatch& batch);
+
 struct EngineEncodeOptions {
   EngineEventEncoding encoding = EngineEventEncoding::kMap;
   EngineHashEncoding hashes = EngineHashEncoding::kUint64;

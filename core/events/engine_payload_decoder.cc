@@ -27,13 +27,46 @@ uint64_t hash_from_bin(std::span<const uint8_t> bin) {
   return v;
 }
 
+// Empties a decoded event for reuse, keeping the capacity of the vectors a steady stream
+// refills every time (hashes, tokens), so a reused batch allocates nothing per event.
+// Everything else goes back to its default, whatever fields are added later.
+void recycle(EngineBlockStored& ev) {
+  std::vector<uint64_t> hashes = std::move(ev.block_hashes);
+  std::vector<TokenId> tokens = std::move(ev.token_ids);
+  ev = EngineBlockStored{};
+  hashes.clear();
+  tokens.clear();
+  ev.block_hashes = std::move(hashes);
+  ev.token_ids = std::move(tokens);
+}
+void recycle(EngineBlockRemoved& ev) {
+  std::vector<uint64_t> hashes = std::move(ev.block_hashes);
+  ev = EngineBlockRemoved{};
+  hashes.clear();
+  ev.block_hashes = std::move(hashes);
+}
+void recycle(EngineAllBlocksCleared&) {}
+
 class PayloadDecoder {
  public:
-  explicit PayloadDecoder(std::span<const uint8_t> payload) : r_(payload) {}
+  // Decodes into `batch`, whose events are overwritten in place where their kind matches.
+  PayloadDecoder(std::span<const uint8_t> payload, EngineBatch& batch)
+      : r_(payload), batch_(batch) {
+    batch_.ts = 0.0;
+    batch_.dp_rank.reset();
+    batch_.encoding = EngineEventEncoding::kMap;
+    batch_.hash_encoding = EngineHashEncoding::kUint64;
+    batch_.unknown_events = 0;
+  }
 
-  Result<EngineBatch> run() {
-    if (!decode_batch()) return std::move(error_);
-    return std::move(batch_);
+  Result<bool> run() {
+    const bool ok = decode_batch();
+    // Events left over from a longer earlier batch (or after a failure) are not part of
+    // this one.
+    batch_.events.erase(batch_.events.begin() + static_cast<std::ptrdiff_t>(events_used_),
+                        batch_.events.end());
+    if (!ok) return std::move(error_);
+    return true;
   }
 
  private:
@@ -313,6 +346,22 @@ class PayloadDecoder {
     return skip(Field{"field"}, kFieldLevel);
   }
 
+  // The next event of the batch, as a fresh T: the slot an earlier decode left there is
+  // reused when it holds the same kind.
+  template <typename T>
+  T& next_event() {
+    if (events_used_ == batch_.events.size()) {
+      ++events_used_;
+      return std::get<T>(batch_.events.emplace_back(std::in_place_type<T>));
+    }
+    EngineEvent& slot = batch_.events[events_used_++];
+    if (T* reused = std::get_if<T>(&slot)) {
+      recycle(*reused);
+      return *reused;
+    }
+    return slot.emplace<T>();
+  }
+
   void note_encoding(EngineEventEncoding encoding) {
     if (!saw_event_) batch_.encoding = encoding;
     saw_event_ = true;
@@ -341,8 +390,7 @@ class PayloadDecoder {
                                        std::to_string(kStoredMinFields));
         }
         note_encoding(EngineEventEncoding::kPositional);
-        auto& ev = batch_.events.emplace_back(std::in_place_type<EngineBlockStored>);
-        auto& stored = std::get<EngineBlockStored>(ev);
+        auto& stored = next_event<EngineBlockStored>();
         stored.positional_fields = static_cast<uint8_t>(std::min<uint32_t>(fields, kStoredSlots));
         for (uint32_t slot = 1; slot <= fields; ++slot) {
           const auto known = slot <= kStoredSlots ? static_cast<StoredSlot>(slot) : kSlotIgnored;
@@ -355,8 +403,7 @@ class PayloadDecoder {
           return fail("bad_event", "has no fields, expected at least block_hashes");
         }
         note_encoding(EngineEventEncoding::kPositional);
-        auto& ev = batch_.events.emplace_back(std::in_place_type<EngineBlockRemoved>);
-        auto& removed = std::get<EngineBlockRemoved>(ev);
+        auto& removed = next_event<EngineBlockRemoved>();
         removed.positional_fields = static_cast<uint8_t>(std::min<uint32_t>(fields, kRemovedSlots));
         for (uint32_t slot = 1; slot <= fields; ++slot) {
           const auto known =
@@ -367,7 +414,7 @@ class PayloadDecoder {
       }
       case EventKind::kCleared:
         note_encoding(EngineEventEncoding::kPositional);
-        batch_.events.emplace_back(std::in_place_type<EngineAllBlocksCleared>);
+        next_event<EngineAllBlocksCleared>();
         for (uint32_t i = 0; i < fields; ++i) {
           if (!skip(Field{"field"}, kFieldLevel)) return false;
         }
@@ -421,14 +468,13 @@ class PayloadDecoder {
     }
     note_encoding(EngineEventEncoding::kMap);
     if (kind == EventKind::kCleared) {
-      batch_.events.emplace_back(std::in_place_type<EngineAllBlocksCleared>);
+      next_event<EngineAllBlocksCleared>();
       r_.seek(map_start);
       return skip(Field{"event"}, kEventLevel);
     }
     if (fields_from == 0) r_.seek(body_start);
     if (kind == EventKind::kStored) {
-      auto& ev = batch_.events.emplace_back(std::in_place_type<EngineBlockStored>);
-      auto& stored = std::get<EngineBlockStored>(ev);
+      auto& stored = next_event<EngineBlockStored>();
       bool have_hashes = false, have_tokens = false, have_size = false;
       KeyCursor keys(kStoredFields);
       for (uint32_t i = fields_from; i < n; ++i) {
@@ -445,8 +491,7 @@ class PayloadDecoder {
       if (!have_size) return fail("bad_event", "missing block_size");
       return finish_extra_keys(stored);
     }
-    auto& ev = batch_.events.emplace_back(std::in_place_type<EngineBlockRemoved>);
-    auto& removed = std::get<EngineBlockRemoved>(ev);
+    auto& removed = next_event<EngineBlockRemoved>();
     bool have_hashes = false;
     KeyCursor keys(kRemovedFields);
     for (uint32_t i = fields_from; i < n; ++i) {
@@ -536,7 +581,8 @@ class PayloadDecoder {
   }
 
   MsgpackReader r_;
-  EngineBatch batch_;
+  EngineBatch& batch_;
+  size_t events_used_ = 0;  // events of this payload so far, at the front of batch_.events
   Error error_;
   uint32_t event_index_ = 0;
   std::string_view event_name_;  // tag of the event being read, once known
@@ -548,8 +594,15 @@ class PayloadDecoder {
 
 }  // namespace
 
+Result<bool> decode_engine_payload(std::span<const uint8_t> payload, EngineBatch& batch) {
+  return PayloadDecoder(payload, batch).run();
+}
+
 Result<EngineBatch> decode_engine_payload(std::span<const uint8_t> payload) {
-  return PayloadDecoder(payload).run();
+  EngineBatch batch;
+  auto decoded = decode_engine_payload(payload, batch);
+  if (!decoded) return decoded.error();
+  return batch;
 }
 
 }  // namespace kvmock

@@ -5,6 +5,8 @@
 // to the same bytes again (the encoder's output is a fixed point), and decodes to the same
 // batch, modulo what re-encoding drops by design (unknown events) or cannot keep in a
 // batch that mixes positional and map events (each event's original shape).
+// Decoding into one batch reused across inputs, as the relay does, must give exactly what
+// a fresh decode gives, the same error included.
 #include <bit>
 #include <cstdint>
 #include <cstdlib>
@@ -43,6 +45,20 @@ bool uniform_encoding(const EngineBatch& b) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto first = kvmock::decode_engine_payload(std::span<const uint8_t>(data, size));
+  static EngineBatch reused;  // what earlier inputs left behind
+  const auto into = kvmock::decode_engine_payload(std::span<const uint8_t>(data, size), reused);
+  if (into.ok() != first.ok()) std::abort();
+  if (!first.ok() && (into.error().reason != first.error().reason ||
+                      into.error().message != first.error().message)) {
+    std::abort();
+  }
+  if (first.ok() &&
+      !(std::bit_cast<uint64_t>(reused.ts) == std::bit_cast<uint64_t>(first->ts) &&
+        reused.events == first->events && reused.dp_rank == first->dp_rank &&
+        reused.encoding == first->encoding && reused.hash_encoding == first->hash_encoding &&
+        reused.unknown_events == first->unknown_events)) {
+    std::abort();
+  }
   if (!first.ok()) {
     if (!known_reason(first.error().reason) || first.error().message.empty()) std::abort();
     return 0;

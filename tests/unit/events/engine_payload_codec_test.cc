@@ -1258,6 +1258,56 @@ TEST(EnginePayloadCodec, MalformedInputsFailWithTheirReason) {
   }
 }
 
+// A relay decodes every payload of a stream into one batch. Whatever that batch held
+// before (events of other kinds, more events, a failed decode, a rank, salts, extra
+// keys), the result must be exactly what a fresh decode gives.
+TEST(EnginePayloadCodec, DecodingIntoAReusedBatchMatchesAFreshDecode) {
+  std::vector<std::vector<uint8_t>> stream = {
+      from_hex(kVllmMap),
+      from_hex(kSglangPositionalSigned),
+      from_hex(kVllmPositionalFull),
+      from_hex(kVllmPositionalInt),
+      Mp().batch(0).u(3).bytes(),
+      from_hex(kVllmMap),
+      from_hex(kVllmMap),
+  };
+  for (const auto& c : malformed_cases()) {
+    stream.insert(stream.begin() + static_cast<std::ptrdiff_t>(stream.size() / 2), c.bytes);
+  }
+  EngineBatch reused;
+  size_t decoded = 0;
+  for (size_t i = 0; i < stream.size(); ++i) {
+    const auto fresh = decode_engine_payload(stream[i]);
+    const auto into = decode_engine_payload(stream[i], reused);
+    ASSERT_EQ(into.ok(), fresh.ok()) << "payload " << i;
+    if (!fresh.ok()) {
+      EXPECT_EQ(into.error().reason, fresh.error().reason) << "payload " << i;
+      EXPECT_EQ(into.error().message, fresh.error().message) << "payload " << i;
+      continue;
+    }
+    ++decoded;
+    EXPECT_EQ(reused, *fresh) << "payload " << i;
+    EXPECT_EQ(reencode_engine_payload(reused), stream[i]) << "payload " << i;
+  }
+  EXPECT_EQ(decoded, 7u);
+}
+
+TEST(EnginePayloadCodec, AReusedBatchKeepsItsEventsStorage) {
+  const auto payload = from_hex(kVllmPositionalFull);
+  EngineBatch batch;
+  ASSERT_TRUE(decode_engine_payload(payload, batch).ok());
+  const EngineEvent* events = batch.events.data();
+  const uint64_t* hashes = stored_at(batch, 0).block_hashes.data();
+  const TokenId* tokens = stored_at(batch, 0).token_ids.data();
+  const uint64_t* removed_hashes = removed_at(batch, 1).block_hashes.data();
+  ASSERT_TRUE(decode_engine_payload(payload, batch).ok());
+  EXPECT_EQ(batch.events.data(), events);
+  EXPECT_EQ(stored_at(batch, 0).block_hashes.data(), hashes);
+  EXPECT_EQ(stored_at(batch, 0).token_ids.data(), tokens);
+  EXPECT_EQ(removed_at(batch, 1).block_hashes.data(), removed_hashes);
+  EXPECT_EQ(stored_at(batch, 0).token_ids, iota_tokens(16));
+}
+
 TEST(EnginePayloadCodec, NestingAtTheLimitIsAcceptedInIgnoredValues) {
   // The batch is level 1, so a trailing element may nest 31 more levels.
   EXPECT_TRUE(
