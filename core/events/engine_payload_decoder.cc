@@ -4,6 +4,7 @@
 #include <limits>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 
 #include "core/events/engine_extra_keys.h"
@@ -27,23 +28,25 @@ uint64_t hash_from_bin(std::span<const uint8_t> bin) {
   return v;
 }
 
+// Sets `value` to T{} except the `kept` members, which keep what they hold, capacity
+// included. Whatever members are added to T later go back to their defaults too.
+template <typename T, typename... Members>
+void reset_except(T& value, Members T::*... kept) {
+  std::tuple<Members...> saved{std::move(value.*kept)...};
+  value = T{};
+  std::apply([&](Members&... held) { ((value.*kept = std::move(held)), ...); }, saved);
+}
+
 // Empties a decoded event for reuse, keeping the capacity of the vectors a steady stream
 // refills every time (hashes, tokens), so a reused batch allocates nothing per event.
-// Everything else goes back to its default, whatever fields are added later.
 void recycle(EngineBlockStored& ev) {
-  std::vector<uint64_t> hashes = std::move(ev.block_hashes);
-  std::vector<TokenId> tokens = std::move(ev.token_ids);
-  ev = EngineBlockStored{};
-  hashes.clear();
-  tokens.clear();
-  ev.block_hashes = std::move(hashes);
-  ev.token_ids = std::move(tokens);
+  reset_except(ev, &EngineBlockStored::block_hashes, &EngineBlockStored::token_ids);
+  ev.block_hashes.clear();
+  ev.token_ids.clear();
 }
 void recycle(EngineBlockRemoved& ev) {
-  std::vector<uint64_t> hashes = std::move(ev.block_hashes);
-  ev = EngineBlockRemoved{};
-  hashes.clear();
-  ev.block_hashes = std::move(hashes);
+  reset_except(ev, &EngineBlockRemoved::block_hashes);
+  ev.block_hashes.clear();
 }
 void recycle(EngineAllBlocksCleared&) {}
 
@@ -52,11 +55,7 @@ class PayloadDecoder {
   // Decodes into `batch`, whose events are overwritten in place where their kind matches.
   PayloadDecoder(std::span<const uint8_t> payload, EngineBatch& batch)
       : r_(payload), batch_(batch) {
-    batch_.ts = 0.0;
-    batch_.dp_rank.reset();
-    batch_.encoding = EngineEventEncoding::kMap;
-    batch_.hash_encoding = EngineHashEncoding::kUint64;
-    batch_.unknown_events = 0;
+    reset_except(batch_, &EngineBatch::events);  // next_event() reuses or replaces these
   }
 
   Result<bool> run() {
