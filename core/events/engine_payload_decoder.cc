@@ -1,6 +1,7 @@
 // The decoder half of engine_payload_codec.h: reads a payload value by value with
 // MsgpackReader, so nothing is allocated from a claimed length before its bytes exist.
 #include <algorithm>
+#include <array>
 #include <limits>
 #include <string>
 #include <string_view>
@@ -125,7 +126,16 @@ class PayloadDecoder {
 
   // ---- scalars
 
-  bool read_hash(uint64_t& out, Field f) {
+  // The wire forms of the hashes in one field. A map may repeat a key, the last value
+  // winning, so a field's forms are replaced when it is read again and reach the batch's
+  // hash_encoding only once its event is complete.
+  struct HashForms {
+    bool negative = false;
+    bool bin = false;
+  };
+  enum HashField : uint8_t { kHashFieldBlockHashes, kHashFieldParent, kHashFieldCount };
+
+  bool read_hash(uint64_t& out, Field f, HashForms& forms) {
     if (r_.read_uint64_word(out)) return true;
     MsgpackType type = MsgpackType::kNil;
     MsgpackStatus s = r_.peek(type);
@@ -133,7 +143,7 @@ class PayloadDecoder {
       MsgpackInt v;
       s = r_.read_int(v);
       if (s == MsgpackStatus::kOk) {
-        saw_negative_hash_ |= v.negative;
+        forms.negative |= v.negative;
         out = v.bits;
         return true;
       }
@@ -142,7 +152,7 @@ class PayloadDecoder {
       s = r_.read_bin(bin);
       if (s == MsgpackStatus::kOk) {
         if (bin.empty()) return fail("bad_hash", where(f) + " is an empty bin");
-        saw_bin_hash_ = true;
+        forms.bin = true;
         out = hash_from_bin(bin);
         return true;
       }
@@ -152,26 +162,30 @@ class PayloadDecoder {
     return fail_status(s, f, "bad_hash", "an int or a bin");
   }
 
-  bool read_hashes(std::vector<uint64_t>& out, Field f) {
+  bool read_hashes(std::vector<uint64_t>& out, Field f, HashField field) {
     uint32_t n = 0;
     const MsgpackStatus s = r_.read_array(n);
     if (s != MsgpackStatus::kOk) return fail_status(s, f, "bad_event", "an array");
+    HashForms& forms = event_hash_forms_[field];
+    forms = {};
     out.clear();
     out.resize(n);
     for (uint32_t i = 0; i < n; ++i) {
-      if (!read_hash(out[i], Field{f.name, i})) return false;
+      if (!read_hash(out[i], Field{f.name, i}, forms)) return false;
     }
     return true;
   }
 
-  bool read_optional_hash(std::optional<uint64_t>& out, Field f) {
+  bool read_optional_hash(std::optional<uint64_t>& out, Field f, HashField field) {
+    HashForms& forms = event_hash_forms_[field];
+    forms = {};
     if (r_.next_is_nil()) {
       (void)r_.read_nil();
       out.reset();
       return true;
     }
     uint64_t h = 0;
-    if (!read_hash(h, f)) return false;
+    if (!read_hash(h, f, forms)) return false;
     out = h;
     return true;
   }
@@ -301,9 +315,9 @@ class PayloadDecoder {
     const Field f{key_for_slot(kStoredFields, slot)};
     switch (slot) {
       case kSlotBlockHashes:
-        return read_hashes(ev.block_hashes, f);
+        return read_hashes(ev.block_hashes, f, kHashFieldBlockHashes);
       case kSlotParent:
-        return read_optional_hash(ev.parent_block_hash, f);
+        return read_optional_hash(ev.parent_block_hash, f, kHashFieldParent);
       case kSlotTokenIds:
         return read_tokens(ev.token_ids, f);
       case kSlotBlockSize:
@@ -334,7 +348,7 @@ class PayloadDecoder {
     const Field f{key_for_slot(kRemovedFields, slot)};
     switch (slot) {
       case kRemovedSlotBlockHashes:
-        return read_hashes(ev.block_hashes, f);
+        return read_hashes(ev.block_hashes, f, kHashFieldBlockHashes);
       case kRemovedSlotMedium:
         return read_optional_str(ev.medium, f);
       case kRemovedSlotGroupIdx:
@@ -507,12 +521,25 @@ class PayloadDecoder {
   bool decode_event(uint32_t index) {
     event_index_ = index;
     event_name_ = {};
+    event_hash_forms_ = {};
     MsgpackType type = MsgpackType::kNil;
     MsgpackStatus s = r_.peek(type);
-    if (s == MsgpackStatus::kOk && type == MsgpackType::kArray) return decode_positional_event();
-    if (s == MsgpackStatus::kOk && type == MsgpackType::kMap) return decode_map_event();
+    if (s == MsgpackStatus::kOk && (type == MsgpackType::kArray || type == MsgpackType::kMap)) {
+      const bool decoded =
+          type == MsgpackType::kArray ? decode_positional_event() : decode_map_event();
+      if (decoded) note_hash_forms();
+      return decoded;
+    }
     if (s == MsgpackStatus::kOk) s = MsgpackStatus::kWrongType;
     return fail_status(s, Field{"event"}, "bad_event", "an array or a map");
+  }
+
+  // Adds the forms of the hashes a decoded event holds to the batch's.
+  void note_hash_forms() {
+    for (const HashForms& forms : event_hash_forms_) {
+      saw_negative_hash_ |= forms.negative;
+      saw_bin_hash_ |= forms.bin;
+    }
   }
 
   // ---- batch
@@ -587,7 +614,9 @@ class PayloadDecoder {
   std::string_view event_name_;  // tag of the event being read, once known
   bool in_events_ = false;
   bool saw_event_ = false;
-  bool saw_negative_hash_ = false;
+  // Forms of the hashes the event being read holds, by field.
+  std::array<HashForms, kHashFieldCount> event_hash_forms_{};
+  bool saw_negative_hash_ = false;  // in the events decoded so far
   bool saw_bin_hash_ = false;
 };
 

@@ -745,6 +745,40 @@ TEST(EnginePayloadCodec, HashEncodingRecordsTheEngineForm) {
             EngineHashEncoding::kBytes32);
 }
 
+// A repeated map key replaces the earlier value, so the form of the replaced hashes is not
+// the engine's form of anything the batch holds; recording it made re-encoding write the
+// kept hashes in a form the engine never used (found by engine_payload_fuzz).
+TEST(EnginePayloadCodec, HashEncodingIgnoresHashesARepeatedKeyReplaced) {
+  auto removed_twice = [](auto write_first_hash) {
+    Mp m;
+    m.batch(1).map(3).str("type").str("BlockRemoved").str("block_hashes").arr(1);
+    write_first_hash(m);
+    m.str("block_hashes").arr(1).u(7).nil();
+    const EngineBatch b = decode_ok(m.bytes());
+    EXPECT_EQ(removed_at(b, 0).block_hashes, std::vector<uint64_t>{7});
+    return b.hash_encoding;
+  };
+  EXPECT_EQ(removed_twice([](Mp& m) { m.i(-5); }), EngineHashEncoding::kUint64);
+  EXPECT_EQ(removed_twice([](Mp& m) { m.bin(std::vector<uint8_t>(32, 1)); }),
+            EngineHashEncoding::kUint64);
+
+  Mp parent;
+  parent.batch(1).map(6).str("type").str("BlockStored").str("block_hashes").arr(1).u(1);
+  parent.str("parent_block_hash").i(-5).str("token_ids").arr(0).str("block_size").u(0);
+  parent.str("parent_block_hash").u(2).nil();
+  const EngineBatch b = decode_ok(parent.bytes());
+  EXPECT_EQ(stored_at(b, 0).parent_block_hash, std::optional<uint64_t>(2));
+  EXPECT_EQ(b.hash_encoding, EngineHashEncoding::kUint64);
+  EXPECT_EQ(decode_ok(reencode_engine_payload(b)), b);
+
+  // A hash form kept in the batch still counts, whichever field holds it.
+  Mp kept;
+  kept.batch(1).map(6).str("type").str("BlockStored").str("block_hashes").arr(1).u(1);
+  kept.str("parent_block_hash").u(2).str("token_ids").arr(0).str("block_size").u(0);
+  kept.str("parent_block_hash").i(-5).nil();
+  EXPECT_EQ(decode_ok(kept.bytes()).hash_encoding, EngineHashEncoding::kInt64);
+}
+
 TEST(EnginePayloadCodec, EncoderWritesEachHashForm) {
   EngineBatch batch;
   batch.events = {EngineBlockRemoved{{5, 0x8000000000000001ull}, std::nullopt, std::nullopt, 1}};
