@@ -9,17 +9,19 @@ BlockPool::BlockPool(uint64_t capacity, bool publish_events)
     : capacity_(std::min<uint64_t>(capacity, kNil - 1)), publish_events_(publish_events) {}
 
 uint32_t BlockPool::copies(BlockHash hash) const {
-  auto it = by_hash_.find(hash);
-  return it == by_hash_.end() ? 0 : static_cast<uint32_t>(it->second.size());
+  const SlotId* first = first_copy_.find(hash);
+  uint32_t count = 0;
+  for (SlotId id = first ? *first : kNil; id != kNil; id = slots_[id].next_copy) ++count;
+  return count;
 }
 
 SlotId BlockPool::pick_copy(BlockHash hash) const {
-  auto it = by_hash_.find(hash);
-  if (it == by_hash_.end() || it->second.empty()) return kNil;
-  for (SlotId id : it->second) {
+  const SlotId* first = first_copy_.find(hash);
+  if (first == nullptr) return kNil;
+  for (SlotId id = *first; id != kNil; id = slots_[id].next_copy) {
     if (!is_inactive(slots_[id])) return id;
   }
-  return it->second.front();
+  return *first;
 }
 
 BlockPool::PrefixMatch BlockPool::match_prefix(std::span<const BlockHash> hashes) const {
@@ -109,15 +111,15 @@ void BlockPool::commit(std::optional<BlockHash> parent, std::span<const CommitBl
     slot.tokens_hash = block.tokens_hash;
     slot.parent = parent;
     slot.refs = 1;
-    std::vector<SlotId>& list = by_hash_[block.hash];
-    list.push_back(block.slot);
-    if (list.size() == 1) {
+    slot.next_copy = kNil;
+    if (first_copy_.try_emplace(block.hash, block.slot).second) {
       if (!group) {
         group.emplace();
         group->parent_hash = parent;
       }
       group->blocks.push_back(StoredBlock{block.hash, block.tokens_hash, std::nullopt});
     } else {
+      link_copy(block.slot);
       flush();  // already visible: the router knows it, so the run of new blocks breaks
     }
     parent = block.hash;
@@ -159,9 +161,9 @@ bool BlockPool::pin(BlockHash hash) {
 }
 
 void BlockPool::unpin(BlockHash hash) {
-  auto it = by_hash_.find(hash);
-  if (it == by_hash_.end()) return;
-  for (SlotId id : it->second) {
+  const SlotId* first = first_copy_.find(hash);
+  if (first == nullptr) return;
+  for (SlotId id = *first; id != kNil; id = slots_[id].next_copy) {
     Slot& slot = slots_[id];
     if (slot.pins == 0) continue;
     --slot.pins;
@@ -190,13 +192,9 @@ bool BlockPool::evict_oldest(std::vector<BlockHash>* removed) {
   SlotId id = lru_head_;
   lru_unlink(id);
   Slot& slot = slots_[id];
-  std::vector<SlotId>& list = by_hash_[slot.hash];
-  list.erase(std::find(list.begin(), list.end(), id));
-  const bool last_copy = list.empty();
-  if (last_copy) {
-    by_hash_.erase(slot.hash);
-    removed->push_back(slot.hash);
-  }
+  unlink_copy(id);
+  const bool last_copy = first_copy_.find(slot.hash) == nullptr;
+  if (last_copy) removed->push_back(slot.hash);
   bool hold = false;
   if (observer_ != nullptr) {
     observer_->on_evict(slot.hash, slot.tokens_hash, slot.parent, last_copy);
@@ -212,6 +210,29 @@ bool BlockPool::evict_oldest(std::vector<BlockHash>* removed) {
   slot = Slot{};
   free_ids_.push_back(id);
   return true;
+}
+
+void BlockPool::link_copy(SlotId id) {
+  SlotId last = *first_copy_.find(slots_[id].hash);
+  while (slots_[last].next_copy != kNil) last = slots_[last].next_copy;
+  slots_[last].next_copy = id;
+}
+
+void BlockPool::unlink_copy(SlotId id) {
+  Slot& slot = slots_[id];
+  SlotId* first = first_copy_.find(slot.hash);
+  if (*first == id) {
+    if (slot.next_copy == kNil) {
+      first_copy_.erase(slot.hash);
+    } else {
+      *first = slot.next_copy;
+    }
+  } else {
+    SlotId before = *first;
+    while (slots_[before].next_copy != id) before = slots_[before].next_copy;
+    slots_[before].next_copy = slot.next_copy;
+  }
+  slot.next_copy = kNil;
 }
 
 void BlockPool::lru_push_newest(SlotId id) {

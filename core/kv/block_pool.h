@@ -22,6 +22,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/common/flat_hash_map.h"
 #include "core/events/router_event.h"
 
 namespace kvmock {
@@ -136,7 +137,6 @@ class BlockPool {
   enum class State : uint8_t { kFree, kPrivate, kCached, kHeld };
 
   struct Slot {
-    State state = State::kFree;
     BlockHash hash = 0;
     uint64_t tokens_hash = 0;
     std::optional<BlockHash> parent;
@@ -144,6 +144,10 @@ class BlockPool {
     uint32_t pins = 0;
     SlotId lru_prev = kNil;  // intrusive LRU links, valid while inactive
     SlotId lru_next = kNil;
+    // The next cached copy of the same hash, in commit order (kNil: the last). A hash
+    // almost always has one copy, so a link here costs less than a list per hash.
+    SlotId next_copy = kNil;
+    State state = State::kFree;  // last: the members above pack without padding
   };
 
   uint64_t num_occupied() const { return slots_.size() - free_ids_.size(); }
@@ -153,6 +157,9 @@ class BlockPool {
   // The copy of `hash` to use: a referenced or pinned one if any, else the first.
   SlotId pick_copy(BlockHash hash) const;
   SlotId take_free_slot();
+  // Appends cached slot `id` to the copies of its hash; unlinks it from them.
+  void link_copy(SlotId id);
+  void unlink_copy(SlotId id);
   // Returns false when the evicted slot was held instead of freed.
   bool evict_oldest(std::vector<BlockHash>* removed);
   void lru_push_newest(SlotId id);
@@ -163,9 +170,10 @@ class BlockPool {
   bool publish_events_;
   std::vector<Slot> slots_;       // grows on demand up to capacity_
   std::vector<SlotId> free_ids_;  // recycled slots below slots_.size()
-  std::unordered_map<BlockHash, std::vector<SlotId>> by_hash_;  // cached copies
-  SlotId lru_head_ = kNil;                                      // oldest inactive
-  SlotId lru_tail_ = kNil;                                      // newest inactive
+  // The first cached copy of each hash; the others follow through Slot::next_copy.
+  FlatHashMap<BlockHash, SlotId> first_copy_;
+  SlotId lru_head_ = kNil;  // oldest inactive
+  SlotId lru_tail_ = kNil;  // newest inactive
   uint64_t num_inactive_ = 0;
   std::vector<KvEventData> events_;
   EvictionObserver* observer_ = nullptr;        // not owned; may be null

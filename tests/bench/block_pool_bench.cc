@@ -63,7 +63,6 @@ void BM_BlockPoolHeapPerCachedBlock(benchmark::State& state) {
     benchmark::DoNotOptimize(pool.get());
   }
   state.counters["heap_bytes_per_cached_block"] = bytes_per_block;
-  state.SetItemsProcessed(state.iterations() * kPoolBlocks);
 }
 BENCHMARK(BM_BlockPoolHeapPerCachedBlock)->Unit(benchmark::kMillisecond);
 

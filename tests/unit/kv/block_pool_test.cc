@@ -113,6 +113,38 @@ TEST(BlockPool, RemovalIsReportedOnlyForTheLastPhysicalCopy) {
   EXPECT_EQ(pool.copies(21), 0u);
 }
 
+TEST(BlockPool, CopiesOfOneHashLeaveInAnyOrderAndTheLastOneIsReported) {
+  BlockPool pool(3, true);
+  auto first = store_chain(pool, {21});
+  auto middle = store_chain(pool, {21});
+  auto last = store_chain(pool, {21});
+  pool.take_events();
+  ASSERT_EQ(pool.copies(21), 3u);
+
+  pool.release(middle);  // the only inactive copy: evicted next
+  EXPECT_TRUE(evict_one(pool).empty());
+  EXPECT_EQ(pool.copies(21), 2u);
+
+  pool.release(first);  // inactive now; `last` is still referenced and is the one matched
+  const BlockPool::PrefixMatch match = pool.match_prefix(std::vector<BlockHash>{21});
+  EXPECT_EQ(match.blocks, 1u);
+  EXPECT_EQ(match.active_blocks, 1u);
+
+  std::vector<SlotId> slots;
+  ASSERT_TRUE(pool.allocate({}, 2, &slots));  // the free slot, then `first` is evicted
+  EXPECT_TRUE(pool.take_events().empty());
+  EXPECT_EQ(pool.copies(21), 1u);
+  EXPECT_EQ(pool.match_prefix(std::vector<BlockHash>{21}).active_blocks, 1u);
+
+  pool.release(last);
+  ASSERT_TRUE(pool.allocate({}, 1, &slots));
+  auto events = pool.take_events();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(std::get<RemoveData>(events[0]).block_hashes, std::vector<BlockHash>{21});
+  EXPECT_EQ(pool.copies(21), 0u);
+  EXPECT_EQ(pool.match_prefix(std::vector<BlockHash>{21}).blocks, 0u);
+}
+
 TEST(BlockPool, ReleaseEvictsLeafBeforeParent) {
   BlockPool pool(3, true);
   auto slots = store_chain(pool, {1, 2, 3});
