@@ -100,11 +100,10 @@ bool RadixTree::holds(uint32_t node, uint32_t owner) const {
 }
 
 void RadixTree::erase_entry(uint32_t node, uint32_t owner, BlockHash block_hash) {
-  auto& entries = nodes_[node].owners;
+  NodeOwners& entries = nodes_[node].owners;
   for (size_t i = 0; i < entries.size(); ++i) {
-    if (entries[i].owner == owner && entries[i].block_hash == block_hash) {
-      entries[i] = entries.back();
-      entries.pop_back();
+    if (entries.view()[i] == OwnerEntry{owner, block_hash}) {
+      entries.swap_remove(i);
       return;
     }
   }
@@ -155,13 +154,13 @@ uint32_t RadixTree::prune_descendants(uint32_t start, uint32_t owner) {
   while (!stack.empty()) {
     const uint32_t index = stack.back();
     stack.pop_back();
-    auto& entries = nodes_[index].owners;
+    NodeOwners& entries = nodes_[index].owners;
     const size_t before = entries.size();
     for (size_t i = 0; i < entries.size();) {
-      if (entries[i].owner == owner) {
-        owners_[owner].blocks.erase(entries[i].block_hash);
-        entries[i] = entries.back();
-        entries.pop_back();
+      const OwnerEntry entry = entries.view()[i];
+      if (entry.owner == owner) {
+        owners_[owner].blocks.erase(entry.block_hash);
+        entries.swap_remove(i);
       } else {
         ++i;
       }

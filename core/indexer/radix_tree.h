@@ -31,6 +31,7 @@
 #include "core/common/flat_hash_map.h"
 #include "core/common/result.h"
 #include "core/events/router_event.h"
+#include "core/indexer/node_owners.h"
 
 namespace kvmock {
 
@@ -130,10 +131,6 @@ class RadixTree {
   static constexpr uint32_t kNil = UINT32_MAX;
   static constexpr uint32_t kRoot = 0;
 
-  struct OwnerEntry {
-    uint32_t owner = 0;
-    BlockHash block_hash = 0;
-  };
   struct Node {
     uint64_t tokens_hash = 0;
     uint32_t parent = kNil;
@@ -142,10 +139,9 @@ class RadixTree {
     uint32_t next_sibling = kNil;
     uint32_t prev_sibling = kNil;
     bool live = false;
-    // Usually one entry; an owner may appear twice if it stored two block hashes for the
-    // same tokens under the same parent. Capacity survives node reuse, so steady-state
-    // inserts do not allocate here.
-    std::vector<OwnerEntry> owners;
+    // One entry per owner holding the block; an owner may appear twice if it stored two
+    // block hashes for the same tokens under the same parent.
+    NodeOwners owners;
   };
   struct ChildKey {
     uint32_t parent = 0;

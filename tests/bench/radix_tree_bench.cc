@@ -2,8 +2,10 @@
 // Target: a worker holding ~16k blocks applies 200k events/s. Items are events (or
 // queries for find_matches); run with --benchmark_counters_tabular=true.
 #include <benchmark/benchmark.h>
+#include <malloc.h>
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "core/indexer/local_indexer.h"
@@ -199,6 +201,30 @@ void BM_WorkerPipelineStoreEvict16(benchmark::State& state) {
   state.counters["blocks"] = static_cast<double>(indexer.block_count());
 }
 BENCHMARK(BM_WorkerPipelineStoreEvict16);
+
+// What a worker's own event path holds per cached block once its pool is full: the
+// stream's dedup table, the local indexer's tree and its recovery buffer of the last
+// 1,024 events (here 1,024 stores of 16 blocks), in heap bytes per held block.
+void BM_WorkerPipelineHeapPerBlock(benchmark::State& state) {
+  const Workload& w = workload();
+  double bytes_per_block = 0;
+  for (auto _ : state) {
+    const size_t before = mallinfo2().uordblks;
+    auto stream = std::make_unique<WorkerEventStream>(1, 0);
+    auto indexer =
+        std::make_unique<LocalIndexer>(1, 0, kDefaultIndexerBufferSize, kChains * kBlocksPerEvent);
+    auto publish = [&](const RouterEvent& event) {
+      for (const RouterEvent& out : stream->push(event, 0)) (void)indexer->apply(out);
+    };
+    publish(w.prefix_event(1));
+    for (size_t c = 0; c < kChains; ++c) publish(w.store_event(1, c));
+    bytes_per_block = static_cast<double>(mallinfo2().uordblks - before) /
+                      static_cast<double>(indexer->block_count());
+    benchmark::DoNotOptimize(indexer.get());
+  }
+  state.counters["heap_bytes_per_block"] = bytes_per_block;
+}
+BENCHMARK(BM_WorkerPipelineHeapPerBlock)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace kvmock
