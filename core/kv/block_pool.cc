@@ -8,20 +8,23 @@ namespace kvmock {
 BlockPool::BlockPool(uint64_t capacity, bool publish_events)
     : capacity_(std::min<uint64_t>(capacity, kNil - 1)), publish_events_(publish_events) {}
 
-uint32_t BlockPool::copies(BlockHash hash) const {
+SlotId BlockPool::first_copy(BlockHash hash) const {
   const SlotId* first = first_copy_.find(hash);
+  return first == nullptr ? kNil : *first;
+}
+
+uint32_t BlockPool::copies(BlockHash hash) const {
   uint32_t count = 0;
-  for (SlotId id = first ? *first : kNil; id != kNil; id = slots_[id].next_copy) ++count;
+  for (SlotId id = first_copy(hash); id != kNil; id = slots_[id].next_copy) ++count;
   return count;
 }
 
 SlotId BlockPool::pick_copy(BlockHash hash) const {
-  const SlotId* first = first_copy_.find(hash);
-  if (first == nullptr) return kNil;
-  for (SlotId id = *first; id != kNil; id = slots_[id].next_copy) {
+  const SlotId first = first_copy(hash);
+  for (SlotId id = first; id != kNil; id = slots_[id].next_copy) {
     if (!is_inactive(slots_[id])) return id;
   }
-  return *first;
+  return first;
 }
 
 BlockPool::PrefixMatch BlockPool::match_prefix(std::span<const BlockHash> hashes) const {
@@ -112,14 +115,15 @@ void BlockPool::commit(std::optional<BlockHash> parent, std::span<const CommitBl
     slot.parent = parent;
     slot.refs = 1;
     slot.next_copy = kNil;
-    if (first_copy_.try_emplace(block.hash, block.slot).second) {
+    const auto [first, inserted] = first_copy_.try_emplace(block.hash, block.slot);
+    if (inserted) {
       if (!group) {
         group.emplace();
         group->parent_hash = parent;
       }
       group->blocks.push_back(StoredBlock{block.hash, block.tokens_hash, std::nullopt});
     } else {
-      link_copy(block.slot);
+      append_copy(*first, block.slot);
       flush();  // already visible: the router knows it, so the run of new blocks breaks
     }
     parent = block.hash;
@@ -161,9 +165,7 @@ bool BlockPool::pin(BlockHash hash) {
 }
 
 void BlockPool::unpin(BlockHash hash) {
-  const SlotId* first = first_copy_.find(hash);
-  if (first == nullptr) return;
-  for (SlotId id = *first; id != kNil; id = slots_[id].next_copy) {
+  for (SlotId id = first_copy(hash); id != kNil; id = slots_[id].next_copy) {
     Slot& slot = slots_[id];
     if (slot.pins == 0) continue;
     --slot.pins;
@@ -192,8 +194,7 @@ bool BlockPool::evict_oldest(std::vector<BlockHash>* removed) {
   SlotId id = lru_head_;
   lru_unlink(id);
   Slot& slot = slots_[id];
-  unlink_copy(id);
-  const bool last_copy = first_copy_.find(slot.hash) == nullptr;
+  const bool last_copy = unlink_copy(id);
   if (last_copy) removed->push_back(slot.hash);
   bool hold = false;
   if (observer_ != nullptr) {
@@ -212,27 +213,28 @@ bool BlockPool::evict_oldest(std::vector<BlockHash>* removed) {
   return true;
 }
 
-void BlockPool::link_copy(SlotId id) {
-  SlotId last = *first_copy_.find(slots_[id].hash);
+void BlockPool::append_copy(SlotId first, SlotId id) {
+  SlotId last = first;
   while (slots_[last].next_copy != kNil) last = slots_[last].next_copy;
   slots_[last].next_copy = id;
 }
 
-void BlockPool::unlink_copy(SlotId id) {
+bool BlockPool::unlink_copy(SlotId id) {
   Slot& slot = slots_[id];
   SlotId* first = first_copy_.find(slot.hash);
-  if (*first == id) {
-    if (slot.next_copy == kNil) {
-      first_copy_.erase(slot.hash);
-    } else {
-      *first = slot.next_copy;
-    }
-  } else {
+  bool last_copy = false;
+  if (*first != id) {
     SlotId before = *first;
     while (slots_[before].next_copy != id) before = slots_[before].next_copy;
     slots_[before].next_copy = slot.next_copy;
+  } else if (slot.next_copy != kNil) {
+    *first = slot.next_copy;
+  } else {
+    first_copy_.erase(slot.hash);
+    last_copy = true;
   }
   slot.next_copy = kNil;
+  return last_copy;
 }
 
 void BlockPool::lru_push_newest(SlotId id) {

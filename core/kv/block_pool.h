@@ -157,9 +157,12 @@ class BlockPool {
   // The copy of `hash` to use: a referenced or pinned one if any, else the first.
   SlotId pick_copy(BlockHash hash) const;
   SlotId take_free_slot();
-  // Appends cached slot `id` to the copies of its hash; unlinks it from them.
-  void link_copy(SlotId id);
-  void unlink_copy(SlotId id);
+  // The first cached copy of `hash`, kNil when there is none.
+  SlotId first_copy(BlockHash hash) const;
+  // Appends cached slot `id` to the copies that start at `first` (same hash).
+  void append_copy(SlotId first, SlotId id);
+  // Unlinks cached slot `id` from the copies of its hash; true when it was the last one.
+  bool unlink_copy(SlotId id);
   // Returns false when the evicted slot was held instead of freed.
   bool evict_oldest(std::vector<BlockHash>* removed);
   void lru_push_newest(SlotId id);
